@@ -1,0 +1,148 @@
+"""Ports: the small Protocols through which the domain reaches the outside world.
+
+The agent loop and the tools know nothing of LSP, terminals or disks beyond
+these. The headless CLI and the language server each provide adapters.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Protocol, runtime_checkable
+
+from codeloop.agent.events import Event
+from codeloop.edits.change import ChangeOutcome, ChangeSet
+
+
+@runtime_checkable
+class EventSink(Protocol):
+    """Receives the loop's events (text deltas, tool calls, usage, turn end)."""
+
+    def emit(self, event: Event) -> None: ...
+
+
+@runtime_checkable
+class ChangeApplier(Protocol):
+    """Lands a ChangeSet: on disk (CLI) or as a reviewed editor proposal (LSP)."""
+
+    async def apply(self, changes: ChangeSet) -> ChangeOutcome: ...
+
+
+ApprovalAnswer = Literal["allow_once", "allow_always", "deny"]
+
+
+@dataclass(frozen=True, slots=True)
+class ApprovalRequest:
+    kind: Literal["Bash", "Read", "Edit", "Write"]
+    target: str  # the command line, or the path
+    cwd: str
+    reason: str  # why we ask (which rule, or the default)
+    suggested_rule: str | None = None  # what "always allow" would add
+    call_id: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class ApprovalDecision:
+    answer: ApprovalAnswer
+    message: str = ""  # e.g. the user's reason for denying
+
+
+@runtime_checkable
+class Approver(Protocol):
+    async def approve(self, request: ApprovalRequest) -> ApprovalDecision: ...
+
+
+@runtime_checkable
+class Terminal(Protocol):
+    """Mirrors the commands the agent runs (the editor's codeloop terminal)."""
+
+    def started(self, terminal_id: str, command: str, cwd: str, background: bool) -> None: ...
+
+    def output(self, terminal_id: str, chunk: str) -> None: ...
+
+    def exited(self, terminal_id: str, exit_code: int | None) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class OpenDocument:
+    path: Path
+    text: str
+    version: int
+    language_id: str = ""
+    dirty: bool = False  # differs from what is on disk, as far as the host knows
+
+
+@runtime_checkable
+class Documents(Protocol):
+    """The editor's open buffers. The agent reads these instead of the disk."""
+
+    def get(self, path: Path) -> OpenDocument | None: ...
+
+    def open_documents(self) -> list[OpenDocument]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class DiagnosticInfo:
+    path: Path
+    line: int  # 0-based
+    character: int
+    end_line: int
+    end_character: int
+    severity: Literal["error", "warning", "information", "hint"]
+    message: str
+    source: str = ""
+    code: str = ""
+
+
+@runtime_checkable
+class DiagnosticsSource(Protocol):
+    """Diagnostics from the editor (other language servers) or a check command."""
+
+    async def diagnostics(self, paths: list[Path]) -> dict[Path, list[DiagnosticInfo]]: ...
+
+
+@runtime_checkable
+class MessageLog(Protocol):
+    """Persists each conversation message as it is added (session storage)."""
+
+    def append(self, message: dict[str, Any]) -> None: ...
+
+
+# Null adapters: used where a host has nothing to offer.
+
+
+class NullSink:
+    def emit(self, event: Event) -> None:
+        pass
+
+
+class NullTerminal:
+    def started(self, terminal_id: str, command: str, cwd: str, background: bool) -> None:
+        pass
+
+    def output(self, terminal_id: str, chunk: str) -> None:
+        pass
+
+    def exited(self, terminal_id: str, exit_code: int | None) -> None:
+        pass
+
+
+@dataclass
+class NoDocuments:
+    docs: dict[Path, OpenDocument] = field(default_factory=dict)
+
+    def get(self, path: Path) -> OpenDocument | None:
+        return self.docs.get(path)
+
+    def open_documents(self) -> list[OpenDocument]:
+        return list(self.docs.values())
+
+
+class DenyAll:
+    """An approver for when nobody can be asked."""
+
+    def __init__(self, why: str) -> None:
+        self.why = why
+
+    async def approve(self, request: ApprovalRequest) -> ApprovalDecision:
+        return ApprovalDecision("deny", self.why)

@@ -1,0 +1,113 @@
+"""Settings, validated with pydantic.
+
+Sources, weakest first: defaults, the environment (OPENAI_BASE_URL,
+OPENAI_API_KEY, CODELOOP_MODEL), the editor's settings or CLI flags. A bad value
+is reported and its default used; nothing here raises on user input.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+
+from codeloop.policy.types import Mode
+
+DEFAULT_BASE_URL = "https://api.openai.com/v1"
+DEFAULT_MODEL = "gpt-4o-mini"
+
+
+class Price(BaseModel):
+    """USD per million tokens."""
+
+    input: float
+    output: float
+    cached_input: float | None = None
+
+
+class Settings(BaseModel):
+    model_config = ConfigDict(extra="ignore", populate_by_name=True)
+
+    model: str = DEFAULT_MODEL
+    base_url: str = Field(DEFAULT_BASE_URL, alias="baseUrl")
+    api_key: SecretStr | None = Field(None, alias="apiKey")
+    max_turns: int = Field(50, ge=1, le=10_000, alias="maxTurns")
+    mode: Mode = "ask"
+    auto_accept: bool = Field(False, alias="autoAccept")
+    command_timeout: float = Field(120.0, gt=0, le=600, alias="commandTimeout")
+    request_timeout: float = Field(600.0, gt=0, alias="requestTimeout")
+    max_retries: int = Field(5, ge=0, le=20, alias="maxRetries")
+    retry_base_delay: float = Field(1.0, ge=0, alias="retryBaseDelay")
+    context_window: int | None = Field(None, ge=1024, alias="contextWindow")
+    compact_threshold: float = Field(0.8, gt=0.1, le=1.0, alias="compactThreshold")
+    session_storage: Literal["workspace", "user"] = Field("workspace", alias="sessionStorage")
+    prices: dict[str, Price] = Field(default_factory=dict)
+    permissions: dict[str, list[str]] = Field(default_factory=dict)
+    check_command: str | None = Field(None, alias="checkCommand")
+
+    def redacted(self) -> dict[str, Any]:
+        data = self.model_dump(by_alias=True)
+        data["apiKey"] = "***" if self.api_key else None
+        return data
+
+    def key(self) -> str:
+        """The API key to send. Local servers (Ollama, vLLM) accept any string."""
+        if self.api_key is not None and self.api_key.get_secret_value():
+            return self.api_key.get_secret_value()
+        return "not-needed"
+
+
+def env_overrides(env: dict[str, str] | None = None) -> dict[str, Any]:
+    env = dict(os.environ) if env is None else env
+    out: dict[str, Any] = {}
+    if env.get("OPENAI_BASE_URL"):
+        out["base_url"] = env["OPENAI_BASE_URL"]
+    if env.get("OPENAI_API_KEY"):
+        out["api_key"] = env["OPENAI_API_KEY"]
+    if env.get("CODELOOP_MODEL"):
+        out["model"] = env["CODELOOP_MODEL"]
+    return out
+
+
+def build_settings(*layers: dict[str, Any] | None) -> tuple[Settings, list[str]]:
+    """Merge layers (later wins) into Settings.
+
+    Returns the settings and a list of problems. A field with a bad value keeps
+    its default (or the value from an earlier layer) and is reported.
+    """
+    merged: dict[str, Any] = {}
+    problems: list[str] = []
+    for layer in layers:
+        if not layer:
+            continue
+        for key, value in layer.items():
+            if value is None:
+                continue
+            name = _field_name(key)
+            if name is None:
+                continue  # unknown keys are ignored, like the editor does
+            trial = {**merged, name: value}
+            try:
+                Settings.model_validate(trial)
+            except ValidationError as e:
+                msg = "; ".join(err["msg"] for err in e.errors())
+                problems.append(f"setting {key!r} = {_short(value)} is invalid ({msg}); keeping the default")
+                continue
+            merged[name] = value
+    return Settings.model_validate(merged), problems
+
+
+def _field_name(key: str) -> str | None:
+    fields = Settings.model_fields
+    if key in fields:
+        return key
+    for name, info in fields.items():
+        if info.alias == key:
+            return name
+    return None
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) < 60 else text[:57] + "..."

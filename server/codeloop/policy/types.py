@@ -1,0 +1,30 @@
+"""The permission contract between the loop and the policy engine."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+Mode = Literal["ask", "acceptEdits", "plan", "bypass"]
+MODES: tuple[Mode, ...] = ("ask", "acceptEdits", "plan", "bypass")
+
+Kind = Literal["Bash", "Read", "Edit", "Write"]
+Action = Literal["allow", "ask", "deny"]
+
+
+@dataclass(frozen=True, slots=True)
+class PermissionRequest:
+    kind: Kind
+    target: str  # the command line (Bash) or the path as the model gave it
+    cwd: Path  # the workspace root or the command's working directory
+    path: Path | None = None  # the resolved absolute path, for file kinds
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    action: Action
+    reason: str
+    rule: str | None = None  # the rule that decided, if any
+    suggested_rule: str | None = None  # a precise rule "always allow" would add
+    catastrophic: bool = False  # refused in every mode, whatever the rules say
