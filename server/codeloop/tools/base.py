@@ -7,7 +7,7 @@ import json
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, Protocol, TypeVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
@@ -33,6 +33,20 @@ class ToolInput(BaseModel):
 I = TypeVar("I", bound=ToolInput)
 
 
+class ReadMemo(Protocol):
+    """Remembers what file text the model already holds, so re-reads stay small."""
+
+    def recall(self, path: Path, text: str, offset: int, limit: int) -> str | None:
+        """A short result to send instead of the full read, or None to send it in full.
+
+        Unchanged since the model last read this range: a note saying so.
+        Changed: what changed (a diff). Never the case right after a compaction.
+        """
+        ...
+
+    def remember(self, path: Path, text: str, offset: int, limit: int) -> None: ...
+
+
 @dataclass
 class ToolContext:
     """What a tool may touch. Built once per session by the host."""
@@ -43,6 +57,7 @@ class ToolContext:
     documents: Documents = field(default_factory=NoDocuments)
     terminal: Terminal = field(default_factory=NullTerminal)
     diagnostics: DiagnosticsSource | None = None
+    read_memo: ReadMemo | None = None
     # Set per call by the loop: False when the policy lets edits land unreviewed.
     review_edits: bool = True
     call_id: str = ""
