@@ -29,6 +29,7 @@ PROPOSAL_RESOLVED = "codeloop/proposal/resolved"
 PROPOSAL_REVIEW = "codeloop/proposal/review"
 APPROVAL_REQUEST = "codeloop/approval/request"
 DIAGNOSTICS_GET = "codeloop/diagnostics/get"
+DOCUMENT_SAVE = "codeloop/document/save"
 
 # workspace/executeCommand commands
 CMD_FIX = "codeloop.fixDiagnostic"
