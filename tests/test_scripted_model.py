@@ -432,3 +432,11 @@ def test_standalone_process_prints_ready_serves_and_records(tmp_path: Path):
     finally:
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=10) == 0, proc.stderr.read()
+
+
+def test_hang_then_replies_late():
+    with ScriptedModel(lambda req: Hang(0.2, then=Text("late"))) as model:
+        start = time.monotonic()
+        out = sync_client(model).chat.completions.create(model="m", messages=USER)
+    assert out.choices[0].message.content == "late"
+    assert time.monotonic() - start >= 0.2
