@@ -157,7 +157,13 @@ def _match(
         if anchors:
             pi, pj = i1 - 1, j1 - 1
             for qi, qj in anchors:
-                if qi - pi > 1 or qj - pj > 1:
+                if qi - pi == qj - pj:
+                    if qi - pi > 1:
+                        if a[pi + 1 : qi] == b[pj + 1 : qj]:
+                            out.append((pi + 1, pj + 1, qi - pi - 1))
+                        else:
+                            _match(a, pi + 1, qi, b, pj + 1, qj, out, depth + 1)
+                else:
                     _match(a, pi + 1, qi, b, pj + 1, qj, out, depth + 1)
                 out.append((qi, qj, 1))
                 pi, pj = qi, qj
