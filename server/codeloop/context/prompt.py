@@ -1,0 +1,329 @@
+"""The system prompt, assembled each model call.
+
+The static part comes first and never changes (byte for byte), so providers'
+prompt caches hit. The dynamic context follows, in an order that puts what
+changes least first (environment, project memory, git, editor, mode). It is held
+to a token budget: when it does not fit, the lowest-priority parts are cut or
+left out, and the prompt says what was left out.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as _dt
+import logging
+import os
+import platform
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from codeloop.context.tokens import TOKENIZER_NAME, count_tokens
+
+log = logging.getLogger(__name__)
+
+MEMORY_FILES = ("AGENTS.md", "CLAUDE.md")
+GIT_TIMEOUT = 2.0
+GIT_STATUS_LINES = 30
+GIT_LOG_COUNT = 5
+OPEN_FILES_MAX = 40
+# A part cut to fit keeps at least this many tokens; below that it is dropped.
+MIN_PART_TOKENS = 80
+# Room kept for the "left out" note.
+NOTE_RESERVE = 80
+
+STATIC_PROMPT = """\
+You are codeloop, a coding agent working in the user's project through tools. You read and \
+change code, run commands and report back, in the user's editor or terminal.
+
+# How you work
+- Understand before you change: find the relevant code (search, list, read) and read a file \
+before you edit it. Never guess at the contents of a file you have not read in this conversation.
+- Change existing files with edit_file (small, exact replacements). Use write_file only for new \
+files or when you truly replace a whole file.
+- Keep changes focused on what was asked. Follow the project's conventions, style and the \
+instructions in its memory files (AGENTS.md, CLAUDE.md) shown below.
+- Verify your work by running it: the tests, the build, a linter or the program itself. \
+Read the output; if something fails, fix it and run again.
+- Never claim that something works, passes or is fixed unless you ran it and saw it. If you \
+could not verify, say so plainly.
+- Prefer dedicated tools over shell equivalents (read_file over cat, search tools over grep). \
+Long-running programs (servers, watchers) go in the background.
+- Do not undo or overwrite changes you did not make, and ask before destructive actions \
+(deleting files, resetting history, force pushes) the user did not ask for.
+- A tool result may say that a read is unchanged since an earlier step or show only a diff: \
+the text is already in the conversation. Do not re-read files without a reason.
+- If a tool call is denied, do not retry it as is: adjust, or ask the user.
+
+# How you answer
+- Be brief and direct. Lead with the result; no preamble, no restating the question.
+- Refer to code as path:line. Show code only when it helps; never paste whole files back.
+- When done, say in a few lines what you changed and how you verified it, and anything left open.
+- If the request is ambiguous or risky, ask one short question instead of guessing.
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class EditorContext:
+    open_files: list[str] = field(default_factory=list)
+    selection: str | None = None
+    selection_path: str | None = None
+    diagnostics_summary: str | None = None
+
+
+@dataclass(slots=True)
+class PromptPart:
+    name: str
+    text: str
+    tokens: int
+    included: bool
+    note: str = ""  # "", "truncated from N tokens", "left out: over budget", ...
+
+
+@dataclass(slots=True)
+class AssembledPrompt:
+    text: str
+    parts: list[PromptPart]
+    budget_tokens: int
+    tokenizer: str = TOKENIZER_NAME
+
+    @property
+    def tokens(self) -> int:
+        return count_tokens(self.text)
+
+    @property
+    def static_tokens(self) -> int:
+        return sum(p.tokens for p in self.parts if p.name == "static instructions")
+
+    @property
+    def dynamic_tokens(self) -> int:
+        return sum(p.tokens for p in self.parts if p.included and p.name != "static instructions")
+
+    def render_report(self) -> str:
+        """A per-part token table, for ``/context`` and ``codeloop context``."""
+        width = max([len(p.name) for p in self.parts] + [12])
+        lines = [f"{'part'.ljust(width)}  {'tokens':>7}  status"]
+        lines.append("-" * (width + 24))
+        for p in self.parts:
+            status = "included" if p.included else "left out"
+            if p.note:
+                status += f" ({p.note})"
+            lines.append(f"{p.name.ljust(width)}  {p.tokens:>7}  {status}")
+        lines.append("-" * (width + 24))
+        lines.append(
+            f"{'dynamic'.ljust(width)}  {self.dynamic_tokens:>7}  of a {self.budget_tokens}-token budget"
+        )
+        lines.append(f"{'total'.ljust(width)}  {self.tokens:>7}  system prompt")
+        lines.append(f"tokenizer: {self.tokenizer}")
+        return "\n".join(lines)
+
+
+@dataclass(slots=True)
+class _Candidate:
+    name: str
+    text: str
+    priority: int  # higher survives longer
+    order: int  # position in the prompt
+
+
+class PromptBuilder:
+    def __init__(self, root: Path, budget_tokens: int = 6000) -> None:
+        self.root = Path(root).resolve()
+        self.budget_tokens = budget_tokens
+        self._touched_dirs: list[Path] = []  # first-touched order, deduplicated
+
+    def touch(self, path: Path) -> None:
+        """Record a file the agent read or changed (its folders' memory files join the prompt)."""
+        p = Path(path)
+        if not p.is_absolute():
+            p = self.root / p
+        try:
+            d = p.resolve().parent
+        except OSError:
+            return
+        if (d == self.root or self.root in d.parents) and d not in self._touched_dirs:
+            self._touched_dirs.append(d)
+
+    @property
+    def touched_dirs(self) -> list[Path]:
+        return list(self._touched_dirs)
+
+    async def build(self, editor: EditorContext | None = None, mode_note: str | None = None) -> AssembledPrompt:
+        git_text, memory = await asyncio.gather(self._git(), asyncio.to_thread(self._memory_files))
+        cands: list[_Candidate] = [_Candidate("environment", self._environment(), 100, 0)]
+        for i, (rel, text, nested) in enumerate(memory):
+            header = f"# Project memory: {rel}\n"
+            cands.append(_Candidate(f"memory {rel}", header + text.strip() + "\n", 60 if nested else 90, 10 + i))
+        if git_text:
+            cands.append(_Candidate("git", git_text, 50, 200))
+        if editor is not None:
+            if editor.selection:
+                where = f" in {editor.selection_path}" if editor.selection_path else ""
+                cands.append(
+                    _Candidate("editor selection", f"# The user's selection{where}\n```\n{editor.selection}\n```\n", 70, 301)
+                )
+            if editor.diagnostics_summary:
+                cands.append(
+                    _Candidate("diagnostics", f"# Diagnostics in the editor\n{editor.diagnostics_summary.strip()}\n", 40, 302)
+                )
+            if editor.open_files:
+                files = editor.open_files[:OPEN_FILES_MAX]
+                more = len(editor.open_files) - len(files)
+                body = "\n".join(f"- {f}" for f in files) + (f"\n- ... and {more} more" if more else "")
+                cands.append(_Candidate("open files", f"# Files open in the editor\n{body}\n", 20, 300))
+        if mode_note:
+            cands.append(_Candidate("mode", f"# Permission mode\n{mode_note.strip()}\n", 95, 400))
+
+        parts = self._fit(cands)
+        included = [p for _, p in sorted(parts, key=lambda cp: cp[0].order) if p.included]
+        left_out = [p for _, p in parts if not p.included or p.note]
+        sections = [STATIC_PROMPT, "# Context (this session, now)\n"] + [p.text for p in included]
+        if left_out:
+            names = "; ".join(f"{p.name} ({p.note})" for p in left_out)
+            note = (
+                f"# Left out to save context\n{names}. Use your tools (read_file, git, search) "
+                f"if you need what was left out.\n"
+            )
+            sections.append(note)
+        text = "\n".join(s.rstrip("\n") + "\n" for s in sections)
+        static = PromptPart("static instructions", STATIC_PROMPT, count_tokens(STATIC_PROMPT), True, "cached prefix")
+        ordered = [static] + [p for _, p in sorted(parts, key=lambda cp: cp[0].order)]
+        return AssembledPrompt(text=text, parts=ordered, budget_tokens=self.budget_tokens)
+
+    # -- budget --------------------------------------------------------------------
+
+    def _fit(self, cands: list[_Candidate]) -> list[tuple[_Candidate, PromptPart]]:
+        out: list[tuple[_Candidate, PromptPart]] = []
+        total = sum(count_tokens(c.text) for c in cands)
+        room = self.budget_tokens if total <= self.budget_tokens else self.budget_tokens - NOTE_RESERVE
+        for c in sorted(cands, key=lambda c: (-c.priority, c.order)):
+            tokens = count_tokens(c.text)
+            if tokens <= room:
+                out.append((c, PromptPart(c.name, c.text, tokens, True)))
+                room -= tokens
+            elif room >= MIN_PART_TOKENS:
+                cut = _truncate(c.text, room - 20)
+                cut += f"\n[... cut to fit the context budget: {tokens} tokens in full]\n"
+                cut_tokens = count_tokens(cut)
+                out.append((c, PromptPart(c.name, cut, cut_tokens, True, f"truncated from {tokens} tokens")))
+                room -= cut_tokens
+            else:
+                out.append((c, PromptPart(c.name, c.text, tokens, False, f"{tokens} tokens, over budget")))
+        return out
+
+    # -- the parts -----------------------------------------------------------------
+
+    def _environment(self) -> str:
+        if os.name == "nt":
+            shell = os.environ.get("COMSPEC", "cmd.exe")
+        else:
+            shell = os.environ.get("SHELL", "/bin/sh")
+        system = f"{platform.system()} {platform.release()}".strip()
+        return (
+            "# Environment\n"
+            f"- OS: {system}\n"
+            f"- Shell: {shell}\n"
+            f"- Working directory (the workspace root): {self.root}\n"
+            f"- Date: {_dt.date.today().isoformat()}\n"
+        )
+
+    def _memory_files(self) -> list[tuple[str, str, bool]]:
+        """(relative path, text, nested?) of the memory files to include, root first."""
+        dirs: list[Path] = [self.root]
+        for d in self._touched_dirs:
+            chain = []
+            cur = d
+            while cur != self.root and self.root in cur.parents:
+                chain.append(cur)
+                cur = cur.parent
+            for c in reversed(chain):  # parents before children
+                if c not in dirs:
+                    dirs.append(c)
+        out: list[tuple[str, str, bool]] = []
+        for d in dirs:
+            for name in MEMORY_FILES:
+                f = d / name
+                try:
+                    if not f.is_file():
+                        continue
+                    text = f.read_text(encoding="utf-8", errors="replace")
+                except OSError as e:
+                    log.debug("could not read %s: %s", f, e)
+                    continue
+                if text.strip():
+                    out.append((f.relative_to(self.root).as_posix(), text, d != self.root))
+        return out
+
+    async def _git(self) -> str | None:
+        status, log_out = await asyncio.gather(
+            _run_git(self.root, "status", "--short", "--branch", "--untracked-files=normal"),
+            _run_git(self.root, "log", "--oneline", "--no-decorate", f"-n{GIT_LOG_COUNT}"),
+        )
+        if status is None:
+            return None
+        lines = status.splitlines()
+        branch = lines[0][3:] if lines and lines[0].startswith("## ") else "(unknown)"
+        changes = lines[1:] if lines and lines[0].startswith("## ") else lines
+        shown = changes[:GIT_STATUS_LINES]
+        more = len(changes) - len(shown)
+        body = ["# Git", f"- Branch: {branch}"]
+        if changes:
+            body.append("- Status (git status --short):")
+            body.extend(f"    {line}" for line in shown)
+            if more:
+                body.append(f"    ... and {more} more")
+        else:
+            body.append("- Status: clean")
+        if log_out and log_out.strip():
+            body.append("- Recent commits:")
+            body.extend(f"    {line}" for line in log_out.strip().splitlines())
+        return "\n".join(body) + "\n"
+
+
+async def _run_git(root: Path, *args: str) -> str | None:
+    """stdout of ``git args`` in ``root``, or None (not a repo, no git, too slow)."""
+    env = dict(os.environ, GIT_OPTIONAL_LOCKS="0", GIT_TERMINAL_PROMPT="0", LC_ALL="C")
+    try:
+        proc = await asyncio.create_subprocess_exec(
+            "git",
+            "-C",
+            str(root),
+            "--no-pager",
+            *args,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.DEVNULL,
+            env=env,
+        )
+    except OSError:
+        return None
+    try:
+        out, _ = await asyncio.wait_for(proc.communicate(), GIT_TIMEOUT)
+    except asyncio.TimeoutError:
+        proc.kill()
+        await proc.wait()
+        log.debug("git %s timed out", args[0])
+        return None
+    if proc.returncode != 0:
+        return None
+    return out.decode("utf-8", errors="replace")
+
+
+def _truncate(text: str, max_tokens: int) -> str:
+    """The longest line-aligned head of ``text`` within ``max_tokens``."""
+    if max_tokens <= 0:
+        return ""
+    total = count_tokens(text)
+    if total <= max_tokens:
+        return text
+    lo, hi = 0, len(text)
+    guess = int(len(text) * max_tokens / total)
+    # Shrink the proportional guess until it fits, then back up to a line end.
+    while guess > 0 and count_tokens(text[:guess]) > max_tokens:
+        hi = guess
+        guess = int(guess * 0.9)
+    lo = guess
+    head = text[:lo]
+    nl = head.rfind("\n")
+    if nl > len(head) // 2:
+        head = head[: nl + 1]
+    return head
