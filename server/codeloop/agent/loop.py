@@ -1,0 +1,359 @@
+"""The agent loop: stream a completion, run its tool calls, feed the results back,
+until the model answers without tools (or a guard stops it)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, replace
+from typing import Any, Protocol
+
+from codeloop.agent.events import (
+    ErrorEvent,
+    Event,
+    Notice,
+    TextDelta,
+    ToolCallFinished,
+    ToolCallStarted,
+    TurnEnd,
+    Usage,
+)
+from codeloop.agent.model import Completion, ModelClient, ModelError, ToolCallRequest
+from codeloop.agent.ports import ApprovalRequest, Approver, EventSink, MessageLog
+from codeloop.policy.types import Decision, PermissionRequest
+from codeloop.tools.base import Tool, ToolContext, ToolInput, ToolRegistry, ToolResult
+
+log = logging.getLogger(__name__)
+
+CANCELLED_RESULT = "Cancelled: the user stopped this turn before the tool finished."
+
+
+class Policy(Protocol):
+    """What the loop needs from the permission engine (codeloop.policy)."""
+
+    def decide(self, req: PermissionRequest) -> Decision: ...
+
+    def remember(self, req: PermissionRequest) -> list[str]: ...
+
+    def tool_visible(self, tool_name: str, read_only: bool) -> bool: ...
+
+    def describe_mode(self) -> str | None: ...
+
+
+class UsageMeter(Protocol):
+    """Turns the API's usage into a cost (codeloop.context.cost)."""
+
+    def add(self, usage: dict[str, int], model: str) -> Any: ...
+
+
+@dataclass
+class AgentHooks:
+    """Optional collaborators, wired by the host."""
+
+    # The system prompt, assembled each model call (static part first).
+    system_prompt: Callable[[], Awaitable[str]] | None = None
+    # Called before each model call; may compact ``agent.messages`` in place.
+    before_model_call: Callable[["Agent"], Awaitable[None]] | None = None
+    # Called after each tool result: may shrink it to the output budget.
+    fit_tool_result: Callable[[str, str, ToolInput | None], str] | None = None
+    # Prices the usage of each request; returns USD or None.
+    price: Callable[[dict[str, int], str], float | None] | None = None
+
+
+@dataclass
+class TurnTotals:
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cached_tokens: int = 0
+    cost: float | None = None
+    steps: int = 0
+
+    def add(self, usage: dict[str, int], cost: float | None) -> None:
+        self.prompt_tokens += usage.get("prompt_tokens", 0)
+        self.completion_tokens += usage.get("completion_tokens", 0)
+        self.cached_tokens += usage.get("cached_tokens", 0)
+        if cost is not None:
+            self.cost = (self.cost or 0.0) + cost
+
+
+@dataclass
+class _Call:
+    request: ToolCallRequest
+    tool: Tool[Any] | None = None
+    args: ToolInput | None = None
+    early: ToolResult | None = None  # an error found while parsing
+    result: ToolResult | None = None
+
+
+class Agent:
+    """One conversation. ``send()`` runs a turn; the history persists across turns."""
+
+    def __init__(
+        self,
+        *,
+        model: ModelClient,
+        tools: ToolRegistry,
+        context: ToolContext,
+        sink: EventSink,
+        approver: Approver,
+        policy: Policy | None = None,
+        max_turns: int = 50,
+        log_messages: MessageLog | None = None,
+        hooks: AgentHooks | None = None,
+        messages: list[dict[str, Any]] | None = None,
+    ) -> None:
+        self.model = model
+        self.tools = tools
+        self.context = context
+        self.sink = sink
+        self.approver = approver
+        self.policy = policy
+        self.max_turns = max_turns
+        self.log = log_messages
+        self.hooks = hooks or AgentHooks()
+        self.messages: list[dict[str, Any]] = list(messages or [])
+        self.last_prompt_tokens = 0
+
+    # -- history -------------------------------------------------------------
+
+    def _commit(self, message: dict[str, Any]) -> None:
+        self.messages.append(message)
+        if self.log is not None:
+            try:
+                self.log.append(message)
+            except Exception:  # persistence must never break a turn
+                log.exception("could not persist a message")
+
+    def emit(self, event: Event) -> None:
+        try:
+            self.sink.emit(event)
+        except Exception:
+            log.exception("event sink failed on %s", event.type)
+
+    def tool_schemas(self) -> list[dict[str, Any]]:
+        out = []
+        for name in self.tools.names():
+            tool = self.tools.get(name)
+            assert tool is not None
+            if self.policy is None or self.policy.tool_visible(tool.name, tool.read_only):
+                out.append(tool.schema())
+        return out
+
+    async def request_messages(self, pending: list[dict[str, Any]] | None = None) -> list[dict[str, Any]]:
+        system = await self.hooks.system_prompt() if self.hooks.system_prompt else None
+        head = [{"role": "system", "content": system}] if system else []
+        return head + self.messages + (pending or [])
+
+    # -- a turn --------------------------------------------------------------
+
+    async def send(self, text: str | list[dict[str, Any]]) -> TurnEnd:
+        """Run one user turn to its end. Cancelling the awaiting task cancels the turn:
+        the stream stops, running commands are killed, every tool call gets a result,
+        and CancelledError propagates after a TurnEnd("cancelled") event."""
+        user = {"role": "user", "content": text}
+        # The user's message joins the history once the model has answered it, so a
+        # turn that fails on an API error does not leave the history half-done.
+        pending: list[dict[str, Any]] | None = [user]
+        totals = TurnTotals()
+        try:
+            for _step in range(self.max_turns):
+                if self.hooks.before_model_call is not None:
+                    await self._before_call(pending)
+                messages = await self.request_messages(pending)
+                streamed: list[str] = []
+
+                def on_text(delta: str) -> None:
+                    streamed.append(delta)
+                    self.emit(TextDelta(delta))
+
+                def on_retry(event: Any) -> None:
+                    streamed.clear()
+                    self.emit(event)
+
+                try:
+                    completion = await self.model.complete(
+                        messages, self.tool_schemas(), on_text=on_text, on_retry=on_retry
+                    )
+                except asyncio.CancelledError:
+                    if pending is None and streamed:
+                        self._commit({"role": "assistant", "content": "".join(streamed)})
+                    raise
+                totals.steps += 1
+                self._account(completion, totals)
+                if pending is not None:
+                    for m in pending:
+                        self._commit(m)
+                    pending = None
+                self._commit(completion.as_message())
+                if not completion.tool_calls:
+                    return self._end("done", "", totals)
+                await self._run_tools(completion.tool_calls)
+            return self._end(
+                "max_turns",
+                f"Stopped after {self.max_turns} model calls without a final answer (the "
+                "max-turns limit). The conversation is intact: send a message to continue.",
+                totals,
+            )
+        except ModelError as e:
+            self.emit(ErrorEvent(e.message, e.kind))
+            return self._end("error", e.message, totals)
+        except asyncio.CancelledError:
+            self._end("cancelled", "Cancelled by the user.", totals)
+            raise
+
+    async def _before_call(self, pending: list[dict[str, Any]] | None) -> None:
+        assert self.hooks.before_model_call is not None
+        try:
+            await self.hooks.before_model_call(self)
+        except asyncio.CancelledError:
+            raise
+        except Exception as e:  # compaction trouble must not end the turn
+            log.exception("before_model_call hook failed")
+            self.emit(Notice(f"Context management failed: {e}", "warning"))
+
+    def _account(self, completion: Completion, totals: TurnTotals) -> None:
+        usage = completion.usage
+        if not usage:
+            return
+        self.last_prompt_tokens = usage.get("prompt_tokens", 0)
+        cost = self.hooks.price(usage, self.model.model) if self.hooks.price else None
+        totals.add(usage, cost)
+        self.emit(
+            Usage(
+                usage.get("prompt_tokens", 0),
+                usage.get("completion_tokens", 0),
+                usage.get("cached_tokens", 0),
+                cost,
+            )
+        )
+
+    def _end(self, status: Any, message: str, totals: TurnTotals) -> TurnEnd:
+        event = TurnEnd(
+            status,
+            message,
+            totals.prompt_tokens,
+            totals.completion_tokens,
+            totals.cached_tokens,
+            totals.cost,
+        )
+        self.emit(event)
+        return event
+
+    # -- tools ---------------------------------------------------------------
+
+    async def _run_tools(self, requests: list[ToolCallRequest]) -> None:
+        calls = []
+        for req in requests:
+            call = _Call(req)
+            parsed = self.tools.parse(req.name, req.arguments)
+            if isinstance(parsed, ToolResult):
+                call.early = parsed
+            else:
+                call.tool, call.args = parsed
+            calls.append(call)
+        concurrent = len(calls) > 1 and all(c.tool is not None and c.tool.read_only for c in calls)
+        try:
+            if concurrent:
+                await asyncio.gather(*(self._run_one(c) for c in calls))
+            else:
+                for c in calls:
+                    await self._run_one(c)
+        finally:
+            # Every tool call gets a result, in the calls' order, even when cancelled.
+            for c in calls:
+                result = c.result or ToolResult(False, CANCELLED_RESULT)
+                self._commit({"role": "tool", "tool_call_id": c.request.id, "content": result.text})
+
+    async def _run_one(self, call: _Call) -> None:
+        req = call.request
+        tool, args = call.tool, call.args
+        summary = tool.summary(args) if tool is not None and args is not None else ""
+        try:
+            arguments = json.loads(req.arguments) if req.arguments.strip() else {}
+            if not isinstance(arguments, dict):
+                arguments = {"_raw": req.arguments}
+        except json.JSONDecodeError:
+            arguments = {"_raw": req.arguments[:500]}
+        self.emit(ToolCallStarted(req.id, req.name, summary, arguments))
+        try:
+            if call.early is not None:
+                result = call.early
+            else:
+                assert tool is not None and args is not None
+                result = await self._guarded(tool, args, req.id)
+            if self.hooks.fit_tool_result is not None and result.ok:
+                result = ToolResult(result.ok, self.hooks.fit_tool_result(req.name, result.text, args))
+        except asyncio.CancelledError:
+            self.emit(ToolCallFinished(req.id, req.name, False, "cancelled", CANCELLED_RESULT))
+            raise
+        call.result = result
+        self.emit(ToolCallFinished(req.id, req.name, result.ok, _short(result.text), result.text))
+
+    async def _guarded(self, tool: Tool[Any], args: ToolInput, call_id: str) -> ToolResult:
+        """Apply the permission policy, then run the tool."""
+        ctx = replace(self.context, call_id=call_id, review_edits=True)
+        if self.policy is not None and not self.policy.tool_visible(tool.name, tool.read_only):
+            note = self.policy.describe_mode() or ""
+            return ToolResult(
+                False,
+                f"Error: {tool.name} is not available in the current mode. {note}".strip(),
+            )
+        request = tool.permission(args, ctx)
+        if request is None or self.policy is None:
+            if request is not None and request.kind in ("Bash",):
+                # No policy engine: ask for every command.
+                denied = await self._ask(request, None, call_id)
+                if denied is not None:
+                    return denied
+            return await self.tools.run(tool, args, ctx)
+        decision = self.policy.decide(request)
+        if decision.action == "deny":
+            why = decision.reason + (f" (rule {decision.rule})" if decision.rule else "")
+            return ToolResult(False, f"Permission denied: {why}. Do not retry this; choose another way or ask the user.")
+        if request.kind in ("Edit", "Write"):
+            ctx.review_edits = decision.action == "ask"
+        elif decision.action == "ask":
+            denied = await self._ask(request, decision, call_id)
+            if denied is not None:
+                return denied
+        return await self.tools.run(tool, args, ctx)
+
+    async def _ask(self, request: PermissionRequest, decision: Decision | None, call_id: str) -> ToolResult | None:
+        answer = await self.approver.approve(
+            ApprovalRequest(
+                kind=request.kind,
+                target=request.target,
+                cwd=str(request.cwd),
+                reason=decision.reason if decision else "commands need approval",
+                suggested_rule=decision.suggested_rule if decision else None,
+                call_id=call_id,
+            )
+        )
+        if answer.answer == "deny":
+            extra = f" The user said: {answer.message}" if answer.message else ""
+            return ToolResult(False, f"The user denied permission to run this ({request.kind}: {request.target}).{extra}")
+        if answer.answer == "allow_always" and self.policy is not None:
+            try:
+                rules = self.policy.remember(request)
+                if rules:
+                    self.emit(Notice("Always allowed from now on: " + ", ".join(rules)))
+            except Exception as e:
+                self.emit(Notice(f"Could not save the rule: {e}", "warning"))
+        return None
+
+
+def _short(text: str, width: int = 160) -> str:
+    lines = [ln for ln in text.strip().splitlines() if ln.strip()]
+    if not lines:
+        return "(no output)"
+    first = lines[0]
+    if len(first) > width:
+        first = first[: width - 1] + "…"
+    if len(lines) > 1:
+        first += f" (+{len(lines) - 1} lines)"
+    return first
+
+
+__all__ = ["Agent", "AgentHooks", "Policy", "TurnTotals"]

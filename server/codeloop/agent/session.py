@@ -1,0 +1,278 @@
+"""A session: one conversation with everything it needs wired together.
+
+Both hosts (the headless CLI and the language server) build sessions here, so
+they run exactly the same agent: same tools, policy, prompt, budgets,
+compaction, persistence and cost accounting. Hosts differ only in the ports
+they pass in.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from codeloop.agent.events import Notice, TurnEnd
+from codeloop.agent.loop import Agent, AgentHooks
+from codeloop.agent.model import ModelClient
+from codeloop.agent.ports import (
+    Approver,
+    ChangeApplier,
+    DiagnosticsSource,
+    Documents,
+    EventSink,
+    NoDocuments,
+    NullTerminal,
+    Terminal,
+)
+from codeloop.config import Settings
+from codeloop.context import compaction
+from codeloop.context.budget import OutputBudget
+from codeloop.context.cost import CostTracker
+from codeloop.context.memo import FileReadMemo
+from codeloop.context.prompt import EditorContext, PromptBuilder
+from codeloop.context.sessions import SessionStore, SessionWriter
+from codeloop.policy import PermissionPolicy
+from codeloop.policy.types import MODES
+from codeloop.tools import default_tools
+from codeloop.tools.base import ToolContext, ToolInput, ToolRegistry
+from codeloop.tools.processes import ProcessManager
+from codeloop.tools.workspace import Workspace
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Ports:
+    sink: EventSink
+    approver: Approver
+    changes: ChangeApplier
+    terminal: Terminal = field(default_factory=NullTerminal)
+    documents: Documents = field(default_factory=NoDocuments)
+    diagnostics: DiagnosticsSource | None = None
+
+
+class AgentSession:
+    def __init__(
+        self,
+        settings: Settings,
+        root: Path,
+        ports: Ports,
+        *,
+        policy: PermissionPolicy | None = None,
+        store: SessionStore | None = None,
+        resume: str | None = None,
+        persist: bool = True,
+    ) -> None:
+        self.settings = settings
+        self.root = Path(root).resolve()
+        self.ports = ports
+        self.workspace = Workspace(self.root)
+        self.policy = policy or PermissionPolicy(self.root, mode=settings.mode, user_settings=settings.permissions)
+        self.processes = ProcessManager(ports.terminal)
+        self.memo = FileReadMemo()
+        self.budget = OutputBudget()
+        self.cost = CostTracker(settings.prices)
+        self.prompt = PromptBuilder(self.root)
+        self.editor_context: EditorContext | None = None
+        self.model = ModelClient(settings)
+        self.store = store if store is not None else (
+            SessionStore(self.root, storage=settings.session_storage, secrets=_secrets(settings)) if persist else None
+        )
+        self.ctx = ToolContext(
+            workspace=self.workspace,
+            changes=_TouchingApplier(ports.changes, self),
+            processes=self.processes,
+            documents=ports.documents,
+            terminal=ports.terminal,
+            diagnostics=ports.diagnostics,
+            read_memo=self.memo,
+        )
+        messages: list[dict[str, Any]] = []
+        self.writer: SessionWriter | None = None
+        self.load_warnings: list[str] = []
+        if self.store is not None:
+            if resume:
+                loaded = self.store.load(resume)
+                messages = loaded.messages
+                self.load_warnings = list(loaded.warnings)
+                self.writer = self.store.open_for_append(resume)
+            else:
+                self.writer = self.store.create(settings.model)
+        self.agent = Agent(
+            model=self.model,
+            tools=ToolRegistry(default_tools()),
+            context=self.ctx,
+            sink=ports.sink,
+            approver=ports.approver,
+            policy=self.policy,
+            max_turns=settings.max_turns,
+            log_messages=self.writer,
+            hooks=AgentHooks(
+                system_prompt=self._system_prompt,
+                before_model_call=self._maybe_compact,
+                fit_tool_result=self._fit,
+                price=self._price,
+            ),
+            messages=messages,
+        )
+        self.turn_lock = asyncio.Lock()
+
+    @property
+    def id(self) -> str | None:
+        return self.writer.id if self.writer is not None else None
+
+    @property
+    def messages(self) -> list[dict[str, Any]]:
+        return self.agent.messages
+
+    # -- running -------------------------------------------------------------
+
+    async def send(self, text: str) -> TurnEnd:
+        async with self.turn_lock:
+            self.budget.new_turn()
+            self.cost.new_turn()
+            return await self.agent.send(text)
+
+    async def close(self) -> None:
+        await self.processes.shutdown()
+        await self.model.close()
+
+    def update_settings(self, settings: Settings) -> None:
+        """New settings apply from the next model call on."""
+        old = self.settings
+        self.settings = settings
+        self.agent.max_turns = settings.max_turns
+        self.policy.mode = settings.mode
+        self.cost.set_prices(settings.prices)
+        if (old.base_url, old.api_key, old.request_timeout, old.max_retries) != (
+            settings.base_url,
+            settings.api_key,
+            settings.request_timeout,
+            settings.max_retries,
+        ) or old.model != settings.model:
+            previous = self.model
+            self.model = ModelClient(settings)
+            self.agent.model = self.model
+            asyncio.ensure_future(previous.close())
+
+    async def slash(self, cmd: Any) -> str:
+        """The session's own slash commands. Hosts handle /clear, /resume and /help."""
+        name, arg = cmd.name, (cmd.arg or "").strip()
+        if name == "compact":
+            if not self.agent.messages:
+                return "Nothing to compact yet."
+            result = await self.compact(arg or None)
+            if result.ok:
+                return f"Compacted: {result.tokens_before:,} → {result.tokens_after:,} tokens ({result.removed_count} messages summarised)."
+            return f"Compaction failed; the conversation is unchanged: {result.error}"
+        if name == "context":
+            assembled = await self.assembled_prompt()
+            return assembled.render_report()
+        if name == "cost":
+            return self.cost.render()
+        if name == "model":
+            if not arg:
+                return f"Model: {self.settings.model} at {self.settings.base_url}"
+            self.update_settings(self.settings.model_copy(update={"model": arg}))
+            return f"Model set to {arg} for this session."
+        if name == "mode":
+            if not arg:
+                return f"Mode: {self.policy.mode}. Modes: ask, acceptEdits, plan, bypass."
+            if arg not in MODES:
+                return f"Unknown mode {arg!r}. Modes: {', '.join(MODES)}."
+            self.settings = self.settings.model_copy(update={"mode": arg})
+            self.policy.mode = arg  # type: ignore[assignment]
+            if arg == "bypass":
+                return "Mode: bypass. Edits and commands run without asking; catastrophic commands are still refused."
+            return f"Mode: {arg}."
+        return f"Unknown command /{name}. Try /help."
+
+    # -- hooks ---------------------------------------------------------------
+
+    async def _system_prompt(self) -> str:
+        assembled = await self.prompt.build(self.editor_context, mode_note=self.policy.describe_mode())
+        return assembled.text
+
+    async def assembled_prompt(self) -> Any:
+        return await self.prompt.build(self.editor_context, mode_note=self.policy.describe_mode())
+
+    async def _maybe_compact(self, agent: Agent) -> None:
+        if not compaction.should_compact(
+            agent.messages,
+            agent.tool_schemas(),
+            self.settings.model,
+            self.settings.compact_threshold,
+            self.settings.context_window,
+        ):
+            return
+        await self.compact(None)
+
+    async def compact(self, focus: str | None) -> compaction.CompactionResult:
+        result = await compaction.compact(self.agent.messages, self._summarize, focus=focus)
+        if result.ok:
+            self.agent.messages[:] = result.messages
+            self.memo.forget_all()
+            if self.writer is not None:
+                self.writer.append_compaction(result.messages)
+            self.ports.sink.emit(
+                Notice(f"Compacted the conversation: {result.tokens_before} → {result.tokens_after} tokens.")
+            )
+        else:
+            self.ports.sink.emit(Notice(f"Compaction failed, the conversation is unchanged: {result.error}", "warning"))
+        return result
+
+    async def _summarize(self, messages: list[dict[str, Any]], instructions: str) -> str:
+        request = [{"role": "system", "content": instructions}, *messages]
+        request.append({"role": "user", "content": instructions})
+        completion = await self.model.complete(request, None)
+        if completion.usage:
+            self.cost.add(completion.usage, self.settings.model)
+        return completion.content
+
+    def _fit(self, tool: str, text: str, args: ToolInput | None) -> str:
+        path_arg = getattr(args, "path", None)
+        if tool == "read_file" and path_arg:
+            try:
+                self.prompt.touch(self.workspace.resolve(path_arg))
+            except ValueError:
+                pass
+        if tool == "read_file":
+            path = getattr(args, "path", "")
+            hint = f"call read_file with path={path!r} and a later offset (or a smaller limit)"
+        elif tool in ("run_command", "read_command_output", "read_process_logs"):
+            hint = "call read_command_output with the output id and an offset"
+        else:
+            hint = "narrow the query (a more specific pattern, a path or a glob)"
+        return self.budget.fit(text, how_to_get_more=hint)
+
+    def _price(self, usage: dict[str, int], model: str) -> float | None:
+        delta = self.cost.add(usage, model)
+        if self.writer is not None:
+            try:
+                self.writer.append_usage(usage, model)
+            except Exception:
+                log.exception("could not persist usage")
+        return getattr(delta, "cost", None)
+
+
+def _secrets(settings: Settings) -> list[str]:
+    key = settings.api_key.get_secret_value() if settings.api_key else ""
+    return [key] if key else []
+
+
+class _TouchingApplier:
+    """Records the files a change touches (for nested AGENTS.md) and forwards."""
+
+    def __init__(self, inner: ChangeApplier, session: AgentSession) -> None:
+        self.inner = inner
+        self.session = session
+
+    async def apply(self, changes: Any) -> Any:
+        for c in changes.changes:
+            self.session.prompt.touch(c.path)
+        # The memo keeps the text the model last read, so a re-read after this
+        # change sends only what changed.
+        return await self.inner.apply(changes)

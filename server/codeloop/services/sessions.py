@@ -1,0 +1,336 @@
+"""Sessions and turns for an editor connection.
+
+Owns the AgentSessions of one workspace, runs each turn as a tracked asyncio
+task, forwards events and command output to the client port, and answers the
+session requests (list, open, transcript, processes).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+from codeloop.agent.events import Event, Notice, TurnEnd
+from codeloop.agent.ports import ApprovalDecision, ApprovalRequest, DiagnosticsSource, Documents
+from codeloop.agent.session import AgentSession, Ports
+from codeloop.config import Settings
+from codeloop.context.prompt import EditorContext
+from codeloop.context.sessions import SessionStore
+from codeloop.context.slash import HELP_TEXT, parse_slash
+from codeloop.policy import PermissionPolicy
+from codeloop.services.proposals import ProposalService
+
+log = logging.getLogger(__name__)
+
+
+class ClientPort(Protocol):
+    """What the session service needs from the client (implemented in codeloop.lsp)."""
+
+    def event(self, session_id: str, turn_id: str, event: Event) -> None: ...
+
+    def terminal_started(self, session_id: str, terminal_id: str, command: str, cwd: str, background: bool) -> None: ...
+
+    def terminal_output(self, terminal_id: str, chunk: str) -> None: ...
+
+    def terminal_exited(self, terminal_id: str, exit_code: int | None) -> None: ...
+
+    async def approve(self, session_id: str, turn_id: str, request: ApprovalRequest) -> ApprovalDecision: ...
+
+
+class TurnBusy(Exception):
+    pass
+
+
+class UnknownSession(Exception):
+    pass
+
+
+@dataclass
+class TurnContext:
+    active_file: str | None = None
+    selection_path: str | None = None
+    selection: str | None = None
+
+
+class _Slot:
+    """A session plus its running turn."""
+
+    def __init__(self, session: AgentSession) -> None:
+        self.session = session
+        self.turn_id = ""
+        self.task: asyncio.Task[Any] | None = None
+
+    @property
+    def running(self) -> bool:
+        return self.task is not None and not self.task.done()
+
+
+class SessionService:
+    def __init__(
+        self,
+        root: Path,
+        settings: Settings,
+        documents: Documents,
+        proposals: ProposalService,
+        client: ClientPort,
+        diagnostics: DiagnosticsSource | None = None,
+    ) -> None:
+        self.root = root
+        self.settings = settings
+        self.documents = documents
+        self.proposals = proposals
+        self.client = client
+        self.diagnostics = diagnostics
+        self.policy = PermissionPolicy(root, mode=settings.mode, user_settings=settings.permissions)
+        self.store = SessionStore(root, storage=settings.session_storage, secrets=_secrets(settings))
+        self.slots: dict[str, _Slot] = {}
+        self._turns = itertools.count(1)
+
+    # -- settings --------------------------------------------------------------
+
+    def update_settings(self, settings: Settings) -> None:
+        self.settings = settings
+        self.policy.mode = settings.mode
+        self.policy.set_user_settings(settings.permissions)
+        for slot in self.slots.values():
+            slot.session.update_settings(settings)
+
+    # -- sessions --------------------------------------------------------------
+
+    def _new_session(self, resume: str | None = None) -> _Slot:
+        holder: dict[str, _Slot] = {}
+
+        def turn() -> str:
+            return holder["slot"].turn_id if "slot" in holder else ""
+
+        # The id is known only once the store made the session; the ports look it up late.
+        ids: dict[str, str] = {}
+        sid = lambda: ids.get("id", "")  # noqa: E731
+        ports = Ports(
+            sink=_LateSink(self.client, sid, turn),
+            approver=_LateApprover(self.client, sid, turn),
+            changes=_LateApplier(self.proposals, sid, turn),
+            terminal=_LateTerminal(self.client, sid),
+            documents=self.documents,
+            diagnostics=self.diagnostics,
+        )
+        session = AgentSession(self.settings, self.root, ports, policy=self.policy, store=self.store, resume=resume)
+        ids["id"] = session.id or ""
+        slot = _Slot(session)
+        holder["slot"] = slot
+        self.slots[ids["id"]] = slot
+        return slot
+
+    def new_session(self) -> str:
+        return self._new_session().session.id or ""
+
+    def get(self, session_id: str | None) -> _Slot:
+        if not session_id:
+            return self._new_session()
+        slot = self.slots.get(session_id)
+        if slot is not None:
+            return slot
+        try:
+            return self._new_session(resume=session_id)
+        except (FileNotFoundError, KeyError, ValueError) as e:
+            raise UnknownSession(f"no session {session_id!r} in this workspace") from e
+
+    def list_sessions(self) -> list[dict[str, Any]]:
+        out = []
+        for info in self.store.list():
+            out.append(
+                {
+                    "id": info.id,
+                    "title": info.title,
+                    "created": info.created,
+                    "updated": info.updated,
+                    "messageCount": info.message_count,
+                    "model": info.model,
+                    "running": info.id in self.slots and self.slots[info.id].running,
+                }
+            )
+        return out
+
+    def open(self, session_id: str) -> dict[str, Any]:
+        slot = self.get(session_id)
+        return {
+            "sessionId": slot.session.id,
+            "messages": slot.session.messages,
+            "warnings": slot.session.load_warnings,
+        }
+
+    def transcript(self, session_id: str) -> dict[str, Any]:
+        if session_id in self.slots:
+            return {"sessionId": session_id, "messages": self.slots[session_id].session.messages}
+        try:
+            loaded = self.store.load(session_id)
+        except (FileNotFoundError, KeyError, ValueError) as e:
+            raise UnknownSession(f"no session {session_id!r} in this workspace") from e
+        return {"sessionId": session_id, "messages": loaded.messages, "warnings": loaded.warnings}
+
+    # -- turns -----------------------------------------------------------------
+
+    def start_turn(self, session_id: str | None, text: str, context: TurnContext | None = None,
+                   on_done: Callable[[TurnEnd | None], None] | None = None) -> tuple[str, str]:
+        slot = self.get(session_id)
+        if slot.running:
+            raise TurnBusy("a turn is already running in this session; cancel it or wait")
+        slot.turn_id = f"t-{next(self._turns)}"
+        slot.session.editor_context = self._editor_context(context)
+        slot.task = asyncio.ensure_future(self._run(slot, text, on_done))
+        return slot.session.id or "", slot.turn_id
+
+    async def _run(self, slot: _Slot, text: str, on_done: Callable[[TurnEnd | None], None] | None) -> TurnEnd | None:
+        session = slot.session
+        end: TurnEnd | None = None
+        try:
+            cmd = parse_slash(text)
+            if cmd is not None:
+                reply = await self._slash(slot, cmd)
+                session.ports.sink.emit(Notice(reply))
+                end = TurnEnd("done", "")
+                session.ports.sink.emit(end)
+            else:
+                end = await session.send(text)
+        except asyncio.CancelledError:
+            end = None
+        except Exception as e:  # never let a turn die silently
+            log.exception("turn failed")
+            end = TurnEnd("error", f"internal error: {e}")
+            session.ports.sink.emit(end)
+        finally:
+            if on_done is not None:
+                try:
+                    on_done(end)
+                except Exception:
+                    log.exception("on_done failed")
+        return end
+
+    async def _slash(self, slot: _Slot, cmd: Any) -> str:
+        if cmd.name == "clear":
+            new = self._new_session()
+            return f"Started a new session {new.session.id}. (The old one is kept in the history.)"
+        if cmd.name == "resume":
+            target = cmd.arg or (self.store.latest().id if self.store.latest() else None)
+            if not target:
+                return "There is no session to resume."
+            opened = self.get(target)
+            return f"Resumed session {opened.session.id} ({len(opened.session.messages)} messages)."
+        if cmd.name in ("help", "unknown"):
+            return HELP_TEXT
+        return await slot.session.slash(cmd)
+
+    def cancel(self, session_id: str | None, turn_id: str | None = None) -> bool:
+        slots = [self.slots[session_id]] if session_id in self.slots else ([] if session_id else list(self.slots.values()))
+        hit = False
+        for slot in slots:
+            if slot.running and (turn_id is None or slot.turn_id == turn_id):
+                assert slot.task is not None
+                slot.task.cancel()
+                hit = True
+        return hit
+
+    def running_turns(self) -> list[asyncio.Task[Any]]:
+        return [s.task for s in self.slots.values() if s.task is not None and not s.task.done()]
+
+    def _editor_context(self, ctx: TurnContext | None) -> EditorContext:
+        open_files = [self.root_rel(d.path) for d in self.documents.open_documents()]
+        return EditorContext(
+            open_files=open_files,
+            selection=ctx.selection if ctx else None,
+            selection_path=ctx.selection_path if ctx else None,
+            diagnostics_summary=None,
+        )
+
+    def root_rel(self, path: Path) -> str:
+        try:
+            return path.relative_to(self.root).as_posix()
+        except ValueError:
+            return str(path)
+
+    # -- processes ---------------------------------------------------------------
+
+    def processes(self) -> list[dict[str, Any]]:
+        out = []
+        for sid, slot in self.slots.items():
+            for rec in slot.session.processes.background():
+                out.append(
+                    {
+                        "id": rec.id,
+                        "command": rec.command,
+                        "cwd": rec.cwd,
+                        "running": rec.running,
+                        "exitCode": rec.exit_code,
+                        "status": rec.status(),
+                        "sessionId": sid,
+                    }
+                )
+        return out
+
+    async def kill_process(self, process_id: str) -> bool:
+        for slot in self.slots.values():
+            rec = slot.session.processes.get(process_id)
+            if rec is not None and rec.background:
+                await slot.session.processes.kill(process_id)
+                return True
+        return False
+
+    async def shutdown(self) -> None:
+        tasks = self.running_turns()
+        for t in tasks:
+            t.cancel()
+        if tasks:
+            await asyncio.gather(*tasks, return_exceptions=True)
+        for slot in list(self.slots.values()):
+            try:
+                await slot.session.close()
+            except Exception:
+                log.exception("closing a session failed")
+
+
+def _secrets(settings: Settings) -> list[str]:
+    key = settings.api_key.get_secret_value() if settings.api_key else ""
+    return [key] if key else []
+
+
+class _LateSink:
+    def __init__(self, client: ClientPort, sid: Callable[[], str], turn: Callable[[], str]) -> None:
+        self.client, self.sid, self.turn = client, sid, turn
+
+    def emit(self, event: Event) -> None:
+        self.client.event(self.sid(), self.turn(), event)
+
+
+class _LateTerminal:
+    def __init__(self, client: ClientPort, sid: Callable[[], str]) -> None:
+        self.client, self.sid = client, sid
+
+    def started(self, terminal_id: str, command: str, cwd: str, background: bool) -> None:
+        self.client.terminal_started(self.sid(), terminal_id, command, cwd, background)
+
+    def output(self, terminal_id: str, chunk: str) -> None:
+        self.client.terminal_output(terminal_id, chunk)
+
+    def exited(self, terminal_id: str, exit_code: int | None) -> None:
+        self.client.terminal_exited(terminal_id, exit_code)
+
+
+class _LateApprover:
+    def __init__(self, client: ClientPort, sid: Callable[[], str], turn: Callable[[], str]) -> None:
+        self.client, self.sid, self.turn = client, sid, turn
+
+    async def approve(self, request: ApprovalRequest) -> ApprovalDecision:
+        return await self.client.approve(self.sid(), self.turn(), request)
+
+
+class _LateApplier:
+    def __init__(self, proposals: ProposalService, sid: Callable[[], str], turn: Callable[[], str]) -> None:
+        self.proposals, self.sid, self.turn = proposals, sid, turn
+
+    async def apply(self, changes: Any) -> Any:
+        return await self.proposals.propose(self.sid(), self.turn(), changes)
