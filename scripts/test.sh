@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Installs everything the tests need from the project's own files, then runs the whole suite:
+# the Python tests (unit, CLI end to end, language server over JSON-RPC with pytest-lsp,
+# benchmark smoke runs) and the VS Code UI tests (code-server + Playwright in Chromium).
+# Idempotent: quick when everything is installed. `.ci/run` calls exactly this.
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+log() { printf '[test] %s\n' "$*" >&2; }
+
+# 1. Python: a venv with codeloop (editable) and the test extras.
+PY="${PYTHON:-python3}"
+if [ ! -x .venv/bin/python ]; then
+  log "creating .venv"
+  "$PY" -m venv .venv
+fi
+stamp=.venv/.codeloop-install-stamp
+if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
+  log "pip install -e .[test]"
+  .venv/bin/python -m pip install -q --disable-pip-version-check -e ".[test]"
+  touch "$stamp"
+fi
+
+# 2. The VS Code test environment: Debian packages, code-server, npm workspace, the .vsix.
+if [ "${CODELOOP_SKIP_VSCODE:-0}" != "1" ]; then
+  bash scripts/install-vscode-test-env.sh
+fi
+
+# 3. Run everything; report all failures, not just the first suite's.
+status=0
+log "pytest"
+.venv/bin/python -m pytest -q -p no:cacheprovider "$@" || status=$?
+if [ "${CODELOOP_SKIP_VSCODE:-0}" != "1" ]; then
+  log "VS Code UI tests"
+  CODELOOP_PYTHON="$ROOT/.venv/bin/python" npm run --silent test:vscode || status=$?
+fi
+exit $status
