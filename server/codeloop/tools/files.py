@@ -1,0 +1,313 @@
+"""File tools: read_file, write_file, edit_file.
+
+Reads go through ``ctx.read_text`` (the editor's buffer wins over the disk).
+Mutations compute the whole new text and hand a ChangeSet to ``ctx.changes``;
+the host decides how it lands (disk write, or a reviewed editor proposal).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from pydantic import Field
+
+from codeloop.edits.change import ChangeSet, FileChange
+from codeloop.policy.types import PermissionRequest
+from codeloop.tools.base import Tool, ToolContext, ToolError, ToolInput
+from codeloop.tools.workspace import PathOutsideWorkspace
+
+MAX_LINES = 2000
+MAX_CHARS = 100_000
+MAX_LINE_CHARS = 2000
+MAX_FILE_BYTES = 20 * 1024 * 1024
+BINARY_SNIFF = 8192
+
+
+def resolve_path(ctx: ToolContext, path: str) -> Path:
+    """Resolve a path the model gave, or raise a ToolError it can read."""
+    try:
+        return ctx.workspace.resolve(path)
+    except PathOutsideWorkspace as e:
+        raise ToolError(f"{e}. Only files inside the workspace can be used.") from None
+
+
+def try_resolve(ctx: ToolContext, path: str) -> Path | None:
+    try:
+        return ctx.workspace.resolve(path)
+    except (PathOutsideWorkspace, OSError, ValueError):
+        return None
+
+
+def file_permission(kind: str, target: str, ctx: ToolContext) -> PermissionRequest:
+    return PermissionRequest(kind, target, ctx.workspace.root, try_resolve(ctx, target))  # type: ignore[arg-type]
+
+
+def split_lines(text: str) -> list[str]:
+    """Lines without their terminators; a final newline does not add an empty line."""
+    if text == "":
+        return []
+    lines = text.split("\n")
+    if lines[-1] == "":
+        lines.pop()
+    return [line[:-1] if line.endswith("\r") else line for line in lines]
+
+
+def _read_for_tool(ctx: ToolContext, path: Path, display: str) -> tuple[str, int | None]:
+    """Blocking: the text of ``path`` (buffer first), refusing binaries and huge files."""
+    doc = ctx.documents.get(path)
+    if doc is None:
+        if not path.exists():
+            raise ToolError(f"file not found: {display}")
+        if path.is_dir():
+            raise ToolError(f"{display} is a directory, not a file; use list_dir to see what it contains")
+        if not path.is_file():
+            raise ToolError(f"{display} is not a regular file")
+        size = path.stat().st_size
+        if size > MAX_FILE_BYTES:
+            raise ToolError(
+                f"{display} is {size // (1024 * 1024)} MB, too large to read; use grep to find "
+                "what you need, or run_command with head/sed to view parts of it"
+            )
+    try:
+        text, version = ctx.read_text(path)
+    except UnicodeDecodeError:
+        raise ToolError(f"{display} is a binary file (not UTF-8 text); it cannot be read as text") from None
+    except IsADirectoryError:
+        raise ToolError(f"{display} is a directory, not a file; use list_dir") from None
+    except FileNotFoundError:
+        raise ToolError(f"file not found: {display}") from None
+    except OSError as e:
+        raise ToolError(f"cannot read {display}: {e.strerror or e}") from None
+    if "\x00" in text[:BINARY_SNIFF]:
+        raise ToolError(f"{display} is a binary file (it contains NUL bytes); it cannot be read as text")
+    return text, version
+
+
+async def read_text_for_tool(ctx: ToolContext, path: Path, display: str) -> tuple[str, int | None]:
+    return await asyncio.to_thread(_read_for_tool, ctx, path, display)
+
+
+def _existing_text(ctx: ToolContext, path: Path, display: str) -> tuple[str | None, int | None]:
+    """Blocking: (current text or None when the file does not exist, buffer version)."""
+    doc = ctx.documents.get(path)
+    if doc is None and not path.exists():
+        return None, None
+    if doc is None and path.is_dir():
+        raise ToolError(f"{display} is a directory")
+    try:
+        return ctx.read_text(path)
+    except UnicodeDecodeError:
+        raise ToolError(
+            f"{display} exists and is not UTF-8 text; refusing to overwrite a binary file"
+        ) from None
+    except FileNotFoundError:
+        return None, None
+    except OSError as e:
+        raise ToolError(f"cannot read {display}: {e.strerror or e}") from None
+
+
+async def land(ctx: ToolContext, tool: str, changes: list[FileChange]) -> str:
+    """Hand the changes to the host's applier and turn the outcome into a result."""
+    cs = ChangeSet(tool=tool, changes=tuple(changes), review=ctx.review_edits, call_id=ctx.call_id)
+    outcome = await ctx.changes.apply(cs)
+    if outcome.status == "error":
+        raise ToolError(outcome.message)
+    return outcome.message
+
+
+class ReadFile(Tool["ReadFile.Input"]):
+    name = "read_file"
+    description = (
+        "Read a text file from the workspace. Returns numbered lines (`  line\\tcode`, like "
+        "`cat -n`); the numbers are not part of the file. Reads at most 2000 lines per call: "
+        "use offset/limit to page through big files. Shows the editor's unsaved buffer when "
+        "the file is open. Binary files are refused."
+    )
+    read_only = True
+    kind = "Read"
+
+    class Input(ToolInput):
+        path: str = Field(description="File path, relative to the workspace root (or absolute inside it).")
+        offset: int = Field(1, ge=1, description="1-based line number to start reading at (default 1).")
+        limit: int = Field(MAX_LINES, ge=1, description="Maximum number of lines to read (default 2000).")
+
+    def permission(self, args: Input, ctx: ToolContext) -> PermissionRequest:
+        return file_permission("Read", args.path, ctx)
+
+    async def run(self, args: Input, ctx: ToolContext) -> str:
+        path = resolve_path(ctx, args.path)
+        display = ctx.workspace.relative(path)
+        text, version = await read_text_for_tool(ctx, path, display)
+        header: list[str] = []
+        if version is not None:
+            doc = ctx.documents.get(path)
+            dirty = bool(doc is not None and doc.dirty)
+            header.append(f"(editor buffer, version {version}{', unsaved changes' if dirty else ''})")
+        lines = split_lines(text)
+        total = len(lines)
+        if total == 0:
+            return "\n".join([*header, f"({display} is empty)"])
+        if args.offset > total:
+            raise ToolError(
+                f"offset {args.offset} is past the end of {display}, which has {total} lines"
+            )
+        limit = min(args.limit, MAX_LINES)
+        out: list[str] = []
+        used = 0
+        n = args.offset
+        for line in lines[args.offset - 1 : args.offset - 1 + limit]:
+            if len(line) > MAX_LINE_CHARS:
+                line = line[:MAX_LINE_CHARS] + f" [... line cut, {len(line) - MAX_LINE_CHARS} more characters]"
+            entry = f"{n:>6}\t{line}"
+            if used + len(entry) + 1 > MAX_CHARS and out:
+                break
+            out.append(entry)
+            used += len(entry) + 1
+            n += 1
+        last = n - 1
+        remaining = total - last
+        if remaining > 0:
+            out.append(f"... {remaining} more lines. Call read_file with offset={last + 1} to continue.")
+        return "\n".join(header + out)
+
+
+class WriteFile(Tool["WriteFile.Input"]):
+    name = "write_file"
+    description = (
+        "Create a file or replace its whole content. Parent directories are created. Prefer "
+        "edit_file or apply_patch to change part of an existing file; read a file before "
+        "overwriting it."
+    )
+    read_only = False
+    kind = "Write"
+
+    class Input(ToolInput):
+        path: str = Field(description="File path, relative to the workspace root.")
+        content: str = Field(description="The complete new content of the file.")
+
+    def permission(self, args: Input, ctx: ToolContext) -> PermissionRequest:
+        return file_permission("Write", args.path, ctx)
+
+    async def run(self, args: Input, ctx: ToolContext) -> str:
+        path = resolve_path(ctx, args.path)
+        display = ctx.workspace.relative(path)
+        if path == ctx.workspace.root:
+            raise ToolError("path must name a file, not the workspace root")
+        old, version = await asyncio.to_thread(_existing_text, ctx, path, display)
+        if old is not None and old == args.content:
+            return f"{display} already has exactly this content; nothing to write."
+        change = FileChange(path=path, old_text=old, new_text=args.content, base_version=version)
+        return await land(ctx, self.name, [change])
+
+
+def _line_of(text: str, index: int) -> int:
+    return text.count("\n", 0, index) + 1
+
+
+def _occurrence_lines(text: str, needle: str, limit: int = 50) -> list[int]:
+    lines: list[int] = []
+    start = 0
+    while len(lines) < limit:
+        i = text.find(needle, start)
+        if i < 0:
+            break
+        lines.append(_line_of(text, i))
+        start = i + max(1, len(needle))
+    return lines
+
+
+def _norm(line: str) -> str:
+    return " ".join(line.split())
+
+
+def _near_misses(text: str, old: str) -> str:
+    """Hints for an old_string that was not found: similar blocks, or its first line."""
+    file_lines = split_lines(text)
+    old_lines = [_norm(x) for x in split_lines(old)]
+    while old_lines and old_lines[0] == "":
+        old_lines.pop(0)
+    while old_lines and old_lines[-1] == "":
+        old_lines.pop()
+    if not old_lines:
+        return ""
+    normed = [_norm(x) for x in file_lines]
+    hits: list[int] = []
+    n = len(old_lines)
+    for i in range(len(normed) - n + 1):
+        if normed[i] == old_lines[0] and normed[i : i + n] == old_lines:
+            hits.append(i + 1)
+            if len(hits) >= 10:
+                break
+    if hits:
+        where = ", ".join(str(h) for h in hits)
+        return (
+            f" A block that differs only in whitespace/indentation starts at line(s) {where}; "
+            "read those lines with read_file and copy them exactly."
+        )
+    first = old_lines[0]
+    if first:
+        firsts = [i + 1 for i, line in enumerate(normed) if first in line][:10]
+        if firsts:
+            where = ", ".join(str(h) for h in firsts)
+            return (
+                f" The first line of old_string appears at line(s) {where}, but the following "
+                "lines differ; read that part of the file again and copy it exactly."
+            )
+    return ""
+
+
+class EditFile(Tool["EditFile.Input"]):
+    name = "edit_file"
+    description = (
+        "Replace an exact piece of text in a file. old_string must match the file exactly "
+        "(whitespace and indentation included; no line-number prefixes from read_file) and "
+        "must occur exactly once, unless replace_all is true. Include enough surrounding "
+        "lines to make it unique. Read the file first."
+    )
+    read_only = False
+    kind = "Edit"
+
+    class Input(ToolInput):
+        path: str = Field(description="File path, relative to the workspace root.")
+        old_string: str = Field(description="The exact text to replace (must be unique in the file).")
+        new_string: str = Field(description="The text to put in its place.")
+        replace_all: bool = Field(False, description="Replace every occurrence instead of exactly one.")
+
+    def permission(self, args: Input, ctx: ToolContext) -> PermissionRequest:
+        return file_permission("Edit", args.path, ctx)
+
+    async def run(self, args: Input, ctx: ToolContext) -> str:
+        path = resolve_path(ctx, args.path)
+        display = ctx.workspace.relative(path)
+        if args.old_string == args.new_string:
+            raise ToolError("old_string and new_string are identical; there is nothing to change")
+        if args.old_string == "":
+            raise ToolError("old_string is empty; to create or overwrite a whole file use write_file")
+        text, version = await read_text_for_tool(ctx, path, display)
+        old, new = args.old_string, args.new_string
+        count = text.count(old)
+        if count == 0 and "\r\n" in text and "\r\n" not in old:
+            # the file uses CRLF line endings; the model wrote LF
+            crlf_old = old.replace("\n", "\r\n")
+            if text.count(crlf_old):
+                old, new = crlf_old, new.replace("\r\n", "\n").replace("\n", "\r\n")
+                count = text.count(old)
+        if count == 0:
+            hint = _near_misses(text, args.old_string)
+            raise ToolError(
+                f"old_string was not found in {display}." + (hint or " Read the file again and copy the text exactly, including whitespace.")
+            )
+        if count > 1 and not args.replace_all:
+            lines = _occurrence_lines(text, old)
+            where = ", ".join(str(n) for n in lines)
+            raise ToolError(
+                f"old_string occurs {count} times in {display} (starting at lines {where}). "
+                "Include more surrounding lines to make it unique, or set replace_all=true to replace every occurrence."
+            )
+        new_text = text.replace(old, new) if args.replace_all else text.replace(old, new, 1)
+        change = FileChange(path=path, old_text=text, new_text=new_text, base_version=version)
+        return await land(ctx, self.name, [change])
+
+
+FILE_TOOLS: list[type[Tool]] = [ReadFile, WriteFile, EditFile]  # type: ignore[type-arg]

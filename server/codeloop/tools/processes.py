@@ -1,0 +1,492 @@
+"""The ProcessManager: every process the agent starts, foreground or background.
+
+Each command runs in its own session (``start_new_session=True``), so its pid is
+also the id of a process group holding everything it spawned; stopping a command
+means signalling that whole group (SIGTERM, then SIGKILL after a grace period).
+
+The manager keeps the output of recent commands (bounded) so the model can page
+through output that was cut from a tool result, and it owns the foreground
+commands too, so the host can stop them when a turn is cancelled.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import codecs
+import logging
+import os
+import signal
+import time
+import weakref
+from collections import deque
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable
+
+from codeloop.agent.ports import NullTerminal, Terminal
+
+log = logging.getLogger(__name__)
+
+MAX_RECORDS = 20  # finished commands whose output we keep
+MAX_RECORD_CHARS = 20 * 1024 * 1024  # per command; the oldest lines go first
+KILL_GRACE = 2.0  # seconds between SIGTERM and SIGKILL
+LEFTOVER_GRACE = 1.0  # after a foreground shell exits, how long children may hold its output
+READ_CHUNK = 65536
+
+SHELL = "/bin/bash" if os.path.exists("/bin/bash") else None
+
+# Keep commands from waiting on a pager or a password prompt, and make Python flush.
+EXTRA_ENV = {
+    "PAGER": "cat",
+    "GIT_PAGER": "cat",
+    "GIT_TERMINAL_PROMPT": "0",
+    "PYTHONUNBUFFERED": "1",
+}
+
+
+def group_alive(pgid: int) -> bool:
+    """True while a process of group ``pgid`` is still running.
+
+    Zombies do not count: in containers whose init does not reap orphans they
+    linger in the group forever although they are dead.
+    """
+    proc = Path("/proc")
+    if proc.is_dir():
+        try:
+            entries = os.listdir(proc)
+        except OSError:
+            entries = []
+        found_proc = False
+        for name in entries:
+            if not name.isdigit():
+                continue
+            found_proc = True
+            try:
+                stat = (proc / name / "stat").read_text()
+            except OSError:
+                continue
+            # pid (comm) state ppid pgrp ... ; comm may contain spaces and parens.
+            rest = stat[stat.rfind(")") + 2 :].split()
+            if len(rest) >= 3 and rest[2] == str(pgid) and rest[0] not in ("Z", "X"):
+                return True
+        if found_proc:
+            return False
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _signal_group(pgid: int, sig: int) -> bool:
+    try:
+        os.killpg(pgid, sig)
+        return True
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        log.warning("not allowed to signal process group %s", pgid)
+        return False
+
+
+@dataclass(eq=False)
+class CommandRecord:
+    """One command or background process and the output it has produced so far."""
+
+    id: str
+    command: str
+    cwd: str
+    background: bool
+    pid: int = 0
+    started_at: float = field(default_factory=time.time)
+    ended_at: float | None = None
+    exit_code: int | None = None
+    timed_out: bool = False
+    cancelled: bool = False
+    killed: bool = False  # stopped by kill_process / shutdown / kill_all_foreground
+    leftovers_killed: bool = False  # children still holding the output were stopped
+    dropped_lines: int = 0  # oldest lines dropped to respect MAX_RECORD_CHARS
+    max_chars: int = MAX_RECORD_CHARS
+    _lines: deque[str] = field(default_factory=deque, repr=False)
+    _partial: str = field(default="", repr=False)
+    _chars: int = field(default=0, repr=False)
+    _decoder: codecs.IncrementalDecoder = field(
+        default_factory=lambda: codecs.getincrementaldecoder("utf-8")("replace"), repr=False
+    )
+    _pending_cr: bool = field(default=False, repr=False)
+    _finished: asyncio.Future[None] | None = field(default=None, repr=False)
+    _process: asyncio.subprocess.Process | None = field(default=None, repr=False)
+
+    # -- state
+
+    @property
+    def pgid(self) -> int:
+        return self.pid
+
+    @property
+    def running(self) -> bool:
+        return self.ended_at is None
+
+    def status(self) -> str:
+        if self.running:
+            return "running"
+        if self.timed_out:
+            return f"timed out (exit code {self.exit_code})"
+        if self.killed or self.cancelled:
+            return f"killed (exit code {self.exit_code})"
+        return f"exited with code {self.exit_code}"
+
+    def runtime(self) -> float:
+        return (self.ended_at or time.time()) - self.started_at
+
+    # -- output
+
+    def feed_bytes(self, data: bytes, final: bool = False) -> str:
+        text = self._decoder.decode(data, final)
+        self.feed(text)
+        return text
+
+    def feed(self, text: str) -> None:
+        if not text:
+            return
+        if self._pending_cr:
+            text = "\r" + text
+            self._pending_cr = False
+        if text.endswith("\r"):
+            self._pending_cr = True
+            text = text[:-1]
+        text = text.replace("\r\n", "\n")
+        parts = text.split("\n")
+        parts[0] = self._partial + parts[0]
+        self._partial = parts.pop()
+        for line in parts:
+            self._push(line)
+        # a single enormous line without a newline: cut it into pieces
+        while len(self._partial) > 1_000_000:
+            self._push(self._partial[:1_000_000])
+            self._partial = self._partial[1_000_000:]
+
+    def _push(self, line: str) -> None:
+        self._lines.append(line)
+        self._chars += len(line) + 1
+        while self._chars > self.max_chars and len(self._lines) > 1:
+            old = self._lines.popleft()
+            self._chars -= len(old) + 1
+            self.dropped_lines += 1
+
+    def close_output(self) -> None:
+        tail = self._decoder.decode(b"", True)
+        if tail:
+            self.feed(tail)
+        if self._pending_cr:
+            self._pending_cr = False
+        if self._partial:
+            self._push(self._partial)
+            self._partial = ""
+
+    @property
+    def line_count(self) -> int:
+        """Lines produced so far (including dropped ones and an unfinished last line)."""
+        return self.dropped_lines + len(self._lines) + (1 if self._partial else 0)
+
+    def lines(self) -> list[str]:
+        """The kept lines; the first one is line ``dropped_lines + 1``."""
+        out = list(self._lines)
+        if self._partial:
+            out.append(self._partial)
+        return out
+
+    def text(self) -> str:
+        return "\n".join(self.lines())
+
+
+class _ExitAwareProtocol(asyncio.subprocess.SubprocessStreamProtocol):
+    """The stream protocol, plus a future resolved as soon as the shell exits."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        super().__init__(limit=2**16, loop=loop)
+        self.exited: asyncio.Future[None] = loop.create_future()
+
+    def process_exited(self) -> None:
+        super().process_exited()
+        if not self.exited.done():
+            self.exited.set_result(None)
+
+
+def _finish_future(fut: asyncio.Future[None]) -> None:
+    if not fut.done():
+        fut.set_result(None)
+
+
+class ProcessManager:
+    """Runs shell commands in their own process groups and keeps their output."""
+
+    def __init__(
+        self,
+        terminal: Terminal | None = None,
+        *,
+        max_records: int = MAX_RECORDS,
+        max_record_chars: int = MAX_RECORD_CHARS,
+        kill_grace: float = KILL_GRACE,
+        leftover_grace: float = LEFTOVER_GRACE,
+    ) -> None:
+        self.terminal = terminal
+        self.max_records = max_records
+        self.max_record_chars = max_record_chars
+        self.kill_grace = kill_grace
+        self.leftover_grace = leftover_grace
+        self._records: dict[str, CommandRecord] = {}
+        self._counters: dict[str, int] = {"cmd": 0, "bg": 0}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._closed = False
+        _MANAGERS.add(self)
+
+    # -- lookup
+
+    def get(self, record_id: str) -> CommandRecord | None:
+        return self._records.get(record_id.strip())
+
+    def records(self) -> list[CommandRecord]:
+        return list(self._records.values())
+
+    def background(self) -> list[CommandRecord]:
+        return [r for r in self._records.values() if r.background]
+
+    def foreground_running(self) -> list[CommandRecord]:
+        return [r for r in self._records.values() if not r.background and r.running]
+
+    # -- starting
+
+    async def _spawn(
+        self, command: str, cwd: Path, *, background: bool, terminal: Terminal | None
+    ) -> CommandRecord:
+        if self._closed:
+            raise RuntimeError("the process manager has been shut down")
+        prefix = "bg" if background else "cmd"
+        self._counters[prefix] += 1
+        rec = CommandRecord(
+            id=f"{prefix}-{self._counters[prefix]}",
+            command=command,
+            cwd=str(cwd),
+            background=background,
+            max_chars=self.max_record_chars,
+        )
+        term = terminal or self.terminal or NullTerminal()
+        env = {**os.environ, **EXTRA_ENV}
+        loop = asyncio.get_running_loop()
+        transport, protocol = await loop.subprocess_shell(
+            lambda: _ExitAwareProtocol(loop),
+            command,
+            cwd=str(cwd),
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+            start_new_session=True,
+            executable=SHELL,
+            env=env,
+        )
+        proc = asyncio.subprocess.Process(transport, protocol, loop)
+        rec.pid = proc.pid
+        rec._process = proc
+        rec._finished = asyncio.get_running_loop().create_future()
+        self._records[rec.id] = rec
+        self._prune()
+        _safe(term.started, rec.id, command, str(cwd), background)
+        task = asyncio.create_task(
+            self._supervise(rec, proc, protocol, term), name=f"codeloop-{rec.id}"
+        )
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return rec
+
+    async def _supervise(
+        self,
+        rec: CommandRecord,
+        proc: asyncio.subprocess.Process,
+        protocol: _ExitAwareProtocol,
+        term: Terminal,
+    ) -> None:
+        assert proc.stdout is not None
+        reader = asyncio.create_task(self._read(rec, proc.stdout, term))
+        try:
+            # Not proc.wait(): on 3.11 it also waits until every holder of the
+            # output pipe (a backgrounded grandchild) has closed it.
+            await protocol.exited
+            rec.exit_code = proc.returncode
+            if rec.background:
+                await reader
+            else:
+                try:
+                    await asyncio.wait_for(asyncio.shield(reader), self.leftover_grace)
+                except TimeoutError:
+                    # The shell is gone but something it started still holds the
+                    # output pipe (`cmd &`). Foreground commands leave nothing behind.
+                    rec.leftovers_killed = True
+                    await self._kill_group(rec)
+                    try:
+                        await asyncio.wait_for(asyncio.shield(reader), 5)
+                    except TimeoutError:
+                        reader.cancel()
+        except asyncio.CancelledError:
+            reader.cancel()
+            raise
+        finally:
+            rec.close_output()
+            if rec.ended_at is None:
+                rec.ended_at = time.time()
+            if rec.exit_code is None and proc.returncode is not None:
+                rec.exit_code = proc.returncode
+            _safe(term.exited, rec.id, rec.exit_code)
+            if rec._finished is not None:
+                _finish_future(rec._finished)
+            self._prune()
+
+    async def _read(self, rec: CommandRecord, stream: asyncio.StreamReader, term: Terminal) -> None:
+        while True:
+            data = await stream.read(READ_CHUNK)
+            if not data:
+                break
+            text = rec.feed_bytes(data)
+            if text:
+                _safe(term.output, rec.id, text)
+
+    def _prune(self) -> None:
+        finished = [r for r in self._records.values() if not r.running]
+        excess = len(finished) - self.max_records
+        for rec in finished[: max(0, excess)]:
+            del self._records[rec.id]
+
+    # -- foreground
+
+    async def run(
+        self,
+        command: str,
+        cwd: Path,
+        timeout: float,
+        terminal: Terminal | None = None,
+    ) -> CommandRecord:
+        """Run ``command`` to completion (or timeout). Cancelling the caller kills it."""
+        rec = await self._spawn(command, cwd, background=False, terminal=terminal)
+        assert rec._finished is not None
+        try:
+            await asyncio.wait_for(asyncio.shield(rec._finished), timeout)
+        except TimeoutError:
+            rec.timed_out = True
+            await self._kill_group(rec)
+            try:
+                await asyncio.wait_for(asyncio.shield(rec._finished), 10)
+            except TimeoutError:
+                log.warning("command %s did not finish after being killed", rec.id)
+        except asyncio.CancelledError:
+            rec.cancelled = True
+            self.kill_soon(rec)
+            raise
+        return rec
+
+    async def kill_all_foreground(self) -> None:
+        """Stop every running foreground command (a cancelled turn)."""
+        recs = self.foreground_running()
+        for rec in recs:
+            rec.killed = True
+        await asyncio.gather(*(self._kill_group(r) for r in recs), return_exceptions=True)
+
+    # -- background
+
+    async def start(
+        self, command: str, cwd: Path, terminal: Terminal | None = None
+    ) -> CommandRecord:
+        return await self._spawn(command, cwd, background=True, terminal=terminal)
+
+    async def wait(self, rec: CommandRecord, timeout: float | None) -> bool:
+        """Wait until ``rec`` has ended; False when the timeout came first."""
+        if rec._finished is None:
+            return True
+        try:
+            await asyncio.wait_for(asyncio.shield(rec._finished), timeout)
+            return True
+        except TimeoutError:
+            return False
+
+    async def kill(self, record_id: str) -> CommandRecord | None:
+        rec = self.get(record_id)
+        if rec is None:
+            return None
+        if rec.running:
+            rec.killed = True
+            await self._kill_group(rec)
+            await self.wait(rec, 5)
+        return rec
+
+    # -- stopping
+
+    async def _kill_group(self, rec: CommandRecord) -> None:
+        pgid = rec.pgid
+        if pgid <= 0:
+            return
+        if not _signal_group(pgid, signal.SIGTERM):
+            return
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.kill_grace
+        while loop.time() < deadline:
+            await asyncio.sleep(0.05)
+            if not group_alive(pgid):
+                return
+        _signal_group(pgid, signal.SIGKILL)
+
+    def kill_soon(self, rec: CommandRecord) -> None:
+        """SIGTERM the group now and escalate in the background (usable while cancelled)."""
+        if rec.pgid <= 0:
+            return
+        task = asyncio.get_running_loop().create_task(self._kill_group(rec))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def shutdown(self) -> None:
+        """Kill every process (foreground and background) and stop reading them."""
+        self._closed = True
+        running = [r for r in self._records.values() if r.running]
+        for rec in running:
+            rec.killed = True
+        await asyncio.gather(*(self._kill_group(r) for r in running), return_exceptions=True)
+        waits = [r._finished for r in running if r._finished is not None]
+        if waits:
+            await asyncio.wait(waits, timeout=5)
+        for task in list(self._tasks):
+            if not task.done():
+                task.cancel()
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+        _MANAGERS.discard(self)
+
+    def kill_all_sync(self) -> None:
+        """Last resort (interpreter exit): SIGKILL every group still running."""
+        for rec in self._records.values():
+            if rec.running and rec.pgid > 0:
+                _signal_group(rec.pgid, signal.SIGKILL)
+
+
+def _safe(fn, *args) -> None:  # type: ignore[no-untyped-def]
+    try:
+        fn(*args)
+    except Exception:  # a broken terminal adapter must not stop a command
+        log.exception("terminal callback %s failed", getattr(fn, "__name__", fn))
+
+
+_MANAGERS: "weakref.WeakSet[ProcessManager]" = weakref.WeakSet()
+
+
+@atexit.register
+def _kill_leftovers() -> None:
+    for manager in list(_MANAGERS):
+        try:
+            manager.kill_all_sync()
+        except Exception:
+            pass
+
+
+def number_lines(lines: Iterable[str], start: int) -> str:
+    """``cat -n`` style numbering, as read_file does."""
+    return "\n".join(f"{n:>6}\t{line}" for n, line in enumerate(lines, start))
