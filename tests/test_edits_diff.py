@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import itertools
 import logging
 import random
@@ -321,3 +322,42 @@ def test_moved_block_still_diffs_correctly():
     hunks = compute_hunks(old, new)
     assert apply_hunks(old, hunks) == new
     assert sum(len(h.old_lines) for h in hunks) == 300  # one block kept, the other moved
+
+
+@settings(max_examples=200)
+@given(text_pairs(eols=("\n", "\r\n", "\r")), st.sampled_from(["myers", "difflib", "coarse"]))
+def test_every_fallback_path_is_a_valid_diff(pair, path):
+    """Large gaps without anchors: Myers, then difflib over budget, then one coarse replacement."""
+    old, new = pair
+    patches = {"_SMALL": 0, "_MAX_DEPTH": 0}
+    if path != "myers":
+        patches["_MYERS_BUDGET"] = -1
+    if path == "coarse":
+        patches["_SM_MAX_CELLS"] = -1
+    with mock.patch.multiple(diff_module, **patches):
+        hunks = compute_hunks(old, new)
+    assert apply_hunks(old, hunks) == new
+    assert apply_hunks(old, hunks, set()) == old
+    a, b = split_lines(old), split_lines(new)
+    for h, nxt in zip(hunks, hunks[1:]):
+        assert nxt.old_start > h.old_end
+        assert a[h.old_end : nxt.old_start] == b[h.new_end : nxt.new_start]
+    if path == "myers":
+        # Myers finds a minimal line diff: never more changed lines than difflib's.
+        sm = difflib.SequenceMatcher(None, a, b, autojunk=False)
+        matched = sum(size for _, _, size in sm.get_matching_blocks())
+        assert sum(len(h.old_lines) for h in hunks) <= len(a) - matched
+
+
+def test_repetitive_large_file_stays_fast_and_local():
+    rnd = random.Random(5)
+    lines = [rnd.choice("abcdefghij") + "\n" for _ in range(20000)]
+    old = "".join(lines)
+    for i in rnd.sample(range(20000), 10):
+        lines[i] = "zz\n"
+    new = "".join(lines)
+    t = time.perf_counter()
+    hunks = compute_hunks(old, new)
+    log.info("repetitive 20k lines, 10 edits: %.1f ms", (time.perf_counter() - t) * 1000)
+    assert apply_hunks(old, hunks) == new
+    assert sum(len(h.old_lines) for h in hunks) == 10  # minimal: just the 10 replaced lines

@@ -121,6 +121,78 @@ def _lis(seq: list[int]) -> list[int]:
 
 _SMALL = 200  # below this many lines on one side, difflib alone is fast enough
 _MAX_DEPTH = 4
+_MYERS_BUDGET = 2_000_000  # inner-loop steps before giving up on a minimal diff of one gap
+_SM_MAX_CELLS = 4_000_000  # difflib fallback only for gaps up to ~2000x2000 lines
+
+
+def _myers(
+    a: list[str], alo: int, ahi: int, b: list[str], blo: int, bhi: int, budget: int
+) -> list[tuple[int, int, int]] | None:
+    """Matching blocks of a minimal line diff (Myers' greedy O(ND) algorithm), or None over budget.
+
+    Fast when the two sides differ in few lines, however repetitive they are
+    (where ``SequenceMatcher`` degrades to quadratic time).
+    """
+    n, m = ahi - alo, bhi - blo
+    size = n + m
+    v = [0] * (2 * size + 3)
+    off = size + 1
+    trace: list[list[int]] = []
+    steps = 0
+    found = False
+    for d in range(size + 1):
+        trace.append(v[off - d - 1 : off + d + 2])  # v[k] for k in [-d-1, d+1], before step d
+        for k in range(-d, d + 1, 2):
+            if k == -d or (k != d and v[off + k - 1] < v[off + k + 1]):
+                x = v[off + k + 1]
+            else:
+                x = v[off + k - 1] + 1
+            y = x - k
+            x0 = x
+            while x < n and y < m and a[alo + x] == b[blo + y]:
+                x += 1
+                y += 1
+            steps += x - x0 + 1
+            v[off + k] = x
+            if x >= n and y >= m:
+                found = True
+                break
+        if found:
+            break
+        if steps > budget:
+            return None
+    # Walk back through the trace collecting the diagonal (matching) moves.
+    matches: list[tuple[int, int]] = []
+    x, y = n, m
+    for d in range(len(trace) - 1, -1, -1):
+        snap = trace[d]
+        k = x - y
+
+        def at(kk: int) -> int:
+            return snap[kk + d + 1]
+
+        if k == -d or (k != d and at(k - 1) < at(k + 1)):
+            pk = k + 1
+        else:
+            pk = k - 1
+        px = at(pk)
+        py = px - pk
+        if d == 0:
+            px, py = 0, 0
+        while x > px and y > py:
+            x -= 1
+            y -= 1
+            matches.append((x, y))
+        x, y = px, py
+    matches.reverse()
+    blocks: list[tuple[int, int, int]] = []
+    for x, y in matches:
+        if blocks and blocks[-1][0] + blocks[-1][2] == alo + x and blocks[-1][1] + blocks[-1][2] == blo + y:
+            i, j, sz = blocks[-1]
+            blocks[-1] = (i, j, sz + 1)
+        else:
+            blocks.append((alo + x, blo + y, 1))
+    return blocks
 
 
 def _match(
@@ -131,8 +203,10 @@ def _match(
 
     Common leading/trailing lines are matched first; large middles are cut at
     lines unique on both sides (patience-style anchors, longest increasing run)
-    and each gap is diffed with ``difflib.SequenceMatcher(autojunk=False)``. This
-    keeps a few scattered edits in a 20k-line file in the milliseconds.
+    and each gap is diffed with ``difflib.SequenceMatcher(autojunk=False)``.
+    Large gaps without anchors (repetitive text) use Myers' O(ND) diff instead,
+    and as a last resort stay one coarse replacement. This keeps a few
+    scattered edits in a 20k-line file in the milliseconds.
     """
     pre = 0
     limit = min(ahi - alo, bhi - blo)
@@ -146,8 +220,9 @@ def _match(
         out.append((alo, blo, pre))
     i1, i2, j1, j2 = alo + pre, ahi - suf, blo + pre, bhi - suf
     if i1 < i2 and j1 < j2:
+        large = min(i2 - i1, j2 - j1) > _SMALL
         anchors: list[tuple[int, int]] = []
-        if depth < _MAX_DEPTH and min(i2 - i1, j2 - j1) > _SMALL:
+        if large and depth < _MAX_DEPTH:
             a_mid, b_mid = a[i1:i2], b[j1:j2]
             ca, cb = Counter(a_mid), Counter(b_mid)
             pos_b = {line: j for j, line in enumerate(b_mid) if cb[line] == 1 and ca[line] == 1}
@@ -170,10 +245,11 @@ def _match(
             if i2 - pi > 1 or j2 - pj > 1:
                 _match(a, pi + 1, i2, b, pj + 1, j2, out, depth + 1)
         else:
-            sm = difflib.SequenceMatcher(None, a[i1:i2], b[j1:j2], autojunk=False)
-            for i, j, size in sm.get_matching_blocks():
-                if size:
-                    out.append((i + i1, j + j1, size))
+            blocks = _myers(a, i1, i2, b, j1, j2, _MYERS_BUDGET) if large else None
+            if blocks is None and (not large or (i2 - i1) * (j2 - j1) <= _SM_MAX_CELLS):
+                sm = difflib.SequenceMatcher(None, a[i1:i2], b[j1:j2], autojunk=False)
+                blocks = [(i + i1, j + j1, size) for i, j, size in sm.get_matching_blocks() if size]
+            out.extend(blocks or ())  # None: keep the whole gap as one replacement
     if suf:
         out.append((ahi - suf, bhi - suf, suf))
 
