@@ -1,0 +1,39 @@
+from codeloop.context.slash import HELP_TEXT, parse_slash
+
+
+def test_plain_messages_are_not_commands():
+    assert parse_slash("fix the bug") is None
+    assert parse_slash("/usr/bin/env python is missing") is None
+    assert parse_slash("//compact is a literal") is None
+    assert parse_slash("/") is None
+
+
+def test_commands_and_arguments():
+    assert parse_slash("/clear").name == "clear"
+    c = parse_slash("  /compact   keep the API notes  ")
+    assert (c.name, c.arg) == ("compact", "keep the API notes")
+    assert parse_slash("/compact").arg is None
+    assert parse_slash("/context").name == "context"
+    assert parse_slash("/cost").name == "cost"
+    assert (parse_slash("/model gpt-4.1").name, parse_slash("/model gpt-4.1").arg) == ("model", "gpt-4.1")
+    assert parse_slash("/resume 20250101-120000-abc123").arg == "20250101-120000-abc123"
+    assert parse_slash("/HELP").name == "help"
+    assert parse_slash("/quit").name == "exit"
+
+
+def test_mode_is_validated_and_normalised():
+    assert parse_slash("/mode").arg is None
+    c = parse_slash("/mode acceptedits")
+    assert (c.name, c.arg, c.error) == ("mode", "acceptEdits", None)
+    bad = parse_slash("/mode fly")
+    assert bad.name == "mode" and "fly" in bad.error and "plan" in bad.error
+
+
+def test_unknown_command():
+    c = parse_slash("/foo bar")
+    assert (c.name, c.raw, c.arg) == ("unknown", "foo", "bar")
+
+
+def test_help_lists_every_command():
+    for name in ("/clear", "/compact", "/context", "/cost", "/model", "/mode", "/resume", "/help"):
+        assert name in HELP_TEXT
