@@ -29,6 +29,8 @@ MIN_DIFF_LINES = 4
 # ... and its text is at most this share of the range's text.
 DIFF_CHAR_SHARE = 0.5
 CONTEXT_LINES = 2
+# Above this (changed old lines x changed new lines) the middle is not diffed.
+MAX_DIFF_WORK = 4_000_000
 
 FRESH_HINT = 'to get this text again anyway, call read_file with "fresh": true'
 OTHER_HINT = "To see other lines, ask with a different offset/limit; "
@@ -71,8 +73,7 @@ class FileReadMemo:
                 f"that text is above in this conversation. {OTHER_HINT}{FRESH_HINT}.)"
             )
 
-        matcher = difflib.SequenceMatcher(None, memo.lines, lines, autojunk=False)
-        opcodes = matcher.get_opcodes()
+        opcodes = _opcodes(memo.lines, lines)
         # Every new line in the range must be either known to the model (an equal
         # line it has seen) or carried by the diff.
         old_of_new: dict[int, int] = {}
@@ -142,8 +143,7 @@ class FileReadMemo:
             # the lines that are unchanged, at their new numbers.
             seen: dict[int, int] = {}
             if memo is not None:
-                matcher = difflib.SequenceMatcher(None, memo.lines, lines, autojunk=False)
-                for tag, i1, i2, j1, _ in matcher.get_opcodes():
+                for tag, i1, i2, j1, _ in _opcodes(memo.lines, lines):
                     if tag == "equal":
                         for k in range(i2 - i1):
                             if i1 + k + 1 in memo.seen:
@@ -177,6 +177,33 @@ class FileReadMemo:
             except ValueError:
                 pass
         return str(path)
+
+
+def _opcodes(a: list[str], b: list[str]) -> list[tuple[str, int, int, int, int]]:
+    """difflib opcodes for a -> b; the common head and tail are matched first, so a
+    local edit in a long file costs little. A huge changed middle is one replace."""
+    n = min(len(a), len(b))
+    pre = 0
+    while pre < n and a[pre] == b[pre]:
+        pre += 1
+    suf = 0
+    while suf < n - pre and a[len(a) - 1 - suf] == b[len(b) - 1 - suf]:
+        suf += 1
+    mid_a, mid_b = a[pre : len(a) - suf], b[pre : len(b) - suf]
+    ops: list[tuple[str, int, int, int, int]] = []
+    if pre:
+        ops.append(("equal", 0, pre, 0, pre))
+    if mid_a or mid_b:
+        if len(mid_a) * len(mid_b) > MAX_DIFF_WORK:
+            ops.append(("replace", pre, pre + len(mid_a), pre, pre + len(mid_b)))
+        else:
+            matcher = difflib.SequenceMatcher(None, mid_a, mid_b, autojunk=False)
+            for tag, i1, i2, j1, j2 in matcher.get_opcodes():
+                ops.append((tag, i1 + pre, i2 + pre, j1 + pre, j2 + pre))
+    if suf:
+        ops.append(("equal", len(a) - suf, len(a), len(b) - suf, len(b)))
+    # SequenceMatcher never yields an empty op list for two empty inputs; keep that shape
+    return ops
 
 
 def _span(n_lines: int, offset: int, limit: int) -> tuple[int, int]:
