@@ -411,32 +411,46 @@ class SessionStore:
             if record.get("model"):
                 out.model = str(record["model"])
 
+    def _info(self, path: Path) -> SessionInfo | None:
+        try:
+            loaded = self.load(path.stem)
+        except (OSError, ValueError) as e:
+            log.debug("skipping %s: %s", path, e)
+            return None
+        if not loaded.created and not loaded.messages:
+            return None
+        return SessionInfo(
+            id=path.stem,
+            title=loaded.title or "(untitled)",
+            created=loaded.created,
+            updated=loaded.updated,
+            message_count=len(loaded.messages),
+            model=loaded.model,
+        )
+
     def list(self) -> list[SessionInfo]:
-        """Every session, newest (last written) first."""
+        """Every session, newest (last written) first. Reads every file: call it
+        off the event loop (``asyncio.to_thread``) when there may be many."""
         if not self.dir.is_dir():
             return []
-        infos = []
-        for path in self.dir.glob("*.jsonl"):
-            try:
-                loaded = self.load(path.stem)
-            except (OSError, ValueError) as e:
-                log.debug("skipping %s: %s", path, e)
-                continue
-            if not loaded.created and not loaded.messages:
-                continue
-            infos.append(
-                SessionInfo(
-                    id=path.stem,
-                    title=loaded.title or "(untitled)",
-                    created=loaded.created,
-                    updated=loaded.updated,
-                    message_count=len(loaded.messages),
-                    model=loaded.model,
-                )
-            )
+        infos = [i for i in map(self._info, self.dir.glob("*.jsonl")) if i is not None]
         infos.sort(key=lambda s: (s.updated, s.created, s.id), reverse=True)
         return infos
 
     def latest(self) -> SessionInfo | None:
-        sessions = self.list()
-        return sessions[0] if sessions else None
+        """The most recently written session (reads only the newest file(s))."""
+        if not self.dir.is_dir():
+            return None
+
+        def mtime(p: Path) -> float:
+            try:
+                return p.stat().st_mtime
+            except OSError:
+                return 0.0
+
+        paths = sorted(self.dir.glob("*.jsonl"), key=lambda p: (mtime(p), p.stem), reverse=True)
+        for path in paths:
+            info = self._info(path)
+            if info is not None:
+                return info
+        return None
