@@ -273,7 +273,7 @@ def _json_text(obj: dict) -> str:  # type: ignore[type-arg]
 
 
 def _rg_error(stderr: str) -> str:
-    lines = [x for x in stderr.strip().splitlines() if x.strip()]
+    lines = [x for x in stderr.strip().splitlines() if x.strip() and set(x.strip()) != {"~"}]
     return "\n".join(lines[:12])
 
 
@@ -331,8 +331,8 @@ async def _grep_rg(
     elif mode == "files_with_matches":
         args += ["--files-with-matches", "--null", "-e", pattern, "--", target]
         code, out, err, stopped = await _run_rg(args, ctx.workspace.root)
-        for item in out.split("\n"):
-            name = item.rstrip("\x00")
+        for item in out.split("\x00"):
+            name = item.strip("\n")
             if name:
                 rel = _rel_from_rg(name)
                 results[rel] = FileHits(rel, count=1)
@@ -344,11 +344,25 @@ async def _grep_rg(
                 name, _, n = item.partition("\x00")
                 rel = _rel_from_rg(name)
                 results[rel] = FileHits(rel, count=int(n or 0))
+    if glob:
+        keep = set(_filter_ignored(ctx, target, list(results)))
+        results = {k: v for k, v in results.items() if k in keep}
     if code == 2 and not results and not stopped:
         msg = _rg_error(err)
         if "regex" in msg.lower() or "error" in msg.lower():
             raise ToolError(f"grep failed: {msg}" if msg else "grep failed")
     return results, stopped
+
+
+def _filter_ignored(ctx: ToolContext, target: str, rels: list[str]) -> list[str]:
+    """Drop ignored paths. rg's -g globs override ignore files for the files they match,
+    so results of a globbed rg run are checked against the ignore rules here."""
+    root = ctx.workspace.root
+    matcher = IgnoreMatcher(root)
+    start = root / target if target != "." else root
+    if matcher.ignored(start, start.is_dir()):
+        return rels  # an ignored path searched explicitly: rg searches it too
+    return [r for r in rels if not matcher.ignored(root / r, False)]
 
 
 def _grep_python(
@@ -526,7 +540,8 @@ async def list_files(ctx: ToolContext, start: Path, rel: str, glob: str | None) 
         code, out, err, _ = await _run_rg(args, ctx.workspace.root)
         if code == 2 and not out.strip() and err.strip():
             raise ToolError(f"listing files failed: {_rg_error(err)}")
-        return [_rel_from_rg(x) for x in out.splitlines() if x]
+        names = [_rel_from_rg(x) for x in out.splitlines() if x]
+        return _filter_ignored(ctx, rel, names) if glob else names
     paths = await asyncio.to_thread(walk_files, ctx.workspace.root, start, IgnoreMatcher(ctx.workspace.root), glob)
     return [p.relative_to(ctx.workspace.root).as_posix() for p in paths]
 

@@ -1,0 +1,229 @@
+"""run_command, read_command_output and the background processes."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from codeloop.tools import ProcessManager
+from test_tools_common import call, live_members, make_ctx
+
+
+class RecordingTerminal:
+    def __init__(self) -> None:
+        self.events: list[tuple] = []
+
+    def started(self, terminal_id: str, command: str, cwd: str, background: bool) -> None:
+        self.events.append(("started", terminal_id, command, cwd, background))
+
+    def output(self, terminal_id: str, chunk: str) -> None:
+        self.events.append(("output", terminal_id, chunk))
+
+    def exited(self, terminal_id: str, exit_code: int | None) -> None:
+        self.events.append(("exited", terminal_id, exit_code))
+
+    def text(self, terminal_id: str) -> str:
+        return "".join(e[2] for e in self.events if e[0] == "output" and e[1] == terminal_id)
+
+
+async def wait_dead(pgid: int, timeout: float = 5.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not live_members(pgid):
+            return True
+        await asyncio.sleep(0.05)
+    return False
+
+
+@pytest.fixture
+async def pm():
+    manager = ProcessManager()
+    yield manager
+    await manager.shutdown()
+
+
+async def test_exit_codes_and_terminal_stream(tmp_path: Path, pm: ProcessManager) -> None:
+    term = RecordingTerminal()
+    (tmp_path / "sub").mkdir()
+    ctx = make_ctx(tmp_path, processes=pm, terminal=term)
+    r = await call(ctx, "run_command", command="echo out; echo err >&2; pwd; exit 3", cwd="sub")
+    assert r.ok
+    lines = r.text.splitlines()
+    assert lines[:3] == ["out", "err", str((tmp_path / "sub").resolve())]
+    assert lines[-1] == "exit code: 3"
+    r = await call(ctx, "run_command", command="true")
+    assert r.text == "(no output)\nexit code: 0"
+    assert term.events[0] == ("started", "cmd-1", "echo out; echo err >&2; pwd; exit 3", str((tmp_path / "sub").resolve()), False)
+    assert "out\nerr\n" in term.text("cmd-1")
+    assert ("exited", "cmd-1", 3) in term.events and ("exited", "cmd-2", 0) in term.events
+
+
+async def test_output_cap_head_tail_and_paging(tmp_path: Path, pm: ProcessManager) -> None:
+    ctx = make_ctx(tmp_path, processes=pm)
+    r = await call(ctx, "run_command", command="seq 1 1000")
+    assert r.ok
+    lines = r.text.splitlines()
+    assert lines[0] == "1" and lines[199] == "200"
+    note = lines[200]
+    assert note.startswith("[... 600 lines cut; the full output is kept")
+    assert 'read_command_output(id="cmd-1", offset=201, limit=200)' in note
+    assert lines[201] == "801" and lines[-2] == "1000" and lines[-1] == "exit code: 0"
+
+    r = await call(ctx, "read_command_output", id="cmd-1", offset=201, limit=3)
+    assert r.ok
+    out = r.text.splitlines()
+    assert out[:3] == ["   201\t201", "   202\t202", "   203\t203"]
+    assert 'offset=204' in out[3]
+    r = await call(ctx, "read_command_output", id="cmd-1", offset=999)
+    assert r.text.splitlines()[:2] == ["   999\t999", "  1000\t1000"]
+    r = await call(ctx, "read_command_output", id="cmd-99")
+    assert not r.ok and "cmd-1" in r.text
+
+
+async def test_output_cap_by_characters(tmp_path: Path, pm: ProcessManager) -> None:
+    ctx = make_ctx(tmp_path, processes=pm)
+    cmd = f"{sys.executable} -c \"[print('y' * 1000) for _ in range(100)]\""
+    r = await call(ctx, "run_command", command=cmd)
+    assert len(r.text) < 32_000
+    assert "lines cut" in r.text and r.text.endswith("exit code: 0")
+
+
+async def test_records_are_bounded(tmp_path: Path) -> None:
+    pm = ProcessManager(max_records=3)
+    ctx = make_ctx(tmp_path, processes=pm)
+    for i in range(5):
+        await call(ctx, "run_command", command=f"echo {i}")
+    assert [r.id for r in pm.records()] == ["cmd-3", "cmd-4", "cmd-5"]
+    await pm.shutdown()
+
+
+async def test_timeout_kills_the_process_group(tmp_path: Path, pm: ProcessManager) -> None:
+    ctx = make_ctx(tmp_path, processes=pm)
+    start = time.monotonic()
+    r = await call(ctx, "run_command", command="echo started; sleep 100 & sleep 100", timeout=0.5)
+    assert time.monotonic() - start < 5
+    assert r.ok and "timed out after 0.5s" in r.text and "started" in r.text
+    assert re.search(r"exit code: -?\d+", r.text.splitlines()[-1])
+    rec = pm.get("cmd-1")
+    assert rec is not None and rec.timed_out
+    assert await wait_dead(rec.pgid)  # the backgrounded sleep is gone too
+
+
+async def test_sigterm_ignoring_children_get_sigkill(tmp_path: Path) -> None:
+    pm = ProcessManager(kill_grace=0.3)
+    ctx = make_ctx(tmp_path, processes=pm)
+    r = await call(ctx, "run_command", command="trap '' TERM; sleep 100 & trap '' TERM; sleep 100", timeout=0.5)
+    assert "timed out" in r.text
+    assert await wait_dead(pm.get("cmd-1").pgid)
+    await pm.shutdown()
+
+
+async def test_leftover_background_children_are_stopped(tmp_path: Path, pm: ProcessManager) -> None:
+    ctx = make_ctx(tmp_path, processes=pm)
+    start = time.monotonic()
+    r = await call(ctx, "run_command", command="echo hi; sleep 100 &")
+    assert time.monotonic() - start < 5
+    assert "hi" in r.text and "start_process" in r.text and r.text.endswith("exit code: 0")
+    assert await wait_dead(pm.get("cmd-1").pgid)
+
+
+async def test_cancellation_kills_the_group(tmp_path: Path, pm: ProcessManager) -> None:
+    ctx = make_ctx(tmp_path, processes=pm)
+    task = asyncio.create_task(call(ctx, "run_command", command="sleep 100 & sleep 100"))
+    for _ in range(100):
+        await asyncio.sleep(0.02)
+        if pm.foreground_running():
+            break
+    rec = pm.foreground_running()[0]
+    await asyncio.sleep(0.1)
+    assert live_members(rec.pgid)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert rec.cancelled
+    assert await wait_dead(rec.pgid)
+
+
+async def test_kill_all_foreground(tmp_path: Path, pm: ProcessManager) -> None:
+    ctx = make_ctx(tmp_path, processes=pm)
+    task = asyncio.create_task(call(ctx, "run_command", command="sleep 100"))
+    while not pm.foreground_running():
+        await asyncio.sleep(0.02)
+    rec = pm.foreground_running()[0]
+    await pm.kill_all_foreground()
+    r = await asyncio.wait_for(task, 5)
+    assert "killed" in r.text and "SIGTERM" in r.text
+    assert await wait_dead(rec.pgid)
+
+
+async def test_background_process_lifecycle(tmp_path: Path, pm: ProcessManager) -> None:
+    term = RecordingTerminal()
+    ctx = make_ctx(tmp_path, processes=pm, terminal=term)
+    script = "import time\nfor i in range(10**6):\n    print('tick', i, flush=True)\n    time.sleep(0.05)\n"
+    (tmp_path / "loop.py").write_text(script)
+    r = await call(ctx, "start_process", command=f"{sys.executable} loop.py")
+    assert r.ok
+    assert r.text.startswith("Started bg-1 (pid ")
+    assert "tick 0" in r.text and "is running" in r.text
+    await asyncio.sleep(0.3)
+    r = await call(ctx, "read_process_logs", id="bg-1", lines=3)
+    assert r.ok and r.text.startswith("bg-1: running")
+    assert len(re.findall(r"\ttick \d+", r.text)) == 3
+    r = await call(ctx, "list_processes")
+    assert "bg-1" in r.text and "running" in r.text
+    rec = pm.get("bg-1")
+    r = await call(ctx, "kill_process", id="bg-1")
+    assert r.ok and r.text.startswith("Killed bg-1")
+    assert await wait_dead(rec.pgid)
+    assert not rec.running
+    r = await call(ctx, "read_process_logs", id="bg-1")
+    assert "killed" in r.text
+    assert ("started", "bg-1", f"{sys.executable} loop.py", str(tmp_path.resolve()), True) in term.events
+    assert "tick 0" in term.text("bg-1")
+    r = await call(ctx, "kill_process", id="bg-1")
+    assert "was not running" in r.text
+    r = await call(ctx, "kill_process", id="bg-7")
+    assert not r.ok
+
+
+async def test_background_process_that_exits(tmp_path: Path, pm: ProcessManager) -> None:
+    ctx = make_ctx(tmp_path, processes=pm)
+    r = await call(ctx, "start_process", command="echo done; exit 2")
+    assert "done" in r.text and "exited with code 2" in r.text
+
+
+async def test_shutdown_kills_everything(tmp_path: Path) -> None:
+    pm = ProcessManager()
+    ctx = make_ctx(tmp_path, processes=pm)
+    for _ in range(2):
+        await call(ctx, "start_process", command="sleep 100 & sleep 100")
+    fg = asyncio.create_task(call(ctx, "run_command", command="sleep 100"))
+    while not pm.foreground_running():
+        await asyncio.sleep(0.02)
+    groups = [r.pgid for r in pm.records()]
+    assert len(groups) == 3
+    await pm.shutdown()
+    for pgid in groups:
+        assert await wait_dead(pgid)
+    r = await asyncio.wait_for(fg, 5)
+    assert "exit code" in r.text
+
+
+async def test_bad_cwd_and_permissions(tmp_path: Path, pm: ProcessManager) -> None:
+    from codeloop.tools.shell import RunCommand
+
+    ctx = make_ctx(tmp_path, processes=pm)
+    r = await call(ctx, "run_command", command="ls", cwd="../")
+    assert not r.ok and "outside the workspace" in r.text
+    r = await call(ctx, "run_command", command="ls", cwd="nope")
+    assert not r.ok and "not a directory" in r.text
+    r = await call(ctx, "run_command", command="ls", timeout=601)
+    assert not r.ok and "timeout" in r.text
+    (tmp_path / "d").mkdir()
+    req = RunCommand().permission(RunCommand.Input(command="make test", cwd="d"), ctx)
+    assert req.kind == "Bash" and req.target == "make test" and req.cwd == (tmp_path / "d").resolve()
