@@ -1,0 +1,330 @@
+/**
+ * The chat panel's state and its reducer: pure, shared by the extension host (which keeps
+ * the authoritative copy, so the panel can be hidden, reloaded and restored) and the
+ * webview (which renders it). No vscode or DOM imports here.
+ */
+import type {
+  AgentEvent, ApprovalAnswer, ApprovalRequestParams, OpenAIMessage, ProposalReviewParams,
+} from "../protocol";
+
+export type ToolStatus = "running" | "done" | "failed";
+export type ProposalStatus = "pending" | "accepted" | "rejected" | "partial" | "edited" | "applied" | "cancelled" | string;
+
+export interface UserItem { kind: "user"; id: string; text: string; chips?: string[] }
+export interface AssistantItem { kind: "assistant"; id: string; text: string; streaming: boolean }
+export interface ToolItem {
+  kind: "tool"; id: string; callId: string; name: string; summary: string; args?: unknown;
+  status: ToolStatus; resultSummary?: string; result?: string;
+}
+export interface RetryItem { kind: "retry"; id: string; attempt: number; maxAttempts: number; delay: number; reason: string }
+export interface NoticeItem { kind: "notice"; id: string; level: "info" | "warning" | "error"; message: string }
+export interface ProposalItem {
+  kind: "proposal"; id: string; proposalId: string; tool: string; status: ProposalStatus; message?: string;
+  review: boolean; // false: auto-accepted, shown for information only
+  files: { uri: string; path: string; isNew: boolean; diff: string; hunks: { id: number; header: string; diff: string }[] }[];
+}
+export interface ApprovalItem {
+  kind: "approval"; id: string; approvalKind: string; target: string; cwd?: string; reason?: string;
+  suggestedRule?: string; answer?: ApprovalAnswer | "cancelled";
+}
+export interface TurnEndItem {
+  kind: "turnEnd"; id: string; status: string; message?: string;
+  promptTokens?: number; completionTokens?: number; cachedTokens?: number; cost?: number | null;
+}
+export type Item = UserItem | AssistantItem | ToolItem | RetryItem | NoticeItem | ProposalItem | ApprovalItem | TurnEndItem;
+
+export interface ChatState {
+  sessionId?: string;
+  title?: string;
+  running?: string; // turn id of the running turn
+  items: Item[];
+  queued: string[]; // messages typed while a turn ran; sent one by one when it ends
+  seq: number;
+}
+
+export type Action =
+  | { a: "reset"; sessionId?: string; title?: string; items?: Item[] }
+  | { a: "user"; text: string; chips?: string[] }
+  | { a: "turnStarted"; sessionId: string; turnId: string }
+  | { a: "event"; sessionId?: string; turnId?: string; event: AgentEvent }
+  | { a: "proposal"; params: ProposalReviewParams; review: boolean }
+  | { a: "proposalStatus"; proposalId: string; status: ProposalStatus; message?: string }
+  | { a: "approval"; id: string; params: ApprovalRequestParams }
+  | { a: "approvalStatus"; id: string; answer: ApprovalAnswer | "cancelled" }
+  | { a: "queue"; queued: string[] }
+  | { a: "notice"; level: "info" | "warning" | "error"; message: string };
+
+export function emptyState(): ChatState {
+  return { items: [], queued: [], seq: 0 };
+}
+
+function nextId(s: ChatState, prefix: string): string {
+  s.seq += 1;
+  return `${prefix}${s.seq}`;
+}
+
+function lastItem(s: ChatState): Item | undefined {
+  return s.items[s.items.length - 1];
+}
+
+/**
+ * Applies an action in place and returns the ids of the items that changed or were added
+ * (the renderer redraws only those). `["*"]` means "redraw everything".
+ */
+export function reduce(s: ChatState, act: Action): string[] {
+  switch (act.a) {
+    case "reset": {
+      s.sessionId = act.sessionId;
+      s.title = act.title;
+      s.running = undefined;
+      s.items = act.items ?? [];
+      s.seq = Math.max(s.seq, s.items.length);
+      return ["*"];
+    }
+    case "user": {
+      const it: UserItem = { kind: "user", id: nextId(s, "u"), text: act.text, chips: act.chips };
+      s.items.push(it);
+      return [it.id];
+    }
+    case "turnStarted": {
+      s.sessionId = act.sessionId;
+      s.running = act.turnId;
+      return ["#status"];
+    }
+    case "queue": {
+      s.queued = [...act.queued];
+      return ["#status"];
+    }
+    case "notice": {
+      const it: NoticeItem = { kind: "notice", id: nextId(s, "n"), level: act.level, message: act.message };
+      s.items.push(it);
+      return [it.id];
+    }
+    case "proposal": {
+      const p = act.params;
+      const existing = s.items.find((i): i is ProposalItem => i.kind === "proposal" && i.proposalId === p.proposalId);
+      const files = (p.files ?? []).map((f) => ({
+        uri: f.uri, path: f.path, isNew: !!f.isNew, diff: f.diff ?? "",
+        hunks: (f.hunks ?? []).map((h) => ({ id: h.id, header: h.header, diff: h.diff })),
+      }));
+      if (existing) {
+        existing.files = files;
+        existing.review = act.review;
+        return [existing.id];
+      }
+      closeStreaming(s);
+      const it: ProposalItem = {
+        kind: "proposal", id: nextId(s, "p"), proposalId: p.proposalId, tool: p.tool, files,
+        status: act.review ? "pending" : "applied", review: act.review,
+      };
+      s.items.push(it);
+      return [it.id];
+    }
+    case "proposalStatus": {
+      const it = s.items.find((i): i is ProposalItem => i.kind === "proposal" && i.proposalId === act.proposalId);
+      if (!it) return [];
+      it.status = act.status;
+      if (act.message !== undefined) it.message = act.message;
+      return [it.id];
+    }
+    case "approval": {
+      closeStreaming(s);
+      const p = act.params;
+      const it: ApprovalItem = {
+        kind: "approval", id: act.id, approvalKind: p.kind, target: p.target, cwd: p.cwd, reason: p.reason,
+        suggestedRule: p.suggestedRule,
+      };
+      s.items.push(it);
+      return [it.id];
+    }
+    case "approvalStatus": {
+      const it = s.items.find((i): i is ApprovalItem => i.kind === "approval" && i.id === act.id);
+      if (!it) return [];
+      it.answer = act.answer;
+      return [it.id];
+    }
+    case "event":
+      return reduceEvent(s, act.event, act.sessionId);
+  }
+}
+
+function closeStreaming(s: ChatState): string[] {
+  const last = lastItem(s);
+  if (last && last.kind === "assistant" && last.streaming) {
+    last.streaming = false;
+    return [last.id];
+  }
+  return [];
+}
+
+function reduceEvent(s: ChatState, ev: AgentEvent, sessionId?: string): string[] {
+  if (sessionId && !s.sessionId) s.sessionId = sessionId;
+  switch (ev.type) {
+    case "textDelta": {
+      const last = lastItem(s);
+      if (last && last.kind === "assistant" && last.streaming) {
+        last.text += ev.text;
+        return [last.id];
+      }
+      const it: AssistantItem = { kind: "assistant", id: nextId(s, "a"), text: ev.text, streaming: true };
+      s.items.push(it);
+      return [it.id];
+    }
+    case "toolCallStarted": {
+      const changed = closeStreaming(s);
+      const it: ToolItem = {
+        kind: "tool", id: nextId(s, "t"), callId: ev.callId, name: ev.name, summary: ev.summary ?? "",
+        args: ev.arguments, status: "running",
+      };
+      s.items.push(it);
+      return [...changed, it.id];
+    }
+    case "toolCallFinished": {
+      const it = [...s.items].reverse().find((i): i is ToolItem => i.kind === "tool" && i.callId === ev.callId);
+      if (!it) {
+        const n: ToolItem = {
+          kind: "tool", id: nextId(s, "t"), callId: ev.callId, name: ev.name, summary: "",
+          status: ev.ok ? "done" : "failed", resultSummary: ev.summary, result: ev.result,
+        };
+        s.items.push(n);
+        return [n.id];
+      }
+      it.status = ev.ok ? "done" : "failed";
+      it.resultSummary = ev.summary;
+      it.result = ev.result;
+      return [it.id];
+    }
+    case "retry": {
+      // Text streamed since the last tool call is discarded by the server: drop it here too.
+      const changed: string[] = [];
+      const last = lastItem(s);
+      if (last && last.kind === "assistant" && last.streaming) {
+        s.items.pop();
+        changed.push("*");
+      }
+      const it: RetryItem = {
+        kind: "retry", id: nextId(s, "r"), attempt: ev.attempt, maxAttempts: ev.maxAttempts, delay: ev.delay,
+        reason: ev.reason,
+      };
+      s.items.push(it);
+      return changed.length ? ["*"] : [it.id];
+    }
+    case "usage":
+      return [];
+    case "notice": {
+      const changed = closeStreaming(s);
+      const it: NoticeItem = { kind: "notice", id: nextId(s, "n"), level: ev.level === "warning" ? "warning" : "info", message: ev.message };
+      s.items.push(it);
+      return [...changed, it.id];
+    }
+    case "error": {
+      const changed = closeStreaming(s);
+      const it: NoticeItem = { kind: "notice", id: nextId(s, "n"), level: "error", message: ev.message };
+      s.items.push(it);
+      return [...changed, it.id];
+    }
+    case "turnEnd": {
+      const changed = closeStreaming(s);
+      // tool cards still running when the turn ended were cancelled
+      for (const i of s.items) {
+        if (i.kind === "tool" && i.status === "running") { i.status = "failed"; i.resultSummary = i.resultSummary ?? ev.status; changed.push(i.id); }
+        if (i.kind === "approval" && !i.answer) { i.answer = "cancelled"; changed.push(i.id); }
+      }
+      const it: TurnEndItem = {
+        kind: "turnEnd", id: nextId(s, "e"), status: ev.status, message: ev.message,
+        promptTokens: ev.promptTokens, completionTokens: ev.completionTokens, cachedTokens: ev.cachedTokens, cost: ev.cost,
+      };
+      s.items.push(it);
+      s.running = undefined;
+      return [...changed, it.id, "#status"];
+    }
+  }
+  return [];
+}
+
+/** Chat items for a transcript of OpenAI messages (a reopened session). */
+export function itemsFromTranscript(messages: OpenAIMessage[]): Item[] {
+  const out: Item[] = [];
+  let n = 0;
+  const id = (p: string) => `${p}h${++n}`;
+  const byCall = new Map<string, ToolItem>();
+  for (const m of messages ?? []) {
+    const text = contentText(m.content);
+    if (m.role === "user") {
+      out.push({ kind: "user", id: id("u"), text });
+    } else if (m.role === "assistant") {
+      if (text.trim()) out.push({ kind: "assistant", id: id("a"), text, streaming: false });
+      for (const c of m.tool_calls ?? []) {
+        let args: unknown = c.function?.arguments;
+        try { args = JSON.parse(String(c.function?.arguments ?? "")); } catch { /* keep the string */ }
+        const t: ToolItem = {
+          kind: "tool", id: id("t"), callId: c.id, name: c.function?.name ?? "tool", summary: keyArgument(args),
+          args, status: "done",
+        };
+        byCall.set(c.id, t);
+        out.push(t);
+      }
+    } else if (m.role === "tool") {
+      const t = m.tool_call_id ? byCall.get(m.tool_call_id) : undefined;
+      if (t) {
+        t.result = text;
+        t.resultSummary = firstLine(text);
+      }
+    }
+  }
+  return out;
+}
+
+export function contentText(content: unknown): string {
+  if (content == null) return "";
+  if (typeof content === "string") return content;
+  if (Array.isArray(content)) {
+    return content.map((p) => (typeof p === "string" ? p : p && typeof p === "object" && typeof (p as { text?: unknown }).text === "string" ? (p as { text: string }).text : "")).join("");
+  }
+  return String(content);
+}
+
+export function firstLine(text: string | undefined, max = 120): string {
+  const line = (text ?? "").split("\n").find((l) => l.trim()) ?? "";
+  return line.length > max ? line.slice(0, max - 1) + "…" : line;
+}
+
+/** The argument worth showing on a tool card: a path, a command, a pattern… */
+export function keyArgument(args: unknown): string {
+  if (!args || typeof args !== "object") return typeof args === "string" ? firstLine(args) : "";
+  const a = args as Record<string, unknown>;
+  for (const k of ["command", "path", "file_path", "pattern", "query", "url", "id"]) {
+    if (typeof a[k] === "string" && a[k]) return firstLine(a[k] as string);
+  }
+  const first = Object.values(a).find((v) => typeof v === "string");
+  return typeof first === "string" ? firstLine(first) : "";
+}
+
+/** "1,234 in · 56 out · $0.0012" */
+export function formatUsage(u: { promptTokens?: number; completionTokens?: number; cachedTokens?: number; cost?: number | null }): string {
+  const parts: string[] = [];
+  const fmt = (n: number) => n.toLocaleString("en-US");
+  if (u.promptTokens != null) parts.push(`${fmt(u.promptTokens)} in` + (u.cachedTokens ? ` (${fmt(u.cachedTokens)} cached)` : ""));
+  if (u.completionTokens != null) parts.push(`${fmt(u.completionTokens)} out`);
+  if (u.cost != null) parts.push(u.cost < 0.01 ? `$${u.cost.toFixed(4)}` : `$${u.cost.toFixed(2)}`);
+  return parts.join(" · ");
+}
+
+/** The decision for a proposal given the hunks the user kept (per file uri). */
+export function decisionForHunks(
+  files: { uri: string; hunks: { id: number }[] }[], kept: Record<string, number[]>,
+): { decision: "accept" } | { decision: "reject"; feedback?: string } | { decision: "partial"; hunks: Record<string, number[]> } {
+  let total = 0;
+  let chosen = 0;
+  const hunks: Record<string, number[]> = {};
+  for (const f of files) {
+    const ids = new Set(f.hunks.map((h) => h.id));
+    const keep = (kept[f.uri] ?? f.hunks.map((h) => h.id)).filter((h) => ids.has(h));
+    total += f.hunks.length;
+    chosen += keep.length;
+    hunks[f.uri] = [...new Set(keep)].sort((x, y) => x - y);
+  }
+  if (chosen === total) return { decision: "accept" };
+  if (chosen === 0) return { decision: "reject" };
+  return { decision: "partial", hunks };
+}

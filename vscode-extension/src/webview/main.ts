@@ -1,0 +1,473 @@
+/* The chat panel's script (bundled by esbuild with markdown-it, DOMPurify and highlight.js). */
+import MarkdownIt from "markdown-it";
+import DOMPurify from "dompurify";
+import hljs from "highlight.js/lib/core";
+import python from "highlight.js/lib/languages/python";
+import javascript from "highlight.js/lib/languages/javascript";
+import typescript from "highlight.js/lib/languages/typescript";
+import json from "highlight.js/lib/languages/json";
+import bash from "highlight.js/lib/languages/bash";
+import shell from "highlight.js/lib/languages/shell";
+import diff from "highlight.js/lib/languages/diff";
+import yaml from "highlight.js/lib/languages/yaml";
+import ini from "highlight.js/lib/languages/ini";
+import css from "highlight.js/lib/languages/css";
+import xml from "highlight.js/lib/languages/xml";
+import go from "highlight.js/lib/languages/go";
+import rust from "highlight.js/lib/languages/rust";
+import java from "highlight.js/lib/languages/java";
+import cpp from "highlight.js/lib/languages/cpp";
+import sql from "highlight.js/lib/languages/sql";
+import markdown from "highlight.js/lib/languages/markdown";
+import {
+  type Action, type ApprovalItem, type ChatState, type Item, type ProposalItem, type ToolItem, emptyState, formatUsage, reduce,
+} from "../shared/model";
+import type { ProcessInfo, SessionInfo } from "../protocol";
+import type { PanelEnv } from "../chatView";
+
+for (const [name, lang] of Object.entries({ python, javascript, typescript, json, bash, shell, diff, yaml, ini, css, xml, go, rust, java, cpp, sql, markdown })) {
+  hljs.registerLanguage(name, lang);
+}
+hljs.registerAliases(["py"], { languageName: "python" });
+hljs.registerAliases(["js", "jsx", "mjs"], { languageName: "javascript" });
+hljs.registerAliases(["ts", "tsx"], { languageName: "typescript" });
+hljs.registerAliases(["sh", "zsh", "console"], { languageName: "bash" });
+hljs.registerAliases(["toml"], { languageName: "ini" });
+hljs.registerAliases(["html"], { languageName: "xml" });
+hljs.registerAliases(["c", "h", "hpp"], { languageName: "cpp" });
+
+declare function acquireVsCodeApi(): { postMessage(m: unknown): void; getState(): unknown; setState(s: unknown): void };
+const vscode = acquireVsCodeApi();
+
+const md: MarkdownIt = new MarkdownIt({
+  html: false, linkify: true, breaks: false,
+  highlight: (code: string, lang: string): string => {
+    const l = (lang || "").trim().toLowerCase();
+    try {
+      if (l && hljs.getLanguage(l)) return hljs.highlight(code, { language: l, ignoreIllegals: true }).value;
+    } catch { /* fall through */ }
+    return ""; // markdown-it escapes it
+  },
+});
+
+function renderMarkdown(text: string): string {
+  return DOMPurify.sanitize(md.render(text), { USE_PROFILES: { html: true } });
+}
+
+// ---- local, persisted UI state -----------------------------------------------------------
+interface Local {
+  draft: string;
+  useFile: boolean;
+  useSelection: boolean;
+  expanded: string[];
+  hunks: Record<string, Record<string, number[]>>; // proposalId -> uri -> kept hunk ids
+  reasons: Record<string, string>;
+}
+const saved = (vscode.getState() ?? {}) as Partial<Local>;
+const local: Local = {
+  draft: saved.draft ?? "", useFile: saved.useFile ?? true, useSelection: saved.useSelection ?? true,
+  expanded: saved.expanded ?? [], hunks: saved.hunks ?? {}, reasons: saved.reasons ?? {},
+};
+function persist(): void { vscode.setState(local); }
+
+let state: ChatState = emptyState();
+let env: PanelEnv = { model: "", mode: "ask", serverState: "starting", processes: [] };
+let sessions: SessionInfo[] | undefined;
+let historyOpen = false;
+
+// ---- DOM helpers -------------------------------------------------------------------------
+type Child = Node | string | null | undefined | false;
+function h<K extends keyof HTMLElementTagNameMap>(tag: K, attrs: Record<string, unknown> = {}, ...children: Child[]): HTMLElementTagNameMap[K] {
+  const el = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) {
+    if (v === undefined || v === null || v === false) continue;
+    if (k.startsWith("on") && typeof v === "function") el.addEventListener(k.slice(2).toLowerCase(), v as EventListener);
+    else if (k === "class") el.className = String(v);
+    else if (k === "text") el.textContent = String(v);
+    else if (k === "html") el.innerHTML = String(v);
+    else if (v === true) el.setAttribute(k, "");
+    else el.setAttribute(k, String(v));
+  }
+  for (const c of children) if (c !== null && c !== undefined && c !== false) el.append(c);
+  return el;
+}
+const icon = (name: string, extra = "") => h("span", { class: `codicon codicon-${name} ${extra}`.trim(), "aria-hidden": "true" });
+
+// ---- layout --------------------------------------------------------------------------------
+const app = document.getElementById("app")!;
+const header = h("div", { class: "header" });
+const historyPanel = h("div", { class: "history hidden", role: "dialog", "aria-label": "Chat history" });
+const log = h("div", { class: "log", role: "log", "aria-live": "polite" });
+const empty = h("div", { class: "empty" },
+  h("div", { class: "empty-title" }, icon("sparkle"), " codeloop"),
+  h("p", { text: "Ask for a change, a fix, or an explanation. Edits are shown as diffs for you to review; commands ask before they run." }),
+  h("p", { class: "muted", text: "Slash commands: /help /mode /model /cost /context /compact /clear" }));
+const pendingBar = h("div", { class: "pending-bar hidden" });
+const processesEl = h("div", { class: "processes hidden" });
+const chips = h("div", { class: "chips" });
+const queuedEl = h("div", { class: "queued" });
+const input = h("textarea", {
+  class: "input", rows: "3", placeholder: "Ask codeloop… (Enter to send, Shift+Enter for a new line)", "aria-label": "Message",
+}) as HTMLTextAreaElement;
+const modeSelect = h("select", { class: "mode", title: "Permission mode (sends /mode)", "aria-label": "Mode" }) as HTMLSelectElement;
+for (const m of ["ask", "acceptEdits", "plan", "bypass"]) modeSelect.append(h("option", { value: m, text: m }));
+const sendBtn = h("button", { class: "send primary", title: "Send (Enter)" }, icon("send"), " Send") as HTMLButtonElement;
+const stopBtn = h("button", { class: "stop danger hidden", title: "Stop the running turn" }, icon("debug-stop"), " Stop") as HTMLButtonElement;
+const statusLine = h("span", { class: "status-line muted" });
+const composer = h("div", { class: "composer" }, chips, queuedEl, input,
+  h("div", { class: "composer-row" }, modeSelect, statusLine, h("span", { class: "spacer" }), stopBtn, sendBtn));
+app.append(header, historyPanel, log, pendingBar, processesEl, composer);
+
+input.value = local.draft;
+input.addEventListener("input", () => {
+  local.draft = input.value; persist();
+  vscode.postMessage({ type: "draft", text: input.value });
+  autosize();
+});
+input.addEventListener("keydown", (e) => {
+  if (e.key === "Enter" && !e.shiftKey && !e.isComposing) { e.preventDefault(); submit(); }
+  if (e.key === "Escape" && state.running) { e.preventDefault(); vscode.postMessage({ type: "cancel" }); }
+});
+sendBtn.addEventListener("click", submit);
+stopBtn.addEventListener("click", () => vscode.postMessage({ type: "cancel" }));
+modeSelect.addEventListener("change", () => vscode.postMessage({ type: "mode", mode: modeSelect.value }));
+
+function autosize(): void {
+  input.style.height = "auto";
+  input.style.height = Math.min(input.scrollHeight, 240) + "px";
+}
+
+function submit(): void {
+  const text = input.value.trim();
+  if (!text) return;
+  vscode.postMessage({ type: "send", text, useFile: local.useFile && !!env.activeFile, useSelection: local.useSelection && !!env.selection });
+  input.value = "";
+  local.draft = ""; persist();
+  vscode.postMessage({ type: "draft", text: "" });
+  autosize();
+  stickToBottom = true;
+}
+
+// ---- header, chips, status -----------------------------------------------------------------
+function renderHeader(): void {
+  header.replaceChildren(
+    h("span", { class: "title", title: state.sessionId ? `session ${state.sessionId}` : "new chat" },
+      state.title || (state.sessionId ? `Session ${state.sessionId}` : "New chat")),
+    h("span", { class: "spacer" }),
+    h("span", { class: `server-dot ${env.serverState}`, title: `server: ${env.serverState}` }),
+    h("span", { class: "model muted", title: "model" }, env.model),
+    h("button", { class: "icon-btn", title: "Chat history", "aria-label": "Chat history", onclick: () => { historyOpen = !historyOpen; if (historyOpen) vscode.postMessage({ type: "history" }); renderHistory(); } }, icon("history")),
+    h("button", { class: "icon-btn", title: "New chat", "aria-label": "New chat", onclick: () => vscode.postMessage({ type: "newChat" }) }, icon("add")),
+  );
+}
+
+function renderHistory(): void {
+  historyPanel.classList.toggle("hidden", !historyOpen);
+  if (!historyOpen) return;
+  const list = sessions === undefined
+    ? [h("div", { class: "muted", text: "Loading…" })]
+    : sessions.length === 0 ? [h("div", { class: "muted", text: "No earlier chats in this workspace." })]
+      : sessions.map((s) => h("button", {
+        class: `session${s.id === state.sessionId ? " current" : ""}`, title: s.id,
+        onclick: () => { historyOpen = false; renderHistory(); vscode.postMessage({ type: "openSession", id: s.id }); },
+      }, h("span", { class: "session-title", text: s.title || s.id }),
+      h("span", { class: "muted session-meta", text: `${relTime(s.updated)} · ${s.messageCount} messages${s.model ? " · " + s.model : ""}` })));
+  historyPanel.replaceChildren(
+    h("div", { class: "history-head" }, h("strong", { text: "Chat history" }), h("span", { class: "spacer" }),
+      h("button", { class: "icon-btn", title: "Close", onclick: () => { historyOpen = false; renderHistory(); } }, icon("close"))),
+    ...list);
+}
+
+function relTime(iso: string): string {
+  const t = Date.parse(iso);
+  if (Number.isNaN(t)) return iso ?? "";
+  const s = (Date.now() - t) / 1000;
+  if (s < 60) return "just now";
+  if (s < 3600) return `${Math.floor(s / 60)} min ago`;
+  if (s < 86400) return `${Math.floor(s / 3600)} h ago`;
+  return new Date(t).toLocaleDateString();
+}
+
+function chip(label: string, iconName: string, on: boolean, toggle: () => void, title: string): HTMLElement {
+  return h("button", { class: `chip${on ? " on" : ""}`, title, "aria-pressed": String(on), onclick: toggle }, icon(iconName), " ", label,
+    on ? icon("close", "chip-x") : icon("add", "chip-x"));
+}
+
+function renderComposer(): void {
+  const c: HTMLElement[] = [];
+  if (env.activeFile) c.push(chip(env.activeFile.label, "file", local.useFile, () => { local.useFile = !local.useFile; persist(); renderComposer(); }, local.useFile ? "The active file is sent as context (click to leave it out)" : "Click to send the active file as context"));
+  if (env.selection) c.push(chip(env.selection.label, "selection", local.useSelection, () => { local.useSelection = !local.useSelection; persist(); renderComposer(); }, local.useSelection ? "The selection is sent as context (click to leave it out)" : "Click to send the selection as context"));
+  chips.replaceChildren(...c);
+  queuedEl.replaceChildren(...state.queued.map((q, i) => h("div", { class: "queued-item", title: "Sent when the running turn ends" },
+    icon("clock"), h("span", { class: "queued-text", text: q }),
+    h("button", { class: "icon-btn", title: "Remove from the queue", onclick: () => vscode.postMessage({ type: "unqueue", index: i }) }, icon("close")))));
+  const running = !!state.running;
+  stopBtn.classList.toggle("hidden", !running);
+  sendBtn.title = running ? "Queue: sent when the running turn ends" : "Send (Enter)";
+  sendBtn.replaceChildren(icon(running ? "add" : "send"), running ? " Queue" : " Send");
+  modeSelect.value = env.mode;
+  statusLine.replaceChildren(...(running ? [icon("loading", "codicon-modifier-spin"), " working…"] : env.serverState === "running" ? [] : [env.serverState === "starting" ? "starting server…" : `server ${env.serverState}`]));
+}
+
+function renderPending(): void {
+  const pend = state.items.filter((i): i is ProposalItem => i.kind === "proposal" && i.status === "pending");
+  const appr = state.items.filter((i): i is ApprovalItem => i.kind === "approval" && !i.answer);
+  pendingBar.classList.toggle("hidden", pend.length + appr.length === 0);
+  const parts: HTMLElement[] = [];
+  for (const p of pend) parts.push(h("button", { class: "link", onclick: () => scrollToItem(p.id) }, icon("diff"), ` ${p.files.map((f) => f.path).join(", ")}`));
+  for (const a of appr) parts.push(h("button", { class: "link", onclick: () => scrollToItem(a.id) }, icon("terminal"), ` ${a.target.slice(0, 40)}`));
+  pendingBar.replaceChildren(h("span", { class: "muted", text: `Waiting for you (${pend.length + appr.length}):` }), ...parts);
+}
+
+function renderProcesses(): void {
+  const procs: ProcessInfo[] = env.processes ?? [];
+  const running = procs.filter((p) => p.running);
+  processesEl.classList.toggle("hidden", running.length === 0);
+  processesEl.replaceChildren(
+    h("div", { class: "muted" }, icon("server-process"), ` Background processes (${running.length})`),
+    ...running.map((p) => h("div", { class: "process" },
+      h("code", { class: "process-cmd", title: p.command, text: p.command }),
+      h("span", { class: "muted", text: p.id }),
+      h("button", { class: "small danger", title: "Kill this process", onclick: () => vscode.postMessage({ type: "kill", id: p.id }) }, icon("trash"), " Kill"))));
+}
+
+function scrollToItem(id: string): void {
+  document.getElementById(`item-${id}`)?.scrollIntoView({ behavior: "smooth", block: "center" });
+}
+
+// ---- items -----------------------------------------------------------------------------------
+function renderItem(it: Item): HTMLElement {
+  const el = h("div", { id: `item-${it.id}`, class: `item ${it.kind}` });
+  switch (it.kind) {
+    case "user":
+      el.append(h("div", { class: "bubble", text: it.text }));
+      if (it.chips?.length) el.append(h("div", { class: "user-chips" }, ...it.chips.map((c) => h("span", { class: "chip small-chip" }, icon("file"), " ", c))));
+      break;
+    case "assistant": {
+      const body = h("div", { class: `markdown${it.streaming ? " streaming" : ""}`, html: renderMarkdown(it.text) });
+      decorateCode(body);
+      el.append(body);
+      break;
+    }
+    case "tool": el.append(renderTool(it)); break;
+    case "retry":
+      el.append(h("div", { class: "line warning" }, icon("refresh"), ` Retrying (${it.attempt}/${it.maxAttempts}) in ${it.delay.toFixed(1)}s: ${it.reason}`));
+      break;
+    case "notice": {
+      const body = h("div", { class: `notice ${it.level}` }, icon(it.level === "error" ? "error" : it.level === "warning" ? "warning" : "info"),
+        h("div", { class: "markdown", html: renderMarkdown(it.message) }));
+      el.append(body);
+      break;
+    }
+    case "proposal": el.append(renderProposal(it)); break;
+    case "approval": el.append(renderApproval(it)); break;
+    case "turnEnd": {
+      const usage = formatUsage(it);
+      const label = it.status === "done" ? "" : it.status === "cancelled" ? "Stopped" : it.status === "max_turns" ? "Stopped: turn limit reached" : "Failed";
+      el.append(h("div", { class: `turn-end ${it.status}` },
+        label && h("span", { class: it.status === "error" ? "error-text" : "" }, label + (it.message ? `: ${it.message}` : "")),
+        h("span", { class: "spacer" }),
+        usage && h("span", { class: "muted usage", title: "tokens and cost of this turn" }, usage)));
+      break;
+    }
+  }
+  return el;
+}
+
+function decorateCode(root: HTMLElement): void {
+  for (const pre of Array.from(root.querySelectorAll("pre"))) {
+    const code = pre.querySelector("code");
+    if (code && !code.classList.contains("hljs")) code.classList.add("hljs");
+    const btn = h("button", { class: "copy icon-btn", title: "Copy", "aria-label": "Copy code" }, icon("copy"));
+    btn.addEventListener("click", () => {
+      vscode.postMessage({ type: "copy", text: code?.textContent ?? pre.textContent ?? "" });
+      btn.replaceChildren(icon("check"));
+      setTimeout(() => btn.replaceChildren(icon("copy")), 1200);
+    });
+    pre.classList.add("code-block");
+    pre.append(btn);
+  }
+}
+
+function toggleExpanded(id: string): void {
+  const i = local.expanded.indexOf(id);
+  if (i >= 0) local.expanded.splice(i, 1); else local.expanded.push(id);
+  persist();
+  rerender([id]);
+}
+
+function renderTool(t: ToolItem): HTMLElement {
+  const open = local.expanded.includes(t.id);
+  const statusIcon = t.status === "running" ? icon("loading", "codicon-modifier-spin") : t.status === "done" ? icon("check", "ok") : icon("error", "fail");
+  const head = h("button", { class: "tool-head", "aria-expanded": String(open), onclick: () => toggleExpanded(t.id) },
+    statusIcon, h("span", { class: "tool-name", text: t.name }), t.summary && h("code", { class: "tool-arg", text: t.summary, title: t.summary }),
+    h("span", { class: "spacer" }),
+    t.resultSummary && h("span", { class: "tool-result-summary muted", text: t.resultSummary, title: t.resultSummary }),
+    icon(open ? "chevron-down" : "chevron-right", "chev"));
+  const card = h("div", { class: `card tool-card ${t.status}`, "data-status": t.status, "data-tool": t.name }, head);
+  if (open) {
+    const details = h("div", { class: "tool-details" });
+    if (t.args !== undefined) details.append(h("div", { class: "label", text: "arguments" }), h("pre", { class: "plain", text: typeof t.args === "string" ? t.args : JSON.stringify(t.args, null, 2) }));
+    if (t.result !== undefined) details.append(h("div", { class: "label", text: "result" }), h("pre", { class: "plain", text: t.result.length > 20000 ? t.result.slice(0, 20000) + "\n…" : t.result }));
+    card.append(details);
+  }
+  return card;
+}
+
+function diffLines(text: string): HTMLElement {
+  const pre = h("pre", { class: "diff" });
+  for (const line of text.split("\n")) {
+    if (line.startsWith("+++") || line.startsWith("---")) continue;
+    const cls = line.startsWith("+") ? "add" : line.startsWith("-") ? "del" : line.startsWith("@@") ? "hunk" : "ctx";
+    pre.append(h("span", { class: `dl ${cls}`, text: line + "\n" }));
+  }
+  return pre;
+}
+
+function kept(p: ProposalItem, uri: string, ids: number[]): number[] {
+  return local.hunks[p.proposalId]?.[uri] ?? ids;
+}
+
+function renderProposal(p: ProposalItem): HTMLElement {
+  const pending = p.status === "pending";
+  const total = p.files.reduce((n, f) => n + f.hunks.length, 0);
+  const chosen = p.files.reduce((n, f) => n + kept(p, f.uri, f.hunks.map((x) => x.id)).length, 0);
+  const badge = h("span", { class: `badge ${p.status}`, text: p.review ? p.status : "auto-applied" + (p.status !== "applied" ? ` · ${p.status}` : "") });
+  const card = h("div", { class: `card proposal-card ${p.status}`, "data-proposal": p.proposalId, "data-status": p.status },
+    h("div", { class: "proposal-head" }, icon("diff"), h("strong", { text: ` ${p.files.length === 1 ? "Proposed edit" : `Proposed edits (${p.files.length} files)`}` }),
+      h("span", { class: "muted", text: ` · ${p.tool}` }), h("span", { class: "spacer" }), badge));
+  for (const f of p.files) {
+    const ids = f.hunks.map((x) => x.id);
+    const fileEl = h("div", { class: "proposal-file" },
+      h("div", { class: "file-row" },
+        h("button", { class: "link file-link", title: pending ? "Open the diff editor" : "Open the file", onclick: () => vscode.postMessage(pending ? { type: "proposal", proposalId: p.proposalId, action: "open", uri: f.uri } : { type: "openFile", uri: f.uri }) },
+          icon(f.isNew ? "new-file" : "file"), ` ${f.path}`),
+        f.isNew && h("span", { class: "muted", text: " (new file)" })));
+    if (f.hunks.length) {
+      for (const hk of f.hunks) {
+        const on = kept(p, f.uri, ids).includes(hk.id);
+        const cb = h("input", { type: "checkbox", class: "hunk-check", "data-hunk": String(hk.id), title: "Keep this hunk", "aria-label": `Keep hunk ${hk.header}` }) as HTMLInputElement;
+        cb.checked = on;
+        cb.disabled = !pending;
+        cb.addEventListener("change", () => {
+          const cur = new Set(kept(p, f.uri, ids));
+          if (cb.checked) cur.add(hk.id); else cur.delete(hk.id);
+          local.hunks[p.proposalId] = { ...(local.hunks[p.proposalId] ?? {}), [f.uri]: [...cur].sort((a, b) => a - b) };
+          persist();
+          rerender([p.id]);
+        });
+        fileEl.append(h("div", { class: `hunk${on ? "" : " off"}` }, h("label", { class: "hunk-label" }, cb, h("code", { class: "muted", text: hk.header })), diffLines(hk.diff)));
+      }
+    } else if (f.diff) {
+      fileEl.append(diffLines(f.diff));
+    }
+    card.append(fileEl);
+  }
+  if (pending) {
+    const reason = h("input", { type: "text", class: "reason", placeholder: "Reason (optional, told to the model)", value: local.reasons[p.proposalId] ?? "" }) as HTMLInputElement;
+    reason.addEventListener("input", () => { local.reasons[p.proposalId] = reason.value; persist(); });
+    reason.addEventListener("keydown", (e) => { if (e.key === "Enter") { e.preventDefault(); rejectBtn.click(); } });
+    const acceptLabel = chosen === total ? "Accept" : chosen === 0 ? "Accept (no hunks)" : `Accept ${chosen} of ${total} hunks`;
+    const acceptBtn = h("button", { class: "primary accept", disabled: chosen === 0, onclick: () => {
+      vscode.postMessage({ type: "proposal", proposalId: p.proposalId, action: "accept", hunks: local.hunks[p.proposalId] ?? {} });
+    } }, icon("check"), ` ${acceptLabel}`);
+    const rejectBtn = h("button", { class: "danger reject", onclick: () => {
+      vscode.postMessage({ type: "proposal", proposalId: p.proposalId, action: "reject", feedback: reason.value });
+    } }, icon("close"), " Reject");
+    card.append(h("div", { class: "actions" }, acceptBtn, rejectBtn, reason),
+      h("div", { class: "muted hint", text: "You can edit the proposed side in the diff editor before accepting." }));
+  } else if (p.message) {
+    card.append(h("div", { class: "muted proposal-message", text: p.message }));
+  }
+  return card;
+}
+
+function renderApproval(a: ApprovalItem): HTMLElement {
+  const card = h("div", { class: `card approval-card${a.answer ? " answered" : ""}`, "data-answer": a.answer ?? "" },
+    h("div", { class: "proposal-head" }, icon(a.approvalKind === "Bash" ? "terminal" : "shield"),
+      h("strong", { text: a.approvalKind === "Bash" ? " Run this command?" : ` Allow ${a.approvalKind}?` }),
+      h("span", { class: "spacer" }), a.answer && h("span", { class: `badge ${a.answer}`, text: a.answer.replace("_", " ") })),
+    h("pre", { class: "command", text: a.target }),
+    a.cwd && h("div", { class: "muted" }, icon("folder"), ` ${a.cwd}`),
+    a.reason && h("div", { class: "muted", text: a.reason }));
+  if (!a.answer) {
+    const answer = (ans: string) => () => vscode.postMessage({ type: "approval", id: a.id, answer: ans });
+    card.append(h("div", { class: "actions" },
+      h("button", { class: "primary allow-once", onclick: answer("allow_once") }, icon("play"), " Allow once"),
+      h("button", { class: "allow-always", title: a.suggestedRule ? `Adds the rule ${a.suggestedRule}` : "Always allow", onclick: answer("allow_always") }, icon("pass-filled"), " Always allow"),
+      h("button", { class: "danger deny", onclick: answer("deny") }, icon("circle-slash"), " Deny")));
+    if (a.suggestedRule) card.append(h("div", { class: "muted hint", text: `“Always allow” adds ${a.suggestedRule} to .codeloop/settings.local.json` }));
+  }
+  return card;
+}
+
+// ---- rendering ---------------------------------------------------------------------------------
+let stickToBottom = true;
+log.addEventListener("scroll", () => { stickToBottom = log.scrollHeight - log.scrollTop - log.clientHeight < 40; });
+
+function fullRender(): void {
+  renderHeader();
+  log.replaceChildren(...(state.items.length ? state.items.map(renderItem) : [empty]));
+  renderComposer(); renderPending(); renderProcesses(); renderHistory();
+  scrollDown();
+}
+
+const dirty = new Set<string>();
+let frame = 0;
+function rerender(ids: string[]): void {
+  for (const id of ids) dirty.add(id);
+  if (!frame) frame = requestAnimationFrame(flush);
+}
+function flush(): void {
+  frame = 0;
+  const ids = [...dirty];
+  dirty.clear();
+  if (ids.includes("*")) { fullRender(); return; }
+  if (state.items.length && log.firstChild === empty) empty.remove();
+  for (const id of ids) {
+    if (id.startsWith("#")) continue;
+    const it = state.items.find((i) => i.id === id);
+    if (!it) continue;
+    const el = renderItem(it);
+    const old = document.getElementById(`item-${id}`);
+    if (old) old.replaceWith(el); else log.append(el);
+  }
+  renderHeader(); renderComposer(); renderPending();
+  scrollDown();
+}
+function scrollDown(): void { if (stickToBottom) log.scrollTop = log.scrollHeight; }
+
+window.addEventListener("message", (e: MessageEvent) => {
+  const m = e.data as { type: string; [k: string]: unknown };
+  switch (m.type) {
+    case "state":
+      state = m.state as ChatState;
+      env = m.env as PanelEnv;
+      if (m.sessions) sessions = m.sessions as SessionInfo[];
+      if (!input.value && typeof m.draft === "string" && m.draft) { input.value = m.draft; local.draft = m.draft; autosize(); }
+      fullRender();
+      break;
+    case "apply": {
+      const act = m.action as Action;
+      if (act.a === "reset") { local.hunks = {}; local.reasons = {}; local.expanded = []; persist(); }
+      rerender(reduce(state, act));
+      break;
+    }
+    case "env":
+      env = m.env as PanelEnv;
+      renderHeader(); renderComposer(); renderProcesses();
+      break;
+    case "sessions":
+      sessions = m.sessions as SessionInfo[];
+      historyOpen = true;
+      renderHistory();
+      break;
+    case "focus":
+      input.focus();
+      break;
+  }
+});
+
+fullRender();
+autosize();
+vscode.postMessage({ type: "ready" });
