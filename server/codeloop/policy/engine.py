@@ -367,7 +367,7 @@ class PermissionPolicy:
         if whole is not None and self._mode != "bypass":
             verdicts = [
                 _Verdict("allow", f"the whole command is allowed by rule {whole.text}", whole.text)
-                if v.action == "ask" else v
+                if v.action == "ask" and v.rule is None else v
                 for v in verdicts
             ]
         ev = _combine(verdicts, "nothing to run")

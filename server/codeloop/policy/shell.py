@@ -216,6 +216,8 @@ def _make_word(node: object) -> Word:
 
 _TIME_RE = re.compile(r"(^|[;&|(\n]\s*|\b(?:then|do|else)\s+)(time(?:\s+-p)?)(?=\s)")
 _ARITH_RE = re.compile(r"\$\(\(([^()$`]*)\)\)")
+_DBRACKET_OPEN = re.compile(r"(^|[\s;&|(!])\[\[(?=\s)")
+_DBRACKET_CLOSE = re.compile(r"(?<=\s)\]\]($|[\s;&|)])")
 
 
 def _bashlex_parse(text: str) -> list[object]:
@@ -226,9 +228,13 @@ def _bashlex_parse(text: str) -> list[object]:
     """
     try:
         return bashlex.parse(text)
-    except NotImplementedError:
+    except Exception:
         repaired = _TIME_RE.sub(lambda m: m.group(1) + " " * len(m.group(2)), text)
         repaired = _ARITH_RE.sub(lambda m: "0" * len(m.group(0)), repaired)
+        # `[[ ... ]]` -> `[  ...  ]`: a test command; operators inside it may then be
+        # read as redirections or lists, which only makes the analysis stricter
+        repaired = _DBRACKET_OPEN.sub(lambda m: m.group(1) + "[ ", repaired)
+        repaired = _DBRACKET_CLOSE.sub(lambda m: " ]" + m.group(1), repaired)
         if repaired == text:
             raise
         return bashlex.parse(repaired)
@@ -618,11 +624,17 @@ def _fallback_parts(text: str, scope: _Scope, depth: int) -> list[Part]:
             continue
         current.append(tok)
     flush()
-    # `a=1 cmd` in the fallback: drop leading assignments
+    # drop shell keywords (`do rm x`, `then ...`) and leading assignments (`a=1 cmd`)
     for p in parts:
-        while p.words and re.match(r"^[A-Za-z_][A-Za-z0-9_]*=", p.words[0].text):
-            p.assignments.append(p.words.pop(0).text)
+        while p.words and (p.words[0].text in _KEYWORDS or re.match(r"^[A-Za-z_][A-Za-z0-9_]*=", p.words[0].text)):
+            w = p.words.pop(0)
+            if w.text not in _KEYWORDS:
+                p.assignments.append(w.text)
     return parts
+
+
+_KEYWORDS = {"do", "then", "else", "elif", "if", "while", "until", "!", "{", "}", "done", "fi", "esac",
+             "time", "coproc", "function"}
 
 
 def _guess_word(tok: str) -> Word:
