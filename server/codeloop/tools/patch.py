@@ -215,8 +215,12 @@ def _find(lines: list[str], old: list[str], expected: int, lo: int) -> int | Non
     return best
 
 
-def _why_not(lines: list[str], old: list[str], expected: int, lo: int) -> str:
+def _why_not(lines: list[str], old: list[str], expected: int, lo: int, new: list[str] | None = None) -> str:
     m = len(old)
+    if new and new != old:
+        applied = _find(lines, new, expected, 0)
+        if applied is not None:
+            return f"it looks already applied (its resulting lines are at line {applied + 1})"
     earlier = _find(lines, old, expected, 0) if lo > 0 else None
     if earlier is not None:
         return (
@@ -263,7 +267,7 @@ def _apply_hunk(state: FileState, hunk: ParsedHunk, index: int, total_hunks: int
         if found is None:
             raise PatchError(
                 f"hunk {index} of {state.display} ({hunk.header}) did not match: "
-                + _why_not(lines, hunk.old, expected, lo)
+                + _why_not(lines, hunk.old, expected, lo, hunk.new)
                 + ". Nothing was changed. Read the file again and send a corrected patch "
                 "(or use edit_file)."
             )

@@ -67,6 +67,7 @@ class IgnoreMatcher:
     def __init__(self, root: Path) -> None:
         self.root = root
         self._specs: dict[Path, pathspec.GitIgnoreSpec | None] = {}
+        self._dirs: dict[Path, bool] = {}  # directory -> ignored (itself or an ancestor)
 
     def _spec(self, directory: Path) -> pathspec.GitIgnoreSpec | None:
         if directory not in self._specs:
@@ -112,13 +113,17 @@ class IgnoreMatcher:
             parts = path.relative_to(self.root).parts
         except ValueError:
             return False
-        for k in range(1, len(parts) + 1):
-            if parts[k - 1] in ALWAYS_SKIP:
+        if not parts:
+            return False
+        parent = self.root.joinpath(*parts[:-1])
+        if parent != self.root:
+            known = self._dirs.get(parent)
+            if known is None:
+                known = self.ignored(parent, True)
+                self._dirs[parent] = known
+            if known:
                 return True
-            sub = self.root.joinpath(*parts[:k])
-            if self.matches(sub, is_dir if k == len(parts) else True):
-                return True
-        return False
+        return parts[-1] in ALWAYS_SKIP or self.matches(path, is_dir)
 
 
 def glob_spec(glob: str | None) -> pathspec.GitIgnoreSpec | None:
@@ -345,7 +350,7 @@ async def _grep_rg(
                 rel = _rel_from_rg(name)
                 results[rel] = FileHits(rel, count=int(n or 0))
     if glob:
-        keep = set(_filter_ignored(ctx, target, list(results)))
+        keep = set(await asyncio.to_thread(_filter_ignored, ctx, target, list(results)))
         results = {k: v for k, v in results.items() if k in keep}
     if code == 2 and not results and not stopped:
         msg = _rg_error(err)
@@ -541,7 +546,7 @@ async def list_files(ctx: ToolContext, start: Path, rel: str, glob: str | None) 
         if code == 2 and not out.strip() and err.strip():
             raise ToolError(f"listing files failed: {_rg_error(err)}")
         names = [_rel_from_rg(x) for x in out.splitlines() if x]
-        return _filter_ignored(ctx, rel, names) if glob else names
+        return await asyncio.to_thread(_filter_ignored, ctx, rel, names) if glob else names
     paths = await asyncio.to_thread(walk_files, ctx.workspace.root, start, IgnoreMatcher(ctx.workspace.root), glob)
     return [p.relative_to(ctx.workspace.root).as_posix() for p in paths]
 
