@@ -34,6 +34,7 @@ from codeloop.context.cost import CostTracker
 from codeloop.context.memo import FileReadMemo
 from codeloop.context.prompt import EditorContext, PromptBuilder
 from codeloop.context.sessions import SessionStore, SessionWriter
+from codeloop.context.tokens import count_tokens
 from codeloop.policy import PermissionPolicy
 from codeloop.policy.types import MODES
 from codeloop.tools import default_tools
@@ -200,12 +201,14 @@ class AgentSession:
         return await self.prompt.build(self.editor_context, mode_note=self.policy.describe_mode())
 
     async def _maybe_compact(self, agent: Agent) -> None:
+        system = await self._system_prompt()
         if not compaction.should_compact(
             agent.messages,
             agent.tool_schemas(),
             self.settings.model,
             self.settings.compact_threshold,
             self.settings.context_window,
+            extra_tokens=count_tokens(system),
         ):
             return
         await self.compact(None)
@@ -216,7 +219,7 @@ class AgentSession:
             self.agent.messages[:] = result.messages
             self.memo.forget_all()
             if self.writer is not None:
-                self.writer.append_compaction(result.messages)
+                self.writer.append_compaction(result.messages, result.summary)
             self.ports.sink.emit(
                 Notice(f"Compacted the conversation: {result.tokens_before} → {result.tokens_after} tokens.")
             )
@@ -242,6 +245,14 @@ class AgentSession:
         if tool == "read_file":
             path = getattr(args, "path", "")
             hint = f"call read_file with path={path!r} and a later offset (or a smaller limit)"
+            fitted = self.budget.fit(text, how_to_get_more=hint)
+            if fitted != text and path_arg:
+                # The model did not see the whole range: the next read must not say "unchanged".
+                try:
+                    self.memo.forget(self.workspace.resolve(path_arg))
+                except ValueError:
+                    pass
+            return fitted
         elif tool in ("run_command", "read_command_output", "read_process_logs"):
             hint = "call read_command_output with the output id and an offset"
         else:

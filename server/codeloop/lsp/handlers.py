@@ -154,8 +154,8 @@ def register(server: LanguageServer, app: App) -> None:
         return {"sessionId": sessions().new_session()}
 
     @server.feature(M.SESSION_LIST)
-    def session_list(params: Any) -> dict[str, Any]:
-        return {"sessions": sessions().list_sessions()}
+    async def session_list(params: Any) -> dict[str, Any]:
+        return {"sessions": await sessions().list_sessions()}
 
     @server.feature(M.SESSION_OPEN)
     def session_open(params: Any) -> dict[str, Any]:

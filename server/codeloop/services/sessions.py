@@ -140,9 +140,9 @@ class SessionService:
         except (FileNotFoundError, KeyError, ValueError) as e:
             raise UnknownSession(f"no session {session_id!r} in this workspace") from e
 
-    def list_sessions(self) -> list[dict[str, Any]]:
+    async def list_sessions(self) -> list[dict[str, Any]]:
         out = []
-        for info in self.store.list():
+        for info in await asyncio.to_thread(self.store.list):
             out.append(
                 {
                     "id": info.id,

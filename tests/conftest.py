@@ -1,0 +1,89 @@
+"""Shared fixtures: the scripted model server and a runner for the real CLI."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from scripted_model import ScriptedModel
+
+ROOT = Path(__file__).resolve().parent.parent
+CODELOOP = [sys.executable, "-m", "codeloop"]
+
+
+@pytest.fixture
+def model_server() -> Iterator[Callable[..., ScriptedModel]]:
+    """Start a scripted model for a scenario: ``server = model_server(scenario)``."""
+    started: list[ScriptedModel] = []
+
+    def start(scenario, **kw) -> ScriptedModel:
+        server = ScriptedModel(scenario, **kw).start()
+        started.append(server)
+        return server
+
+    yield start
+    for s in started:
+        s.stop()
+
+
+@dataclass
+class CliResult:
+    code: int
+    out: str
+    err: str
+
+    @property
+    def both(self) -> str:
+        return self.out + self.err
+
+
+def cli_env(base_url: str, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "CODELOOP_"))}
+    env.update(
+        OPENAI_BASE_URL=base_url,
+        OPENAI_API_KEY="sk-test-not-a-real-key",
+        CODELOOP_MODEL="scripted-model",
+        NO_COLOR="1",
+        PYTHONUNBUFFERED="1",
+    )
+    env.update(extra)
+    return env
+
+
+@pytest.fixture
+def run_cli() -> Callable[..., CliResult]:
+    """Run the real ``codeloop`` CLI in a subprocess against a base URL."""
+
+    def run(args: list[str], base_url: str, *, stdin: str | None = None, timeout: float = 90, **env: str) -> CliResult:
+        proc = subprocess.run(
+            CODELOOP + args,
+            input=stdin if stdin is not None else "",
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            env=cli_env(base_url, **env),
+        )
+        return CliResult(proc.returncode, proc.stdout, proc.stderr)
+
+    return run
+
+
+def processes_matching(marker: str) -> list[int]:
+    """PIDs whose command line contains ``marker`` (from /proc)."""
+    pids = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or int(entry) == os.getpid():
+            continue
+        try:
+            cmdline = Path(f"/proc/{entry}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            stat = Path(f"/proc/{entry}/stat").read_text()
+        except OSError:
+            continue
+        if marker in cmdline and ") Z " not in stat:
+            pids.append(int(entry))
+    return pids
