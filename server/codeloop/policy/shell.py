@@ -1246,10 +1246,14 @@ class _Classifier:
                 else:
                     self.write_target(i, part, w, "delete")
             return False
+        self.output_options(i, part, name, args, argv)
         if name == "find":
             starts, narrowed, actions = _find_info(args)
             deletes = "-delete" in argv
             writes = any(a in argv for a in ("-fprint", "-fprint0", "-fprintf", "-fls"))
+            for j, a in enumerate(argv):
+                if a in ("-fprint", "-fprint0", "-fprintf", "-fls") and j + 1 < len(args):
+                    self.write_target(i, part, args[j + 1], f"find {a}")
             if deletes:
                 for w in starts:
                     cls, path = self.classify_target(w, part)
@@ -1345,12 +1349,31 @@ class _Classifier:
                     continue
                 self.write_target(i, part, w, name)
             return False
-        if name == "time" or name == "curl" or name == "wget":
-            for j, a in enumerate(argv):
-                if a in ("-o", "--output", "-O", "--output-document") and j + 1 < len(args) and args[j + 1].text != "-":
-                    self.write_target(i, part, args[j + 1], name)
+        if name in ("time", "curl", "wget"):
             return False
-        return is_read_only_command(name, argv)
+        return is_read_only_command(name, argv) and not self._has_output_option(name, argv)
+
+    def _has_output_option(self, name: str, argv: list[str]) -> bool:
+        return any(a.split("=", 1)[0] in _OUTPUT_LONG for a in argv) or (
+            name in _DASH_O_WRITERS and any(a == "-o" or a.startswith("-o") and name != "curl" and len(a) > 2 for a in argv))
+
+    def output_options(self, i: int, part: Part, name: str, args: list[Word], argv: list[str]) -> None:
+        """Files named by output options: `--output=f`, `sort -o f`, `curl -o f`, `gcc -o f`..."""
+        for j, a in enumerate(argv):
+            opt, eq, value = a.partition("=")
+            target: Word | None = None
+            if opt in _OUTPUT_LONG:
+                if eq:
+                    target = Word(value, args[j].params, args[j].subst, value.startswith("~"))
+                elif j + 1 < len(args):
+                    target = args[j + 1]
+            elif name in _DASH_O_WRITERS and (a == "-o" or (name in ("wget",) and a == "-O")):
+                if j + 1 < len(args):
+                    target = args[j + 1]
+            elif name in _DASH_O_WRITERS and a.startswith("-o") and len(a) > 2 and name not in ("curl", "wget"):
+                target = Word(a[2:])
+            if target is not None and target.text != "-":
+                self.write_target(i, part, target, f"{name} {opt}")
 
     def git(self, i: int, part: Part, argv: list[str]) -> bool:
         sub, rest, globals_ = git_subcommand(argv)
@@ -1368,6 +1391,11 @@ class _Classifier:
         if sub in ("checkout", "restore") and ("." in operands or "--" in rest and rest[-1:] == ["."]) and sub == "checkout" and "--" in rest:
             self.add("risky", "discard", "discards uncommitted changes", i)
             return False
+        for j, g in enumerate(globals_):
+            if g == "-c" and j + 1 < len(globals_):
+                key = globals_[j + 1].split("=", 1)[0].lower()
+                if _GIT_EXEC_CONFIG.search(key):
+                    self.add("risky", "git-config-exec", f"sets git config {key!r}, which runs a command", i)
         if "-c" in globals_ or "--exec-path" in [g.split("=")[0] for g in globals_] or "--config-env" in [g.split("=")[0] for g in globals_]:
             return False
         return _git_read_only(sub, rest)
@@ -1440,6 +1468,15 @@ class _Classifier:
                 w = Word(text[1:], w.params, w.subst)
             self.read_target(i, part, w)
 
+
+_OUTPUT_LONG = {"--output", "--output-file", "--output-document", "--log-file", "--outfile", "--out-file"}
+_DASH_O_WRITERS = {"sort", "gcc", "g++", "cc", "c++", "clang", "clang++", "curl", "wget", "tree", "base64",
+                   "pandoc", "ld", "rustc", "go", "nvcc", "gfortran", "zig", "as", "objcopy", "uniq"}
+_GIT_EXEC_CONFIG = re.compile(
+    r"^(core\.(pager|sshcommand|editor|fsmonitor|hookspath|askpass|gitproxy)|alias\.|pager\.|diff\.external|"
+    r"sequence\.editor|credential\.|gpg\.|.*\.(command|textconv|clean|smudge|process|cmd|tool|helper)$|"
+    r"uploadpack\.|receive\.|remote\..*\.(uploadpack|receivepack)|protocol\.)"
+)
 
 _NON_READERS = {"echo", "printf", "ls", "rm", "rmdir", "touch", "mkdir", "test", "[", "[[", "stat", "chmod",
                 "chown", "chgrp", "cd", "which", "type", "basename", "dirname", "realpath", "readlink", "true",
