@@ -291,7 +291,10 @@ def test_guards_path_escape_ambiguous_edit_and_failing_patch(model_server, run_c
     (ws / "dup.py").write_text("x = 1\nx = 1\n")
     (ws / "a.py").write_text("one\ntwo\nthree\n")
     (ws / "b.py").write_text("alpha\nbeta\ngamma\n")
-    before = {p.name: p.read_bytes() for p in ws.iterdir()}
+    def snapshot():  # the workspace's own files (the session log lives in .codeloop/)
+        return {p.name: p.read_bytes() for p in ws.iterdir() if p.is_file()}
+
+    before = snapshot()
     patch = (
         "--- a/a.py\n+++ b/a.py\n@@ -1,3 +1,3 @@\n one\n-two\n+TWO\n three\n"
         "--- a/b.py\n+++ b/b.py\n@@ -1,3 +1,3 @@\n alpha\n-not-in-the-file\n+BETA\n gamma\n"
@@ -303,7 +306,7 @@ def test_guards_path_escape_ambiguous_edit_and_failing_patch(model_server, run_c
         return ToolCalls([Call("edit_file", {"path": "dup.py", "old_string": "x = 1", "new_string": "x = 2"})])
 
     def after_ambiguous(req):
-        expect("ambiguous edit", req, "2 matches", "lines 1, 2")
+        expect("ambiguous edit", req, "occurs 2 times", "lines 1, 2")
         return ToolCalls([Call("apply_patch", {"patch": patch})])
 
     def after_patch(req):
@@ -329,7 +332,7 @@ def test_guards_path_escape_ambiguous_edit_and_failing_patch(model_server, run_c
     result = run_cli(["run", "go", "--cwd", str(ws), "--yes"], server.base_url)
     assert result.code == 0, result.both
     assert outside.read_text() == "do not touch\n"
-    assert {p.name: p.read_bytes() for p in ws.iterdir()} == before
+    assert snapshot() == before
 
 
 def test_without_a_terminal_and_without_yes_edits_and_commands_are_refused(model_server, run_cli, tmp_path):

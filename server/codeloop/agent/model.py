@@ -192,6 +192,8 @@ class ModelClient:
         except openai.RateLimitError as e:
             raise _Transient(f"rate limited (429): {_provider_message(e)}", _retry_after(e.response.headers)) from e
         except openai.InternalServerError as e:
+            if e.response.headers.get("x-should-retry", "").lower() == "false":
+                raise ModelError(f"The model endpoint {url} failed ({e.status_code}): {_provider_message(e)}", "api", e.status_code) from e
             raise _Transient(
                 f"server error ({e.status_code}): {_provider_message(e)}", _retry_after(e.response.headers)
             ) from e
