@@ -198,7 +198,7 @@ async def test_background_process_that_exits(tmp_path: Path, pm: ProcessManager)
 
 
 async def test_shutdown_kills_everything(tmp_path: Path) -> None:
-    pm = ProcessManager()
+    pm = ProcessManager(start_wait=0.1)
     ctx = make_ctx(tmp_path, processes=pm)
     for _ in range(2):
         await call(ctx, "start_process", command="sleep 100 & sleep 100")

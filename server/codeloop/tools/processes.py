@@ -232,12 +232,14 @@ class ProcessManager:
         max_record_chars: int = MAX_RECORD_CHARS,
         kill_grace: float = KILL_GRACE,
         leftover_grace: float = LEFTOVER_GRACE,
+        start_wait: float = 1.0,
     ) -> None:
         self.terminal = terminal
         self.max_records = max_records
         self.max_record_chars = max_record_chars
         self.kill_grace = kill_grace
         self.leftover_grace = leftover_grace
+        self.start_wait = start_wait  # how long start_process shows output before returning
         self._records: dict[str, CommandRecord] = {}
         self._counters: dict[str, int] = {"cmd": 0, "bg": 0}
         self._tasks: set[asyncio.Task[None]] = set()

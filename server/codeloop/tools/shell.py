@@ -249,7 +249,7 @@ class StartProcess(Tool["StartProcess.Input"]):
         cwd = _resolve_cwd(ctx, args.cwd)
         pm = _processes(ctx)
         rec = await pm.start(args.command, cwd, terminal=_terminal(ctx))
-        ended = await pm.wait(rec, START_WAIT)
+        ended = await pm.wait(rec, getattr(pm, "start_wait", START_WAIT))
         out = cap_output(rec)
         lines = [f"Started {rec.id} (pid {rec.pid}): {rec.command}"]
         lines.append(out if out.strip() else "(no output yet)")
