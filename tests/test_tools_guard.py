@@ -34,22 +34,50 @@ def sandbox(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     return root, outside
 
 
-@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(parts=st.lists(st.sampled_from(SEGMENTS + ["up", "deep/up", "a/deep/up"]), min_size=1, max_size=8), absolute=st.booleans())
-def test_resolve_stays_inside_or_raises(sandbox: tuple[Path, Path], parts: list[str], absolute: bool) -> None:
-    root, _ = sandbox
-    ws = Workspace(root)
+def _check_inside(resolve, root: Path, parts: list[str], absolute: bool) -> None:  # type: ignore[no-untyped-def]
     raw = "/".join(parts)
     if absolute:
         raw = str(root) + "/" + raw
     try:
-        got = ws.resolve(raw)
+        got = resolve(raw)
     except PathOutsideWorkspace:
         return
     real_root = root.resolve()
     assert got == real_root or real_root in got.parents, (raw, got)
     # and what it returns really is inside once every link is followed
-    assert Path(os.path.realpath(got)) == got or not got.exists()
+    real = Path(os.path.realpath(got))
+    assert real == real_root or real_root in real.parents, (raw, got, real)
+
+
+NO_LOOP = [s for s in SEGMENTS if s != "loop"] + ["up", "deep/up", "a/deep/up"]
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(parts=st.lists(st.sampled_from(NO_LOOP), min_size=1, max_size=8), absolute=st.booleans())
+def test_resolve_stays_inside_or_raises(sandbox: tuple[Path, Path], parts: list[str], absolute: bool) -> None:
+    root, _ = sandbox
+    _check_inside(Workspace(root).resolve, root, parts, absolute)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="Workspace.resolve bug (tools/workspace.py, not owned here): os.path.realpath gives up "
+    "on a symlink loop and normalizes 'loop/..' lexically, so 'loop/../out' is returned as "
+    "<root>/out although out links outside. The tools guard against it (guarded_resolve).",
+)
+def test_resolve_symlink_loop_escape(sandbox: tuple[Path, Path]) -> None:
+    root, _ = sandbox
+    _check_inside(Workspace(root).resolve, root, ["loop", "..", "out"], False)
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(parts=st.lists(st.sampled_from(SEGMENTS + ["up", "deep/up", "a/deep/up"]), min_size=1, max_size=8), absolute=st.booleans())
+def test_tool_guard_stays_inside_or_raises(sandbox: tuple[Path, Path], parts: list[str], absolute: bool) -> None:
+    from codeloop.tools.files import guarded_resolve
+
+    root, _ = sandbox
+    ctx = make_ctx(root)
+    _check_inside(lambda raw: guarded_resolve(ctx, raw), root, parts, absolute)
 
 
 def test_resolve_examples(sandbox: tuple[Path, Path]) -> None:
@@ -62,7 +90,7 @@ def test_resolve_examples(sandbox: tuple[Path, Path]) -> None:
     assert ws.resolve("a/../b/new.txt") == (root / "b" / "new.txt").resolve()
 
 
-BAD_PATHS = ["../x", "/etc/passwd", "link/secret"]
+BAD_PATHS = ["../x", "/etc/passwd", "link/secret", "loop/../link/secret"]
 
 
 def _calls_for(bad: str) -> list[tuple[str, dict]]:
@@ -89,6 +117,7 @@ async def test_every_tool_refuses_outside_paths(tmp_path: Path, bad: str) -> Non
     (outside / "secret").write_text("a\n")
     (tmp_path / "x").write_text("a\n")
     os.symlink(outside, root / "link")
+    os.symlink("loop", root / "loop")
     ctx = make_ctx(root)
     try:
         for name, args in _calls_for(bad):
@@ -99,7 +128,7 @@ async def test_every_tool_refuses_outside_paths(tmp_path: Path, bad: str) -> Non
         await ctx.processes.shutdown()
     assert (outside / "secret").read_text() == "a\n"
     assert (tmp_path / "x").read_text() == "a\n"
-    assert sorted(p.name for p in root.iterdir()) == ["link"]
+    assert sorted(p.name for p in root.iterdir()) == ["link", "loop"]
 
 
 def test_malformed_calls_become_error_results() -> None:

@@ -8,6 +8,7 @@ the host decides how it lands (disk write, or a reviewed editor proposal).
 from __future__ import annotations
 
 import asyncio
+import os
 from pathlib import Path
 
 from pydantic import Field
@@ -27,14 +28,29 @@ BINARY_SNIFF = 8192
 def resolve_path(ctx: ToolContext, path: str) -> Path:
     """Resolve a path the model gave, or raise a ToolError it can read."""
     try:
-        return ctx.workspace.resolve(path)
+        return guarded_resolve(ctx, path)
     except PathOutsideWorkspace as e:
         raise ToolError(f"{e}. Only files inside the workspace can be used.") from None
 
 
+def guarded_resolve(ctx: ToolContext, path: str) -> Path:
+    """``ctx.workspace.resolve`` plus a second check of the result.
+
+    Workspace.resolve can be fooled by a symlink loop earlier in the path
+    (``loop/../out`` comes back as ``<root>/out`` although ``out`` links outside),
+    so the resolved path is resolved again and must still be inside.
+    """
+    real = ctx.workspace.resolve(path)
+    if not ctx.workspace.contains(real):
+        raise PathOutsideWorkspace(
+            f"path {path!r} resolves to {os.path.realpath(real)}, which is outside the workspace {ctx.workspace.root}"
+        )
+    return real
+
+
 def try_resolve(ctx: ToolContext, path: str) -> Path | None:
     try:
-        return ctx.workspace.resolve(path)
+        return guarded_resolve(ctx, path)
     except (PathOutsideWorkspace, OSError, ValueError):
         return None
 

@@ -11,6 +11,7 @@ from pydantic import Field
 from codeloop.agent.ports import NullTerminal, Terminal
 from codeloop.policy.types import PermissionRequest
 from codeloop.tools.base import Tool, ToolContext, ToolError, ToolInput
+from codeloop.tools.files import guarded_resolve
 from codeloop.tools.processes import CommandRecord, ProcessManager, number_lines
 from codeloop.tools.workspace import PathOutsideWorkspace
 
@@ -37,7 +38,7 @@ def _resolve_cwd(ctx: ToolContext, cwd: str | None) -> Path:
     if cwd is None or cwd.strip() in ("", "."):
         return ctx.workspace.root
     try:
-        path = ctx.workspace.resolve(cwd)
+        path = guarded_resolve(ctx, cwd)
     except PathOutsideWorkspace as e:
         raise ToolError(f"{e}. Commands can only run inside the workspace.") from None
     if not path.is_dir():
