@@ -180,17 +180,17 @@ def _build_session(args: argparse.Namespace, sink: ConsoleSink, resume: str | No
     interactive = sys.stdin.isatty() and not args.yes
     if args.yes:
         approver: Any = DenyAll(NO_TTY)  # bypass mode never asks; deny is the safe fallback
-        applier = DiskChangeApplier(None)
+        applier = DiskChangeApplier(None, root=root)
     elif interactive:
         approver = TerminalApprover(sink)
-        applier = DiskChangeApplier(terminal_confirm(sink))
+        applier = DiskChangeApplier(terminal_confirm(sink), root=root)
     else:
         approver = DenyAll(NO_TTY)
 
         async def refuse(_changes: ChangeSet) -> str:
             return NO_TTY
 
-        applier = DiskChangeApplier(refuse)
+        applier = DiskChangeApplier(refuse, root=root)
     session = AgentSession(settings, root, Ports(sink=sink, approver=approver, changes=applier), resume=resume)
     for p in session.policy.problems:
         sink.emit(Notice(p, "warning"))

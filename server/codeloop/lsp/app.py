@@ -118,7 +118,8 @@ def run_stdio() -> int:
         stream=sys.stderr,  # stdout is the JSON-RPC transport
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    logging.getLogger("pygls").setLevel(logging.WARNING)
+    for noisy in ("pygls", "httpx", "httpx2", "httpcore", "openai"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
     server, _app = build_server()
     server.start_io()
     return 0

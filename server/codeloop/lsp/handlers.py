@@ -214,22 +214,26 @@ def register(server: LanguageServer, app: App) -> None:
             return None
         return actions.pending_hover(app.proposals, params)
 
-    @server.feature(lsp.WORKSPACE_EXECUTE_COMMAND, lsp.ExecuteCommandOptions(commands=M.COMMANDS))
-    async def execute_command(params: lsp.ExecuteCommandParams) -> Any:
-        args = list(params.arguments or [])
-        token = params.work_done_token
-        if params.command == M.CMD_CHAT:
-            if not args or not isinstance(args[0], str) or not args[0].strip():
-                raise JsonRpcInvalidParams("codeloop.chat takes the message text as its first argument")
-            session_id = args[1] if len(args) > 1 and isinstance(args[1], str) else None
-            return await _start(session_id, args[0], None, token)
-        if params.command == M.CMD_CANCEL:
-            return {"cancelled": sessions().cancel(args[0] if args and isinstance(args[0], str) else None)}
-        if params.command in (M.CMD_FIX, M.CMD_ASK, M.CMD_EXPLAIN):
-            assert app.client is not None and app.documents is not None
-            request = await actions.build_request(server, app, params.command, args)
+    # pygls advertises registered commands in executeCommandProvider.
+    @server.command(M.CMD_CHAT)
+    async def cmd_chat(*args: Any) -> Any:
+        if not args or not isinstance(args[0], str) or not args[0].strip():
+            raise JsonRpcInvalidParams("codeloop.chat takes the message text as its first argument")
+        session_id = args[1] if len(args) > 1 and isinstance(args[1], str) else None
+        return await _start(session_id, args[0], None, None)
+
+    @server.command(M.CMD_CANCEL)
+    def cmd_cancel(*args: Any) -> Any:
+        return {"cancelled": sessions().cancel(args[0] if args and isinstance(args[0], str) else None)}
+
+    def focused(command: str):
+        async def run(*args: Any) -> Any:
+            request = await actions.build_request(server, app, command, list(args))
             if request is None:
                 return None
-            result = await _start(None, request.prompt, request.context, token)
-            return result
-        raise JsonRpcInvalidParams(f"unknown command {params.command!r}")
+            return await _start(None, request.prompt, request.context, None)
+
+        return run
+
+    for name in (M.CMD_FIX, M.CMD_ASK, M.CMD_EXPLAIN):
+        server.command(name)(focused(name))

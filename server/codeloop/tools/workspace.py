@@ -30,6 +30,10 @@ class Workspace:
         # strict=False: the file may not exist yet (write_file), but any existing
         # prefix, symlinks included, is resolved.
         real = Path(os.path.realpath(candidate))
+        # realpath gives up on a symlink loop and then collapses "loop/.." as text,
+        # which can land on a link pointing out. A settled path resolves to itself.
+        if os.path.realpath(real) != str(real):
+            raise PathOutsideWorkspace(f"path {raw!r} could not be resolved (a symlink loop?), so it is treated as outside the workspace")
         if real != self.root and self.root not in real.parents:
             raise PathOutsideWorkspace(
                 f"path {raw!r} resolves to {real}, which is outside the workspace {self.root}"
