@@ -56,6 +56,8 @@ class App:
         self.client.features = ClientFeatures.from_capabilities(params.capabilities)
         ws = Workspace(self.root)
         self.proposals = ProposalService(ws, self.documents, self.documents, self.client, lambda: self.settings.auto_accept)
+        encoding = getattr(self.server.workspace, "position_encoding", None)
+        self.proposals.encoding = str(getattr(encoding, "value", encoding) or "utf-16")
         self.sessions = SessionService(self.root, self.settings, self.documents, self.proposals, self.client, self.client)
         return problems + list(self.sessions.policy.problems)
 

@@ -126,7 +126,7 @@ class DiskState(Protocol):
 _ids = itertools.count(1)
 
 
-def build_file_proposal(ws: Workspace, change: FileChange) -> FileProposal:
+def build_file_proposal(ws: Workspace, change: FileChange, encoding: str = "utf-16") -> FileProposal:
     old = change.old_text or ""
     rel = ws.relative(change.path)
     hunks = compute_hunks(old, change.new_text)
@@ -145,7 +145,7 @@ def build_file_proposal(ws: Workspace, change: FileChange) -> FileProposal:
         diff=unified_diff(change.old_text, change.new_text, rel),
         hunks=hunks,
         hunk_views=views,
-        edits=minimal_text_edits(old, change.new_text),
+        edits=minimal_text_edits(old, change.new_text, encoding),  # type: ignore[arg-type]
     )
 
 
@@ -186,6 +186,7 @@ class ProposalService:
         self.editor = editor
         self.auto_accept = auto_accept
         self.pending: dict[str, Proposal] = {}
+        self.encoding = "utf-16"  # the negotiated LSP position encoding
 
     def _current(self, path: Path) -> tuple[str | None, int | None, bool]:
         """(text, version, open) of what the user has now."""
@@ -205,7 +206,7 @@ class ProposalService:
                 "workspace.applyEdit capability, so nothing was changed. Tell the user to use an "
                 "editor that supports it, or to run codeloop headless (codeloop run).",
             )
-        files = [build_file_proposal(self.workspace, c) for c in changes.changes]
+        files = [build_file_proposal(self.workspace, c, self.encoding) for c in changes.changes]
         proposal = Proposal(f"p-{next(_ids)}", session_id, turn_id, changes.call_id, changes.tool, files)
         if changes.review and not self.auto_accept():
             self.pending[proposal.id] = proposal
@@ -274,9 +275,9 @@ class ProposalService:
             planned.append((f, target, accepted, is_open, was_dirty))
             if current is None:
                 ops.append(CreateOp(f.path))
-                ops.append(EditOp(f.path, None, minimal_text_edits("", target)))
+                ops.append(EditOp(f.path, None, minimal_text_edits("", target, self.encoding)))
             elif is_open or self.editor.can_save:
-                ops.append(EditOp(f.path, version, minimal_text_edits(current, target)))
+                ops.append(EditOp(f.path, version, minimal_text_edits(current, target, self.encoding)))
 
         if ops:
             result = await self.editor.apply(ops, f"codeloop: {proposal.tool}")
@@ -331,7 +332,7 @@ class ProposalService:
                 if not rb.ok or rb.text is None:
                     return None
                 target = rb.text
-            ops.append(EditOp(f.path, version, minimal_text_edits(current, target)))
+            ops.append(EditOp(f.path, version, minimal_text_edits(current, target, self.encoding)))
             again.append((f, target, accepted, now_open, was_dirty))
         result = await self.editor.apply(ops, f"codeloop: retry after {reason or 'a version change'}")
         return again if result.applied else None

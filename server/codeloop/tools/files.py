@@ -147,6 +147,10 @@ class ReadFile(Tool["ReadFile.Input"]):
         path: str = Field(description="File path, relative to the workspace root (or absolute inside it).")
         offset: int = Field(1, ge=1, description="1-based line number to start reading at (default 1).")
         limit: int = Field(MAX_LINES, ge=1, description="Maximum number of lines to read (default 2000).")
+        fresh: bool = Field(
+            False,
+            description="Send the text in full even if you read this range before and it has not changed.",
+        )
 
     def permission(self, args: Input, ctx: ToolContext) -> PermissionRequest:
         return file_permission("Read", args.path, ctx)
@@ -169,6 +173,11 @@ class ReadFile(Tool["ReadFile.Input"]):
                 f"offset {args.offset} is past the end of {display}, which has {total} lines"
             )
         limit = min(args.limit, MAX_LINES)
+        if ctx.read_memo is not None and not args.fresh:
+            # Already seen and unchanged: a note; changed since: only what changed.
+            short = ctx.read_memo.recall(path, text, args.offset, limit)
+            if short is not None:
+                return "\n".join(header + [short])
         out: list[str] = []
         used = 0
         n = args.offset
@@ -185,6 +194,8 @@ class ReadFile(Tool["ReadFile.Input"]):
         remaining = total - last
         if remaining > 0:
             out.append(f"... {remaining} more lines. Call read_file with offset={last + 1} to continue.")
+        if ctx.read_memo is not None and last >= args.offset:
+            ctx.read_memo.remember(path, text, args.offset, last - args.offset + 1)
         return "\n".join(header + out)
 
 
