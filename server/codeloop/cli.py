@@ -157,16 +157,63 @@ NO_TTY = (
 )
 
 
+# Settings a project's .codeloop/settings.json may set for the CLI. Anything that could
+# send the key elsewhere, loosen permissions or run a command is left to the user.
+PROJECT_SETTING_KEYS = (
+    "prices",
+    "contextWindow",
+    "compactThreshold",
+    "maxTurns",
+    "commandTimeout",
+    "requestTimeout",
+    "maxRetries",
+    "sessionStorage",
+)
+
+
+def _read_settings_file(path: Path, problems: list[str]) -> dict[str, Any]:
+    import json
+
+    try:
+        if not path.is_file():
+            return {}
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        problems.append(f"{path}: could not read settings ({e}); ignoring it")
+        return {}
+    if not isinstance(data, dict):
+        problems.append(f"{path}: settings must be a JSON object; ignoring it")
+        return {}
+    return {k: v for k, v in data.items() if k != "permissions"}  # the policy reads those itself
+
+
+def file_settings(root: Path) -> tuple[dict[str, Any], list[str]]:
+    """Non-permission settings for the CLI: the user's ``settings.json`` (every setting
+    but ``permissions``), then the project's ``.codeloop/settings.json`` and
+    ``settings.local.json`` (only ``PROJECT_SETTING_KEYS``)."""
+    from codeloop.policy.sources import default_config_home
+
+    problems: list[str] = []
+    merged = _read_settings_file(default_config_home() / "settings.json", problems)
+    for name in ("settings.json", "settings.local.json"):
+        data = _read_settings_file(root / ".codeloop" / name, problems)
+        merged.update({k: v for k, v in data.items() if k in PROJECT_SETTING_KEYS})
+    return merged, problems
+
+
 def _settings_from_args(args: argparse.Namespace) -> tuple[Settings, list[str]]:
     flags: dict[str, Any] = {
         "model": args.model,
         "base_url": args.base_url,
         "max_turns": args.max_turns,
         "mode": args.mode,
+        "context_window": getattr(args, "context_window", None),
     }
     if args.yes and not args.mode:
         flags["mode"] = "bypass"
-    return build_settings(env_overrides(), flags)
+    from_files, problems = file_settings(Path(args.cwd).resolve())
+    settings, more = build_settings(from_files, env_overrides(), flags)
+    return settings, problems + more
 
 
 def _build_session(args: argparse.Namespace, sink: ConsoleSink, resume: str | None = None):
@@ -285,7 +332,11 @@ async def cmd_chat(args: argparse.Namespace) -> int:
                         session = _build_session(args, sink)
                     sink._line(f"Session {session.id} ({len(session.messages)} messages).")
                     continue
-                sink._line(await session.slash(cmd))
+                reply = await session.slash(cmd)
+                if cmd.name == "mode" and (cmd.arg or "").strip() == "bypass":
+                    sink.emit(Notice(reply, "warning"))
+                else:
+                    sink._line(reply)
                 continue
             end = await _run_turn(session, text)
             last = _exit_code(end)
@@ -338,6 +389,13 @@ def build_parser() -> argparse.ArgumentParser:
         sp.add_argument("--max-turns", dest="max_turns", type=int, help="max model calls per turn (default 50)")
         sp.add_argument("--mode", choices=MODES, help="permission mode (default: ask)")
         sp.add_argument("--yes", "-y", action="store_true", help="apply edits and run commands without asking")
+        sp.add_argument(
+            "--context-window",
+            dest="context_window",
+            type=int,
+            metavar="TOKENS",
+            help="the model's context window; compaction starts near it (default: a table of known models, else 32k)",
+        )
         sp.add_argument("--verbose", "-v", action="store_true", help="log to stderr")
 
     run = sub.add_parser("run", help="run one task and exit")

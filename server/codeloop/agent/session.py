@@ -29,7 +29,7 @@ from codeloop.agent.ports import (
 )
 from codeloop.config import Settings
 from codeloop.context import compaction
-from codeloop.context.budget import OutputBudget
+from codeloop.context.budget import OutputBudget, cut
 from codeloop.context.cost import CostTracker
 from codeloop.context.memo import FileReadMemo
 from codeloop.context.prompt import EditorContext, PromptBuilder
@@ -43,6 +43,11 @@ from codeloop.tools.processes import ProcessManager
 from codeloop.tools.workspace import Workspace
 
 log = logging.getLogger(__name__)
+
+# The tool results of one model step get at most this share of the context window
+# (and at least MIN_STEP_TOKENS each).
+STEP_OUTPUT_SHARE = 0.35
+MIN_STEP_TOKENS = 150
 
 
 @dataclass
@@ -120,6 +125,7 @@ class AgentSession:
             messages=messages,
         )
         self.turn_lock = asyncio.Lock()
+        self._step_tokens = 0  # tokens of tool output since the last model call
 
     @property
     def id(self) -> str | None:
@@ -201,6 +207,7 @@ class AgentSession:
         return await self.prompt.build(self.editor_context, mode_note=self.policy.describe_mode())
 
     async def _maybe_compact(self, agent: Agent) -> None:
+        self._step_tokens = 0  # a new model step: its tool results start from nothing
         system = await self._system_prompt()
         if not compaction.should_compact(
             agent.messages,
@@ -232,7 +239,7 @@ class AgentSession:
         request.append({"role": "user", "content": instructions})
         completion = await self.model.complete(request, None)
         if completion.usage:
-            self.cost.add(completion.usage, self.settings.model)
+            self._price(completion.usage, self.model.model)  # counted and persisted like any call
         return completion.content
 
     def _fit(self, tool: str, text: str, args: ToolInput | None) -> str:
@@ -245,7 +252,7 @@ class AgentSession:
         if tool == "read_file":
             path = getattr(args, "path", "")
             hint = f"call read_file with path={path!r} and a later offset (or a smaller limit)"
-            fitted = self.budget.fit(text, how_to_get_more=hint)
+            fitted = self._fit_step(self.budget.fit(text, how_to_get_more=hint), hint)
             if fitted != text and path_arg:
                 # The model did not see the whole range: the next read must not say "unchanged".
                 try:
@@ -257,7 +264,20 @@ class AgentSession:
             hint = "call read_command_output with the output id and an offset"
         else:
             hint = "narrow the query (a more specific pattern, a path or a glob)"
-        return self.budget.fit(text, how_to_get_more=hint)
+        return self._fit_step(self.budget.fit(text, how_to_get_more=hint), hint)
+
+    def _fit_step(self, text: str, hint: str) -> str:
+        """Hold the tool results of one model step to a share of the context window, so
+        the step that compaction must keep verbatim always fits (small windows, parallel reads)."""
+        window = compaction.context_window(self.settings.model, self.settings.context_window)
+        allowed = max(MIN_STEP_TOKENS, int(window * STEP_OUTPUT_SHARE) - self._step_tokens)
+        tokens = count_tokens(text)
+        if tokens > allowed:
+            chars = int(len(text) * allowed / tokens * 0.95)
+            text = cut(text, chars, hint, "the step's share of the context window was used up")
+            tokens = count_tokens(text)
+        self._step_tokens += tokens
+        return text
 
     def _price(self, usage: dict[str, int], model: str) -> float | None:
         delta = self.cost.add(usage, model)

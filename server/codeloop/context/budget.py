@@ -50,9 +50,18 @@ class OutputBudget:
         return out
 
 
-def _cut(text: str, allowed: int, hint: str, *, turn_spent: bool) -> str:
+def cut(text: str, allowed: int, how_to_get_more: str, why: str) -> str:
+    """``text`` cut to about ``allowed`` characters (head and tail, with a note saying
+    ``why`` and how to get more); ``text`` itself if it fits."""
+    if len(text) <= allowed:
+        return text
+    return _cut(text, max(MIN_CHARS, allowed), how_to_get_more, turn_spent=False, why=why)
+
+
+def _cut(text: str, allowed: int, hint: str, *, turn_spent: bool, why: str | None = None) -> str:
     total_lines = text.count("\n") + (0 if text.endswith("\n") else 1)
-    why = "this turn's output budget is nearly spent" if turn_spent else "the output was too long"
+    if why is None:
+        why = "this turn's output budget is nearly spent" if turn_spent else "the output was too long"
 
     def note(omitted_chars: int, first_line: int, last_line: int) -> str:
         lines = f"lines {first_line}-{last_line} of {total_lines}" if last_line >= first_line else "part of a line"

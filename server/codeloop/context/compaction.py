@@ -81,6 +81,7 @@ SUMMARY_INTRO = (
     SUMMARY_PREFIX + "\nThe messages before this point were replaced by this summary to save context "
     "(it was written by the assistant). Treat it as what happened so far.\n\n"
 )
+CURRENT_REQUEST_HEADING = "\n\nThe user's current request (verbatim):\n"
 ACK_TEXT = "Understood. I have the summary of our earlier conversation and will continue from there."
 
 SUMMARY_INSTRUCTIONS = """\
@@ -235,6 +236,9 @@ async def compact(
     if cut <= start:
         return CompactionResult(False, error="nothing to compact yet: the conversation is all recent turns", notes=notes, **unchanged)
     head = messages[start:cut]
+    if all(is_summary(m) or m == {"role": "assistant", "content": ACK_TEXT} for m in head):
+        return CompactionResult(False, error="nothing to compact yet: only the earlier summary is before the recent turns",
+                                notes=notes, **unchanged)
     try:
         summary = await summarize([dict(m) for m in head], instructions_for(focus))
     except Exception as e:  # the model call failed: report, keep everything
@@ -247,16 +251,21 @@ async def compact(
     # When the cut falls inside a turn, that turn's request is in the head: repeat it verbatim.
     tail = messages[cut:]
     if tail and tail[0].get("role") != "user":
-        request = next(
-            (m for m in reversed(head) if m.get("role") == "user" and not is_summary(m)), None
-        )
-        if request is not None:
-            text = request.get("content")
-            if not isinstance(text, str):
-                text = "\n".join(
-                    str(p.get("text", "")) for p in (text or []) if isinstance(p, dict) and p.get("type") == "text"
-                )
-            body += "\n\nThe user's current request (verbatim):\n" + text
+        request = next((m for m in reversed(head) if m.get("role") == "user"), None)
+        text: str | None = None
+        if request is not None and is_summary(request):
+            # An earlier compaction inside this same turn quoted the request: carry it over.
+            earlier = request.get("content") or ""
+            at = earlier.find(CURRENT_REQUEST_HEADING)
+            if at >= 0:
+                text = earlier[at + len(CURRENT_REQUEST_HEADING) :]
+        elif request is not None:
+            content = request.get("content")
+            text = content if isinstance(content, str) else "\n".join(
+                str(p.get("text", "")) for p in (content or []) if isinstance(p, dict) and p.get("type") == "text"
+            )
+        if text is not None:
+            body += CURRENT_REQUEST_HEADING + text
     new: list[dict[str, Any]] = list(messages[:start])
     new.append({"role": "user", "content": body})
     if not tail or tail[0].get("role") == "user":
