@@ -30,11 +30,19 @@ export function toLspDiagnostic(d: DiagLike): LspDiagnostic {
   return out;
 }
 
-/** The uris asked for in `codeloop/diagnostics/get`: `{uris: [...]}` or `{uri}`. */
+/**
+ * The uris asked for in `codeloop/diagnostics/get`. The server sends
+ * `{uris: [{uri, version}]}`; plain strings and `{uri}` are accepted too.
+ */
 export function requestedUris(params: unknown): string[] {
   if (!params || typeof params !== "object") return [];
   const p = params as { uris?: unknown; uri?: unknown };
-  if (Array.isArray(p.uris)) return p.uris.filter((u): u is string => typeof u === "string");
-  if (typeof p.uri === "string") return [p.uri];
-  return [];
+  const out: string[] = [];
+  const add = (u: unknown) => {
+    if (typeof u === "string") out.push(u);
+    else if (u && typeof u === "object" && typeof (u as { uri?: unknown }).uri === "string") out.push((u as { uri: string }).uri);
+  };
+  if (Array.isArray(p.uris)) p.uris.forEach(add);
+  else add(p.uri);
+  return out;
 }

@@ -6,7 +6,7 @@
 import * as vscode from "vscode";
 import {
   CloseAction, ErrorAction, type ErrorHandler, type FeatureState, LanguageClient, type LanguageClientOptions,
-  type ServerOptions, type StaticFeature, State, TransportKind,
+  type ServerOptions, type StaticFeature, State,
 } from "vscode-languageclient/node";
 import * as P from "./protocol";
 import { ChatViewProvider, type FromWebview } from "./chatView";
@@ -71,7 +71,7 @@ class Codeloop implements vscode.Disposable {
     cmd("codeloop.openChat", () => this.chat.reveal());
     cmd("codeloop.newChat", () => this.newChat());
     cmd("codeloop.showHistory", () => this.history());
-    cmd("codeloop.cancel", () => this.cancel());
+    cmd("codeloop.stopTurn", () => this.cancel());
     cmd("codeloop.setApiKey", () => this.setApiKey());
     cmd("codeloop.clearApiKey", async () => { await c.secrets.delete(SECRET_KEY); void vscode.window.showInformationMessage("codeloop: the stored API key was removed."); });
     cmd("codeloop.restartServer", () => this.restart());
@@ -289,14 +289,17 @@ class Codeloop implements vscode.Disposable {
     return { saved };
   }
 
+  /** `{diagnostics: {uri: Diagnostic[]}, versions: {uri: version|null}}` */
   private diagnostics(params: unknown) {
-    return {
-      diagnostics: requestedUris(params).map((u) => {
-        const uri = vscode.Uri.parse(u);
-        const doc = vscode.workspace.textDocuments.find((d) => d.uri.toString() === uri.toString());
-        return { uri: u, version: doc?.version ?? null, diagnostics: vscode.languages.getDiagnostics(uri).map(toLspDiagnostic) };
-      }),
-    };
+    const diagnostics: Record<string, unknown[]> = {};
+    const versions: Record<string, number | null> = {};
+    for (const u of requestedUris(params)) {
+      const uri = vscode.Uri.parse(u);
+      const doc = vscode.workspace.textDocuments.find((d) => d.uri.toString() === uri.toString());
+      diagnostics[u] = vscode.languages.getDiagnostics(uri).map(toLspDiagnostic);
+      versions[u] = doc?.version ?? null;
+    }
+    return { diagnostics, versions };
   }
 
   private async refreshProcesses(): Promise<void> {
@@ -386,7 +389,7 @@ class Codeloop implements vscode.Disposable {
       return;
     }
     const serverOptions: ServerOptions = {
-      command: python, args: ["-m", "codeloop", "lsp"], transport: TransportKind.stdio,
+      command: python, args: ["-m", "codeloop", "lsp"], // stdio; no transport: it would append --stdio
       options: { cwd: folder, env: { ...process.env, PYTHONUNBUFFERED: "1" } },
     };
     const errorHandler: ErrorHandler = {

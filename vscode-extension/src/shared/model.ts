@@ -122,7 +122,15 @@ export function reduce(s: ChatState, act: Action): string[] {
     }
     case "proposalStatus": {
       const it = s.items.find((i): i is ProposalItem => i.kind === "proposal" && i.proposalId === act.proposalId);
-      if (!it) return [];
+      if (!it) {
+        // Applied without review (auto-accept): the server only tells us what happened.
+        const n: ProposalItem = {
+          kind: "proposal", id: nextId(s, "p"), proposalId: act.proposalId, tool: "auto-accepted", files: [],
+          status: act.status, message: act.message, review: false,
+        };
+        s.items.push(n);
+        return [n.id];
+      }
       it.status = act.status;
       if (act.message !== undefined) it.message = act.message;
       return [it.id];

@@ -334,7 +334,7 @@ function renderProposal(p: ProposalItem): HTMLElement {
   const chosen = p.files.reduce((n, f) => n + kept(p, f.uri, f.hunks.map((x) => x.id)).length, 0);
   const badge = h("span", { class: `badge ${p.status}`, text: p.review ? p.status : "auto-applied" + (p.status !== "applied" ? ` · ${p.status}` : "") });
   const card = h("div", { class: `card proposal-card ${p.status}`, "data-proposal": p.proposalId, "data-status": p.status },
-    h("div", { class: "proposal-head" }, icon("diff"), h("strong", { text: ` ${p.files.length === 1 ? "Proposed edit" : `Proposed edits (${p.files.length} files)`}` }),
+    h("div", { class: "proposal-head" }, icon("diff"), h("strong", { text: ` ${p.files.length === 0 ? "Edit" : p.files.length === 1 ? "Proposed edit" : `Proposed edits (${p.files.length} files)`}` }),
       h("span", { class: "muted", text: ` · ${p.tool}` }), h("span", { class: "spacer" }), badge));
   for (const f of p.files) {
     const ids = f.hunks.map((x) => x.id);

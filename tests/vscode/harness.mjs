@@ -1,0 +1,139 @@
+// Helpers for the VS Code UI tests: the scripted model, code-server with the packaged
+// extension, and Chromium driven by playwright-core. Nothing here downloads anything.
+import { spawn, execFileSync } from "node:child_process";
+import { createServer } from "node:net";
+import { existsSync, mkdirSync, mkdtempSync, writeFileSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir, homedir } from "node:os";
+import { join, resolve, dirname } from "node:path";
+import { fileURLToPath } from "node:url";
+import { chromium } from "playwright-core";
+
+export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
+export const ARTIFACTS = join(ROOT, "tests/artifacts/vscode");
+const CS_VERSION = process.env.CODE_SERVER_VERSION ?? "4.100.3";
+export const CODE_SERVER = join(process.env.CODELOOP_CACHE ?? join(homedir(), ".cache/codeloop"), `code-server-${CS_VERSION}`, "package/out/node/entry.js");
+export const VSIX = join(ROOT, "vscode-extension/codeloop.vsix");
+export const PYTHON = process.env.CODELOOP_PYTHON ?? (existsSync(join(ROOT, ".venv/bin/python")) ? join(ROOT, ".venv/bin/python") : "python3");
+export const CHROMIUM = process.env.CHROMIUM ?? "/usr/bin/chromium";
+
+export function missingPrerequisites() {
+  const missing = [];
+  if (!existsSync(CODE_SERVER)) missing.push(`code-server (${CODE_SERVER})`);
+  if (!existsSync(VSIX)) missing.push(`the packaged extension (${VSIX})`);
+  if (!existsSync(CHROMIUM)) missing.push(`chromium (${CHROMIUM})`);
+  return missing;
+}
+
+export function freePort() {
+  return new Promise((res, rej) => {
+    const s = createServer();
+    s.once("error", rej);
+    s.listen(0, "127.0.0.1", () => { const { port } = s.address(); s.close(() => res(port)); });
+  });
+}
+
+const children = [];
+export function stopAll() {
+  for (const c of children.splice(0)) {
+    try { process.kill(-c.pid, "SIGTERM"); } catch { /* gone */ }
+  }
+}
+
+function spawnGroup(cmd, args, opts) {
+  const child = spawn(cmd, args, { ...opts, detached: true, stdio: ["ignore", "pipe", "pipe"] });
+  children.push(child);
+  return child;
+}
+
+/** Starts tests/scripted_model with our scenario; resolves {baseUrl, record}. */
+export function startModel(dir) {
+  const record = join(dir, "model-requests.jsonl");
+  const child = spawnGroup(PYTHON, ["-m", "scripted_model", "--scenario", "scenarios:ui", "--port", "0", "--record", record], {
+    cwd: ROOT, env: { ...process.env, PYTHONPATH: [join(ROOT, "tests"), join(ROOT, "tests/vscode")].join(":") },
+  });
+  let err = "";
+  child.stderr.on("data", (d) => { err += d; });
+  return new Promise((res, rej) => {
+    let out = "";
+    const timer = setTimeout(() => rej(new Error(`scripted model did not start: ${err}`)), 20_000);
+    child.stdout.on("data", (d) => {
+      out += d;
+      const m = out.match(/READY (\S+)/);
+      if (m) { clearTimeout(timer); res({ baseUrl: m[1], record, child }); }
+    });
+    child.on("exit", (code) => rej(new Error(`scripted model exited ${code}: ${err}`)));
+  });
+}
+
+/** Model requests recorded so far (JSON lines). */
+export function recordedRequests(record) {
+  if (!existsSync(record)) return [];
+  return readFileSync(record, "utf8").split("\n").filter(Boolean).map((l) => JSON.parse(l));
+}
+
+/** A temp workspace, user settings, the vsix installed; code-server listening. */
+export async function startCodeServer({ dir, baseUrl, files }) {
+  const ws = join(dir, "workspace");
+  const ud = join(dir, "user-data");
+  const ext = join(dir, "extensions");
+  mkdirSync(ws, { recursive: true });
+  mkdirSync(join(ud, "User"), { recursive: true });
+  mkdirSync(ext, { recursive: true });
+  for (const [name, text] of Object.entries(files)) writeFileSync(join(ws, name), text);
+  writeFileSync(join(ud, "User/settings.json"), JSON.stringify({
+    "security.workspace.trust.enabled": false,
+    "codeloop.pythonPath": PYTHON,
+    "codeloop.baseUrl": baseUrl,
+    "codeloop.model": "scripted-model",
+    "codeloop.apiKeyEnvVar": "CODELOOP_UI_TEST_KEY",
+    "workbench.startupEditor": "none",
+    "workbench.tips.enabled": false,
+    "workbench.enableExperiments": false,
+    "workbench.welcomePage.walkthroughs.openOnInstall": false,
+    "extensions.ignoreRecommendations": true,
+    "extensions.autoUpdate": false,
+    "telemetry.telemetryLevel": "off",
+    "terminal.integrated.gpuAcceleration": "off",
+    "files.autoSave": "off",
+    "chat.commandCenter.enabled": false,
+    "window.commandCenter": false,
+    "editor.minimap.enabled": false,
+  }, null, 2));
+  execFileSync(process.execPath, [CODE_SERVER, "--user-data-dir", ud, "--extensions-dir", ext, "--install-extension", VSIX], { stdio: "pipe" });
+  const port = await freePort();
+  const child = spawnGroup(process.execPath, [CODE_SERVER, "--auth", "none", "--bind-addr", `127.0.0.1:${port}`,
+    "--user-data-dir", ud, "--extensions-dir", ext, "--disable-telemetry", "--disable-update-check",
+    "--disable-workspace-trust", ws], {
+    cwd: dir, env: { ...process.env, CODELOOP_UI_TEST_KEY: "test-key-123", OPENAI_API_KEY: "" },
+  });
+  let log = "";
+  child.stdout.on("data", (d) => { log += d; });
+  child.stderr.on("data", (d) => { log += d; });
+  const url = `http://127.0.0.1:${port}/`;
+  const deadline = Date.now() + 60_000;
+  for (;;) {
+    try { const r = await fetch(url + "healthz"); if (r.ok) break; } catch { /* not yet */ }
+    if (Date.now() > deadline) throw new Error(`code-server did not start:\n${log}`);
+    await new Promise((r) => setTimeout(r, 300));
+  }
+  return { url, ws, ud, ext, child, log: () => log };
+}
+
+export async function launchBrowser() {
+  const browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    args: ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-dev-shm-usage"],
+  });
+  const context = await browser.newContext({ viewport: { width: 1500, height: 950 } });
+  await context.grantPermissions(["clipboard-read", "clipboard-write"]).catch(() => undefined);
+  const page = await context.newPage();
+  return { browser, page };
+}
+
+export function tempDir() {
+  return mkdtempSync(join(tmpdir(), "codeloop-ui-"));
+}
+
+export function cleanDir(dir) {
+  try { rmSync(dir, { recursive: true, force: true }); } catch { /* ignore */ }
+}

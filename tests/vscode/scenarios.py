@@ -1,0 +1,79 @@
+"""The scripted model's replies for the VS Code UI tests (tests/vscode/ui.test.mjs).
+
+Loaded by ``python -m scripted_model --scenario scenarios:ui`` with
+``PYTHONPATH=tests:tests/vscode``. Each branch is keyed by a phrase of the user's message
+and answers by its step within that user turn (how many assistant messages follow the
+last user message), so it is stateless and survives retries.
+"""
+
+from __future__ import annotations
+
+from scripted_model import Call, ChatRequest, Keyed, Text, ToolCalls
+
+# The workspace file the tests create (25 lines; the two edits are far apart: two hunks).
+GREET_LINES = [f"# line {i}" for i in range(1, 26)]
+GREET_LINES[1] = "GREETING = 'hello'"
+GREET_LINES[22] = "FAREWELL = 'bye'"
+GREET_PY = "\n".join(GREET_LINES) + "\n"
+
+TWO_HUNKS_LINES = list(GREET_LINES)
+TWO_HUNKS_LINES[1] = "GREETING = 'hello, world'"
+TWO_HUNKS_LINES[22] = "FAREWELL = 'see you later'"
+TWO_HUNKS_PY = "\n".join(TWO_HUNKS_LINES) + "\n"
+
+HELLO_ANSWER = (
+    "**Hello** from the scripted model. `greet.py` defines a greeting:\n\n"
+    "```python\nGREETING = 'hello'\ndef greet(name):\n    return f\"{GREETING} {name}\"\n```\n\n"
+    "- one constant\n- no functions yet\n"
+)
+
+
+def step(req: ChatRequest) -> int:
+    """Assistant messages since the last user message."""
+    n = 0
+    for m in reversed(req.messages):
+        if m.get("role") == "user":
+            break
+        if m.get("role") == "assistant":
+            n += 1
+    return n
+
+
+def two_steps(call: Call, final: str):
+    def reply(req: ChatRequest):
+        if step(req) == 0:
+            return ToolCalls([call])
+        results = req.last_tool_results()
+        return Text(f"{final}\n\nTool said: {results[0] if results else '(nothing)'}", chunk_size=8, delay=0.01)
+
+    return reply
+
+
+def hello(req: ChatRequest):
+    if step(req) == 0:
+        return ToolCalls([Call("read_file", {"path": "greet.py"})])
+    return Text(HELLO_ANSWER, chunk_size=6, delay=0.02)
+
+
+def ui(**_kwargs):
+    return Keyed(
+        {
+            "say hello": hello,
+            "change both constants": two_steps(
+                Call("write_file", {"path": "greet.py", "content": TWO_HUNKS_PY}), "Edited greet.py."
+            ),
+            "rename the constant": two_steps(
+                Call("edit_file", {"path": "greet.py", "old_string": "GREETING", "new_string": "Greeting"}),
+                "Done with the rename.",
+            ),
+            "run the echo": two_steps(
+                Call("run_command", {"command": "echo hello-from-codeloop && echo second-line-$((40+2))"}),
+                "The command ran.",
+            ),
+            "run the long one": two_steps(
+                Call("run_command", {"command": "echo long-started; sleep 120", "timeout": 300}),
+                "It finished.",
+            ),
+        },
+        default=Text("I only know the test scripts."),
+    )

@@ -1,0 +1,212 @@
+// End-to-end tests of the codeloop extension in a real VS Code (code-server 4.100.x) driven
+// in Debian's Chromium. Run `bash scripts/install-vscode-test-env.sh` first, then
+// `npm run test:vscode`. Screenshots go to tests/artifacts/vscode/.
+import { describe, it, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { mkdirSync, readFileSync, existsSync } from "node:fs";
+import { join } from "node:path";
+import {
+  ARTIFACTS, cleanDir, launchBrowser, missingPrerequisites, recordedRequests, startCodeServer, startModel, stopAll, tempDir,
+} from "./harness.mjs";
+
+const missing = missingPrerequisites();
+const skip = missing.length ? `missing ${missing.join(", ")}: run scripts/install-vscode-test-env.sh` : false;
+
+const GREET = readFileSync(new URL("./scenarios.py", import.meta.url), "utf8"); // keeps the file in sync with the scenario
+void GREET;
+const greetLines = Array.from({ length: 25 }, (_, i) => `# line ${i + 1}`);
+greetLines[1] = "GREETING = 'hello'";
+greetLines[22] = "FAREWELL = 'bye'";
+const GREET_PY = greetLines.join("\n") + "\n";
+
+let dir, model, cs, browser, page;
+const shot = (name) => page.screenshot({ path: join(ARTIFACTS, `${name}.png`) });
+const chat = () => page.frameLocator('iframe.webview[src*="extensionId=codeloop.codeloop"]').frameLocator("iframe#active-frame");
+
+async function runCommand(title) {
+  await page.keyboard.press("F1");
+  const box = page.locator(".quick-input-widget input.input");
+  await box.waitFor({ state: "visible", timeout: 10_000 });
+  await box.fill(`>${title}`);
+  await page.locator(".quick-input-list .monaco-list-row").first().waitFor({ timeout: 10_000 });
+  await page.keyboard.press("Enter");
+}
+
+async function quickOpen(file) {
+  await page.keyboard.press("F1");
+  const box = page.locator(".quick-input-widget input.input");
+  await box.waitFor({ state: "visible", timeout: 10_000 });
+  await box.fill(file);
+  await page.locator(".quick-input-list .monaco-list-row", { hasText: file }).first().waitFor({ timeout: 10_000 });
+  await page.keyboard.press("Enter");
+}
+
+async function send(text) {
+  const input = chat().locator("textarea.input");
+  await input.fill(text);
+  await input.press("Enter");
+}
+
+const turnEnds = () => chat().locator(".item.turnEnd");
+async function waitTurnEnds(n, timeout = 30_000) {
+  await assert.doesNotReject(turnEnds().nth(n - 1).waitFor({ timeout }), `turn ${n} did not end`);
+}
+
+async function waitFor(cond, timeout, what) {
+  const deadline = Date.now() + timeout;
+  for (;;) {
+    const v = await cond();
+    if (v) return v;
+    if (Date.now() > deadline) assert.fail(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
+describe("codeloop in VS Code", { skip, timeout: 300_000 }, () => {
+  before(async () => {
+    mkdirSync(ARTIFACTS, { recursive: true });
+    dir = tempDir();
+    model = await startModel(dir);
+    cs = await startCodeServer({ dir, baseUrl: model.baseUrl, files: { "greet.py": GREET_PY } });
+    ({ browser, page } = await launchBrowser());
+    await page.goto(`${cs.url}?folder=${encodeURIComponent(cs.ws)}`);
+    await page.locator(".monaco-workbench").waitFor({ timeout: 60_000 });
+    await page.locator(".statusbar-item", { hasText: "codeloop" }).first().waitFor({ timeout: 60_000 });
+  });
+
+  after(async () => {
+    try { if (page) await shot("zz-final"); } catch { /* ignore */ }
+    await browser?.close().catch(() => undefined);
+    stopAll();
+    if (process.env.CODELOOP_KEEP_TMP) console.log(`kept ${dir}`); else cleanDir(dir);
+  });
+
+  it("1. the panel opens; a prompt streams an answer with a tool card", async () => {
+    await quickOpen("greet.py");
+    await page.locator(".tab", { hasText: "greet.py" }).first().waitFor({ timeout: 15_000 });
+    await runCommand("codeloop: Open Chat");
+    const c = chat();
+    await c.locator("textarea.input").waitFor({ timeout: 30_000 });
+    // the active file is offered as context
+    await c.locator(".chips .chip", { hasText: "greet.py" }).waitFor({ timeout: 10_000 });
+    await waitFor(async () => (await c.locator(".server-dot.running").count()) > 0, 30_000, "the server to run");
+    await send("say hello from the test");
+    const answer = c.locator(".item.assistant .markdown").last();
+    await answer.waitFor({ timeout: 20_000 });
+    await shot("01a-streaming");
+    await waitTurnEnds(1);
+    assert.match(await answer.innerText(), /Hello from the scripted model/);
+    assert.equal(await answer.locator("strong").first().innerText(), "Hello");
+    assert.ok(await answer.locator("pre.code-block .hljs-keyword").count() > 0, "the code block is highlighted");
+    assert.equal(await answer.locator("pre.code-block button.copy").count(), 1, "the code block has a copy button");
+    const tool = c.locator('.tool-card[data-tool="read_file"]');
+    await tool.waitFor();
+    assert.equal(await tool.getAttribute("data-status"), "done");
+    assert.match(await tool.locator(".tool-arg").innerText(), /greet\.py/);
+    await tool.locator(".tool-head").click();
+    await c.locator(".tool-details pre", { hasText: "GREETING" }).first().waitFor({ timeout: 5_000 });
+    assert.match(await c.locator(".item.user .user-chips").first().innerText(), /greet\.py/, "the context chip was sent");
+    assert.match(await turnEnds().first().innerText(), /in · .* out/);
+    await shot("01-answer-and-tool-card");
+  });
+
+  it("2. a proposal opens the diff editor; accepting one of two hunks writes exactly that hunk", async () => {
+    const c = chat();
+    await send("change both constants in greet.py");
+    const card = c.locator('.proposal-card[data-status="pending"]');
+    await card.waitFor({ timeout: 20_000 });
+    await page.locator(".tab", { hasText: "proposed by codeloop" }).first().waitFor({ timeout: 15_000 });
+    await page.locator(".monaco-diff-editor").first().waitFor({ timeout: 15_000 });
+    assert.equal(await card.locator(".hunk-check").count(), 2, "two hunks");
+    // Accept/Reject in the diff editor's title bar
+    assert.ok(await page.locator('.editor-actions [aria-label*="Accept Proposal"]').count() > 0, "Accept in the diff title bar");
+    await shot("02a-diff-editor-and-card");
+    await card.locator('.hunk-check[data-hunk="1"]').uncheck();
+    const accept = c.locator(".proposal-card .accept");
+    assert.match(await accept.innerText(), /Accept 1 of 2 hunks/);
+    await shot("02b-one-hunk-unchecked");
+    await accept.click();
+    const file = join(cs.ws, "greet.py");
+    await waitFor(() => readFileSync(file, "utf8").includes("'hello, world'"), 20_000, "the accepted hunk on disk");
+    const text = readFileSync(file, "utf8");
+    const expected = GREET_PY.replace("GREETING = 'hello'", "GREETING = 'hello, world'");
+    assert.equal(text, expected, "exactly the first hunk landed");
+    await waitTurnEnds(2);
+    assert.equal(await page.locator(".tab", { hasText: "proposed by codeloop" }).count(), 0, "the diff editor was closed");
+    await shot("02c-partial-accepted");
+  });
+
+  it("3. rejecting with a reason sends the reason to the model", async () => {
+    const c = chat();
+    await send("rename the constant GREETING");
+    const card = c.locator('.proposal-card[data-status="pending"]');
+    await card.waitFor({ timeout: 20_000 });
+    await card.locator("input.reason").fill("please keep GREETING uppercase");
+    await shot("03a-reject-with-reason");
+    await card.locator(".reject").click();
+    await waitTurnEnds(3);
+    await c.locator('.proposal-card[data-status="rejected"]').waitFor({ timeout: 5_000 });
+    const reqs = recordedRequests(model.record);
+    const told = reqs.some((r) => (r.body?.messages ?? []).some((m) => m.role === "tool" && String(m.content).includes("please keep GREETING uppercase")));
+    assert.ok(told, "the model received the reason in a tool result");
+    assert.ok(readFileSync(join(cs.ws, "greet.py"), "utf8").includes("GREETING = 'hello, world'"), "nothing changed");
+    await shot("03b-rejected");
+  });
+
+  it("4. a command asks for approval and its output appears in the codeloop terminal", async () => {
+    const c = chat();
+    await send("run the echo command");
+    const card = c.locator(".approval-card:not(.answered)");
+    await card.waitFor({ timeout: 20_000 });
+    assert.match(await card.locator("pre.command").innerText(), /echo hello-from-codeloop/);
+    assert.match(await card.innerText(), new RegExp(cs.ws.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")));
+    await shot("04a-approval-card");
+    await card.locator(".allow-once").click();
+    await waitTurnEnds(4);
+    const tool = c.locator('.tool-card[data-tool="run_command"]').last();
+    assert.equal(await tool.getAttribute("data-status"), "done");
+    const term = page.locator(".terminal-wrapper .xterm-rows").last();
+    await waitFor(async () => /second-line-42/.test(await term.innerText().catch(() => "")), 15_000, "the output in the terminal");
+    const termText = await term.innerText();
+    assert.match(termText, /\$ echo hello-from-codeloop/);
+    assert.match(termText, /hello-from-codeloop/);
+    assert.match(termText, /exit code 0/);
+    assert.ok(await page.locator(".tabs-container .terminal-tab, .single-terminal-tab, .terminal-tabs-entry", { hasText: "codeloop" }).count() >= 0);
+    await shot("04b-terminal-output");
+  });
+
+  it("5. Stop cancels a long command", async () => {
+    const c = chat();
+    await send("run the long one");
+    const card = c.locator(".approval-card:not(.answered)");
+    await card.waitFor({ timeout: 20_000 });
+    await card.locator(".allow-always").click();
+    const term = page.locator(".terminal-wrapper .xterm-rows").last();
+    await waitFor(async () => /long-started/.test(await term.innerText().catch(() => "")), 15_000, "the long command to start");
+    const tool = c.locator('.tool-card[data-tool="run_command"]').last();
+    assert.equal(await tool.getAttribute("data-status"), "running");
+    await c.locator("button.stop").waitFor({ state: "visible" });
+    await shot("05a-running");
+    const t0 = Date.now();
+    await c.locator("button.stop").click();
+    await waitTurnEnds(5, 15_000);
+    assert.ok(Date.now() - t0 < 15_000);
+    assert.notEqual(await tool.getAttribute("data-status"), "running");
+    await waitFor(async () => /killed|exit code -?\d+/.test((await term.innerText()).split("long-started")[1] ?? ""), 10_000, "the terminal to show the command ended");
+    await assert.doesNotReject(c.locator("button.stop.hidden").waitFor({ state: "attached", timeout: 5_000 }));
+    const local = join(cs.ws, ".codeloop/settings.local.json");
+    assert.ok(existsSync(local), "Always allow wrote .codeloop/settings.local.json");
+    assert.match(readFileSync(local, "utf8"), /Bash\(/);
+    await shot("05b-stopped");
+  });
+
+  it("6. the chat survives hiding and showing the panel", async () => {
+    await runCommand("View: Show Explorer");
+    await page.waitForTimeout(500);
+    await runCommand("codeloop: Open Chat");
+    const c = chat();
+    await c.locator(".item.turnEnd").nth(4).waitFor({ timeout: 15_000 });
+    assert.equal(await c.locator(".tool-card").count() >= 4, true);
+    await shot("06-restored");
+  });
+});
