@@ -236,6 +236,19 @@ def _write_temp(path: Path, data: bytes, mode: int | None) -> str:
     return tmp
 
 
+def write_atomic(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` atomically (a temp file in the same folder, fsync,
+    rename), keeping the file's mode. Readers see the old or the new file, never half."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    mode = path.stat().st_mode & 0o7777 if path.exists() else None
+    tmp = _write_temp(path, text.encode("utf-8"), mode)
+    try:
+        os.replace(tmp, path)
+    except BaseException:
+        _unlink(tmp)
+        raise
+
+
 def _unlink(path: str) -> None:
     try:
         os.unlink(path)

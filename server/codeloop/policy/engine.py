@@ -26,10 +26,10 @@ from __future__ import annotations
 import json
 import logging
 import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from codeloop.edits.disk import write_atomic
 from codeloop.policy.rules import RuleSet, command_rule_text, escape_glob
 from codeloop.policy.shell import BENIGN_WRAPPERS, Part, analyze, base_name, is_secret_path, unwrap, unwrap_one
 from codeloop.policy.sources import Source, default_config_home, file_stamp, load_file, load_permissions
@@ -514,18 +514,7 @@ class PermissionPolicy:
             if rule not in allow:
                 allow.append(rule)
             written.append(rule)
-        fd, tmp = tempfile.mkstemp(prefix=".settings.", suffix=".tmp", dir=str(path.parent))
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                json.dump(data, fh, indent=2, ensure_ascii=False)
-                fh.write("\n")
-            os.replace(tmp, path)
-        except BaseException:
-            try:
-                os.unlink(tmp)
-            except OSError:
-                pass
-            raise
+        write_atomic(path, json.dumps(data, indent=2, ensure_ascii=False) + "\n")
         return written
 
     @staticmethod

@@ -14,14 +14,13 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, Protocol
 
 from codeloop.agent.ports import Documents
 from codeloop.edits.change import ChangeOutcome, ChangeSet, FileChange, FileOutcome
+from codeloop.edits.disk import write_atomic
 from codeloop.edits.diff import Hunk, apply_hunks, compute_hunks, diff_stats, hunk_diffs, unified_diff
 from codeloop.edits.rebase import excerpt, rebase
 from codeloop.edits.textedits import TextEdit, minimal_text_edits
@@ -115,6 +114,16 @@ class EditorPort(Protocol):
     def resolved(self, proposal: Proposal, status: str, message: str) -> None: ...
 
 
+class EditChecker(Protocol):
+    """Diagnostics before and after an edit lands (``codeloop.services.diagnostics.DiagnosticsService``)."""
+
+    def has_source(self, paths: list[Path]) -> bool: ...
+
+    async def snapshot(self, texts: dict[Path, str]) -> object: ...
+
+    async def report(self, before: object, after_texts: dict[Path, str], rel: "callable[[Path], str]") -> str: ...  # type: ignore[valid-type]
+
+
 class DiskState(Protocol):
     """Knows whether an open document holds unsaved user edits."""
 
@@ -149,26 +158,6 @@ def build_file_proposal(ws: Workspace, change: FileChange, encoding: str = "utf-
     )
 
 
-def write_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    mode = path.stat().st_mode & 0o7777 if path.exists() else None
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".codeloop")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        if mode is not None:
-            os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-
-
 class ProposalService:
     """Owns pending proposals for every session of one editor connection."""
 
@@ -179,12 +168,15 @@ class ProposalService:
         disk: DiskState,
         editor: EditorPort,
         auto_accept: "callable[[], bool]" = lambda: False,  # type: ignore[valid-type]
+        diagnostics: EditChecker | None = None,
     ) -> None:
         self.workspace = workspace
         self.documents = documents
         self.disk = disk
         self.editor = editor
         self.auto_accept = auto_accept
+        # After an edit lands, new errors in the changed lines are appended to the outcome.
+        self.diagnostics = diagnostics
         self.pending: dict[str, Proposal] = {}
         self.encoding = "utf-16"  # the negotiated LSP position encoding
 
@@ -248,6 +240,7 @@ class ProposalService:
         # Rebase each target onto what the user has now, then apply in one edit.
         ops: list[FileOp] = []
         planned: list[tuple[FileProposal, str, set[int] | None, bool, bool]] = []
+        befores: dict[Path, str] = {}  # what each planned file holds just before the edit
         for f, target, accepted in targets.values():
             current, version, is_open = self._current(f.path)
             base = None if f.is_new else f.old_text
@@ -273,12 +266,16 @@ class ProposalService:
                 notes.append(f"{f.rel}: the user had edited the file meanwhile; your change was rebased onto their text.")
             was_dirty = is_open and self.disk.is_dirty(f.path)
             planned.append((f, target, accepted, is_open, was_dirty))
+            befores[f.path] = current or ""
             if current is None:
                 ops.append(CreateOp(f.path))
                 ops.append(EditOp(f.path, None, minimal_text_edits("", target, self.encoding)))
             elif is_open or self.editor.can_save:
                 ops.append(EditOp(f.path, version, minimal_text_edits(current, target, self.encoding)))
 
+        snapshot = None
+        if self.diagnostics is not None and planned and self.diagnostics.has_source(list(befores)):
+            snapshot = await self.diagnostics.snapshot(befores)
         if ops:
             result = await self.editor.apply(ops, f"codeloop: {proposal.tool}")
             if not result.applied:
@@ -297,6 +294,14 @@ class ProposalService:
                 planned = retry
 
         await self._reach_disk(planned, notes)
+        if snapshot is not None and self.diagnostics is not None:
+            after: dict[Path, str] = {}
+            for f, target, *_ in planned:
+                doc = self.documents.get(f.path)
+                after[f.path] = doc.text if doc is not None else target
+            found = await self.diagnostics.report(snapshot, after, self.workspace.relative)
+            if found:
+                notes.append(found)
         for f, target, accepted, _is_open, _dirty in planned:
             all_ids = [h.id for h in f.hunks]
             acc = sorted(accepted) if accepted is not None else all_ids
