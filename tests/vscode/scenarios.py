@@ -21,6 +21,9 @@ TWO_HUNKS_LINES[1] = "GREETING = 'hello, world'"
 TWO_HUNKS_LINES[22] = "FAREWELL = 'see you later'"
 TWO_HUNKS_PY = "\n".join(TWO_HUNKS_LINES) + "\n"
 
+# after step 2 (only the first hunk accepted) plus one line at the end
+FOOTER_PY = GREET_PY.replace("'hello'", "'hello, world'") + "# footer\n"
+
 HELLO_ANSWER = (
     "**Hello** from the scripted model. `greet.py` defines a greeting:\n\n"
     "```python\nGREETING = 'hello'\ndef greet(name):\n    return f\"{GREETING} {name}\"\n```\n\n"
@@ -65,6 +68,9 @@ def ui(**_kwargs):
             "rename the constant": two_steps(
                 Call("edit_file", {"path": "greet.py", "old_string": "GREETING", "new_string": "Greeting"}),
                 "Done with the rename.",
+            ),
+            "append a footer": two_steps(
+                Call("write_file", {"path": "greet.py", "content": FOOTER_PY}), "Footer added."
             ),
             "run the echo": two_steps(
                 Call("run_command", {"command": "echo hello-from-codeloop && echo second-line-$((40+2))"}),

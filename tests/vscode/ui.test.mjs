@@ -153,6 +153,27 @@ describe("codeloop in VS Code", { skip, timeout: 300_000 }, () => {
     await shot("03b-rejected");
   });
 
+  it("3b. the proposed side can be edited in the diff editor; the title-bar Accept applies the user's version", async () => {
+    const c = chat();
+    await send("append a footer to greet.py");
+    await c.locator('.proposal-card[data-status="pending"]').waitFor({ timeout: 20_000 });
+    await page.locator(".tab", { hasText: "proposed by codeloop" }).first().waitFor({ timeout: 15_000 });
+    const modified = page.locator(".monaco-diff-editor .editor.modified .view-lines").first();
+    await modified.click();
+    await page.keyboard.press("Control+End");
+    await page.keyboard.type("# edited by the user");
+    await page.keyboard.press("Enter");
+    await shot("03c-editing-the-proposal");
+    await page.locator('.editor-actions [aria-label*="Accept Proposal"]').first().click();
+    const file = join(cs.ws, "greet.py");
+    const expected = GREET_PY.replace("'hello'", "'hello, world'") + "# footer\n# edited by the user\n";
+    await waitFor(() => readFileSync(file, "utf8") === expected, 20_000, "the user's version on disk");
+    await waitTurnEnds(4);
+    await c.locator('.proposal-card[data-status="edited"]').waitFor({ timeout: 5_000 });
+    assert.equal(await page.locator(".tab", { hasText: "proposed by codeloop" }).count(), 0, "the diff editor was closed without a save prompt");
+    await shot("03d-edited-accepted");
+  });
+
   it("4. a command asks for approval and its output appears in the codeloop terminal", async () => {
     const c = chat();
     await send("run the echo command");
@@ -162,7 +183,7 @@ describe("codeloop in VS Code", { skip, timeout: 300_000 }, () => {
     assert.match(await card.innerText(), new RegExp(cs.ws.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")));
     await shot("04a-approval-card");
     await card.locator(".allow-once").click();
-    await waitTurnEnds(4);
+    await waitTurnEnds(5);
     const tool = c.locator('.tool-card[data-tool="run_command"]').last();
     assert.equal(await tool.getAttribute("data-status"), "done");
     const term = page.locator(".terminal-wrapper .xterm-rows").last();
@@ -189,10 +210,10 @@ describe("codeloop in VS Code", { skip, timeout: 300_000 }, () => {
     await shot("05a-running");
     const t0 = Date.now();
     await c.locator("button.stop").click();
-    await waitTurnEnds(5, 15_000);
+    await waitTurnEnds(6, 15_000);
     assert.ok(Date.now() - t0 < 15_000);
     assert.notEqual(await tool.getAttribute("data-status"), "running");
-    await waitFor(async () => /killed|exit code -?\d+/.test((await term.innerText()).split("long-started")[1] ?? ""), 10_000, "the terminal to show the command ended");
+    await waitFor(async () => { const t = await term.innerText(); return /\[(killed|exit code)/.test(t.slice(t.lastIndexOf("$ echo long-started"))); }, 10_000, "the terminal to show the command ended");
     await assert.doesNotReject(c.locator("button.stop.hidden").waitFor({ state: "attached", timeout: 5_000 }));
     const local = join(cs.ws, ".codeloop/settings.local.json");
     assert.ok(existsSync(local), "Always allow wrote .codeloop/settings.local.json");
@@ -205,7 +226,7 @@ describe("codeloop in VS Code", { skip, timeout: 300_000 }, () => {
     await page.waitForTimeout(500);
     await runCommand("codeloop: Open Chat");
     const c = chat();
-    await c.locator(".item.turnEnd").nth(4).waitFor({ timeout: 15_000 });
+    await c.locator(".item.turnEnd").nth(5).waitFor({ timeout: 15_000 });
     assert.equal(await c.locator(".tool-card").count() >= 4, true);
     await shot("06-restored");
   });

@@ -69,8 +69,8 @@ export class CodeloopTerminal implements vscode.Disposable {
     this.ensure(false);
     const info = this.commands.get(p.terminalId);
     const what = info?.background ? ` (${info.command})` : "";
-    const text = p.exitCode === null
-      ? `\x1b[33m[killed]${what}\x1b[0m`
+    const text = p.exitCode === null || p.exitCode < 0
+      ? `\x1b[33m[killed${p.exitCode ? ` by signal ${-p.exitCode}` : ""}]${what}\x1b[0m`
       : p.exitCode === 0 ? `\x1b[32m[exit code 0]${what}\x1b[0m` : `\x1b[31m[exit code ${p.exitCode}]${what}\x1b[0m`;
     this.write(`\r\n${text}\r\n`);
     this.commands.delete(p.terminalId);

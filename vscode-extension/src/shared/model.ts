@@ -78,12 +78,17 @@ export function reduce(s: ChatState, act: Action): string[] {
       s.title = act.title;
       s.running = undefined;
       s.items = act.items ?? [];
+      if (!s.title) {
+        const first = s.items.find((i): i is UserItem => i.kind === "user" && !i.text.startsWith("/"));
+        if (first) s.title = firstLine(first.text, 60);
+      }
       s.seq = Math.max(s.seq, s.items.length);
       return ["*"];
     }
     case "user": {
       const it: UserItem = { kind: "user", id: nextId(s, "u"), text: act.text, chips: act.chips };
       s.items.push(it);
+      if (!s.title && !act.text.startsWith("/")) s.title = firstLine(act.text, 60);
       return [it.id];
     }
     case "turnStarted": {

@@ -314,10 +314,10 @@ function renderTool(t: ToolItem): HTMLElement {
   return card;
 }
 
-function diffLines(text: string): HTMLElement {
+function diffLines(text: string, skipHeaders = false): HTMLElement {
   const pre = h("pre", { class: "diff" });
   for (const line of text.split("\n")) {
-    if (line.startsWith("+++") || line.startsWith("---")) continue;
+    if (line.startsWith("+++") || line.startsWith("---") || (skipHeaders && line.startsWith("@@"))) continue;
     const cls = line.startsWith("+") ? "add" : line.startsWith("-") ? "del" : line.startsWith("@@") ? "hunk" : "ctx";
     pre.append(h("span", { class: `dl ${cls}`, text: line + "\n" }));
   }
@@ -356,7 +356,7 @@ function renderProposal(p: ProposalItem): HTMLElement {
           persist();
           rerender([p.id]);
         });
-        fileEl.append(h("div", { class: `hunk${on ? "" : " off"}` }, h("label", { class: "hunk-label" }, cb, h("code", { class: "muted", text: hk.header })), diffLines(hk.diff)));
+        fileEl.append(h("div", { class: `hunk${on ? "" : " off"}` }, h("label", { class: "hunk-label" }, cb, h("code", { class: "muted", text: hk.header })), diffLines(hk.diff, true)));
       }
     } else if (f.diff) {
       fileEl.append(diffLines(f.diff));
@@ -389,7 +389,7 @@ function renderApproval(a: ApprovalItem): HTMLElement {
       h("span", { class: "spacer" }), a.answer && h("span", { class: `badge ${a.answer}`, text: a.answer.replace("_", " ") })),
     h("pre", { class: "command", text: a.target }),
     a.cwd && h("div", { class: "muted" }, icon("folder"), ` ${a.cwd}`),
-    a.reason && h("div", { class: "muted", text: a.reason }));
+    a.reason && h("div", { class: "muted markdown approval-reason", html: renderMarkdown(a.reason) }));
   if (!a.answer) {
     const answer = (ans: string) => () => vscode.postMessage({ type: "approval", id: a.id, answer: ans });
     card.append(h("div", { class: "actions" },
