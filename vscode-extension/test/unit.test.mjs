@@ -1,0 +1,95 @@
+// Fast tests of the extension's pure logic, on the esbuild output in out/ (npm run build).
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { createRequire } from "node:module";
+
+const require = createRequire(import.meta.url);
+const model = require("../out/shared/model.js");
+const { serverSettings, redact } = require("../out/settings.js");
+const { toLspDiagnostic, requestedUris } = require("../out/diagnostics.js");
+
+test("streamed text deltas build one assistant message; a tool call closes it", () => {
+  const s = model.emptyState();
+  model.reduce(s, { a: "user", text: "fix it" });
+  model.reduce(s, { a: "event", event: { type: "textDelta", text: "Look" } });
+  const changed = model.reduce(s, { a: "event", event: { type: "textDelta", text: "ing." } });
+  assert.equal(s.items.length, 2);
+  assert.deepEqual(changed, [s.items[1].id]);
+  assert.equal(s.items[1].text, "Looking.");
+  model.reduce(s, { a: "event", event: { type: "toolCallStarted", callId: "c1", name: "read_file", summary: "a.py" } });
+  assert.equal(s.items[1].streaming, false);
+  model.reduce(s, { a: "event", event: { type: "toolCallFinished", callId: "c1", name: "read_file", ok: false, summary: "no such file" } });
+  assert.equal(s.items[2].status, "failed");
+  model.reduce(s, { a: "event", event: { type: "textDelta", text: "Sorry" } });
+  assert.equal(s.items.length, 4, "text after a tool call is a new message");
+  assert.equal(s.title, "fix it");
+});
+
+test("a retry discards the text streamed since the last tool call", () => {
+  const s = model.emptyState();
+  model.reduce(s, { a: "event", event: { type: "textDelta", text: "half an ans" } });
+  const changed = model.reduce(s, { a: "event", event: { type: "retry", attempt: 1, maxAttempts: 5, delay: 1, reason: "429" } });
+  assert.deepEqual(changed, ["*"]);
+  assert.deepEqual(s.items.map((i) => i.kind), ["retry"]);
+});
+
+test("turnEnd stops the turn and marks unfinished cards", () => {
+  const s = model.emptyState();
+  model.reduce(s, { a: "turnStarted", sessionId: "s1", turnId: "t-1" });
+  model.reduce(s, { a: "event", event: { type: "toolCallStarted", callId: "c1", name: "run_command", summary: "sleep 9" } });
+  model.reduce(s, { a: "approval", id: "ap-1", params: { kind: "Bash", target: "rm x" } });
+  model.reduce(s, { a: "event", event: { type: "turnEnd", status: "cancelled", promptTokens: 1200, completionTokens: 30, cost: 0.0012 } });
+  assert.equal(s.running, undefined);
+  assert.equal(s.items[0].status, "failed");
+  assert.equal(s.items[1].answer, "cancelled");
+  assert.equal(model.formatUsage(s.items[2]), "1,200 in · 30 out · $0.0012");
+});
+
+test("proposals: review card, status updates, auto-accepted ones appear from resolved", () => {
+  const s = model.emptyState();
+  const params = { proposalId: "p-1", tool: "edit_file", files: [{ uri: "file:///w/a.py", path: "a.py", isNew: false, diff: "", hunks: [{ id: 0, header: "@@", diff: "" }] }] };
+  model.reduce(s, { a: "proposal", params, review: true });
+  assert.equal(s.items[0].status, "pending");
+  model.reduce(s, { a: "proposalStatus", proposalId: "p-1", status: "applied", message: "ok" });
+  assert.equal(s.items[0].status, "applied");
+  model.reduce(s, { a: "proposalStatus", proposalId: "p-2", status: "applied", message: "a.py: applied" });
+  assert.equal(s.items.length, 2);
+  assert.equal(s.items[1].review, false);
+});
+
+test("decisionForHunks: all, some, none", () => {
+  const files = [{ uri: "u1", hunks: [{ id: 0 }, { id: 1 }] }, { uri: "u2", hunks: [{ id: 0 }] }];
+  assert.deepEqual(model.decisionForHunks(files, {}), { decision: "accept" });
+  assert.deepEqual(model.decisionForHunks(files, { u1: [1] }), { decision: "partial", hunks: { u1: [1], u2: [0] } });
+  assert.deepEqual(model.decisionForHunks(files, { u1: [], u2: [] }), { decision: "reject" });
+});
+
+test("a reopened transcript becomes user, assistant and tool items", () => {
+  const items = model.itemsFromTranscript([
+    { role: "system", content: "sys" },
+    { role: "user", content: [{ type: "text", text: "hi" }] },
+    { role: "assistant", content: null, tool_calls: [{ id: "c1", function: { name: "run_command", arguments: "{\"command\": \"ls\"}" } }] },
+    { role: "tool", tool_call_id: "c1", content: "a.py\nb.py" },
+    { role: "assistant", content: "Two files." },
+  ]);
+  assert.deepEqual(items.map((i) => i.kind), ["user", "tool", "assistant"]);
+  assert.equal(items[1].summary, "ls");
+  assert.equal(items[1].resultSummary, "a.py");
+});
+
+test("server settings: empty values left out, key from the secret store or the named env var", () => {
+  const cfg = { model: "", baseUrl: "http://x/v1", mode: "plan", autoAccept: false, maxTurns: 50, permissions: {}, contextWindow: null, apiKeyEnvVar: "MY_KEY" };
+  const get = (k) => cfg[k];
+  assert.deepEqual(serverSettings(get, { MY_KEY: "env-key" }), { baseUrl: "http://x/v1", mode: "plan", autoAccept: false, maxTurns: 50, apiKey: "env-key" });
+  assert.equal(serverSettings(get, { MY_KEY: "env-key" }, "stored").apiKey, "stored");
+  assert.equal(serverSettings(get, { OPENAI_API_KEY: "other" }).apiKey, undefined);
+  assert.equal(redact({ apiKey: "secret", mode: "ask" }).apiKey, "***");
+});
+
+test("diagnostics: vscode severities map to LSP, uris come as strings or {uri, version}", () => {
+  const d = toLspDiagnostic({ range: { start: { line: 1, character: 2 }, end: { line: 1, character: 5 } }, message: "bad", severity: 0, source: "ruff", code: { value: "E1" } });
+  assert.deepEqual(d, { range: { start: { line: 1, character: 2 }, end: { line: 1, character: 5 } }, message: "bad", severity: 1, source: "ruff", code: "E1" });
+  assert.equal(toLspDiagnostic({ ...d, severity: 3, code: undefined }).severity, 4);
+  assert.deepEqual(requestedUris({ uris: [{ uri: "file:///a", version: 3 }, "file:///b"] }), ["file:///a", "file:///b"]);
+  assert.deepEqual(requestedUris(null), []);
+});
