@@ -52,12 +52,27 @@ def _diag_dict(d: lsp.Diagnostic) -> dict[str, Any]:
     }
 
 
+MAX_FIX_ACTIONS = 20  # a client that sends every diagnostic of the file gets the nearest ones
+
+
+def _overlaps(d: lsp.Diagnostic, r: lsp.Range) -> bool:
+    """Whether the diagnostic touches the requested lines (clients differ: VS Code sends those
+    intersecting the range, Neovim those on the cursor's line; some send all of them)."""
+    return d.range.start.line <= r.end.line and d.range.end.line >= r.start.line
+
+
 def code_actions(params: lsp.CodeActionParams) -> list[lsp.CodeAction]:
+    """The actions for a range. Pure and cheap: no model, no I/O, no document text."""
     uri = params.text_document.uri
     only = [str(k.value if hasattr(k, "value") else k) for k in (params.context.only or [])]
+    r = params.range
     out: list[lsp.CodeAction] = []
     if _wants(only, lsp.CodeActionKind.QuickFix.value):
-        for d in params.context.diagnostics or []:
+        diags = [d for d in params.context.diagnostics or [] if _overlaps(d, r)]
+        if len(diags) > MAX_FIX_ACTIONS:
+            diags.sort(key=lambda d: (abs(d.range.start.line - r.start.line), d.severity or 1))
+            diags = diags[:MAX_FIX_ACTIONS]
+        for d in diags:
             short = d.message.splitlines()[0] if d.message else "this problem"
             if len(short) > 60:
                 short = short[:57] + "…"
@@ -71,7 +86,6 @@ def code_actions(params: lsp.CodeActionParams) -> list[lsp.CodeAction]:
                     ),
                 )
             )
-    r = params.range
     non_empty = (r.start.line, r.start.character) != (r.end.line, r.end.character)
     if non_empty:
         arg = {"uri": uri, "range": _range_dict(r)}
@@ -97,6 +111,7 @@ def code_actions(params: lsp.CodeActionParams) -> list[lsp.CodeAction]:
 class FocusedRequest:
     prompt: str
     context: TurnContext
+    title: str = ""  # the progress title
 
 
 def _span(raw: Any) -> quickfix.Span:
@@ -117,29 +132,31 @@ async def build_request(server: "LanguageServer", app: "App", command: str, args
     assert app.documents is not None and app.client is not None
     doc = app.documents.get(path)
     if doc is not None:
-        text, language, dirty = doc.text, doc.language_id, doc.dirty
+        text, language, dirty = doc.text, quickfix.language_of(path.suffix, doc.language_id), doc.dirty
     else:
         try:
             text = await asyncio.to_thread(path.read_text, encoding="utf-8")
         except (OSError, UnicodeDecodeError) as e:
             raise JsonRpcInvalidParams(f"cannot read {path}: {e}") from e
-        language, dirty = path.suffix.lstrip("."), False
+        language, dirty = quickfix.language_of(path.suffix), False
     rel = _rel(app.root, path)
     if command == M.CMD_FIX:
         diag = arg.get("diagnostic")
         if not isinstance(diag, dict) or "range" not in diag:
             raise JsonRpcInvalidParams("codeloop.fixDiagnostic needs {uri, diagnostic}")
         span = _span(diag["range"])
+        message = str(diag.get("message", ""))
         prompt = quickfix.fix_prompt(
-            rel, language, text, span, str(diag.get("message", "")), str(diag.get("source") or ""),
-            str(diag.get("code") or ""), dirty,
+            rel, language, text, span, message, str(diag.get("source") or ""), str(diag.get("code") or ""), dirty,
         )
-        return FocusedRequest(prompt, TurnContext(active_file=str(path)))
+        return FocusedRequest(prompt, TurnContext(active_file=str(path)), f"Fixing {rel}:{span.start_line + 1}: {message}")
     span = _span(arg.get("range"))
     selection = quickfix.selected_text(text, span)
     ctx = TurnContext(active_file=str(path), selection=selection, selection_path=str(path))
     if command == M.CMD_EXPLAIN:
-        return FocusedRequest(quickfix.explain_prompt(rel, language, text, span), ctx)
+        return FocusedRequest(
+            quickfix.explain_prompt(rel, language, text, span), ctx, f"Explaining {rel}:{span.start_line + 1}-{span.end_line + 1}"
+        )
     instruction = arg.get("instruction") if isinstance(arg.get("instruction"), str) else None
     if not instruction:
         item = await server.window_show_message_request_async(
@@ -152,7 +169,9 @@ async def build_request(server: "LanguageServer", app: "App", command: str, args
         instruction = getattr(item, "title", None) if item is not None else None
         if not instruction:
             return None
-    return FocusedRequest(quickfix.ask_prompt(rel, language, text, span, instruction), ctx)
+    return FocusedRequest(
+        quickfix.ask_prompt(rel, language, text, span, instruction, dirty), ctx, f"{instruction} ({rel}:{span.start_line + 1})"
+    )
 
 
 def _rel(root: Path, path: Path) -> str:

@@ -17,6 +17,7 @@ from codeloop import __version__
 from codeloop.config import Settings, build_settings, env_overrides
 from codeloop.lsp.client import ClientFeatures, LspClient
 from codeloop.lsp.documents import EditorDocuments, uri_to_path
+from codeloop.services.diagnostics import DiagnosticsService
 from codeloop.services.proposals import ProposalService
 from codeloop.services.sessions import SessionService
 from codeloop.tools.workspace import Workspace
@@ -42,6 +43,7 @@ class App:
         self.client: LspClient | None = None
         self.sessions: SessionService | None = None
         self.proposals: ProposalService | None = None
+        self.diagnostics: DiagnosticsService | None = None
         self.settings: Settings = Settings()
         self.root: Path = Path.cwd()
         self.user_settings: dict[str, Any] = {}
@@ -55,10 +57,16 @@ class App:
         self.client = LspClient(self.server, self.documents)
         self.client.features = ClientFeatures.from_capabilities(params.capabilities)
         ws = Workspace(self.root)
-        self.proposals = ProposalService(ws, self.documents, self.documents, self.client, lambda: self.settings.auto_accept)
+        # Diagnostics: the editor's when it forwards them, else the configured check command.
+        self.diagnostics = DiagnosticsService(
+            self.root, editor=self.client, documents=self.documents, check_command=lambda: self.settings.check_command
+        )
+        self.proposals = ProposalService(
+            ws, self.documents, self.documents, self.client, lambda: self.settings.auto_accept, diagnostics=self.diagnostics
+        )
         encoding = getattr(self.server.workspace, "position_encoding", None)
         self.proposals.encoding = str(getattr(encoding, "value", encoding) or "utf-16")
-        self.sessions = SessionService(self.root, self.settings, self.documents, self.proposals, self.client, self.client)
+        self.sessions = SessionService(self.root, self.settings, self.documents, self.proposals, self.client, self.diagnostics)
         return problems + list(self.sessions.policy.problems)
 
     def change_settings(self, raw: Any) -> list[str]:

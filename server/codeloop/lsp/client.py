@@ -21,6 +21,7 @@ from codeloop.agent.events import (
     ErrorEvent,
     Event,
     Notice,
+    Retry,
     TextDelta,
     ToolCallFinished,
     ToolCallStarted,
@@ -40,6 +41,8 @@ from codeloop.services.proposals import (
 )
 
 log = logging.getLogger(__name__)
+
+SHOW_LIMIT = 4000  # characters of a final answer shown with window/showMessage
 
 
 @dataclass
@@ -107,6 +110,7 @@ class LspClient:
         self.features = ClientFeatures()
         self._progress: dict[tuple[str, str], _Progress] = {}
         self._token_turns: dict[str, tuple[str, str]] = {}
+        self._answers: dict[tuple[str, str], list[str]] = {}  # plain clients: the text streamed so far
         self.on_progress_cancel: Any = None  # set by the composition root
 
     # -- low level -----------------------------------------------------------------
@@ -125,6 +129,12 @@ class LspClient:
     def event(self, session_id: str, turn_id: str, event: Event) -> None:
         if self.features.events:
             self.notify(M.EVENT, {"sessionId": session_id, "turnId": turn_id, "event": event.to_dict()})
+            prog = self._progress.get((session_id, turn_id))
+            if prog is not None:  # a focused turn (code action) also shows $/progress
+                if isinstance(event, ToolCallStarted):
+                    self._report(prog, f"{event.name} {event.summary}".strip())
+                elif isinstance(event, TurnEnd):
+                    self.end_progress(session_id, turn_id, event.status)
             return
         self._plain_event(session_id, turn_id, event)
 
@@ -132,10 +142,14 @@ class LspClient:
         key = (session_id, turn_id)
         prog = self._progress.get(key)
         if isinstance(event, TextDelta):
-            if prog is not None:
-                prog.text.append(event.text)
+            self._answers.setdefault(key, []).append(event.text)
             return
-        if isinstance(event, ToolCallStarted):
+        if isinstance(event, Retry):
+            self._answers.pop(key, None)  # the text streamed since the last tool call is discarded
+        elif isinstance(event, ToolCallStarted):
+            said = "".join(self._answers.pop(key, [])).strip()
+            if said:
+                self.log(f"[codeloop] {said}", lsp.MessageType.Info)
             self._report(prog, f"{event.name} {event.summary}".strip())
             self.log(f"[codeloop] ● {event.name}({event.summary})")
         elif isinstance(event, ToolCallFinished):
@@ -143,11 +157,21 @@ class LspClient:
         elif isinstance(event, ErrorEvent):
             self.server.window_show_message(lsp.ShowMessageParams(type=lsp.MessageType.Error, message=f"codeloop: {event.message}"))
         elif isinstance(event, Notice):
+            if event.level == "warning":  # e.g. a broken settings file, bypass turned on
+                self.server.window_show_message(
+                    lsp.ShowMessageParams(type=lsp.MessageType.Warning, message=f"codeloop: {event.message}")
+                )
             self.log(f"[codeloop] {event.message}", lsp.MessageType.Info)
         elif isinstance(event, TurnEnd):
-            answer = "".join(prog.text) if prog else ""
+            answer = "".join(self._answers.pop(key, []))
             if answer.strip():
                 self.log(f"[codeloop] {answer.strip()}", lsp.MessageType.Info)
+                # The answer itself (an explanation, what a fix changed) is what the user
+                # asked for: show it, not only in the log.
+                shown = answer.strip()
+                if len(shown) > SHOW_LIMIT:
+                    shown = shown[:SHOW_LIMIT].rstrip() + "… (the full answer is in the log)"
+                self.server.window_show_message(lsp.ShowMessageParams(type=lsp.MessageType.Info, message=f"codeloop: {shown}"))
             self.end_progress(session_id, turn_id, event.status)
 
     def _report(self, prog: _Progress | None, message: str) -> None:
@@ -155,9 +179,10 @@ class LspClient:
             return
         self.server.work_done_progress.report(prog.token, lsp.WorkDoneProgressReport(message=message[:120], cancellable=True))
 
-    async def begin_progress(self, session_id: str, turn_id: str, title: str, token: str | None = None) -> None:
-        """For plain clients: a cancellable $/progress for the turn."""
-        if self.features.events:
+    async def begin_progress(self, session_id: str, turn_id: str, title: str, token: str | None = None,
+                             always: bool = False) -> None:
+        """For plain clients (and, with ``always``, any client): a cancellable $/progress for the turn."""
+        if self.features.events and not always:
             return
         if token is None:
             if not self.features.progress:
@@ -383,9 +408,19 @@ class LspClient:
 
     # -- diagnostics -------------------------------------------------------------------
 
+    @property
+    def forwards_diagnostics(self) -> bool:
+        return self.features.diagnostics
+
     async def diagnostics(self, paths: list[Path]) -> dict[Path, list[DiagnosticInfo]]:
+        return (await self.editor_diagnostics(paths))[0]
+
+    async def editor_diagnostics(
+        self, paths: list[Path]
+    ) -> tuple[dict[Path, list[DiagnosticInfo]], dict[Path, int | None]]:
+        """``codeloop/diagnostics/get``: the editor's diagnostics and document versions per path."""
         if not self.features.diagnostics:
-            return {}
+            return {}, {}
         uris = {self.documents.uri(p): p for p in paths}
         entries = []
         for uri, path in uris.items():
@@ -394,8 +429,11 @@ class LspClient:
         result = _as_dict(await self.request(M.DIAGNOSTICS_GET, {"uris": entries}))
         out: dict[Path, list[DiagnosticInfo]] = {}
         severities = {1: "error", 2: "warning", 3: "information", 4: "hint"}
-        for uri, diags in (result.get("diagnostics") or {}).items():
-            path = uris.get(uri) or uri_to_path(uri)
+        raw = result.get("diagnostics") or {}
+        if isinstance(raw, list):  # [{uri, version, diagnostics}] is accepted too
+            raw = {_as_dict(e).get("uri"): _as_dict(e).get("diagnostics") for e in raw}
+        for uri, diags in _as_dict(raw).items():
+            path = uris.get(uri) or (uri_to_path(uri) if isinstance(uri, str) else None)
             if path is None:
                 continue
             items = []
@@ -403,6 +441,10 @@ class LspClient:
                 d = _as_dict(d)
                 rng = _as_dict(d.get("range") or {})
                 start, end = _as_dict(rng.get("start") or {}), _as_dict(rng.get("end") or {})
+                try:
+                    severity = severities.get(int(d.get("severity") or 1), "error")
+                except (TypeError, ValueError):
+                    severity = "error"
                 items.append(
                     DiagnosticInfo(
                         path=path,
@@ -410,14 +452,19 @@ class LspClient:
                         character=int(start.get("character", 0)),
                         end_line=int(end.get("line", 0)),
                         end_character=int(end.get("character", 0)),
-                        severity=severities.get(int(d.get("severity") or 1), "error"),  # type: ignore[arg-type]
+                        severity=severity,  # type: ignore[arg-type]
                         message=str(d.get("message", "")),
                         source=str(d.get("source") or ""),
                         code=str(d.get("code") or ""),
                     )
                 )
             out[path] = items
-        return out
+        versions: dict[Path, int | None] = {}
+        for uri, version in _as_dict(result.get("versions") or {}).items():
+            path = uris.get(uri) or (uri_to_path(uri) if isinstance(uri, str) else None)
+            if path is not None:
+                versions[path] = version if isinstance(version, int) else None
+        return out, versions
 
 
 def _as_dict(value: Any) -> dict[str, Any]:

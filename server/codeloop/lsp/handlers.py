@@ -120,7 +120,8 @@ def register(server: LanguageServer, app: App) -> None:
         )
         return await _start(p.get("sessionId"), text, turn_ctx, None)
 
-    async def _start(session_id: Any, text: str, ctx: TurnContext | None, token: Any) -> dict[str, Any]:
+    async def _start(session_id: Any, text: str, ctx: TurnContext | None, token: Any,
+                     title: str | None = None, always_progress: bool = False) -> dict[str, Any]:
         if session_id is not None and not isinstance(session_id, str):
             raise JsonRpcInvalidParams("'sessionId' must be a string")
         svc = sessions()
@@ -131,7 +132,7 @@ def register(server: LanguageServer, app: App) -> None:
             raise TurnBusyError(str(e)) from e
         except UnknownSession as e:
             raise JsonRpcInvalidParams(str(e)) from e
-        await app.client.begin_progress(sid, tid, text, token)
+        await app.client.begin_progress(sid, tid, title or text, token, always=always_progress)
         return {"sessionId": sid, "turnId": tid}
 
     @server.feature(M.CHAT_CANCEL)
@@ -231,7 +232,8 @@ def register(server: LanguageServer, app: App) -> None:
             request = await actions.build_request(server, app, command, list(args))
             if request is None:
                 return None
-            return await _start(None, request.prompt, request.context, None)
+            # A code action's turn shows $/progress (cancellable) in every client that has it.
+            return await _start(None, request.prompt, request.context, None, request.title, always_progress=True)
 
         return run
 

@@ -13,6 +13,24 @@ PRESET_INSTRUCTIONS = [
 ]
 
 CONTEXT_LINES = 20
+#: A buffer up to this many lines goes into a fix prompt whole; a longer one as an excerpt.
+WHOLE_FILE_LINES = 150
+
+_LANGUAGES = {
+    "py": "python", "pyi": "python", "js": "javascript", "mjs": "javascript", "cjs": "javascript",
+    "ts": "typescript", "tsx": "typescriptreact", "jsx": "javascriptreact", "rs": "rust", "go": "go",
+    "rb": "ruby", "java": "java", "kt": "kotlin", "c": "c", "h": "c", "cc": "cpp", "cpp": "cpp",
+    "hpp": "cpp", "cs": "csharp", "sh": "shellscript", "md": "markdown", "json": "json",
+    "toml": "toml", "yaml": "yaml", "yml": "yaml", "lua": "lua", "php": "php", "swift": "swift",
+}
+
+
+def language_of(suffix: str, language_id: str = "") -> str:
+    """The editor's languageId, else a guess from the file suffix ("py" -> "python")."""
+    if language_id:
+        return language_id
+    ext = suffix.lstrip(".").lower()
+    return _LANGUAGES.get(ext, ext)
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,21 +64,32 @@ def selected_text(text: str, span: Span) -> str:
 
 def fix_prompt(path: str, language: str, text: str, span: Span, message: str, source: str = "", code: str = "",
                dirty: bool = False) -> str:
+    """The diagnostic, where it is, the file's path and language, and the buffer's text
+    (whole when short, else the lines around the diagnostic)."""
     where = f"line {span.start_line + 1}, column {span.start_character + 1}"
     origin = f" ({source}{' ' + code if code else ''})" if source or code else ""
-    unsaved = " The file has unsaved changes in the editor; the text below is the editor's buffer." if dirty else ""
+    unsaved = " The file has unsaved changes in the editor; this is the editor's buffer, not the disk." if dirty else ""
+    n = len(text.splitlines())
+    if n <= WHOLE_FILE_LINES:
+        shown = f"The whole file ({n} lines):{unsaved}\n```\n{numbered_excerpt(text, 0, n, 0)}\n```"
+    else:
+        shown = (
+            f"The code around it (the file has {n} lines):{unsaved}\n"
+            f"```\n{numbered_excerpt(text, span.start_line, span.end_line)}\n```"
+        )
     return (
         f"Fix this diagnostic in {path} ({language or 'plain text'}) at {where}{origin}:\n\n"
         f"    {message}\n\n"
-        f"The code around it:{unsaved}\n```\n{numbered_excerpt(text, span.start_line, span.end_line)}\n```\n\n"
+        f"{shown}\n\n"
         "Make the smallest correct change with edit_file (read more of the file first if you need "
         "to). Do not change unrelated code. When done, say in one sentence what you changed."
     )
 
 
-def ask_prompt(path: str, language: str, text: str, span: Span, instruction: str) -> str:
+def ask_prompt(path: str, language: str, text: str, span: Span, instruction: str, dirty: bool = False) -> str:
+    unsaved = " (the file has unsaved changes; this is the editor's buffer)" if dirty else ""
     return (
-        f"In {path} ({language or 'plain text'}), lines {span.start_line + 1}-{span.end_line + 1} are selected:\n"
+        f"In {path} ({language or 'plain text'}), lines {span.start_line + 1}-{span.end_line + 1} are selected{unsaved}:\n"
         f"```\n{selected_text(text, span)}\n```\n\n"
         f"Instruction: {instruction}\n\n"
         "Apply it to the selected code with edit_file. Keep the rest of the file as it is. When done, "

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from codeloop.tools.base import Tool, ToolContext, ToolError, ToolRegistry, ToolResult
+from codeloop.tools.diagnostics import DIAGNOSTICS_TOOLS
 from codeloop.tools.files import FILE_TOOLS
 from codeloop.tools.patch import PATCH_TOOLS
 from codeloop.tools.processes import ProcessManager
@@ -17,7 +18,7 @@ from codeloop.tools.search import SEARCH_TOOLS
 from codeloop.tools.shell import SHELL_TOOLS
 from codeloop.tools.workspace import PathOutsideWorkspace, Workspace
 
-ALL_TOOL_CLASSES: list[type[Tool[Any]]] = [*SEARCH_TOOLS, *FILE_TOOLS, *PATCH_TOOLS, *SHELL_TOOLS]
+ALL_TOOL_CLASSES: list[type[Tool[Any]]] = [*SEARCH_TOOLS, *FILE_TOOLS, *PATCH_TOOLS, *SHELL_TOOLS, *DIAGNOSTICS_TOOLS]
 
 #: Names of the tools that change nothing (offered in plan mode).
 READ_ONLY: frozenset[str] = frozenset(c.name for c in ALL_TOOL_CLASSES if c.read_only)
