@@ -216,7 +216,7 @@ def _settings_from_args(args: argparse.Namespace) -> tuple[Settings, list[str]]:
     return settings, problems + more
 
 
-def _build_session(args: argparse.Namespace, sink: ConsoleSink, resume: str | None = None):
+def _build_session(args: argparse.Namespace, sink: ConsoleSink, resume: str | None = None, persist: bool = True):
     from codeloop.agent.session import AgentSession, Ports
     from codeloop.edits.disk import DiskChangeApplier
 
@@ -238,7 +238,9 @@ def _build_session(args: argparse.Namespace, sink: ConsoleSink, resume: str | No
             return NO_TTY
 
         applier = DiskChangeApplier(refuse, root=root)
-    session = AgentSession(settings, root, Ports(sink=sink, approver=approver, changes=applier), resume=resume)
+    session = AgentSession(
+        settings, root, Ports(sink=sink, approver=approver, changes=applier), resume=resume, persist=persist
+    )
     for p in session.policy.problems:
         sink.emit(Notice(p, "warning"))
     for w in session.load_warnings:
@@ -325,14 +327,24 @@ async def cmd_chat(args: argparse.Namespace) -> int:
                             sink._line("No session to resume.")
                             continue
                     await session.close()
+                    previous = session
                     try:
                         session = _build_session(args, sink, resume=target)
                     except Exception as e:
                         sink.emit(ErrorEvent(f"could not open session {target}: {e}"))
                         session = _build_session(args, sink)
+                    # /model and /mode hold for the whole REPL, not just one conversation.
+                    session.update_settings(
+                        session.settings.model_copy(update={"model": previous.settings.model, "mode": previous.policy.mode})
+                    )
                     sink._line(f"Session {session.id} ({len(session.messages)} messages).")
                     continue
-                reply = await session.slash(cmd)
+                try:
+                    reply = await session.slash(cmd)
+                except Exception as e:  # a command's failure must not end the REPL
+                    logging.getLogger(__name__).exception("/%s failed", cmd.name)
+                    sink.emit(ErrorEvent(f"/{cmd.name} failed: {e}"))
+                    continue
                 if cmd.name == "mode" and (cmd.arg or "").strip() == "bypass":
                     sink.emit(Notice(reply, "warning"))
                 else:
@@ -360,7 +372,7 @@ async def _pick_session(args: argparse.Namespace, sink: ConsoleSink) -> Any:
 
 async def cmd_context(args: argparse.Namespace) -> int:
     sink = ConsoleSink()
-    session = _build_session(args, sink)
+    session = _build_session(args, sink, persist=False)  # showing the prompt leaves no session behind
     try:
         assembled = await session.assembled_prompt()
         print(assembled.render_report())

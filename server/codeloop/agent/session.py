@@ -33,7 +33,7 @@ from codeloop.context.budget import OutputBudget, cut
 from codeloop.context.cost import CostTracker
 from codeloop.context.memo import FileReadMemo
 from codeloop.context.prompt import EditorContext, PromptBuilder
-from codeloop.context.sessions import SessionStore, SessionWriter
+from codeloop.context.sessions import SessionStore, SessionWriter, answer_unresolved
 from codeloop.context.tokens import count_tokens
 from codeloop.policy import PermissionPolicy
 from codeloop.policy.types import MODES
@@ -104,7 +104,22 @@ class AgentSession:
                 loaded = self.store.load(resume)
                 messages = loaded.messages
                 self.load_warnings = list(loaded.warnings)
+                for record in loaded.usage:  # the session's cost so far, as if never closed
+                    self.cost.add(record, str(record.get("model") or settings.model))
+                self.cost.new_turn()
                 self.writer = self.store.open_for_append(resume)
+                repaired, added = answer_unresolved(messages)
+                if added:
+                    # Cut off mid-turn: answer the calls that never finished, on disk too.
+                    if repaired[: len(messages)] == messages:
+                        for m in repaired[len(messages) :]:
+                            self.writer.append(m)
+                    else:
+                        self.writer.append_compaction(repaired)
+                    messages = repaired
+                    self.load_warnings.append(
+                        f"{added} tool call(s) were interrupted when the session stopped; they are marked as such."
+                    )
             else:
                 self.writer = self.store.create(settings.model)
         self.agent = Agent(

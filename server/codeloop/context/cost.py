@@ -167,6 +167,10 @@ class CostTracker:
         self.session = UsageTotals()
         self.models: set[str] = set()
 
+    def set_prices(self, prices: Mapping[str, Price | Mapping[str, Any]] | None) -> None:
+        """New price overrides, for requests from now on."""
+        self.prices = dict(prices or {})
+
     def price(self, model: str) -> Price | None:
         return price_for(model, self.prices)
 

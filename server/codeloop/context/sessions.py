@@ -110,6 +110,41 @@ def _message_text(message: dict[str, Any]) -> str:
     return ""
 
 
+INTERRUPTED_RESULT = (
+    "[interrupted: the session ended (the process stopped) before this tool call finished; "
+    "it may or may not have run. Check its effects before running it again.]"
+)
+
+
+def answer_unresolved(messages: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], int]:
+    """``messages`` with a tool result added for every tool call that has none (a session
+    cut off mid-turn), right after that call's other results; and how many were added.
+    Without them the API refuses the conversation."""
+    answered = {str(m.get("tool_call_id")) for m in messages if m.get("role") == "tool"}
+    out: list[dict[str, Any]] = []
+    added = 0
+    missing: list[str] = []
+
+    def flush() -> None:
+        nonlocal added
+        for cid in missing:
+            out.append({"role": "tool", "tool_call_id": cid, "content": INTERRUPTED_RESULT})
+            added += 1
+        missing.clear()
+
+    for m in messages:
+        if m.get("role") != "tool":
+            flush()
+        out.append(m)
+        if m.get("role") == "assistant":
+            for call in m.get("tool_calls") or []:
+                cid = str(call.get("id", "")) if isinstance(call, dict) else ""
+                if cid and cid not in answered:
+                    missing.append(cid)
+    flush()
+    return out, added
+
+
 def _fsync_dir(path: Path) -> None:
     if os.name == "nt":
         return
@@ -147,6 +182,7 @@ class LoadedSession:
     updated: str = ""
     cwd: str = ""
     compactions: int = 0
+    usage: list[dict[str, Any]] = field(default_factory=list)  # the usage records, in order
 
 
 class SessionWriter:
@@ -399,6 +435,7 @@ class SessionStore:
             else:
                 out.warnings.append(f"line {line_no}: a compaction record without messages")
         elif kind == "usage":
+            out.usage.append(record)
             out.usage_totals["requests"] += 1
             for key in ("prompt_tokens", "completion_tokens", "cached_tokens"):
                 try:
