@@ -206,7 +206,8 @@ function renderComposer(): void {
   sendBtn.title = running ? "Queue: sent when the running turn ends" : "Send (Enter)";
   sendBtn.replaceChildren(icon(running ? "add" : "send"), running ? " Queue" : " Send");
   modeSelect.value = env.mode;
-  statusLine.replaceChildren(...(running ? [icon("loading", "codicon-modifier-spin"), " working…"] : env.serverState === "running" ? [] : [env.serverState === "starting" ? "starting server…" : `server ${env.serverState}`]));
+  statusLine.title = running ? "working…" : `server ${env.serverState}`;
+  statusLine.replaceChildren(...(running ? [icon("loading", "codicon-modifier-spin")] : env.serverState === "running" ? [] : [env.serverState === "starting" ? "starting server…" : `server ${env.serverState}`]));
 }
 
 function renderPending(): void {
