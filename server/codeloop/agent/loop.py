@@ -308,7 +308,13 @@ class Agent:
                 if denied is not None:
                     return denied
             return await self.tools.run(tool, args, ctx)
+        before = list(getattr(self.policy, "problems", None) or [])
         decision = self.policy.decide(request)
+        # decide() re-reads the settings files when they changed: report new problems
+        # (a file broken mid-session) now, with their path and line.
+        for problem in getattr(self.policy, "problems", None) or []:
+            if problem not in before:
+                self.emit(Notice(f"Permission settings: {problem}", "warning"))
         if decision.action == "deny":
             why = decision.reason + (f" (rule {decision.rule})" if decision.rule else "")
             return ToolResult(False, f"Permission denied: {why}. Do not retry this; choose another way or ask the user.")

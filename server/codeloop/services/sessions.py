@@ -192,7 +192,8 @@ class SessionService:
             cmd = parse_slash(text)
             if cmd is not None:
                 reply = await self._slash(slot, cmd)
-                session.ports.sink.emit(Notice(reply))
+                bypass_on = cmd.name == "mode" and (cmd.arg or "").strip() == "bypass"
+                session.ports.sink.emit(Notice(reply, "warning" if bypass_on else "info"))
                 end = TurnEnd("done", "")
                 session.ports.sink.emit(end)
             else:
