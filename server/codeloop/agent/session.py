@@ -107,6 +107,8 @@ class AgentSession:
                 for record in loaded.usage:  # the session's cost so far, as if never closed
                     self.cost.add(record, str(record.get("model") or settings.model))
                 self.cost.new_turn()
+                for rel in loaded.touched:
+                    self.prompt.touch(self.root / rel / "_")  # (touch() takes a file; its folder counts)
                 self.writer = self.store.open_for_append(resume)
                 repaired, added = answer_unresolved(messages)
                 if added:
@@ -257,11 +259,23 @@ class AgentSession:
             self._price(completion.usage, self.model.model)  # counted and persisted like any call
         return completion.content
 
+    def touch(self, path: Path) -> None:
+        """A file the agent read or changed: its folders' memory files join the prompt,
+        from now on and after a resume (the folder is recorded in the session)."""
+        before = len(self.prompt.touched_dirs)
+        self.prompt.touch(path)
+        if self.writer is not None and len(self.prompt.touched_dirs) > before:
+            rel = self.prompt.touched_dirs[-1].relative_to(self.root).as_posix()
+            try:
+                self.writer.append_meta(touched=rel)
+            except Exception:
+                log.exception("could not persist a touched folder")
+
     def _fit(self, tool: str, text: str, args: ToolInput | None) -> str:
         path_arg = getattr(args, "path", None)
         if tool == "read_file" and path_arg:
             try:
-                self.prompt.touch(self.workspace.resolve(path_arg))
+                self.touch(self.workspace.resolve(path_arg))
             except ValueError:
                 pass
         if tool == "read_file":
@@ -318,7 +332,7 @@ class _TouchingApplier:
 
     async def apply(self, changes: Any) -> Any:
         for c in changes.changes:
-            self.session.prompt.touch(c.path)
+            self.session.touch(c.path)
         # The memo keeps the text the model last read, so a re-read after this
         # change sends only what changed.
         return await self.inner.apply(changes)

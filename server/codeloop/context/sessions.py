@@ -11,7 +11,7 @@ Records, one JSON object a line:
     {"type": "message", "message": {...}, "ts"}
     {"type": "usage", "model", "prompt_tokens", "completion_tokens", "cached_tokens", "ts"}
     {"type": "compaction", "summary", "messages": [...], "ts"}   replaces every message so far
-    {"type": "meta", "title"?, ..., "ts"}
+    {"type": "meta", "title"?, "touched"?, ..., "ts"}   touched: a folder whose memory files are in the prompt
 
 Each record is written, flushed and fsynced as it is added, so a crash loses at
 most the record being written; a cut last line is dropped on load and reported.
@@ -183,6 +183,7 @@ class LoadedSession:
     cwd: str = ""
     compactions: int = 0
     usage: list[dict[str, Any]] = field(default_factory=list)  # the usage records, in order
+    touched: list[str] = field(default_factory=list)  # folders (relative) whose memory files are in the prompt
 
 
 class SessionWriter:
@@ -447,6 +448,9 @@ class SessionStore:
                 out.title = str(record["title"])
             if record.get("model"):
                 out.model = str(record["model"])
+            touched = record.get("touched")
+            if isinstance(touched, str) and touched not in out.touched:
+                out.touched.append(touched)
 
     def _info(self, path: Path) -> SessionInfo | None:
         try:
