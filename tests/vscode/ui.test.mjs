@@ -12,8 +12,7 @@ import {
 const missing = missingPrerequisites();
 const skip = missing.length ? `missing ${missing.join(", ")}: run scripts/install-vscode-test-env.sh` : false;
 
-const GREET = readFileSync(new URL("./scenarios.py", import.meta.url), "utf8"); // keeps the file in sync with the scenario
-void GREET;
+// greet.py as the test creates it; must match GREET_PY in scenarios.py
 const greetLines = Array.from({ length: 25 }, (_, i) => `# line ${i + 1}`);
 greetLines[1] = "GREETING = 'hello'";
 greetLines[22] = "FAREWELL = 'bye'";
@@ -192,7 +191,6 @@ describe("codeloop in VS Code", { skip, timeout: 300_000 }, () => {
     assert.match(termText, /\$ echo hello-from-codeloop/);
     assert.match(termText, /hello-from-codeloop/);
     assert.match(termText, /exit code 0/);
-    assert.ok(await page.locator(".tabs-container .terminal-tab, .single-terminal-tab, .terminal-tabs-entry", { hasText: "codeloop" }).count() >= 0);
     await shot("04b-terminal-output");
   });
 
