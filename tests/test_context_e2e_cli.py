@@ -277,3 +277,25 @@ def test_secrets_never_reach_the_session_files(model_server, run_cli, tmp_path):
     [path] = (data_home / "codeloop" / "sessions" / workspace_hash(other)).glob("*.jsonl")
     data = path.read_text()
     assert SECRET_KEY not in data and BEARER not in data and "print the header" in data
+
+
+def test_a_failed_compaction_leaves_the_conversation_unchanged(model_server, run_cli, tmp_path):
+    from scripted_model import Error
+
+    turns = Keyed({"hello": Text("Hi there."), "again": Text("Still here.")})
+
+    def scenario(req: ChatRequest):
+        if req.messages and req.messages[0]["content"].startswith(SUMMARY_INSTRUCTIONS[:60]):
+            return Error(400, "the summary request was refused")
+        return turns
+
+    server = model_server(scenario)
+    result = run_cli(["chat", "--cwd", str(tmp_path), "--yes"], server.base_url, stdin="hello\nsecond hello\n/compact\nagain\n")
+    assert result.code == 0, result.both
+    assert "Compaction failed; the conversation is unchanged:" in result.out
+    assert "the summary request was refused" in result.out
+    last = server.chat_requests[-1]
+    assert [m["content"] for m in last.messages[1:]] == ["hello", "Hi there.", "second hello", "Hi there.", "again"]
+    # The session file has no compaction record: a resume gets the same conversation.
+    [path] = (tmp_path / ".codeloop" / "sessions").glob("*.jsonl")
+    assert '"type":"compaction"' not in path.read_text()

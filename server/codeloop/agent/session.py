@@ -235,9 +235,9 @@ class AgentSession:
             extra_tokens=count_tokens(system),
         ):
             return
-        await self.compact(None)
+        await self.compact(None, auto=True)
 
-    async def compact(self, focus: str | None) -> compaction.CompactionResult:
+    async def compact(self, focus: str | None, *, auto: bool = False) -> compaction.CompactionResult:
         result = await compaction.compact(self.agent.messages, self._summarize, focus=focus)
         if result.ok:
             self.agent.messages[:] = result.messages
@@ -247,6 +247,8 @@ class AgentSession:
             self.ports.sink.emit(
                 Notice(f"Compacted the conversation: {result.tokens_before} → {result.tokens_after} tokens.")
             )
+        elif auto and (result.error or "").startswith("nothing to compact"):
+            log.info("auto-compaction: %s", result.error)  # not worth a warning before every call
         else:
             self.ports.sink.emit(Notice(f"Compaction failed, the conversation is unchanged: {result.error}", "warning"))
         return result
