@@ -31,6 +31,8 @@ status=0
 log "pytest"
 .venv/bin/python -m pytest -q -p no:cacheprovider "$@" || status=$?
 if [ "${CODELOOP_SKIP_VSCODE:-0}" != "1" ]; then
+  log "extension unit tests"
+  npm run --silent test:unit || status=$?
   log "VS Code UI tests"
   CODELOOP_PYTHON="$ROOT/.venv/bin/python" npm run --silent test:vscode || status=$?
 fi

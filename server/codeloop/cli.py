@@ -420,7 +420,8 @@ def build_parser() -> argparse.ArgumentParser:
     ctx = sub.add_parser("context", help="show the assembled system prompt with per-part token counts")
     common(ctx)
     ctx.add_argument("--full", action="store_true", help="also print the whole prompt")
-    sub.add_parser("lsp", help="start the language server on stdio")
+    lsp_p = sub.add_parser("lsp", help="start the language server on stdio")
+    lsp_p.add_argument("--stdio", action="store_true", help="accepted for compatibility; stdio is the only transport")
     return p
 
 

@@ -420,7 +420,10 @@ class Codeloop implements vscode.Disposable {
     client.onNotification(P.TERMINAL_STARTED, (p: P.TerminalStartedParams) => { this.terminal.started(p); void this.refreshProcesses(); });
     client.onNotification(P.TERMINAL_OUTPUT, (p: P.TerminalOutputParams) => this.terminal.output(p));
     client.onNotification(P.TERMINAL_EXITED, (p: P.TerminalExitedParams) => { this.terminal.exited(p); void this.refreshProcesses(); });
-    client.onNotification(P.PROPOSAL_RESOLVED, (p: P.ProposalResolvedParams) => this.proposals.resolved(p.proposalId, p.status, p.message));
+    client.onNotification(P.PROPOSAL_RESOLVED, (p: P.ProposalResolvedParams) => {
+      if (p.proposal) this.chat.dispatch({ a: "proposal", params: p.proposal, review: false });
+      this.proposals.resolved(p.proposalId, p.status, p.message);
+    });
     client.onRequest(P.PROPOSAL_REVIEW, (p: P.ProposalReviewParams, token) => this.proposals.review(p, token));
     client.onRequest(P.APPROVAL_REQUEST, (p: P.ApprovalRequestParams, token) => this.approval(p, token));
     client.onRequest(P.DOCUMENT_SAVE, (p: { uris?: string[] }) => this.save(p));

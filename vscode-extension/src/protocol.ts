@@ -94,7 +94,11 @@ export type ProposalDecision =
   | { decision: "reject"; feedback?: string }
   | { decision: "partial"; hunks: Record<string, number[]> }
   | { decision: "edited"; editedText: Record<string, string> };
-export interface ProposalResolvedParams { proposalId: string; status: string; message?: string }
+export interface ProposalResolvedParams {
+  proposalId: string; status: string; message?: string;
+  /** Present when the proposal was applied without review (auto-accept), so the panel can show what changed. */
+  proposal?: ProposalReviewParams;
+}
 
 export interface ApprovalRequestParams {
   sessionId?: string; turnId?: string; callId?: string; kind: string; target: string; cwd?: string;

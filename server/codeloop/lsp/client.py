@@ -400,9 +400,13 @@ class LspClient:
             return []
         return [uris[u] for u in result.get("saved", []) if u in uris]
 
-    def resolved(self, proposal: Proposal, status: str, message: str) -> None:
+    def resolved(self, proposal: Proposal, status: str, message: str, reviewed: bool) -> None:
         if self.features.events:
-            self.notify(M.PROPOSAL_RESOLVED, {"proposalId": proposal.id, "status": status, "message": message})
+            params: dict[str, Any] = {"proposalId": proposal.id, "status": status, "message": message}
+            if not reviewed:
+                # Applied without review (auto-accept): still show what changed.
+                params["proposal"] = self.proposal_params(proposal)
+            self.notify(M.PROPOSAL_RESOLVED, params)
         else:
             self.log(f"[codeloop] {proposal.id} {status}: {message}")
 

@@ -111,7 +111,7 @@ class EditorPort(Protocol):
 
     async def save(self, paths: list[Path]) -> list[Path]: ...
 
-    def resolved(self, proposal: Proposal, status: str, message: str) -> None: ...
+    def resolved(self, proposal: Proposal, status: str, message: str, reviewed: bool) -> None: ...
 
 
 class EditChecker(Protocol):
@@ -200,7 +200,8 @@ class ProposalService:
             )
         files = [build_file_proposal(self.workspace, c, self.encoding) for c in changes.changes]
         proposal = Proposal(f"p-{next(_ids)}", session_id, turn_id, changes.call_id, changes.tool, files)
-        if changes.review and not self.auto_accept():
+        reviewed = changes.review and not self.auto_accept()
+        if reviewed:
             self.pending[proposal.id] = proposal
             try:
                 answer = await self.editor.review(proposal)
@@ -209,7 +210,7 @@ class ProposalService:
         else:
             answer = ReviewAnswer("accept")
         outcome = await self._land(proposal, answer)
-        self.editor.resolved(proposal, outcome.status, outcome.message)
+        self.editor.resolved(proposal, outcome.status, outcome.message, reviewed)
         return outcome
 
     async def _land(self, proposal: Proposal, answer: ReviewAnswer) -> ChangeOutcome:
