@@ -51,6 +51,14 @@ def test_parse_pyflakes_ruff_and_mypy_lines(tmp_path):
             "pkg/a.py:4: error: Incompatible types in assignment  [assignment]",
             "pkg/a.py:5: note: See https://example.invalid",
             "pkg/a.py:6:1: F401 [*] `sys` imported but unused",
+            # ruff's rustc-style default format
+            "E741 Ambiguous variable name: `l`",
+            " --> pkg/a.py:7:5",
+            "  |",
+            "7 | l = 1",
+            "  |     ^",
+            # pylint
+            "pkg/a.py:8:0: W0611: Unused import re (unused-import)",
             "Found 3 errors.",
         ]
     )
@@ -63,7 +71,9 @@ def test_parse_pyflakes_ruff_and_mypy_lines(tmp_path):
         (2, 6, "error", "", "invalid syntax"),
         (3, 0, "error", "", "Incompatible types in assignment  [assignment]"),
         (4, 0, "information", "", "See https://example.invalid"),
-        (5, 0, "error", "F401", "[*] `sys` imported but unused"),
+        (5, 0, "error", "F401", "`sys` imported but unused"),
+        (6, 4, "error", "E741", "Ambiguous variable name: `l`"),
+        (7, 0, "error", "W0611", "Unused import re (unused-import)"),
     ]
 
 

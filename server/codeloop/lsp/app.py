@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import sys
@@ -131,5 +132,10 @@ def run_stdio() -> int:
     for noisy in ("pygls", "httpx", "httpx2", "httpcore", "openai"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     server, _app = build_server()
+    # Everything imported and built so far lives as long as the process: keep it out of
+    # the cyclic GC's full collections (each would otherwise scan ~120k objects, a
+    # 30-40 ms pause in the middle of a code-action or completion request).
+    gc.collect()
+    gc.freeze()
     server.start_io()
     return 0

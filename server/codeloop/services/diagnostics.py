@@ -52,6 +52,8 @@ REPORT_LIMIT = 10
 
 _LINE_RE = re.compile(r"^(?P<path>[^:\n][^:\n]*?):(?P<line>\d+):(?:(?P<col>\d+):)?\s*(?P<message>\S.*)$")
 _SEVERITY_PREFIX = re.compile(r"^(?P<sev>error|warning|warn|note|info|hint)\s*:\s*", re.IGNORECASE)
+_ARROW_RE = re.compile(r"^-->\s*(?P<where>\S.*?:\d+(?::\d+)?)\s*$")
+_CODE_RE = re.compile(r"^([A-Z]{1,4}\d{2,5}):?\s+(?:\[\*\]\s+)?(\S.*)$")
 _SEVERITIES = {"error": "error", "warning": "warning", "warn": "warning", "note": "information", "info": "information", "hint": "hint"}
 
 
@@ -81,8 +83,17 @@ def parse_check_output(output: str, cwd: Path, paths: dict[Path, Path]) -> dict[
     """
     out: dict[Path, list[DiagnosticInfo]] = {p: [] for p in paths.values()}
     cache: dict[str, Path | None] = {}
+    previous = ""
     for raw in output.splitlines():
-        m = _LINE_RE.match(raw.strip())
+        stripped = raw.strip()
+        arrow = _ARROW_RE.match(stripped)
+        if arrow is not None and previous:
+            # rustc-style (ruff's default "full" format): "F401 [*] message" then " --> path:line:col".
+            m = _LINE_RE.match(f"{arrow.group('where')}: {previous}")
+        else:
+            m = _LINE_RE.match(stripped)
+        if stripped:
+            previous = stripped
         if m is None:
             continue
         name = m.group("path").strip()
@@ -104,7 +115,7 @@ def parse_check_output(output: str, cwd: Path, paths: dict[Path, Path]) -> dict[
             severity = _SEVERITIES[sev.group("sev").lower()]
             message = message[sev.end() :].strip() or message
         code = ""
-        code_m = re.match(r"^([A-Z]{1,4}\d{2,5})\s+(.*)$", message)  # ruff/flake8 style: "F401 `os` imported ..."
+        code_m = _CODE_RE.match(message)  # ruff/flake8/pylint: "F401 [*] `os` imported ...", "W0611: Unused ..."
         if code_m is not None:
             code, message = code_m.group(1), code_m.group(2)
         out[target].append(
