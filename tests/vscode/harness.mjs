@@ -45,10 +45,10 @@ function spawnGroup(cmd, args, opts) {
   return child;
 }
 
-/** Starts tests/scripted_model with our scenario; resolves {baseUrl, record}. */
-export function startModel(dir) {
+/** Starts tests/scripted_model with a scenario of tests/vscode/scenarios.py; resolves {baseUrl, record}. */
+export function startModel(dir, scenario = "scenarios:ui") {
   const record = join(dir, "model-requests.jsonl");
-  const child = spawnGroup(PYTHON, ["-m", "scripted_model", "--scenario", "scenarios:ui", "--port", "0", "--record", record], {
+  const child = spawnGroup(PYTHON, ["-m", "scripted_model", "--scenario", scenario, "--port", "0", "--record", record], {
     cwd: ROOT, env: { ...process.env, PYTHONPATH: [join(ROOT, "tests"), join(ROOT, "tests/vscode")].join(":") },
   });
   let err = "";

@@ -83,3 +83,39 @@ def ui(**_kwargs):
         },
         default=Text("I only know the test scripts."),
     )
+
+
+# ---- quick fixes and code actions (tests/vscode/quickfix.test.mjs) --------------------------
+
+# A JSON file with a missing comma: VS Code's built-in JSON language features report it.
+BROKEN_JSON = '{\n  "name": "codeloop",\n  "version": 1\n  "private": true\n}\n'
+FIXED_JSON = '{\n  "name": "codeloop",\n  "version": 1,\n  "private": true\n}\n'
+# A second broken file whose fix streams slowly (to watch the progress and press Stop).
+SLOW_JSON = '{\n  "slow": true\n  "stop": "me"\n}\n'
+NAMES_PY = 'names = ["ada", "grace"]\nprint(names)\n'
+UPPER_NAMES_PY = 'names = ["ADA", "GRACE"]\nprint(names)\n'
+EXPLANATION = "This line builds a **list of two names**; the next one prints it."
+
+
+def quickfix(**_kwargs):
+    """Answers the server's focused prompts (server/codeloop/services/quickfix.py)."""
+    return Keyed(
+        {
+            # fix_prompt: "Fix this diagnostic in <path> (...)"
+            "Fix this diagnostic in slow.json": lambda req: Text(
+                "Looking at slow.json very slowly. " * 40, chunk_size=4, delay=0.15
+            ),
+            "Fix this diagnostic in config.json": two_steps(
+                Call("edit_file", {"path": "config.json", "old_string": '"version": 1\n', "new_string": '"version": 1,\n'}),
+                "Added the missing comma after the version.",
+            ),
+            # ask_prompt: "... Instruction: <what the user typed>"
+            "Instruction: uppercase the names": two_steps(
+                Call("edit_file", {"path": "names.py", "old_string": '["ada", "grace"]', "new_string": '["ADA", "GRACE"]'}),
+                "Uppercased the names.",
+            ),
+            # explain_prompt: "Explain what this code in <path> ..."
+            "Explain what this code": lambda req: Text(EXPLANATION, chunk_size=6, delay=0.01),
+        },
+        default=Text("I only know the quick-fix test scripts."),
+    )

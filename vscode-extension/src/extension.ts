@@ -16,6 +16,7 @@ import { probeCodeloop, resolvePython } from "./python";
 import { redact, serverSettings } from "./settings";
 import { requestedUris, toLspDiagnostic } from "./diagnostics";
 import { itemsFromTranscript } from "./shared/model";
+import { FOCUSED_COMMANDS, focusedArg, focusedLabel, where, withInstruction } from "./focused";
 
 const SECRET_KEY = "codeloop.apiKey";
 
@@ -44,6 +45,10 @@ class Codeloop implements vscode.Disposable {
   private lastEditor: vscode.TextEditor | undefined;
   private crashes: number[] = [];
   private starting: Promise<void> | undefined;
+  /** Label of a focused turn (code action) whose executeCommand is in flight. */
+  private focusedPending: string | undefined;
+  /** Sessions whose turns run while the panel was busy with another: reported once. */
+  private readonly elsewhere = new Set<string>();
   private readonly subs: vscode.Disposable[] = [];
 
   constructor(private readonly ctx: vscode.ExtensionContext) {
@@ -236,12 +241,81 @@ class Codeloop implements vscode.Disposable {
 
   private onEvent(p: P.EventParams): void {
     const s = this.chat.state;
-    if (s.sessionId && p.sessionId && p.sessionId !== s.sessionId) return; // another session's turn
+    const ownNewSession = !s.sessionId && this.awaitingStart; // the panel's chat/start is in flight
+    if (p.sessionId && p.sessionId !== s.sessionId && !ownNewSession) {
+      // A turn the panel did not start (a code action: Fix/Ask/Explain, or another client's
+      // command): follow it when the panel is idle; never interrupt the panel's own turn.
+      if (s.running || this.awaitingStart || this.elsewhere.has(p.sessionId)) {
+        if (!this.elsewhere.has(p.sessionId)) {
+          this.elsewhere.add(p.sessionId);
+          void vscode.window.showInformationMessage("codeloop: a turn started in another session while the chat panel's turn runs; open it from Chat History when it is done.");
+        }
+        return;
+      }
+      if (p.event.type === "turnEnd" && !this.focusedPending) return; // a stray end of a turn we never showed
+      this.adoptTurn(p.sessionId, p.turnId);
+    }
     if (!s.sessionId && p.sessionId) s.sessionId = p.sessionId;
     this.chat.dispatch({ a: "event", sessionId: p.sessionId, turnId: p.turnId, event: p.event });
     if (p.event.type === "turnEnd") {
       this.updateStatus();
       setTimeout(() => this.sendQueued(), 0);
+    }
+  }
+
+  /**
+   * Shows a turn the panel did not start (a code action's focused turn): the panel switches
+   * to its session, shows what was asked, marks it running (Stop cancels it) and reveals itself.
+   */
+  private adoptTurn(sessionId: string, turnId: string | undefined): void {
+    const label = this.focusedPending ?? "A codeloop turn started from a code action";
+    this.focusedPending = undefined;
+    this.chat.dispatch({ a: "reset", sessionId });
+    this.chat.dispatch({ a: "queue", queued: [] });
+    this.chat.dispatch({ a: "user", text: label });
+    if (turnId) this.chat.dispatch({ a: "turnStarted", sessionId, turnId });
+    this.updateStatus();
+    void this.chat.reveal();
+  }
+
+  /**
+   * middleware.executeCommand for the server's focused commands (what the lightbulb runs):
+   * "Ask codeloop…" asks for the instruction in an input box (the server's
+   * showMessageRequest presets are for plain clients), and every focused turn is shown in
+   * the chat panel.
+   */
+  private async runFocused(command: string, args: unknown[], next: (command: string, args: unknown[]) => Promise<unknown>): Promise<unknown> {
+    const arg = focusedArg(args);
+    const fileLabel = arg ? vscode.workspace.asRelativePath(vscode.Uri.parse(arg.uri), false) : "";
+    if (command === P.CMD_ASK && arg && !arg.instruction) {
+      const instruction = await vscode.window.showInputBox({
+        title: "Ask codeloop",
+        prompt: `What should codeloop do with ${where(fileLabel, arg.range)}?`,
+        placeHolder: "e.g. simplify this code, add error handling, write unit tests for this",
+        ignoreFocusOut: true,
+      });
+      if (!instruction?.trim()) return undefined; // escape: nothing starts
+      args = withInstruction(args, instruction.trim());
+    }
+    const label = focusedLabel(command, focusedArg(args), fileLabel);
+    this.focusedPending = label;
+    if (!this.chat.state.running && !this.awaitingStart) void this.chat.reveal();
+    try {
+      const r = await next(command, args) as Partial<P.ChatStartResult> | undefined;
+      if (r?.sessionId && r.sessionId !== this.chat.state.sessionId && !this.elsewhere.has(r.sessionId)) {
+        if (this.chat.state.running || this.awaitingStart) {
+          this.elsewhere.add(r.sessionId);
+          void vscode.window.showInformationMessage(`codeloop: “${label}” runs in another session while the chat panel's turn runs; open it from Chat History when it is done.`);
+        } else {
+          this.adoptTurn(r.sessionId, r.turnId);
+        }
+      }
+      return r;
+    } catch (e) {
+      this.notice("error", `${label}: ${errText(e)}`);
+      return undefined;
+    } finally {
+      if (this.focusedPending === label) this.focusedPending = undefined;
     }
   }
 
@@ -413,6 +487,10 @@ class Codeloop implements vscode.Disposable {
       outputChannel: this.log,
       errorHandler,
       workspaceFolder: vscode.workspace.workspaceFolders?.[0],
+      middleware: {
+        executeCommand: (command, args, next) =>
+          FOCUSED_COMMANDS.includes(command) ? this.runFocused(command, args, async (c, a) => next(c, a)) : next(command, args),
+      },
     };
     const client = new LanguageClient("codeloop", "codeloop", serverOptions, clientOptions);
     client.registerFeature(new CodeloopFeature());

@@ -93,3 +93,28 @@ test("diagnostics: vscode severities map to LSP, uris come as strings or {uri, v
   assert.deepEqual(requestedUris({ uris: [{ uri: "file:///a", version: 3 }, "file:///b"] }), ["file:///a", "file:///b"]);
   assert.deepEqual(requestedUris(null), []);
 });
+
+const focused = require("../out/focused.js");
+
+test("focused turns: the label the panel shows for a code action's turn", () => {
+  const diag = { message: "Expected comma\nmore detail", range: { start: { line: 3, character: 2 }, end: { line: 3, character: 11 } } };
+  assert.equal(focused.focusedLabel("codeloop.fixDiagnostic", { uri: "file:///w/a.json", diagnostic: diag }, "a.json"),
+    "Fix with codeloop: Expected comma (a.json:4)");
+  const range = { start: { line: 0, character: 0 }, end: { line: 2, character: 0 } };
+  assert.equal(focused.focusedLabel("codeloop.explain", { uri: "file:///w/b.py", range }, "b.py"), "Explain with codeloop: b.py:1-2",
+    "a selection ending at column 0 does not count the next line");
+  assert.equal(focused.focusedLabel("codeloop.ask", { uri: "file:///w/b.py", range, instruction: "simplify" }, "b.py"), "simplify (b.py:1-2)");
+  assert.equal(focused.where("b.py", { start: { line: 4, character: 1 }, end: { line: 4, character: 9 } }), "b.py:5");
+});
+
+test("focused turns: the instruction is added to the command's argument; malformed arguments are ignored", () => {
+  const args = [{ uri: "file:///w/b.py", range: { start: { line: 0, character: 0 }, end: { line: 0, character: 3 } } }, "extra"];
+  const out = focused.withInstruction(args, "add error handling");
+  assert.deepEqual(out[0], { ...args[0], instruction: "add error handling" });
+  assert.equal(out[1], "extra");
+  assert.equal(args[0].instruction, undefined, "the original argument is not mutated");
+  assert.equal(focused.focusedArg([]), undefined);
+  assert.equal(focused.focusedArg([{ range: {} }]), undefined);
+  assert.equal(focused.focusedArg(["x"]), undefined);
+  assert.deepEqual([...focused.FOCUSED_COMMANDS].sort(), ["codeloop.ask", "codeloop.explain", "codeloop.fixDiagnostic"]);
+});
