@@ -147,10 +147,10 @@ def test_registry_and_schemas() -> None:
     assert names == {
         "read_file", "write_file", "edit_file", "apply_patch", "grep", "glob", "list_dir",
         "run_command", "read_command_output", "start_process", "list_processes",
-        "read_process_logs", "kill_process",
+        "read_process_logs", "kill_process", "get_diagnostics",
     }
     ro = set(default_registry(read_only=True).names())
-    assert ro == {"read_file", "grep", "glob", "list_dir", "read_command_output", "list_processes", "read_process_logs"}
+    assert ro == {"read_file", "grep", "glob", "list_dir", "read_command_output", "list_processes", "read_process_logs", "get_diagnostics"}
     for schema in default_registry().schemas():
         fn = schema["function"]
         assert fn["description"]
