@@ -232,8 +232,11 @@ def register(server: LanguageServer, app: App) -> None:
             request = await actions.build_request(server, app, command, list(args))
             if request is None:
                 return None
+            # An optional sessionId continues that conversation; else a new session.
+            first = args[0] if args and isinstance(args[0], dict) else {}
+            session_id = first.get("sessionId") if isinstance(first.get("sessionId"), str) else None
             # A code action's turn shows $/progress (cancellable) in every client that has it.
-            return await _start(None, request.prompt, request.context, None, request.title, always_progress=True)
+            return await _start(session_id, request.prompt, request.context, None, request.title, always_progress=True)
 
         return run
 

@@ -49,6 +49,12 @@ def numbered_excerpt(text: str, start: int, end: int, context: int = CONTEXT_LIN
     return "\n".join(f"{i + 1:>{width}}\t{lines[i]}" for i in range(lo, hi))
 
 
+def _lines(span: Span) -> str:
+    """1-based line range of a selection; one that ends at column 0 does not include that line."""
+    last = span.end_line - 1 if span.end_character == 0 and span.end_line > span.start_line else span.end_line
+    return f"{span.start_line + 1}-{last + 1}"
+
+
 def selected_text(text: str, span: Span) -> str:
     lines = text.splitlines(keepends=True)
     if not lines:
@@ -89,7 +95,7 @@ def fix_prompt(path: str, language: str, text: str, span: Span, message: str, so
 def ask_prompt(path: str, language: str, text: str, span: Span, instruction: str, dirty: bool = False) -> str:
     unsaved = " (the file has unsaved changes; this is the editor's buffer)" if dirty else ""
     return (
-        f"In {path} ({language or 'plain text'}), lines {span.start_line + 1}-{span.end_line + 1} are selected{unsaved}:\n"
+        f"In {path} ({language or 'plain text'}), lines {_lines(span)} are selected{unsaved}:\n"
         f"```\n{selected_text(text, span)}\n```\n\n"
         f"Instruction: {instruction}\n\n"
         "Apply it to the selected code with edit_file. Keep the rest of the file as it is. When done, "
@@ -100,7 +106,7 @@ def ask_prompt(path: str, language: str, text: str, span: Span, instruction: str
 def explain_prompt(path: str, language: str, text: str, span: Span) -> str:
     return (
         f"Explain what this code in {path} ({language or 'plain text'}), lines "
-        f"{span.start_line + 1}-{span.end_line + 1}, does, briefly and concretely:\n"
+        f"{_lines(span)}, does, briefly and concretely:\n"
         f"```\n{selected_text(text, span)}\n```\n"
         "Do not edit any file. Read other files only if needed to explain it."
     )
