@@ -1,0 +1,316 @@
+"""6. Token efficiency: prompt tokens summed over a scripted session, codeloop against a
+naive loop that resends everything untruncated.
+
+The session (30 tool steps in 3 user turns of 10): a 3,000-line file read 6 times with
+small edits between the reads, a command printing 4,000 lines run 6 times, one grep,
+and 12 small steps (list_dir, glob, reads of small files; the last step of turn 2
+re-reads an unchanged small file). The scripted model sends the same calls to both loops.
+
+Tokens are counted with ``codeloop.context.tokens.count_messages`` on the request
+bodies the scripted model actually received (messages and tool schemas), for both.
+
+codeloop: a real ``AgentSession`` (budgets, read memo, compaction), model "gpt-4o"
+(128k window). The naive loop (below): the same system prompt and tool schemas, tools
+that return everything (whole files, whole command output), no budgets, memo or
+compaction.
+
+Besides the sums, the benchmark checks that the model can still get any line: every cut
+result says exactly how to get the rest; the re-read of an unchanged file says so; a
+re-read after an edit sends what changed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from common import result, row
+from scripted_model import Call, Keyed, Script, ScriptedModel, Text, ToolCalls
+
+from codeloop.agent.events import Event
+from codeloop.agent.ports import ApprovalDecision, ApprovalRequest
+from codeloop.agent.session import AgentSession, Ports
+from codeloop.config import Settings
+from codeloop.context.tokens import TOKENIZER_NAME, count_message, count_messages
+from codeloop.edits.disk import DiskChangeApplier
+
+MODEL = "gpt-4o"
+BIG = "app/big.py"
+BIG_LINES = 3000
+LOG_LINES = 4000
+SMALL = [f"app/util{i}.py" for i in range(8)]
+
+
+# -- the workspace and the session ------------------------------------------------------------
+
+
+def make_workspace(base: Path) -> Path:
+    root = base / "ws"
+    (root / "app").mkdir(parents=True)
+    big = []
+    for i in range(BIG_LINES // 6):
+        big += [
+            f"def process_item_{i}(item, config):\n",
+            f"    \"\"\"Handle item {i} according to the configuration.\"\"\"\n",
+            f"    value = item.get('field_{i % 37}', {i})\n",
+            "    if value is None:\n",
+            f"        raise ValueError('missing field for item {i}')\n",
+            f"    return transform(value, config.scale * {i % 11})\n",
+        ]
+    (root / BIG).write_text("".join(big))
+    for k, rel in enumerate(SMALL):
+        (root / rel).write_text("".join(f"def helper_{k}_{j}(x):\n    return x * {j}\n\n" for j in range(27)))
+    (root / "tools").mkdir()
+    (root / "tools" / "report.py").write_text(
+        "for i in range(%d):\n    print(f'test_module_{i // 40}.py::test_case_{i} PASSED  [{i * 100 // %d:3d}%%]')\n"
+        % (LOG_LINES, LOG_LINES)
+    )
+    git = ["git", "-c", "user.name=bench", "-c", "user.email=bench@example.invalid"]
+    subprocess.run(git + ["init", "-q"], cwd=root, check=True)
+    subprocess.run(git + ["add", "-A"], cwd=root, check=True)
+    subprocess.run(git + ["commit", "-qm", "init"], cwd=root, check=True)
+    return root
+
+
+def _edit(n: int) -> Call:
+    i = 100 + n * 97  # scattered through the file
+    return Call("edit_file", {"path": BIG, "old_string": f"    value = item.get('field_{i % 37}', {i})\n",
+                              "new_string": f"    value = item.get('field_{i % 37}', default={i})\n"})
+
+
+def session_steps() -> list[list[Call]]:
+    read_big = Call("read_file", {"path": BIG})
+    cmd = Call("run_command", {"command": f"{sys.executable} tools/report.py"})
+    small = [Call("read_file", {"path": p}) for p in SMALL]
+    return [
+        [Call("list_dir", {"path": "."}), Call("glob", {"pattern": "**/*.py"}), read_big, small[0], cmd,
+         _edit(0), read_big, cmd, Call("grep", {"pattern": "def process_item_1\\d\\b"}), small[1]],
+        [_edit(1), read_big, cmd, small[2], _edit(2), read_big, cmd, Call("list_dir", {"path": "app"}),
+         small[3], small[1]],  # the last one re-reads an unchanged file
+        [_edit(3), read_big, cmd, Call("glob", {"pattern": "app/*.py"}), small[5], _edit(4), read_big, cmd,
+         small[6], small[7]],
+    ]
+
+
+def scenario() -> Keyed:
+    turns = session_steps()
+    branches = {}
+    for t, calls in enumerate(turns):
+        steps: list[Any] = [ToolCalls([c]) for c in calls] + [Text(f"Turn {t + 1} done.")]
+        branches[f"turn {t + 1}:"] = Script(steps, name=f"turn {t + 1}")
+    # A compaction request (no tools) gets a summary whatever the user message.
+    return _SummaryFirst(Keyed(branches))
+
+
+class _SummaryFirst:
+    def __init__(self, inner: Keyed) -> None:
+        self.inner = inner
+
+    def __call__(self, req: Any) -> Any:
+        if not req.tools:
+            return Text("Summary: reading and editing app/big.py, running tools/report.py; all tests pass.")
+        return self.inner(req)
+
+
+USER = ["turn 1: look around, then improve app/big.py and run the report",
+        "turn 2: continue with the next edits",
+        "turn 3: finish the edits and check again"]
+
+
+# -- codeloop ------------------------------------------------------------------------------------
+
+
+class _Sink:
+    def __init__(self) -> None:
+        self.notices: list[str] = []
+
+    def emit(self, event: Event) -> None:
+        if event.type == "notice":
+            self.notices.append(getattr(event, "message", ""))
+
+
+class _Allow:
+    async def approve(self, request: ApprovalRequest) -> ApprovalDecision:
+        return ApprovalDecision("allow_once")
+
+
+async def run_codeloop(root: Path, base_url: str) -> list[str]:
+    settings = Settings(model=MODEL, base_url=base_url, api_key="sk-bench", mode="bypass", max_retries=0)
+    sink = _Sink()
+    session = AgentSession(settings, root, Ports(sink=sink, approver=_Allow(), changes=DiskChangeApplier(root=root)))
+    try:
+        for text in USER:
+            end = await session.send(text)
+            if end.status != "done":
+                raise RuntimeError(f"codeloop turn ended {end.status}: {end.message}")
+    finally:
+        await session.close()
+    return sink.notices
+
+
+# -- the naive loop ---------------------------------------------------------------------------
+
+
+async def naive_tool(root: Path, name: str, args: dict[str, Any]) -> str:
+    """Everything, untruncated."""
+    if name == "read_file":
+        text = (root / args["path"]).read_text()
+        return "\n".join(f"{n:>6}\t{line}" for n, line in enumerate(text.splitlines(), 1))
+    if name == "edit_file":
+        p = root / args["path"]
+        p.write_text(p.read_text().replace(args["old_string"], args["new_string"], 1))
+        return f"Edited {args['path']}."
+    if name == "run_command":
+        proc = await asyncio.create_subprocess_shell(args["command"], cwd=root, stdout=asyncio.subprocess.PIPE,
+                                                     stderr=asyncio.subprocess.STDOUT)
+        out, _ = await proc.communicate()
+        return out.decode() + f"\nexit code: {proc.returncode}"
+    from codeloop.tools.search import find_rg
+
+    rg = find_rg() or "rg"
+    if name == "grep":
+        argv = [rg, "-n", "-e", args["pattern"], args.get("path", ".")]
+    elif name == "glob":
+        argv = [rg, "--files", "-g", args["pattern"], args.get("path", ".")]
+    elif name == "list_dir":
+        argv = ["ls", "-p", args.get("path", ".")]
+    else:
+        return f"unknown tool {name}"
+    proc = await asyncio.create_subprocess_exec(*argv, cwd=root, stdout=asyncio.subprocess.PIPE)
+    out, _ = await proc.communicate()
+    return out.decode()
+
+
+async def run_naive(root: Path, base_url: str, system: str, tools: list[dict[str, Any]]) -> None:
+    from openai import AsyncOpenAI
+
+    client = AsyncOpenAI(base_url=base_url, api_key="sk-bench", max_retries=0)
+    messages: list[dict[str, Any]] = [{"role": "system", "content": system}]
+    for text in USER:
+        messages.append({"role": "user", "content": text})
+        while True:
+            resp = await client.chat.completions.create(model=MODEL, messages=messages, tools=tools)
+            msg = resp.choices[0].message
+            calls = msg.tool_calls or []
+            entry: dict[str, Any] = {"role": "assistant", "content": msg.content}
+            if calls:
+                entry["tool_calls"] = [{"id": c.id, "type": "function",
+                                        "function": {"name": c.function.name, "arguments": c.function.arguments}}
+                                       for c in calls]
+            messages.append(entry)
+            if not calls:
+                break
+            for c in calls:
+                out = await naive_tool(root, c.function.name, json.loads(c.function.arguments))
+                messages.append({"role": "tool", "tool_call_id": c.id, "content": out})
+    await client.close()
+
+
+# -- measuring ---------------------------------------------------------------------------------
+
+
+def request_tokens(model: ScriptedModel) -> list[int]:
+    return [count_messages(r.body.get("messages", []), r.body.get("tools")) for r in model.chat_requests]
+
+
+def checks(model: ScriptedModel) -> dict[str, Any]:
+    """Can the model still get every line? Look at the tool results codeloop sent."""
+    last = model.chat_requests[-1]
+    calls: dict[str, tuple[str, dict[str, Any]]] = {}
+    results: list[tuple[str, dict[str, Any], str]] = []
+    seen_ids: set[str] = set()
+    for r in model.chat_requests:
+        for m in r.messages:
+            for c in m.get("tool_calls") or []:
+                calls[c["id"]] = (c["function"]["name"], json.loads(c["function"]["arguments"] or "{}"))
+            if m.get("role") == "tool" and m["tool_call_id"] not in seen_ids:
+                seen_ids.add(m["tool_call_id"])
+                name, args = calls.get(m["tool_call_id"], ("?", {}))
+                results.append((name, args, m.get("content") or ""))
+    how = re.compile(r"(offset=\d+|read_command_output|later offset|\"fresh\": true|fresh=true)")
+    cut_results = [(n, a, t) for n, a, t in results if ("left out" in t or "lines cut" in t or "more lines" in t)]
+    cut_ok = all(how.search(t) for _, _, t in cut_results)
+    big_reads = [t for n, a, t in results if n == "read_file" and a.get("path") == BIG]
+    small1 = [t for n, a, t in results if n == "read_file" and a.get("path") == SMALL[1]]
+    unchanged_note = len(small1) >= 2 and "unchanged" in small1[-1]
+    after_edit = big_reads[1:]
+    return {
+        "tool_results": len(results),
+        "cut_results": len(cut_results),
+        "cut_results_say_how_to_get_more": cut_ok,
+        "reread_unchanged_says_so": unchanged_note,
+        "reread_after_edit_as_diff": sum(1 for t in after_edit if "changed since your read" in t),
+        "big_read_chars": [len(t) for t in big_reads],
+        "compacted": any(m.get("content", "").startswith("[Summary of the earlier") for m in last.messages
+                         if isinstance(m.get("content"), str)),
+    }
+
+
+def biggest(model: ScriptedModel, n: int = 5) -> list[dict[str, Any]]:
+    last = model.chat_requests[-1].messages
+    sized = sorted(((count_message(m), i, m) for i, m in enumerate(last)), key=lambda x: -x[0])[:n]
+    return [{"index": i, "role": m.get("role"), "tokens": t, "start": str(m.get("content") or "")[:80]}
+            for t, i, m in sized]
+
+
+def main(quick: bool = False) -> dict[str, Any]:
+    # The session is small enough to run whole in quick mode too (a few seconds).
+    with tempfile.TemporaryDirectory(prefix="codeloop-bench-") as tmp:
+        ours_root = make_workspace(Path(tmp) / "a")
+        naive_root = make_workspace(Path(tmp) / "b")
+        with ScriptedModel(scenario(), models=[MODEL]) as ours_model:
+            notices = asyncio.run(run_codeloop(ours_root, ours_model.base_url))
+            ours = request_tokens(ours_model)
+            first = ours_model.chat_requests[0].body
+            system = next(m["content"] for m in first["messages"] if m["role"] == "system")
+            tools = first["tools"]
+            check = checks(ours_model)
+            top_ours = biggest(ours_model)
+            failures = ours_model.failures
+        with ScriptedModel(scenario(), models=[MODEL]) as naive_model:
+            asyncio.run(run_naive(naive_root, naive_model.base_url, system, tools))
+            naive = request_tokens(naive_model)
+            failures += naive_model.failures
+        same_files = (ours_root / BIG).read_text() == (naive_root / BIG).read_text()
+    if failures:
+        raise RuntimeError(f"scripted model failures: {failures}")
+    total_ours, total_naive = sum(ours), sum(naive)
+    ratio = total_ours / total_naive
+    rows = [
+        row("prompt tokens over the session", total_ours, "tokens", reference=total_naive,
+            target="≤ 0.03× the naive loop", met=ratio <= 0.03),
+        row("model requests", len(ours), "", reference=len(naive)),
+        row("largest request", max(ours), "tokens", reference=max(naive)),
+    ]
+    yes = {True: "yes", False: "no"}
+    c = check
+    rows += [
+        row(f"cut results ({c['cut_results']}) say exactly how to get the rest",
+            yes[c["cut_results_say_how_to_get_more"]], target="yes", met=c["cut_results_say_how_to_get_more"]),
+        row("re-read of an unchanged file says so", yes[c["reread_unchanged_says_so"]], target="yes",
+            met=c["reread_unchanged_says_so"]),
+        row(f"re-reads of {BIG} after an edit sent as what changed",
+            f"{c['reread_after_edit_as_diff']} of {len(c['big_read_chars']) - 1}", target="all",
+            met=c["reread_after_edit_as_diff"] == len(c["big_read_chars"]) - 1),
+    ]
+    notes = [
+        f"Tokenizer: {TOKENIZER_NAME}. Reference: the naive loop (same system prompt and tool schemas, "
+        "everything resent untruncated).",
+        f"Re-reads of {BIG} after an edit: {check['reread_after_edit_as_diff']} of {len(check['big_read_chars']) - 1} "
+        f"sent as a diff; result sizes (chars): {check['big_read_chars']}.",
+        f"Compaction happened: {check['compacted']}. Notices: {notices[:3]}",
+        f"Edits landed identically in both loops: {same_files}.",
+    ]
+    return result("tokens", "Token efficiency over a scripted session", rows, notes,
+                  codeloop_per_request=ours, naive_per_request=naive, ratio=round(ratio, 4), checks=check,
+                  largest_messages_codeloop=top_ours)
+
+
+if __name__ == "__main__":
+    print(json.dumps(main(quick=True), indent=2))
