@@ -30,7 +30,7 @@ async def run(quick: bool) -> dict[str, Any]:
             (root / "small" / f"mod{i}.py").write_text("".join(f"def f{i}_{j}():\n    return {j}\n" for j in range(150)))
         (root / "main.py").write_text("print('hello')\n")
         subprocess.run(["git", "init", "-q"], cwd=root, check=True)
-        client = await RpcClient.start(root, env_for(model.base_url), settings={"mode": "bypass"})
+        client = await RpcClient.start(root, env_for(model.base_url), settings={"mode": "bypass", "maxTurns": steps + 10})
         try:
             client.open(root / "main.py")
             await client.request("textDocument/hover", {"textDocument": {"uri": (root / "main.py").as_uri()},

@@ -35,8 +35,9 @@ def test_quick_run_produces_every_result(tmp_path: Path) -> None:
         for r in res["rows"]:
             assert {"metric", "value", "unit", "reference", "ratio", "target", "met"} <= set(r), (name, r)
     # The numbers each benchmark exists for are present (their size is not checked).
-    assert set(by_name["overhead"]["data"]["stats"]) == {"bare", "codeloop"}
-    assert by_name["overhead"]["data"]["stats"]["codeloop"]["loop"]["n"] > 0
+    for conv in ("short", "long"):
+        assert set(by_name["overhead"]["data"][conv]) == {"bare", "codeloop"}
+        assert by_name["overhead"]["data"][conv]["codeloop"]["loop"]["n"] > 0
     assert {"idle", "stream", "command"} == set(by_name["responsiveness"]["data"]["stats"])
     assert by_name["responsiveness"]["data"]["stats"]["idle"]["codeAction"]["n"] > 0
     assert all("tool_ms" in c or "raw_ms" in c for c in by_name["search"]["data"]["cases"].values())
