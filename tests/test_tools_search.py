@@ -196,3 +196,28 @@ async def test_list_dir_cap(tmp_path: Path) -> None:
     r = await call(make_ctx(tmp_path), "list_dir")
     lines = r.text.splitlines()
     assert len(lines) == 502 and lines[-1].startswith("[20 more entries cut")
+
+
+async def test_files_with_matches_beyond_64kb_of_names(tmp_path: Path) -> None:
+    # rg prints NUL-separated names without newlines: over 64 kB of them must not break reading.
+    long = "d" * 120
+    (tmp_path / long).mkdir()
+    for i in range(700):
+        (tmp_path / long / f"{'n' * 100}{i:04}.txt").write_text("needle\n")
+    ctx = make_ctx(tmp_path)
+    r = await call(ctx, "grep", pattern="needle", output_mode="files_with_matches")
+    assert r.ok, r.text
+    assert "(700 files match)" in r.text
+
+
+async def test_glob_respects_gitignore_and_matches_relative_to_the_start(tmp_path: Path, engine: str) -> None:
+    (tmp_path / ".gitignore").write_text("hidden/\n")
+    for d in ("src/a", "hidden", "other"):
+        (tmp_path / d).mkdir(parents=True)
+    for f in ("src/a/x.py", "src/y.py", "hidden/z.py", "other/w.py", "src/a/readme.md"):
+        (tmp_path / f).write_text("")
+    ctx = make_ctx(tmp_path)
+    r = await call(ctx, "glob", pattern="**/*.py")
+    assert sorted(r.text.split()) == ["other/w.py", "src/a/x.py", "src/y.py"]
+    r = await call(ctx, "glob", pattern="a/*.py", path="src")
+    assert r.text.split() == ["src/a/x.py"]

@@ -241,12 +241,21 @@ async def _run_rg(args: list[str], cwd: Path, on_line=None) -> tuple[int, str, s
         nonlocal stopped
         assert proc.stdout is not None
         while True:
-            line = await proc.stdout.readline()
+            if on_line is None:
+                # No line handler: read in blocks (NUL-separated output has no newlines,
+                # and readline() fails past its 64 kB limit).
+                block = await proc.stdout.read(1 << 16)
+                if not block:
+                    return
+                chunks.append(block)
+                continue
+            try:
+                line = await proc.stdout.readline()
+            except ValueError:  # a line longer than the stream limit
+                line = await proc.stdout.read(1 << 16)
             if not line:
                 return
-            if on_line is None:
-                chunks.append(line)
-            elif on_line(line) is False:
+            if on_line(line) is False:
                 stopped = True
                 proc.kill()
                 return
@@ -541,12 +550,21 @@ class Grep(Tool["Grep.Input"]):
 async def list_files(ctx: ToolContext, start: Path, rel: str, glob: str | None) -> list[str]:
     """Workspace-relative files below ``start`` (not ignored), optionally filtered by glob."""
     if find_rg() is not None:
-        args = _base_rg_args() + ["--files"] + _globs(glob) + ["--", rel]
+        # No -g here: rg's globs override the ignore files, which would then have to be
+        # re-checked in Python (slow). List what .gitignore lets through, then match the
+        # glob against paths relative to the search start, as the fallback does.
+        spec = glob_spec(glob)
+        args = _base_rg_args() + ["--files"] + _globs(None) + ["--", rel]
         code, out, err, _ = await _run_rg(args, ctx.workspace.root)
         if code == 2 and not out.strip() and err.strip():
             raise ToolError(f"listing files failed: {_rg_error(err)}")
         names = [_rel_from_rg(x) for x in out.splitlines() if x]
-        return await asyncio.to_thread(_filter_ignored, ctx, rel, names) if glob else names
+        if spec is None:
+            return names
+        prefix = "" if rel in (".", "") else rel.rstrip("/") + "/"
+        if start.is_file():
+            return [n for n in names if spec.match_file(Path(n).name)]
+        return [n for n in names if spec.match_file(n[len(prefix):] if n.startswith(prefix) else n)]
     paths = await asyncio.to_thread(walk_files, ctx.workspace.root, start, IgnoreMatcher(ctx.workspace.root), glob)
     return [p.relative_to(ctx.workspace.root).as_posix() for p in paths]
 
