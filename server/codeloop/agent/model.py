@@ -220,8 +220,16 @@ class ModelClient:
         calls: dict[int, dict[str, Any]] = {}
         finish: str | None = None
         usage: dict[str, int] = {}
+        loop = asyncio.get_running_loop()
+        last_yield = loop.time()
         try:
             async for chunk in stream:
+                # The SDK can turn one socket read into hundreds of chunks without
+                # yielding: give the event loop (the editor's requests) a turn every few ms.
+                now = loop.time()
+                if now - last_yield >= 0.004:
+                    await asyncio.sleep(0)
+                    last_yield = loop.time()
                 if getattr(chunk, "usage", None):
                     usage = _usage_dict(chunk.usage)
                 for choice in chunk.choices or []:

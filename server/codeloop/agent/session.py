@@ -37,7 +37,7 @@ from codeloop.context.sessions import SessionStore, SessionWriter, answer_unreso
 from codeloop.context.tokens import count_tokens
 from codeloop.policy import PermissionPolicy
 from codeloop.policy.types import MODES
-from codeloop.tools import default_tools
+from codeloop.tools import default_tools, is_read_only
 from codeloop.tools.base import ToolContext, ToolInput, ToolRegistry
 from codeloop.tools.processes import ProcessManager
 from codeloop.tools.workspace import Workspace
@@ -142,6 +142,8 @@ class AgentSession:
             messages=messages,
         )
         self.turn_lock = asyncio.Lock()
+        self._prompt_generation = 0
+        self._prompt_cache: tuple[Any, str] | None = None
         self._step_tokens = 0  # tokens of tool output since the last model call
 
     @property
@@ -156,6 +158,7 @@ class AgentSession:
 
     async def send(self, text: str) -> TurnEnd:
         async with self.turn_lock:
+            self._prompt_generation += 1
             self.budget.new_turn()
             self.cost.new_turn()
             return await self.agent.send(text)
@@ -217,7 +220,15 @@ class AgentSession:
     # -- hooks ---------------------------------------------------------------
 
     async def _system_prompt(self) -> str:
-        assembled = await self.prompt.build(self.editor_context, mode_note=self.policy.describe_mode())
+        # Built at most once per step, and only rebuilt (git status etc.) when something it
+        # shows may have changed: a new turn, a mutating tool call, a newly touched folder,
+        # the mode or the editor context.
+        mode_note = self.policy.describe_mode()
+        key = (self._prompt_generation, mode_note, id(self.editor_context), len(self.prompt.touched_dirs))
+        if self._prompt_cache is not None and self._prompt_cache[0] == key:
+            return self._prompt_cache[1]
+        assembled = await self.prompt.build(self.editor_context, mode_note=mode_note)
+        self._prompt_cache = (key, assembled.text)
         return assembled.text
 
     async def assembled_prompt(self) -> Any:
@@ -274,6 +285,8 @@ class AgentSession:
                 log.exception("could not persist a touched folder")
 
     def _fit(self, tool: str, text: str, args: ToolInput | None) -> str:
+        if not is_read_only(tool):
+            self._prompt_generation += 1  # git status and the like may have changed
         path_arg = getattr(args, "path", None)
         if tool == "read_file" and path_arg:
             try:

@@ -42,6 +42,8 @@ from codeloop.services.proposals import (
 
 log = logging.getLogger(__name__)
 
+TEXT_FLUSH_SECONDS = 0.016
+
 SHOW_LIMIT = 4000  # characters of a final answer shown with window/showMessage
 
 
@@ -109,6 +111,8 @@ class LspClient:
         self.documents = documents
         self.features = ClientFeatures()
         self._progress: dict[tuple[str, str], _Progress] = {}
+        self._text: dict[tuple[str, str], list[str]] = {}
+        self._text_timers: dict[tuple[str, str], asyncio.TimerHandle] = {}
         self._token_turns: dict[str, tuple[str, str]] = {}
         self._answers: dict[tuple[str, str], list[str]] = {}  # plain clients: the text streamed so far
         self.on_progress_cancel: Any = None  # set by the composition root
@@ -128,6 +132,16 @@ class LspClient:
 
     def event(self, session_id: str, turn_id: str, event: Event) -> None:
         if self.features.events:
+            key = (session_id, turn_id)
+            if isinstance(event, TextDelta):
+                # Coalesce streamed text: one notification per frame, not one per token,
+                # so a fast stream never crowds out the editor's own requests.
+                self._text.setdefault(key, []).append(event.text)
+                if key not in self._text_timers:
+                    loop = asyncio.get_running_loop()
+                    self._text_timers[key] = loop.call_later(TEXT_FLUSH_SECONDS, self._flush_text, key)
+                return
+            self._flush_text(key)  # keep the order: text before whatever follows it
             self.notify(M.EVENT, {"sessionId": session_id, "turnId": turn_id, "event": event.to_dict()})
             prog = self._progress.get((session_id, turn_id))
             if prog is not None:  # a focused turn (code action) also shows $/progress
@@ -137,6 +151,15 @@ class LspClient:
                     self.end_progress(session_id, turn_id, event.status)
             return
         self._plain_event(session_id, turn_id, event)
+
+    def _flush_text(self, key: tuple[str, str]) -> None:
+        timer = self._text_timers.pop(key, None)
+        if timer is not None:
+            timer.cancel()
+        parts = self._text.pop(key, None)
+        if parts:
+            event = TextDelta("".join(parts))
+            self.notify(M.EVENT, {"sessionId": key[0], "turnId": key[1], "event": event.to_dict()})
 
     def _plain_event(self, session_id: str, turn_id: str, event: Event) -> None:
         key = (session_id, turn_id)

@@ -102,6 +102,15 @@ class Tool(ABC, Generic[I]):
 
     @classmethod
     def schema(cls) -> dict[str, Any]:
+        """The function schema sent to the model (built once per tool class)."""
+        cached = cls.__dict__.get("_schema_cache")
+        if cached is None:
+            cached = cls._build_schema()
+            cls._schema_cache = cached  # type: ignore[attr-defined]
+        return cached
+
+    @classmethod
+    def _build_schema(cls) -> dict[str, Any]:
         params = cls.Input.model_json_schema()
         params.pop("title", None)
         for prop in params.get("properties", {}).values():

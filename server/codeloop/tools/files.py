@@ -19,7 +19,7 @@ from codeloop.tools.base import Tool, ToolContext, ToolError, ToolInput
 from codeloop.tools.workspace import PathOutsideWorkspace
 
 MAX_LINES = 2000
-MAX_CHARS = 100_000
+MAX_CHARS = 24_000  # below the per-call output budget (30k), so reads end on whole lines the memo can track
 MAX_LINE_CHARS = 2000
 MAX_FILE_BYTES = 20 * 1024 * 1024
 BINARY_SNIFF = 8192
