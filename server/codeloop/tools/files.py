@@ -173,11 +173,6 @@ class ReadFile(Tool["ReadFile.Input"]):
                 f"offset {args.offset} is past the end of {display}, which has {total} lines"
             )
         limit = min(args.limit, MAX_LINES)
-        if ctx.read_memo is not None and not args.fresh:
-            # Already seen and unchanged: a note; changed since: only what changed.
-            short = ctx.read_memo.recall(path, text, args.offset, limit)
-            if short is not None:
-                return "\n".join(header + [short])
         out: list[str] = []
         used = 0
         n = args.offset
@@ -195,7 +190,15 @@ class ReadFile(Tool["ReadFile.Input"]):
         if remaining > 0:
             out.append(f"... {remaining} more lines. Call read_file with offset={last + 1} to continue.")
         if ctx.read_memo is not None and last >= args.offset:
-            ctx.read_memo.remember(path, text, args.offset, last - args.offset + 1)
+            shown = last - args.offset + 1
+            if not args.fresh:
+                # Already seen and unchanged: a note; changed since: only what changed.
+                short = ctx.read_memo.recall(path, text, args.offset, shown)
+                if short is not None:
+                    if remaining > 0:
+                        short += f"\n... {remaining} more lines. Call read_file with offset={last + 1} to continue."
+                    return "\n".join(header + [short])
+            ctx.read_memo.remember(path, text, args.offset, shown)
         return "\n".join(header + out)
 
 
