@@ -26,12 +26,13 @@ import asyncio
 import json
 import os
 import platform
-import statistics
 import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
+
+from common import summary_ms
 
 BENCH = Path(__file__).resolve().parent
 RESULTS = BENCH / "results"
@@ -40,26 +41,6 @@ LINES = 20_000
 DIAGNOSTICS = 200
 TARGET_P50_MS = 5.0
 TARGET_P99_MS = 50.0
-
-
-def _percentile(samples: list[float], q: float) -> float:
-    """Nearest-rank percentile (q in 0..100)."""
-    if not samples:
-        return 0.0
-    s = sorted(samples)
-    k = max(0, min(len(s) - 1, int(round(q / 100 * len(s) + 0.5)) - 1))
-    return s[k]
-
-
-def _summary(samples_s: list[float]) -> dict[str, float]:
-    ms = [x * 1000 for x in samples_s]
-    return {
-        "n": len(ms),
-        "p50": round(_percentile(ms, 50), 3),
-        "p99": round(_percentile(ms, 99), 3),
-        "mean": round(statistics.fmean(ms), 3) if ms else 0.0,
-        "max": round(max(ms), 3) if ms else 0.0,
-    }
 
 
 def _document() -> tuple[str, list[dict[str, Any]]]:
@@ -216,7 +197,7 @@ async def _run(quick: bool) -> dict[str, Any]:
             if drain is not None:
                 drain.cancel()
 
-    stats = {name: _summary(s) for name, s in samples.items()}
+    stats = {name: summary_ms(s) for name, s in samples.items()}
     rows = []
     for name, st in stats.items():
         for q, target in (("p50", TARGET_P50_MS), ("p99", TARGET_P99_MS)):

@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from codeloop.edits.disk import fsync_dir
 from codeloop.context.cost import parse_usage
 
 log = logging.getLogger(__name__)
@@ -145,21 +146,6 @@ def answer_unresolved(messages: list[dict[str, Any]]) -> tuple[list[dict[str, An
     return out, added
 
 
-def _fsync_dir(path: Path) -> None:
-    if os.name == "nt":
-        return
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
 @dataclass(frozen=True, slots=True)
 class SessionInfo:
     id: str
@@ -271,7 +257,7 @@ class SessionWriter:
             os.close(fd)
         if created:
             self._header = None
-            _fsync_dir(self.path.parent)
+            fsync_dir(self.path.parent)
 
     def _encode(self, record: dict[str, Any]) -> str:
         clean = self.scrubber.value(record)

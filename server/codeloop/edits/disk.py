@@ -180,7 +180,8 @@ class DiskChangeApplier:
                     + ("The files written before it were restored." if rolled else "Some files may have been written.")
                     + " Check the files before retrying.",
                 )
-        _fsync_dirs({c.path.parent for c in done})
+        for d in {c.path.parent for c in done}:
+            fsync_dir(d)
 
         parts = []
         files = []
@@ -256,15 +257,17 @@ def _unlink(path: str) -> None:
         pass
 
 
-def _fsync_dirs(dirs: set[Path]) -> None:
-    for d in dirs:
-        try:
-            fd = os.open(d, os.O_RDONLY)
-        except OSError:
-            continue
-        try:
-            os.fsync(fd)
-        except OSError:
-            pass
-        finally:
-            os.close(fd)
+def fsync_dir(directory: Path) -> None:
+    """Make a rename or a new file in ``directory`` durable (best effort; no-op on Windows)."""
+    if os.name == "nt":
+        return
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
