@@ -28,13 +28,13 @@ async def test_read_file_numbers_lines_and_pages(ws: Path) -> None:
     ctx = make_ctx(ws)
     r = await call(ctx, "read_file", path="a.txt")
     assert r.ok
-    assert r.text.splitlines()[0] == "     1\tline 1"
-    assert r.text.splitlines()[-1] == "    10\tline 10"
+    assert r.text.splitlines()[0] == "1\tline 1"
+    assert r.text.splitlines()[-1] == "10\tline 10"
     assert "more lines" not in r.text
 
     r = await call(ctx, "read_file", path="a.txt", offset=3, limit=4)
     lines = r.text.splitlines()
-    assert lines[:4] == ["     3\tline 3", "     4\tline 4", "     5\tline 5", "     6\tline 6"]
+    assert lines[:4] == ["3\tline 3", "4\tline 4", "5\tline 5", "6\tline 6"]
     assert lines[4] == "... 4 more lines. Call read_file with offset=7 to continue."
 
     r = await call(ctx, "read_file", path="a.txt", offset=11)
@@ -46,7 +46,7 @@ async def test_read_file_caps_lines_and_chars(ws: Path) -> None:
     ctx = make_ctx(ws)
     r = await call(ctx, "read_file", path="big.txt")
     lines = r.text.splitlines()
-    assert lines[1999] == "  2000\t2000"
+    assert lines[1999] == "2000\t2000"
     assert lines[-1] == "... 1000 more lines. Call read_file with offset=2001 to continue."
 
     # ~100k character cap, long lines cut at 2000 characters
@@ -54,7 +54,7 @@ async def test_read_file_caps_lines_and_chars(ws: Path) -> None:
     r = await call(ctx, "read_file", path="wide.txt")
     assert len(r.text) < 110_000
     first = r.text.splitlines()[0]
-    assert first.startswith("     1\t" + "x" * 2000) and "3000 more characters" in first
+    assert first.startswith("1\t" + "x" * 2000) and "3000 more characters" in first
     last = r.text.splitlines()[-1]
     assert last.startswith("... ") and "Call read_file with offset=" in last
     shown = len(r.text.splitlines()) - 1
@@ -85,7 +85,7 @@ async def test_read_file_prefers_open_buffer(ws: Path) -> None:
     assert r.ok
     lines = r.text.splitlines()
     assert lines[0] == "(editor buffer, version 7, unsaved changes)"
-    assert lines[1] == "     1\tin buffer"
+    assert lines[1] == "1\tin buffer"
     assert "on disk" not in r.text
 
 

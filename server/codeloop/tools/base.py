@@ -26,6 +26,12 @@ if TYPE_CHECKING:
     from codeloop.tools.processes import ProcessManager
 
 
+def numbered(n: int, line: str) -> str:
+    """A line as read_file and read_command_output show it: its number, a tab, the line.
+    (No ``cat -n`` padding: it costs a token or two per line and tells the model nothing.)"""
+    return f"{n}\t{line}"
+
+
 class ToolInput(BaseModel):
     model_config = ConfigDict(extra="forbid")
 

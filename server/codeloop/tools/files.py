@@ -15,7 +15,7 @@ from pydantic import Field
 
 from codeloop.edits.change import ChangeSet, FileChange
 from codeloop.policy.types import PermissionRequest
-from codeloop.tools.base import Tool, ToolContext, ToolError, ToolInput
+from codeloop.tools.base import Tool, ToolContext, ToolError, ToolInput, numbered
 from codeloop.tools.workspace import PathOutsideWorkspace
 
 MAX_LINES = 2000
@@ -135,7 +135,7 @@ async def land(ctx: ToolContext, tool: str, changes: list[FileChange]) -> str:
 class ReadFile(Tool["ReadFile.Input"]):
     name = "read_file"
     description = (
-        "Read a text file from the workspace. Returns numbered lines (`  line\\tcode`, like "
+        "Read a text file from the workspace. Returns numbered lines (`line\\tcode`, like "
         "`cat -n`); the numbers are not part of the file. Reads at most 2000 lines per call: "
         "use offset/limit to page through big files. Shows the editor's unsaved buffer when "
         "the file is open. Binary files are refused."
@@ -179,7 +179,7 @@ class ReadFile(Tool["ReadFile.Input"]):
         for line in lines[args.offset - 1 : args.offset - 1 + limit]:
             if len(line) > MAX_LINE_CHARS:
                 line = line[:MAX_LINE_CHARS] + f" [... line cut, {len(line) - MAX_LINE_CHARS} more characters]"
-            entry = f"{n:>6}\t{line}"
+            entry = numbered(n, line)
             if used + len(entry) + 1 > MAX_CHARS and out:
                 break
             out.append(entry)

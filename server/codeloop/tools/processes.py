@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Iterable
 
 from codeloop.agent.ports import NullTerminal, Terminal
+from codeloop.tools.base import numbered
 
 log = logging.getLogger(__name__)
 
@@ -490,5 +491,5 @@ def _kill_leftovers() -> None:
 
 
 def number_lines(lines: Iterable[str], start: int) -> str:
-    """``cat -n`` style numbering, as read_file does."""
-    return "\n".join(f"{n:>6}\t{line}" for n, line in enumerate(lines, start))
+    """Numbered lines, as read_file shows them."""
+    return "\n".join(numbered(n, line) for n, line in enumerate(lines, start))
