@@ -68,19 +68,20 @@ async def test_output_cap_head_tail_and_paging(tmp_path: Path, pm: ProcessManage
     r = await call(ctx, "run_command", command="seq 1 1000")
     assert r.ok
     lines = r.text.splitlines()
-    assert lines[0] == "1" and lines[199] == "200"
-    note = lines[200]
-    assert note.startswith("[... 600 lines cut; the full output is kept")
-    assert 'read_command_output(id="cmd-1", offset=201, limit=200)' in note
-    assert lines[201] == "801" and lines[-2] == "1000" and lines[-1] == "exit code: 0"
+    # The head and a longer tail (where runners print their summaries).
+    assert lines[0] == "1" and lines[59] == "60"
+    note = lines[60]
+    assert note.startswith("[... 800 lines cut; the full output is kept")
+    assert 'read_command_output(id="cmd-1", offset=61, limit=200)' in note
+    assert lines[61] == "861" and lines[-2] == "1000" and lines[-1] == "exit code: 0"
 
     r = await call(ctx, "read_command_output", id="cmd-1", offset=201, limit=3)
     assert r.ok
     out = r.text.splitlines()
-    assert out[:3] == ["   201\t201", "   202\t202", "   203\t203"]
+    assert out[:3] == ["201\t201", "202\t202", "203\t203"]
     assert 'offset=204' in out[3]
     r = await call(ctx, "read_command_output", id="cmd-1", offset=999)
-    assert r.text.splitlines()[:2] == ["   999\t999", "  1000\t1000"]
+    assert r.text.splitlines()[:2] == ["999\t999", "1000\t1000"]
     r = await call(ctx, "read_command_output", id="cmd-99")
     assert not r.ok and "cmd-1" in r.text
 
@@ -89,8 +90,20 @@ async def test_output_cap_by_characters(tmp_path: Path, pm: ProcessManager) -> N
     ctx = make_ctx(tmp_path, processes=pm)
     cmd = f"{sys.executable} -c \"[print('y' * 1000) for _ in range(100)]\""
     r = await call(ctx, "run_command", command=cmd)
-    assert len(r.text) < 32_000
+    assert len(r.text) < 10_000 + 400  # MAX_RESULT_CHARS and the note
     assert "lines cut" in r.text and r.text.endswith("exit code: 0")
+    head, _, tail = r.text.partition("lines cut")
+    assert tail.count("y" * 1000) > head.count("y" * 1000) >= 1, "the tail gets the larger share"
+
+
+async def test_long_uncut_output_names_its_id(tmp_path: Path, pm: ProcessManager) -> None:
+    ctx = make_ctx(tmp_path, processes=pm)
+    r = await call(ctx, "run_command", command="seq 1 500")  # 1,892 characters: short
+    assert r.text.endswith("exit code: 0")
+    r = await call(ctx, "run_command", command="seq 1 1000")  # cut: the note names it
+    assert 'id="cmd-2"' in r.text and r.text.endswith("exit code: 0")
+    r = await call(ctx, "run_command", command="seq 1 190 | sed 's/$/ abcdefghij/'")  # long, not cut
+    assert "lines cut" not in r.text and r.text.endswith("exit code: 0 (output id cmd-3)")
 
 
 async def test_records_are_bounded(tmp_path: Path) -> None:

@@ -15,9 +15,15 @@ from codeloop.tools.files import guarded_resolve
 from codeloop.tools.processes import CommandRecord, ProcessManager, number_lines
 from codeloop.tools.workspace import PathOutsideWorkspace
 
-HEAD_LINES = 200
-TAIL_LINES = 200
-MAX_RESULT_CHARS = 30_000
+# What a tool result shows of a command's output: its head and its tail (where
+# test runners and compilers put their summaries), within MAX_RESULT_CHARS. The
+# whole output is kept for read_command_output.
+HEAD_LINES = 60
+TAIL_LINES = 140
+MAX_RESULT_CHARS = 10_000
+HEAD_SHARE = 0.35
+# Outputs at least this long name their id, so they can be paged again later.
+NAME_ID_CHARS = 2_000
 MAX_LINE_CHARS = 2000
 PAGE_MAX_CHARS = 50_000
 START_WAIT = 1.0  # seconds of output start_process waits for
@@ -66,7 +72,7 @@ def cap_output(rec: CommandRecord) -> str:
     total_chars = sum(len(x) + 1 for x in lines)
     if rec.dropped_lines == 0 and len(lines) <= HEAD_LINES + TAIL_LINES and total_chars <= MAX_RESULT_CHARS:
         return "\n".join(lines)
-    budget = MAX_RESULT_CHARS // 2
+    budget = int(MAX_RESULT_CHARS * HEAD_SHARE)
     head: list[str] = []
     used = 0
     for line in lines[:HEAD_LINES]:
@@ -74,6 +80,7 @@ def cap_output(rec: CommandRecord) -> str:
             break
         head.append(line)
         used += len(line) + 1
+    budget = MAX_RESULT_CHARS - used
     tail: list[str] = []
     used = 0
     for line in reversed(lines[len(head) :][-TAIL_LINES:]):
@@ -142,6 +149,7 @@ class RunCommand(Tool["RunCommand.Input"]):
         parts = []
         out = cap_output(rec)
         parts.append(out if out.strip() else "(no output)")
+        named = rec.id in out  # a cut output's note names it
         timeout_text = f"{args.timeout:g}"
         if rec.timed_out:
             parts.append(
@@ -156,6 +164,8 @@ class RunCommand(Tool["RunCommand.Input"]):
                 "open; they were stopped. Use start_process for servers and other long-running programs.]"
             )
         extra = describe_exit(rec)
+        if not named and len(out) >= NAME_ID_CHARS:
+            extra = f"{extra} (output id {rec.id})".strip()
         parts.append(f"exit code: {rec.exit_code}" + (f" {extra}" if extra else ""))
         return "\n".join(parts)
 
