@@ -93,3 +93,27 @@ async def test_a_session_from_an_earlier_server_resumes_as_if_never_closed(model
     finally:
         await stop_editor(editor)
     assert not server.failures, server.failures
+
+
+async def test_clear_keeps_the_model_chosen_in_the_chat(model_server, tmp_path):
+    server = model_server(Keyed({"hello": Text("Hi."), "again": Text("Hi again.")}))
+    editor = await start_editor(tmp_path, cli_env(server.base_url))
+    try:
+        a = await editor.chat("hello")
+        await editor.turn_end(a["turnId"])
+        sid = a["sessionId"]
+        assert server.chat_requests[-1].body["model"] == "scripted-model"
+        for text in ("/model other-model", "/clear"):
+            t = await editor.chat(text, session_id=sid)
+            await editor.turn_end(t["turnId"])
+        notices = [e["message"] for e in editor.turn_events(t["turnId"]) if e["type"] == "notice"]
+        new_sid = next(n.split()[4].rstrip(".") for n in notices if n.startswith("Started a new session"))
+        assert new_sid != sid
+        b = await editor.chat("again", session_id=new_sid)
+        assert (await editor.turn_end(b["turnId"]))["status"] == "done"
+        req = server.chat_requests[-1]
+        assert req.body["model"] == "other-model"
+        assert [m["content"] for m in req.messages if m["role"] == "user"] == ["again"], "a new, empty conversation"
+    finally:
+        await stop_editor(editor)
+    assert not server.failures, server.failures

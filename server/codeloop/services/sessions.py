@@ -102,7 +102,7 @@ class SessionService:
 
     # -- sessions --------------------------------------------------------------
 
-    def _new_session(self, resume: str | None = None) -> _Slot:
+    def _new_session(self, resume: str | None = None, settings: Settings | None = None) -> _Slot:
         holder: dict[str, _Slot] = {}
 
         def turn() -> str:
@@ -119,7 +119,9 @@ class SessionService:
             documents=self.documents,
             diagnostics=self.diagnostics,
         )
-        session = AgentSession(self.settings, self.root, ports, policy=self.policy, store=self.store, resume=resume)
+        session = AgentSession(
+            settings or self.settings, self.root, ports, policy=self.policy, store=self.store, resume=resume
+        )
         ids["id"] = session.id or ""
         slot = _Slot(session)
         holder["slot"] = slot
@@ -214,7 +216,9 @@ class SessionService:
 
     async def _slash(self, slot: _Slot, cmd: Any) -> str:
         if cmd.name == "clear":
-            new = self._new_session()
+            # A /model chosen in this chat holds in the new conversation (the mode is
+            # the workspace's: the policy is shared).
+            new = self._new_session(settings=self.settings.model_copy(update={"model": slot.session.settings.model}))
             return f"Started a new session {new.session.id}. (The old one is kept in the history.)"
         if cmd.name == "resume":
             target = cmd.arg or (self.store.latest().id if self.store.latest() else None)
