@@ -150,6 +150,8 @@ def test_chat_slash_commands(model_server, run_cli, tmp_path):
 
     # /context: the table, with the memory files.
     assert "static instructions" in out and "memory AGENTS.md" in out and "tokenizer: o200k_base" in out
+    assert re.search(r"conversation +\d+  tokens as sent \(\d+ messages\)", out), out
+    assert re.search(r"tool schemas +\d+  tokens \(\d+ tools\)", out) and "keepToolOutput=12,000" in out
     # /cost after one request of 1,200 in and 30 out.
     assert "This turn:    1 requests, 1,200 in, 30 out, no price known" in out
     assert "This session: 1 requests, 1,200 in, 30 out, no price known" in out

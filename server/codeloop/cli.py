@@ -163,6 +163,8 @@ PROJECT_SETTING_KEYS = (
     "prices",
     "contextWindow",
     "compactThreshold",
+    "stepOutputShare",
+    "keepToolOutput",
     "maxTurns",
     "commandTimeout",
     "requestTimeout",

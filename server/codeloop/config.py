@@ -41,6 +41,12 @@ class Settings(BaseModel):
     retry_base_delay: float = Field(1.0, ge=0, alias="retryBaseDelay")
     context_window: int | None = Field(None, ge=1024, alias="contextWindow")
     compact_threshold: float = Field(0.8, gt=0.1, le=1.0, alias="compactThreshold")
+    # Tool output per model step, as a share of the context window.
+    step_output_share: float = Field(0.35, gt=0.0, le=0.8, alias="stepOutputShare")
+    # How long old tool results stay in requests verbatim, in tokens x model steps:
+    # a result of N tokens stays for about keep_tool_output / N steps (then a note
+    # says how to get it again). See codeloop.context.elision.
+    keep_tool_output: int = Field(12_000, ge=0, alias="keepToolOutput")
     session_storage: Literal["workspace", "user"] = Field("workspace", alias="sessionStorage")
     prices: dict[str, Price] = Field(default_factory=dict)
     permissions: dict[str, list[str]] = Field(default_factory=dict)

@@ -1,7 +1,8 @@
 /** Building the settings object sent to the server (pure: no vscode import). */
 
 export const SETTING_KEYS = [
-  "model", "baseUrl", "mode", "autoAccept", "maxTurns", "commandTimeout", "contextWindow", "permissions", "checkCommand",
+  "model", "baseUrl", "mode", "autoAccept", "maxTurns", "commandTimeout", "contextWindow", "compactThreshold",
+  "keepToolOutput", "permissions", "checkCommand",
 ] as const;
 
 export type ConfigGetter = (key: string) => unknown;

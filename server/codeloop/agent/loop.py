@@ -60,6 +60,9 @@ class AgentHooks:
     fit_tool_result: Callable[[str, str, ToolInput | None], str] | None = None
     # Prices the usage of each request; returns USD or None.
     price: Callable[[dict[str, int], str], float | None] | None = None
+    # What each request sends of the history (e.g. old large tool results elided);
+    # ``agent.messages`` itself keeps everything.
+    view: Callable[[list[dict[str, Any]]], list[dict[str, Any]]] | None = None
 
 
 @dataclass
@@ -144,7 +147,10 @@ class Agent:
     async def request_messages(self, pending: list[dict[str, Any]] | None = None) -> list[dict[str, Any]]:
         system = await self.hooks.system_prompt() if self.hooks.system_prompt else None
         head = [{"role": "system", "content": system}] if system else []
-        return head + self.messages + (pending or [])
+        history = self.messages + (pending or [])
+        if self.hooks.view is not None:
+            history = self.hooks.view(history)
+        return head + history
 
     # -- a turn --------------------------------------------------------------
 

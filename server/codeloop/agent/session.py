@@ -28,16 +28,17 @@ from codeloop.agent.ports import (
     Terminal,
 )
 from codeloop.config import Settings
-from codeloop.context import compaction
+from codeloop.context import compaction, elision
 from codeloop.context.budget import OutputBudget, cut
 from codeloop.context.cost import CostTracker
 from codeloop.context.memo import FileReadMemo
 from codeloop.context.prompt import EditorContext, PromptBuilder
 from codeloop.context.sessions import SessionStore, SessionWriter, answer_unresolved
-from codeloop.context.tokens import count_tokens
+from codeloop.context.tokens import count_messages, count_tokens, count_tools
 from codeloop.policy import PermissionPolicy
 from codeloop.policy.types import MODES
 from codeloop.tools import default_tools, is_read_only
+from codeloop.tools.again import elided_note
 from codeloop.tools.base import ToolContext, ToolInput, ToolRegistry
 from codeloop.tools.processes import ProcessManager
 from codeloop.tools.workspace import Workspace
@@ -45,9 +46,11 @@ from codeloop.tools.workspace import Workspace
 log = logging.getLogger(__name__)
 
 # The tool results of one model step get at most this share of the context window
-# (and at least MIN_STEP_TOKENS each).
-STEP_OUTPUT_SHARE = 0.35
+# (settings.step_output_share, and at least MIN_STEP_TOKENS each).
 MIN_STEP_TOKENS = 150
+# Older tool results sent verbatim hold at most this share of the window
+# (see codeloop.context.elision).
+KEEP_OUTPUT_SHARE = 0.25
 
 
 @dataclass
@@ -138,6 +141,7 @@ class AgentSession:
                 before_model_call=self._maybe_compact,
                 fit_tool_result=self._fit,
                 price=self._price,
+                view=self._view,
             ),
             messages=messages,
         )
@@ -145,6 +149,7 @@ class AgentSession:
         self._prompt_generation = 0
         self._prompt_cache: tuple[Any, str] | None = None
         self._step_tokens = 0  # tokens of tool output since the last model call
+        self._elided: set[str] = set()  # tool call ids whose results requests no longer carry
 
     @property
     def id(self) -> str | None:
@@ -197,7 +202,7 @@ class AgentSession:
             return f"Compaction failed; the conversation is unchanged: {result.error}"
         if name == "context":
             assembled = await self.assembled_prompt()
-            return assembled.render_report()
+            return assembled.render_report() + "\n\n" + self.conversation_report()
         if name == "cost":
             return self.cost.render()
         if name == "model":
@@ -234,11 +239,64 @@ class AgentSession:
     async def assembled_prompt(self) -> Any:
         return await self.prompt.build(self.editor_context, mode_note=self.policy.describe_mode())
 
+    # -- what requests carry ----------------------------------------------------
+
+    def view_of(self, messages: list[dict[str, Any]]) -> elision.View:
+        """``messages`` as a request carries them (no side effects)."""
+        window = compaction.context_window(self.settings.model, self.settings.context_window)
+        return elision.elide(
+            messages,
+            lambda tool, args, text: elided_note(tool, args, text, self.processes),
+            allowance=self.settings.keep_tool_output,
+            cap=int(window * KEEP_OUTPUT_SHARE),
+            already=self._elided,
+        )
+
+    def conversation_report(self) -> str:
+        """What the next request carries besides the system prompt, for ``/context``."""
+        view = self.view_of(self.agent.messages)
+        sent = count_messages(view.messages)
+        full = count_messages(self.agent.messages)
+        tools = count_tools(self.agent.tool_schemas())
+        window = compaction.context_window(self.settings.model, self.settings.context_window)
+        results = sum(1 for e in view.elided if not e.arguments)
+        lines = [
+            f"conversation  {sent:>7}  tokens as sent ({len(view.messages)} messages)",
+            f"tool schemas  {tools:>7}  tokens ({len(self.agent.tool_schemas())} tools)",
+        ]
+        if view.elided:
+            lines.append(
+                f"elided        {full - sent:>7}  tokens of old tool output ({results} results, "
+                f"{len(view.elided) - results} call arguments), each replaced by a note saying how to get it again"
+            )
+        lines.append(
+            f"window: {window:,} tokens ({self.settings.model}); compaction at "
+            f"{self.settings.compact_threshold:.0%}; old results stay for keepToolOutput={self.settings.keep_tool_output:,} "
+            "tokens x steps"
+        )
+        return "\n".join(lines)
+
+    def _view(self, messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        view = self.view_of(messages)
+        for e in view.elided:
+            key = elision.key_of(e.call_id, e.arguments)
+            if key in self._elided:
+                continue
+            self._elided.add(key)
+            if not e.arguments and e.tool == "read_file" and isinstance(e.args.get("path"), str):
+                # The model no longer holds that read: a re-read must not answer
+                # "unchanged, see above" or send a diff against it.
+                try:
+                    self.memo.forget(self.workspace.resolve(e.args["path"]))
+                except ValueError:
+                    pass
+        return view.messages
+
     async def _maybe_compact(self, agent: Agent) -> None:
         self._step_tokens = 0  # a new model step: its tool results start from nothing
         system = await self._system_prompt()
         if not compaction.should_compact(
-            agent.messages,
+            self.view_of(agent.messages).messages,
             agent.tool_schemas(),
             self.settings.model,
             self.settings.compact_threshold,
@@ -249,7 +307,9 @@ class AgentSession:
         await self.compact(None, auto=True)
 
     async def compact(self, focus: str | None, *, auto: bool = False) -> compaction.CompactionResult:
-        result = await compaction.compact(self.agent.messages, self._summarize, focus=focus)
+        result = await compaction.compact(
+            self.agent.messages, self._summarize, focus=focus, view=self.view_of(self.agent.messages).messages
+        )
         if result.ok:
             self.agent.messages[:] = result.messages
             self.memo.forget_all()
@@ -265,6 +325,7 @@ class AgentSession:
         return result
 
     async def _summarize(self, messages: list[dict[str, Any]], instructions: str) -> str:
+        # ``messages`` come from the view (old large outputs elided), so the request fits.
         request = [{"role": "system", "content": instructions}, *messages]
         request.append({"role": "user", "content": instructions})
         completion = await self.model.complete(request, None)
@@ -314,7 +375,7 @@ class AgentSession:
         """Hold the tool results of one model step to a share of the context window, so
         the step that compaction must keep verbatim always fits (small windows, parallel reads)."""
         window = compaction.context_window(self.settings.model, self.settings.context_window)
-        allowed = max(MIN_STEP_TOKENS, int(window * STEP_OUTPUT_SHARE) - self._step_tokens)
+        allowed = max(MIN_STEP_TOKENS, int(window * self.settings.step_output_share) - self._step_tokens)
         tokens = count_tokens(text)
         if tokens > allowed:
             chars = int(len(text) * allowed / tokens * 0.95)

@@ -228,14 +228,20 @@ async def compact(
     summarize: Summarize,
     focus: str | None = None,
     keep_recent_turns: int = 2,
+    view: list[dict[str, Any]] | None = None,
 ) -> CompactionResult:
-    """Summarise older turns with the model; never raises, never mutates ``messages``."""
-    tokens_before = count_messages(messages)
+    """Summarise older turns with the model; never raises, never mutates ``messages``.
+
+    ``view``: the messages as requests carry them (``codeloop.context.elision``:
+    same length, old large results shortened). The cut, the summary's input and the
+    token counts use it; the kept messages are the real ones."""
+    seen = view if view is not None and len(view) == len(messages) else messages
+    tokens_before = count_messages(seen)
     unchanged = dict(messages=list(messages), tokens_before=tokens_before, tokens_after=tokens_before)
-    start, cut, notes = choose_cut(messages, keep_recent_turns)
+    start, cut, notes = choose_cut(seen, keep_recent_turns)
     if cut <= start:
         return CompactionResult(False, error="nothing to compact yet: the conversation is all recent turns", notes=notes, **unchanged)
-    head = messages[start:cut]
+    head = seen[start:cut]
     if all(is_summary(m) or m == {"role": "assistant", "content": ACK_TEXT} for m in head):
         return CompactionResult(False, error="nothing to compact yet: only the earlier summary is before the recent turns",
                                 notes=notes, **unchanged)
@@ -270,6 +276,7 @@ async def compact(
     new.append({"role": "user", "content": body})
     if not tail or tail[0].get("role") == "user":
         new.append({"role": "assistant", "content": ACK_TEXT})
+    added = new[start:]
     new.extend(tail)
     return CompactionResult(
         ok=True,
@@ -277,6 +284,6 @@ async def compact(
         summary=summary.strip(),
         removed_count=len(head),
         tokens_before=tokens_before,
-        tokens_after=count_messages(new),
+        tokens_after=count_messages([*seen[:start], *added, *seen[cut:]]),
         notes=notes,
     )

@@ -1,0 +1,169 @@
+"""Elision: what each request sends of old, large tool output.
+
+The conversation (and the session file) keeps every tool result whole. What the
+model is sent is a view of it:
+
+- the results of the last two model steps (the model acts on a result, then
+  checks what it did), and every small result, go verbatim;
+- an older large result goes verbatim while its size times its age (in model
+  steps) is within ``allowance``: with 12,000, a 500-token result stays for 24
+  steps, a 3,000-token one for 4. Keeping a result costs its size on every
+  request, getting it again costs its size once, so big results go first;
+- and while all the old results sent verbatim fit in ``cap`` tokens (newest first);
+- everything else is replaced by a one-line note that says what the result was and
+  exactly how to get it again (``Stub``, supplied by the caller, who knows the
+  tools). Large arguments of old write calls (a whole file's new content) are
+  shortened the same way.
+
+A result, once elided, stays elided (``already``), so a request's prefix changes
+only where something new was elided, which keeps providers' prompt caches useful.
+The view depends only on the messages, the numbers and ``already``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Collection
+from dataclasses import dataclass
+from typing import Any
+
+from codeloop.context.tokens import count_tokens
+
+# Results (and arguments) shorter than this always go verbatim: a note would save
+# next to nothing.
+MIN_ELIDE_CHARS = 1_000
+# Items of the latest KEEP_STEPS model steps always go verbatim.
+KEEP_STEPS = 2
+# Arguments of these tools that may be large and can be read back from the file.
+LARGE_ARGUMENTS = {"write_file": ("content",), "edit_file": ("new_string", "old_string")}
+
+
+@dataclass(frozen=True)
+class Elided:
+    """A tool result (or a call's arguments) left out of the view."""
+
+    call_id: str
+    tool: str
+    args: dict[str, Any]
+    text: str
+    arguments: bool = False  # the call's large arguments, not its result
+
+
+# (tool name, parsed arguments, the result's text) -> the note sent instead
+Stub = Callable[[str, dict[str, Any], str], str]
+
+
+@dataclass
+class View:
+    messages: list[dict[str, Any]]
+    elided: list[Elided]
+
+
+def elide(
+    messages: list[dict[str, Any]],
+    stub: Stub,
+    *,
+    allowance: int,
+    cap: int,
+    already: Collection[str] = (),
+    min_chars: int = MIN_ELIDE_CHARS,
+    count: Callable[[str], int] = count_tokens,
+) -> View:
+    """The view of ``messages`` to send (the list itself is not changed).
+
+    ``already``: keys of items elided by earlier views (``key()`` of an Elided)."""
+    calls: dict[str, tuple[str, dict[str, Any]]] = {}
+    for m in messages:
+        for c in m.get("tool_calls") or []:
+            fn = c.get("function") or {}
+            calls[c.get("id", "")] = (fn.get("name", ""), _args(fn.get("arguments")))
+
+    out = list(messages)
+    elided: list[Elided] = []
+    used = 0
+    steps = 0  # assistant messages with tool calls seen so far (walking back)
+
+    def keep(key: str, text: str, age: int) -> bool:
+        """``age``: 1 for the latest step's items, 2 for the step before, ..."""
+        nonlocal used
+        if len(text) < min_chars or age <= KEEP_STEPS:
+            return True
+        if key in already:
+            return False
+        tokens = count(text)
+        if tokens * age <= allowance and used + tokens <= cap:
+            used += tokens
+            return True
+        return False
+
+    for i in range(len(messages) - 1, -1, -1):
+        m = messages[i]
+        role = m.get("role")
+        if role == "tool":
+            text = m.get("content")
+            call_id = m.get("tool_call_id", "")
+            # A result follows its call: it belongs to the next step back.
+            if not isinstance(text, str) or keep(call_id, text, steps + 1):
+                continue
+            name, args = calls.get(call_id, ("", {}))
+            out[i] = {**m, "content": stub(name, args, text)}
+            elided.append(Elided(call_id, name, args, text))
+        elif role == "assistant" and m.get("tool_calls"):
+            steps += 1
+            new_calls, changed = [], False
+            for c in m["tool_calls"]:
+                fn = c.get("function") or {}
+                raw = fn.get("arguments") or ""
+                keys = LARGE_ARGUMENTS.get(fn.get("name", ""))
+                call_id = c.get("id", "")
+                if keys and isinstance(raw, str) and not keep(key_of(call_id, True), raw, steps):
+                    shrunk = _shrink_arguments(raw, keys, min_chars)
+                    if shrunk is not None:
+                        c = {**c, "function": {**fn, "arguments": shrunk}}
+                        changed = True
+                        elided.append(Elided(call_id, fn.get("name", ""), _args(raw), raw, arguments=True))
+                new_calls.append(c)
+            if changed:
+                out[i] = {**m, "tool_calls": new_calls}
+    elided.reverse()
+    return View(out, elided)
+
+
+def key_of(call_id: str, arguments: bool = False) -> str:
+    return f"{call_id}#args" if arguments else call_id
+
+
+def _args(raw: Any) -> dict[str, Any]:
+    if isinstance(raw, dict):
+        return raw
+    try:
+        value = json.loads(raw or "{}")
+    except (TypeError, ValueError):
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+def _shrink_arguments(raw: str, keys: tuple[str, ...], min_chars: int) -> str | None:
+    """The arguments with their large strings replaced by a note; still valid JSON
+    (some servers parse the arguments of earlier calls). None when not JSON."""
+    try:
+        args = json.loads(raw)
+    except ValueError:
+        return None
+    if not isinstance(args, dict):
+        return None
+    changed = False
+    for key in keys:
+        value = args.get(key)
+        if isinstance(value, str) and len(value) >= min_chars // 2:
+            lines = value.count("\n") + 1
+            path = args.get("path", "the file")
+            args[key] = (
+                f"[{len(value):,} characters ({lines:,} lines) elided from this old call to keep the context "
+                f"small; read {path} to see its current text]"
+            )
+            changed = True
+    return json.dumps(args, ensure_ascii=False) if changed else None
+
+
+__all__ = ["Elided", "View", "elide", "key_of", "MIN_ELIDE_CHARS"]
