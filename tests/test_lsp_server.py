@@ -393,3 +393,61 @@ async def test_bad_settings_are_reported_and_defaults_used(editor_factory, tmp_p
     assert "sk-secret-123" not in text
     started = await editor.chat("hi")
     assert (await editor.turn_end(started["turnId"]))["status"] == "done"
+
+
+def _frame(payload: dict) -> bytes:
+    import json
+
+    body = json.dumps(payload).encode()
+    return b"Content-Length: %d\r\n\r\n" % len(body) + body
+
+
+def _read_message(stream) -> dict:
+    import json
+
+    length = 0
+    while True:
+        line = stream.readline()
+        assert line, "the server closed stdout"
+        if line.startswith(b"Content-Length:"):
+            length = int(line.split(b":")[1])
+        elif line == b"\r\n":
+            return json.loads(stream.read(length))
+
+
+def test_pipes_transport_answers_in_order_and_exits_on_eof(tmp_path: Path) -> None:
+    """The stdio transport (asyncio pipes): a burst of requests written at once, split
+    across reads anywhere, is answered in full; closing stdin ends the server."""
+    import subprocess
+
+    from conftest import CODELOOP
+
+    proc = subprocess.Popen(CODELOOP + ["lsp"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.DEVNULL, env=cli_env("http://127.0.0.1:9/v1"))
+    try:
+        assert proc.stdin is not None and proc.stdout is not None
+        init = {"jsonrpc": "2.0", "id": 1, "method": "initialize",
+                "params": {"processId": None, "rootUri": tmp_path.as_uri(), "capabilities": {}}}
+        proc.stdin.write(_frame(init))
+        proc.stdin.flush()
+        assert _read_message(proc.stdout)["result"]["serverInfo"]["name"] == "codeloop"
+        burst = _frame({"jsonrpc": "2.0", "method": "initialized", "params": {}})
+        for i in range(2, 202):
+            burst += _frame({"jsonrpc": "2.0", "id": i, "method": "codeloop/session/list", "params": {}})
+        # Dribble it in odd-sized pieces: frames split mid-header and mid-body.
+        for k in range(0, len(burst), 997):
+            proc.stdin.write(burst[k : k + 997])
+            proc.stdin.flush()
+        ids = []
+        while len(ids) < 200:
+            msg = _read_message(proc.stdout)
+            if "id" in msg and "result" in msg:
+                assert msg["result"] == {"sessions": []}
+                ids.append(msg["id"])
+        assert sorted(ids) == list(range(2, 202))
+        proc.stdin.close()  # the editor went away without shutdown/exit
+        assert proc.wait(timeout=20) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()

@@ -63,6 +63,15 @@ class Terminal(Protocol):
     def exited(self, terminal_id: str, exit_code: int | None) -> None: ...
 
 
+@runtime_checkable
+class Draining(Protocol):
+    """A terminal that can say "wait, I am behind": ``drain()`` returns once the
+    output sent so far has mostly gone out. Command output is then read no faster
+    than the mirror takes it (a real terminal applies the same backpressure)."""
+
+    async def drain(self) -> None: ...
+
+
 @dataclass(frozen=True, slots=True)
 class OpenDocument:
     path: Path

@@ -249,6 +249,12 @@ class LspClient:
         if self.features.events:
             self.notify(M.TERMINAL_OUTPUT, {"terminalId": terminal_id, "data": chunk})
 
+    async def drain(self) -> None:
+        """Wait while the transport to the editor is backed up (see app.serve_pipes)."""
+        drain = getattr(self.server.protocol.writer, "drain", None)
+        if drain is not None:
+            await drain()
+
     def terminal_exited(self, terminal_id: str, exit_code: int | None) -> None:
         if self.features.events:
             self.notify(M.TERMINAL_EXITED, {"terminalId": terminal_id, "exitCode": exit_code})

@@ -39,6 +39,10 @@ class ClientPort(Protocol):
 
     def terminal_exited(self, terminal_id: str, exit_code: int | None) -> None: ...
 
+    async def drain(self) -> None:
+        """Returns once what was sent to the editor has mostly gone out."""
+        ...
+
     async def approve(self, session_id: str, turn_id: str, request: ApprovalRequest) -> ApprovalDecision: ...
 
 
@@ -323,6 +327,9 @@ class _LateTerminal:
 
     def exited(self, terminal_id: str, exit_code: int | None) -> None:
         self.client.terminal_exited(terminal_id, exit_code)
+
+    async def drain(self) -> None:
+        await self.client.drain()
 
 
 class _LateApprover:

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable
 
-from codeloop.agent.ports import NullTerminal, Terminal
+from codeloop.agent.ports import Draining, NullTerminal, Terminal
 from codeloop.tools.base import numbered
 
 log = logging.getLogger(__name__)
@@ -355,6 +355,11 @@ class ProcessManager:
             text = rec.feed_bytes(data)
             if text:
                 _safe(term.output, rec.id, text)
+                if isinstance(term, Draining):
+                    try:
+                        await term.drain()
+                    except Exception:
+                        log.exception("terminal drain failed")
 
     def _prune(self) -> None:
         finished = [r for r in self._records.values() if not r.running]
