@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
+import functools
 import logging
 import random
+import ssl
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -21,6 +23,24 @@ from codeloop.config import Settings
 log = logging.getLogger(__name__)
 
 MAX_RETRY_DELAY = 60.0
+# While a stream is consumed, the event loop (an editor's requests) gets a turn this often (s).
+YIELD_EVERY = 0.001
+YIELD_ROUNDS = 4
+
+
+@functools.cache
+def shared_ssl_context() -> ssl.SSLContext:
+    """One TLS context for every client of the process. Building one loads the CA
+    bundle (~20 ms, blocking); a new session, or a /model switch, should not stall the
+    event loop for that. Hosts may warm it in a thread at startup."""
+    import importlib
+
+    for name in ("httpx2", "httpx"):  # whichever the openai client is built on
+        try:
+            return importlib.import_module(name).create_ssl_context()  # type: ignore[no-any-return]
+        except (ImportError, AttributeError):
+            continue
+    return ssl.create_default_context()
 
 
 @dataclass(slots=True)
@@ -121,6 +141,7 @@ class ModelClient:
             api_key=settings.key(),
             max_retries=0,  # we retry ourselves, visibly
             timeout=settings.request_timeout,
+            http_client=openai.DefaultAsyncHttpxClient(verify=shared_ssl_context()),
         )
 
     @property
@@ -227,8 +248,11 @@ class ModelClient:
                 # The SDK can turn one socket read into hundreds of chunks without
                 # yielding: give the event loop (the editor's requests) a turn every few ms.
                 now = loop.time()
-                if now - last_yield >= 0.004:
-                    await asyncio.sleep(0)
+                if now - last_yield >= YIELD_EVERY:
+                    # A few loop iterations: an editor request needs several (read it,
+                    # run its handler task, write the answer) to finish.
+                    for _ in range(YIELD_ROUNDS):
+                        await asyncio.sleep(0)
                     last_yield = loop.time()
                 if getattr(chunk, "usage", None):
                     usage = _usage_dict(chunk.usage)
