@@ -132,7 +132,7 @@ async def run(quick: bool) -> dict[str, Any]:
     cases = [
         ("grep content, rare pattern", (grep, {"pattern": r"NEEDLE_\d+"}), [rg, "-n", r"NEEDLE_\d+"]),
         ("(diagnostic) raw rg with the grep tool's own flags", None,
-         [rg, *_base_rg_args(), "--engine", "auto", "--sort", "path", "--json", "-g", "!.git", "-e", r"NEEDLE_\d+", "--", "."]),
+         [rg, *_base_rg_args(), "--engine", "auto", "--json", "-g", "!.git", "-e", r"NEEDLE_\d+", "--", "."]),
         ("grep files_with_matches, common word", (grep, {"pattern": r"\bbuffer stream\b", "output_mode": "files_with_matches"}),
          [rg, "-l", r"\bbuffer stream\b"]),
         ("glob **/*.py", (glob, {"pattern": "**/*.py"}), [rg, "--files", "-g", "*.py"]),

@@ -309,7 +309,20 @@ GrepMode = Literal["content", "files_with_matches", "count"]
 async def _grep_rg(
     ctx: ToolContext, target: str, pattern: str, glob: str | None, mode: GrepMode, ci: bool, context: int
 ) -> tuple[dict[str, FileHits], bool]:
-    args = _base_rg_args() + ["--engine", "auto", "--sort", "path"]
+    # rg searches in parallel unless asked to sort (--sort path makes it single-threaded);
+    # the results are sorted here. Only when the output is cut does it matter which files
+    # came first: then search again, sorted, so the cut is the same every time.
+    results, stopped = await _grep_rg_once(ctx, target, pattern, glob, mode, ci, context, sort=False)
+    if stopped:
+        results, stopped = await _grep_rg_once(ctx, target, pattern, glob, mode, ci, context, sort=True)
+    return dict(sorted(results.items())), stopped
+
+
+async def _grep_rg_once(
+    ctx: ToolContext, target: str, pattern: str, glob: str | None, mode: GrepMode, ci: bool, context: int,
+    *, sort: bool,
+) -> tuple[dict[str, FileHits], bool]:
+    args = _base_rg_args() + ["--engine", "auto"] + (["--sort", "path"] if sort else [])
     if ci:
         args.append("-i")
     args += _globs(glob)
