@@ -2,21 +2,24 @@
 naive loop that resends everything untruncated.
 
 The session (30 tool steps in 3 user turns of 10): a 3,000-line file read 6 times with
-small edits between the reads, a command printing 4,000 lines run 6 times, one grep,
-and 12 small steps (list_dir, glob, reads of small files; the last step of turn 2
-re-reads an unchanged small file). The scripted model sends the same calls to both loops.
+small edits between the reads (two re-reads come right after an edit, while the earlier
+read is still in the context; the others later), a command printing 4,000 lines run 6
+times, one grep, and small steps (list_dir, glob, reads of small files; the last step
+of turn 2 re-reads an unchanged small file). The scripted model sends the same calls to
+both loops.
 
 Tokens are counted with ``codeloop.context.tokens.count_messages`` on the request
 bodies the scripted model actually received (messages and tool schemas), for both.
 
-codeloop: a real ``AgentSession`` (budgets, read memo, compaction), model "gpt-4o"
-(128k window). The naive loop (below): the same system prompt and tool schemas, tools
-that return everything (whole files, whole command output), no budgets, memo or
-compaction.
+codeloop: a real ``AgentSession`` with default settings (budgets, read memo, elision of
+old results, compaction), model "gpt-4o" (128k window). The naive loop (below): the same
+system prompt, tool schemas and line numbering, tools that return everything (whole
+files, whole command output), no budgets, memo, elision or compaction.
 
 Besides the sums, the benchmark checks that the model can still get any line: every cut
-result says exactly how to get the rest; the re-read of an unchanged file says so; a
-re-read after an edit sends what changed.
+result says exactly how to get the rest; every elided result says exactly how to get it
+again; the re-read of an unchanged file says so; a re-read after an edit sends what
+changed while the earlier read is in the context, and the whole range once it is not.
 """
 
 from __future__ import annotations
@@ -39,6 +42,7 @@ from codeloop.agent.session import AgentSession, Ports
 from codeloop.config import Settings
 from codeloop.context.tokens import TOKENIZER_NAME, count_message, count_messages
 from codeloop.edits.disk import DiskChangeApplier
+from codeloop.tools.base import numbered
 
 MODEL = "gpt-4o"
 BIG = "app/big.py"
@@ -85,14 +89,17 @@ def _edit(n: int) -> Call:
 
 
 def session_steps() -> list[list[Call]]:
+    """Some re-reads of the big file come right after an edit (the earlier read is
+    still in the context: codeloop sends what changed), others come later (the
+    earlier read was elided: codeloop sends the file again)."""
     read_big = Call("read_file", {"path": BIG})
     cmd = Call("run_command", {"command": f"{sys.executable} tools/report.py"})
     small = [Call("read_file", {"path": p}) for p in SMALL]
     return [
-        [Call("list_dir", {"path": "."}), Call("glob", {"pattern": "**/*.py"}), read_big, small[0], cmd,
-         _edit(0), read_big, cmd, Call("grep", {"pattern": "def process_item_1\\d\\b"}), small[1]],
-        [_edit(1), read_big, cmd, small[2], _edit(2), read_big, cmd, Call("list_dir", {"path": "app"}),
-         small[3], small[1]],  # the last one re-reads an unchanged file
+        [Call("list_dir", {"path": "."}), Call("glob", {"pattern": "**/*.py"}), read_big, _edit(0), read_big,
+         small[0], cmd, Call("grep", {"pattern": "def process_item_1\\d\\b"}), small[1], cmd],
+        [small[2], _edit(1), read_big, _edit(2), read_big, cmd, Call("list_dir", {"path": "app"}), small[3], cmd,
+         small[1]],  # the last one re-reads an unchanged file
         [_edit(3), read_big, cmd, Call("glob", {"pattern": "app/*.py"}), small[5], _edit(4), read_big, cmd,
          small[6], small[7]],
     ]
@@ -161,7 +168,7 @@ async def naive_tool(root: Path, name: str, args: dict[str, Any]) -> str:
     """Everything, untruncated."""
     if name == "read_file":
         text = (root / args["path"]).read_text()
-        return "\n".join(f"{n:>6}\t{line}" for n, line in enumerate(text.splitlines(), 1))
+        return "\n".join(numbered(n, line) for n, line in enumerate(text.splitlines(), 1))
     if name == "edit_file":
         p = root / args["path"]
         p.write_text(p.read_text().replace(args["old_string"], args["new_string"], 1))
@@ -219,34 +226,61 @@ def request_tokens(model: ScriptedModel) -> list[int]:
     return [count_messages(r.body.get("messages", []), r.body.get("tools")) for r in model.chat_requests]
 
 
+ELIDED = "[Old result elided"
+
+
 def checks(model: ScriptedModel) -> dict[str, Any]:
     """Can the model still get every line? Look at the tool results codeloop sent."""
     last = model.chat_requests[-1]
     calls: dict[str, tuple[str, dict[str, Any]]] = {}
     results: list[tuple[str, dict[str, Any], str]] = []
     seen_ids: set[str] = set()
+    big_rereads: list[tuple[bool, str]] = []  # (the earlier read was in the request that asked, result)
+    notes: set[str] = set()
+    previous: list[dict[str, Any]] = []
     for r in model.chat_requests:
         for m in r.messages:
             for c in m.get("tool_calls") or []:
                 calls[c["id"]] = (c["function"]["name"], json.loads(c["function"]["arguments"] or "{}"))
+            text = m.get("content") if isinstance(m.get("content"), str) else ""
+            if m.get("role") == "tool" and text.startswith(ELIDED):
+                notes.add(text)
             if m.get("role") == "tool" and m["tool_call_id"] not in seen_ids:
                 seen_ids.add(m["tool_call_id"])
                 name, args = calls.get(m["tool_call_id"], ("?", {}))
-                results.append((name, args, m.get("content") or ""))
+                results.append((name, args, text))
+                if name == "read_file" and args.get("path") == BIG and any(
+                    n == "read_file" and a.get("path") == BIG for n, a, _ in results[:-1]
+                ):
+                    # The latest whole read of it in the request that asked: verbatim, or elided?
+                    whole_reads = [
+                        str(p.get("content")) for p in previous
+                        if p.get("role") == "tool" and calls.get(p["tool_call_id"]) == ("read_file", {"path": BIG})
+                        and not str(p.get("content")).startswith("(")  # not a diff or an "unchanged" note
+                    ]
+                    in_view = bool(whole_reads) and not whole_reads[-1].startswith(ELIDED)
+                    big_rereads.append((in_view, text))
+        previous = r.messages
     how = re.compile(r"(offset=\d+|read_command_output|later offset|\"fresh\": true|fresh=true)")
     cut_results = [(n, a, t) for n, a, t in results if ("left out" in t or "lines cut" in t or "more lines" in t)]
     cut_ok = all(how.search(t) for _, _, t in cut_results)
-    big_reads = [t for n, a, t in results if n == "read_file" and a.get("path") == BIG]
+    again = re.compile(r"(call read_file with \{\"path\"|call read_command_output with id=|call it again)")
     small1 = [t for n, a, t in results if n == "read_file" and a.get("path") == SMALL[1]]
     unchanged_note = len(small1) >= 2 and "unchanged" in small1[-1]
-    after_edit = big_reads[1:]
+    as_diff = [t for in_view, t in big_rereads if in_view]
+    whole = [t for in_view, t in big_rereads if not in_view]
     return {
         "tool_results": len(results),
         "cut_results": len(cut_results),
         "cut_results_say_how_to_get_more": cut_ok,
+        "elided_results": len(notes),
+        "elided_say_how_to_get_again": all(again.search(t) for t in notes),
         "reread_unchanged_says_so": unchanged_note,
-        "reread_after_edit_as_diff": sum(1 for t in after_edit if "changed since your read" in t),
-        "big_read_chars": [len(t) for t in big_reads],
+        "rereads_in_view": len(as_diff),
+        "rereads_in_view_as_diff": sum(1 for t in as_diff if "changed since your read" in t),
+        "rereads_elided": len(whole),
+        "rereads_elided_sent_whole": sum(1 for t in whole if t.startswith("1\t") and "changed since" not in t),
+        "big_read_chars": [len(t) for n, a, t in results if n == "read_file" and a.get("path") == BIG],
         "compacted": any(m.get("content", "").startswith("[Summary of the earlier") for m in last.messages
                          if isinstance(m.get("content"), str)),
     }
@@ -293,17 +327,21 @@ def main(quick: bool = False) -> dict[str, Any]:
     rows += [
         row(f"cut results ({c['cut_results']}) say exactly how to get the rest",
             yes[c["cut_results_say_how_to_get_more"]], target="yes", met=c["cut_results_say_how_to_get_more"]),
+        row(f"elided old results ({c['elided_results']}) say exactly how to get them again",
+            yes[c["elided_say_how_to_get_again"]], target="yes", met=c["elided_say_how_to_get_again"]),
         row("re-read of an unchanged file says so", yes[c["reread_unchanged_says_so"]], target="yes",
             met=c["reread_unchanged_says_so"]),
-        row(f"re-reads of {BIG} after an edit sent as what changed",
-            f"{c['reread_after_edit_as_diff']} of {len(c['big_read_chars']) - 1}", target="all",
-            met=c["reread_after_edit_as_diff"] == len(c["big_read_chars"]) - 1),
+        row(f"re-reads of {BIG} after an edit, earlier read still in the context: sent as what changed",
+            f"{c['rereads_in_view_as_diff']} of {c['rereads_in_view']}", target="all",
+            met=c["rereads_in_view"] > 0 and c["rereads_in_view_as_diff"] == c["rereads_in_view"]),
+        row(f"re-reads of {BIG} after the earlier read was elided: sent whole",
+            f"{c['rereads_elided_sent_whole']} of {c['rereads_elided']}", target="all",
+            met=c["rereads_elided_sent_whole"] == c["rereads_elided"]),
     ]
     notes = [
-        f"Tokenizer: {TOKENIZER_NAME}. Reference: the naive loop (same system prompt and tool schemas, "
-        "everything resent untruncated).",
-        f"Re-reads of {BIG} after an edit: {check['reread_after_edit_as_diff']} of {len(check['big_read_chars']) - 1} "
-        f"sent as a diff; result sizes (chars): {check['big_read_chars']}.",
+        f"Tokenizer: {TOKENIZER_NAME}. Reference: the naive loop (same system prompt, tool schemas and "
+        "line numbering, everything resent untruncated).",
+        f"Result sizes of the reads of {BIG} (chars): {check['big_read_chars']}.",
         f"Compaction happened: {check['compacted']}. Notices: {notices[:3]}",
         f"Edits landed identically in both loops: {same_files}.",
     ]

@@ -116,7 +116,10 @@ def markdown(report: dict[str, Any]) -> str:
                 value = f"{_fmt(r.get('value'))} {r.get('unit', '')}".strip()
                 ref = r.get("reference")
                 ref_s = f"{_fmt(ref)} {r.get('unit', '')}".strip() if ref is not None else ""
-                ratio = f"{r['ratio']:.2f}×" if isinstance(r.get("ratio"), (int, float)) else ""
+                ratio = ""
+                if isinstance(r.get("ratio"), (int, float)):
+                    # small ratios get a third digit: 0.029× is not 0.03×
+                    ratio = f"{r['ratio']:.3f}×" if r["ratio"] < 0.1 else f"{r['ratio']:.2f}×"
                 lines.append(f"| {_fmt(r['metric'])} | {value} | {ref_s} | {ratio} | {_fmt(r.get('target'))} | {_met(r.get('met'))} |")
             lines.append("")
         else:
