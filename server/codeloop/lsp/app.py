@@ -144,9 +144,9 @@ def run_stdio() -> int:
     # 30-40 ms pause in the middle of a code-action or completion request).
     gc.collect()
     gc.freeze()
-    if _is_pipe_or_socket(sys.stdin) and _is_pipe_or_socket(sys.stdout):
+    if os.name == "posix" and _is_pipe_or_socket(sys.stdin) and _is_pipe_or_socket(sys.stdout):
         serve_pipes(server)
-    else:  # a file or a terminal: pygls' own blocking reader copes with those
+    else:  # a file, a terminal, or Windows' pipes: pygls' own threaded reader copes with those
         server.start_io()
     return 0
 
