@@ -147,3 +147,14 @@ async def test_command_note_points_at_the_kept_output_or_says_it_is_gone(tmp_pat
 def test_other_tools_are_called_again_with_the_same_arguments():
     note = elided_note("grep", {"pattern": "TODO", "path": "src"}, "src/a.py:1:TODO")
     assert 'It was grep with {"pattern": "TODO", "path": "src"}; call it again with the same arguments' in note
+
+
+def test_a_large_old_patch_is_shortened_too():
+    patch = "--- a/x.py\n+++ b/x.py\n@@ -1,1 +1,1 @@\n" + "-old\n+new\n" * 400
+    msgs = [{"role": "user", "content": "go"}]
+    msgs += step(0, "apply_patch", {"patch": patch}, "Applied: x.py")
+    msgs += step(1, "list_dir", {}, "a")
+    msgs += step(2, "list_dir", {}, "a")
+    view = elide(msgs, stub, allowance=100, cap=100_000, count=chars_count)
+    args = json.loads(view.messages[1]["tool_calls"][0]["function"]["arguments"])
+    assert args["patch"].startswith("[4,") and "read the files it changed" in args["patch"]

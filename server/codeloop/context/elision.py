@@ -35,7 +35,11 @@ MIN_ELIDE_CHARS = 1_000
 # Items of the latest KEEP_STEPS model steps always go verbatim.
 KEEP_STEPS = 2
 # Arguments of these tools that may be large and can be read back from the file.
-LARGE_ARGUMENTS = {"write_file": ("content",), "edit_file": ("new_string", "old_string")}
+LARGE_ARGUMENTS = {
+    "write_file": ("content",),
+    "edit_file": ("new_string", "old_string"),
+    "apply_patch": ("patch",),
+}
 
 
 @dataclass(frozen=True)
@@ -157,10 +161,10 @@ def _shrink_arguments(raw: str, keys: tuple[str, ...], min_chars: int) -> str | 
         value = args.get(key)
         if isinstance(value, str) and len(value) >= min_chars // 2:
             lines = value.count("\n") + 1
-            path = args.get("path", "the file")
+            where = args["path"] if isinstance(args.get("path"), str) else "the files it changed"
             args[key] = (
                 f"[{len(value):,} characters ({lines:,} lines) elided from this old call to keep the context "
-                f"small; read {path} to see its current text]"
+                f"small; read {where} to see the current text]"
             )
             changed = True
     return json.dumps(args, ensure_ascii=False) if changed else None
