@@ -257,12 +257,12 @@ class AgentSession:
         view = self.view_of(self.agent.messages)
         sent = count_messages(view.messages)
         full = count_messages(self.agent.messages)
-        tools = count_tools(self.agent.tool_schemas())
+        schemas = self.agent.tool_schemas()
         window = compaction.context_window(self.settings.model, self.settings.context_window)
         results = sum(1 for e in view.elided if not e.arguments)
         lines = [
             f"conversation  {sent:>7}  tokens as sent ({len(view.messages)} messages)",
-            f"tool schemas  {tools:>7}  tokens ({len(self.agent.tool_schemas())} tools)",
+            f"tool schemas  {count_tools(schemas):>7}  tokens ({len(schemas)} tools)",
         ]
         if view.elided:
             lines.append(
