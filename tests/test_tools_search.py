@@ -221,3 +221,48 @@ async def test_glob_respects_gitignore_and_matches_relative_to_the_start(tmp_pat
     assert sorted(r.text.split()) == ["other/w.py", "src/a/x.py", "src/y.py"]
     r = await call(ctx, "glob", pattern="a/*.py", path="src")
     assert r.text.split() == ["src/a/x.py"]
+
+
+async def test_glob_shapes_agree_with_the_ignore_rules(tmp_path: Path, engine: str) -> None:
+    """Anchored, unanchored, bracketed and directory globs: ignored files never come back
+    (a name glob must not override `*.log` or `generated_*.py`), un-ignored ones do."""
+    make_tree(tmp_path)
+    ctx = make_ctx(tmp_path)
+
+    async def names(pattern: str, path: str = ".") -> list[str]:
+        r = await call(ctx, "glob", pattern=pattern, path=path)
+        return sorted(r.text.splitlines()) if not r.text.startswith("No files") else []
+
+    assert await names("*.log") == ["src/pkg/keep.log"]
+    assert await names("generated_*.py") == []
+    assert await names("src/pkg/*.py") == ["src/pkg/helper.py"]
+    assert await names("src/**/h?lper.py") == ["src/pkg/helper.py"]
+    assert await names("[hm]*.py") == ["src/main.py", "src/pkg/helper.py"]
+    assert await names("pkg/*") == []  # anchored at the search path: there is no ./pkg
+    assert await names("src/pkg/*") == ["src/pkg/.gitignore", "src/pkg/helper.py", "src/pkg/keep.log"]
+    assert await names("pkg/*.py", path="src") == ["src/pkg/helper.py"]
+    assert await names("*.md", path="src") == ["src/notes.md"]
+
+
+def test_name_prefilter_and_narrowing_only_where_they_are_exact(tmp_path: Path) -> None:
+    (tmp_path / "src" / "pkg").mkdir(parents=True)
+    assert search._name_prefilter("**/*.py") == ["--type-add", "codeloopglob:*.py", "--type", "codeloopglob"]
+    assert search._name_prefilter("src/mod0?.py")[1] == "codeloopglob:mod0?.py"
+    for glob in ("src/**", "src/", "[ab].py", "*.{py,pyi}", "!x.py", None, ""):
+        assert search._name_prefilter(glob) == [], glob
+    assert search._narrowed(tmp_path, ".", "src/pkg/**/*.py") == "src/pkg"
+    assert search._narrowed(tmp_path, ".", "/src/*.py") == "src"
+    assert search._narrowed(tmp_path / "src", "src", "pkg/*.py") == "src/pkg"
+    for glob in ("*.py", "**/src/*.py", "s*/pkg/*.py", "missing/*.py", "src/"):
+        assert search._narrowed(tmp_path, ".", glob) == ".", glob
+
+
+async def test_glob_lists_by_path_when_too_many_to_stat(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    make_tree(tmp_path)
+    ctx = make_ctx(tmp_path)
+    monkeypatch.setattr(search, "MTIME_SORT_MAX", 2)
+    monkeypatch.setattr(search, "GLOB_MAX", 2)
+    r = await call(ctx, "glob", pattern="**/*.py")
+    lines = r.text.splitlines()
+    assert lines[:2] == [".hidden.py", "src/main.py"]  # by path, not newest first
+    assert "listed by path, as there are too many to sort by modification time" in lines[2]
