@@ -36,7 +36,7 @@ def test_quick_run_produces_every_result(tmp_path: Path) -> None:
             assert {"metric", "value", "unit", "reference", "ratio", "target", "met"} <= set(r), (name, r)
     # The numbers each benchmark exists for are present (their size is not checked).
     for conv in ("short", "long"):
-        assert set(by_name["overhead"]["data"][conv]) == {"bare", "codeloop"}
+        assert set(by_name["overhead"]["data"][conv]) == {"bare", "bare_sdk", "codeloop"}
         assert by_name["overhead"]["data"][conv]["codeloop"]["loop"]["n"] > 0
     assert {"idle", "stream", "command"} == set(by_name["responsiveness"]["data"]["stats"])
     assert by_name["responsiveness"]["data"]["stats"]["idle"]["codeAction"]["n"] > 0

@@ -189,9 +189,15 @@ class ModelClient:
         on_text: TextCallback | None,
         model: str,
     ) -> Completion:
-        kwargs: dict[str, Any] = {"model": model, "messages": messages, "stream": True}
+        # The history and the tool schemas are already plain JSON in the wire format. Passed
+        # as parameters, the SDK would re-walk all of them against its TypedDicts on every
+        # request (~0.13 ms a message, ~0.6 ms for the schemas: 4 ms at 30 messages, over
+        # 100 ms in a long session). extra_body goes into the JSON body as it is, and its
+        # keys take precedence over the parameters' (documented in the SDK's _merge_mappings).
+        body: dict[str, Any] = {"messages": messages}
         if tools:
-            kwargs["tools"] = tools
+            body["tools"] = tools
+        kwargs: dict[str, Any] = {"model": model, "messages": [], "stream": True, "extra_body": body}
         if self._use_stream_options:
             kwargs["stream_options"] = {"include_usage": True}
         url = self.settings.base_url
