@@ -357,3 +357,36 @@ def test_without_a_terminal_and_without_yes_edits_and_commands_are_refused(model
     result = run_cli(["run", "go", "--cwd", str(tmp_path)], server.base_url)
     assert result.code == 0, result.both
     assert not (tmp_path / "new.py").exists()
+
+
+def test_headless_writes_are_checked_for_new_errors(model_server, run_cli, tmp_path):
+    """No editor: after each write the check command (pyflakes for Python by default, or
+    checkCommand) runs on the changed file, and the model hears about new errors."""
+    (tmp_path / "calc.py").write_text("def add(a, b):\n    return a + b\n")
+
+    def after_bad_edit(req: ChatRequest):
+        expect("the broken edit", req, "Applied", "Diagnostics after the edit: NEW ERRORS",
+               "calc.py", "undefined name 'totl'")
+        return ToolCalls([Call("edit_file", {"path": "calc.py", "old_string": "return totl", "new_string": "return total"})])
+
+    def after_fix(req: ChatRequest):
+        expect("the fix", req, "Applied", "no new errors")
+        return ToolCalls([Call("get_diagnostics", {"paths": ["calc.py"]})])
+
+    def after_get(req: ChatRequest):
+        results = "\n".join(req.last_tool_results())
+        assert "calc.py" in results and "undefined name" not in results, results
+        return Text("calc.py is clean.")
+
+    scenario = Script([
+        ToolCalls([Call("write_file", {"path": "calc.py",
+                                       "content": "def add(a, b):\n    total = a + b\n    return totl\n"})]),
+        after_bad_edit,
+        after_fix,
+        after_get,
+    ])
+    server = model_server(scenario)
+    result = run_cli(["run", "--cwd", str(tmp_path), "--yes", "make add keep a total"], server.base_url)
+    assert result.code == 0, result.both[-3000:]
+    assert not server.failures, server.failures
+    assert (tmp_path / "calc.py").read_text() == "def add(a, b):\n    total = a + b\n    return total\n"

@@ -240,8 +240,15 @@ def _build_session(args: argparse.Namespace, sink: ConsoleSink, resume: str | No
             return NO_TTY
 
         applier = DiskChangeApplier(refuse, root=root)
+    # No editor here: the check command (settings.checkCommand, else pyflakes for Python)
+    # reports new errors after each write, and answers get_diagnostics.
+    from codeloop.services.diagnostics import CheckedApplier, DiagnosticsService
+
+    checker = DiagnosticsService(root, check_command=settings.check_command)
+    changes = CheckedApplier(applier, checker, applier.display)
     session = AgentSession(
-        settings, root, Ports(sink=sink, approver=approver, changes=applier), resume=resume, persist=persist
+        settings, root, Ports(sink=sink, approver=approver, changes=changes, diagnostics=checker),
+        resume=resume, persist=persist,
     )
     for p in session.policy.problems:
         sink.emit(Notice(p, "warning"))

@@ -25,6 +25,7 @@ No pygls or lsprotocol here: the editor is reached through ``EditorDiagnostics``
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import importlib.util
 import logging
 import os
@@ -38,7 +39,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from codeloop.agent.ports import DiagnosticInfo, Documents
 from codeloop.edits.diff import compute_hunks
@@ -467,3 +468,40 @@ async def _kill(proc: asyncio.subprocess.Process) -> None:
         await asyncio.wait_for(proc.wait(), 5)
     except (asyncio.TimeoutError, asyncio.CancelledError):
         pass
+
+
+# -- the headless host -----------------------------------------------------------------
+
+
+def _read_texts(paths: list[Path]) -> dict[Path, str]:
+    out: dict[Path, str] = {}
+    for p in paths:
+        try:
+            out[p] = p.read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            out[p] = ""
+    return out
+
+
+class CheckedApplier:
+    """A ChangeApplier that, once the inner one has landed a change on disk, checks the
+    changed files (with the service's check command: the CLI has no editor) and tells
+    the model about new errors, as proposals do in the editor."""
+
+    def __init__(self, inner: Any, checker: DiagnosticsService, rel: Callable[[Path], str]) -> None:
+        self.inner = inner
+        self.checker = checker
+        self.rel = rel
+
+    async def apply(self, changes: Any) -> Any:
+        paths = [c.path for c in changes.changes]
+        if not paths or not self.checker.has_source(paths):
+            return await self.inner.apply(changes)
+        snapshot = await self.checker.snapshot(await asyncio.to_thread(_read_texts, paths))
+        outcome = await self.inner.apply(changes)
+        if not outcome.landed:
+            return outcome
+        found = await self.checker.report(snapshot, await asyncio.to_thread(_read_texts, paths), self.rel)
+        if not found:
+            return outcome
+        return dataclasses.replace(outcome, message=f"{outcome.message}\n{found}")
