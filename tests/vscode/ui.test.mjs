@@ -3,7 +3,7 @@
 // `npm run test:vscode`. Screenshots go to tests/artifacts/vscode/.
 import { describe, it, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { mkdirSync, readFileSync, existsSync } from "node:fs";
+import { mkdirSync, readFileSync, existsSync, readdirSync, readlinkSync, realpathSync } from "node:fs";
 import { join } from "node:path";
 import {
   ARTIFACTS, cleanDir, launchBrowser, missingPrerequisites, recordedRequests, startCodeServer, startModel, stopAll, tempDir,
@@ -49,6 +49,21 @@ async function send(text) {
 const turnEnds = () => chat().locator(".item.turnEnd");
 async function waitTurnEnds(n, timeout = 30_000) {
   await assert.doesNotReject(turnEnds().nth(n - 1).waitFor({ timeout }), `turn ${n} did not end`);
+}
+
+/** Pids of the `python -m codeloop lsp` processes serving `folder` (their cwd). */
+function serverPids(folder) {
+  const want = realpathSync(folder);
+  const pids = [];
+  for (const name of readdirSync("/proc")) {
+    if (!/^\d+$/.test(name)) continue;
+    try {
+      const argv = readFileSync(`/proc/${name}/cmdline`, "utf8").split("\0");
+      if (!(argv.includes("codeloop") && argv.includes("lsp"))) continue;
+      if (readlinkSync(`/proc/${name}/cwd`) === want) pids.push(Number(name));
+    } catch { /* gone */ }
+  }
+  return pids;
 }
 
 async function waitFor(cond, timeout, what) {
@@ -242,5 +257,23 @@ describe("codeloop in VS Code", { skip, timeout: 300_000 }, () => {
     await c.locator(".item.user", { hasText: "run the long one" }).waitFor({ timeout: 15_000 });
     assert.ok(await c.locator('.tool-card[data-tool="read_file"]').count() >= 1, "tool calls are restored");
     await shot("07b-reopened");
+  });
+
+  it("8. when the server crashes, the extension restarts it and the chat goes on", async () => {
+    const c = chat();
+    const before = serverPids(cs.ws);
+    assert.equal(before.length, 1, `one server for the workspace, found ${before}`);
+    process.kill(before[0], "SIGKILL");
+    await c.locator(".notice.warning", { hasText: "crashed; restarting" }).first().waitFor({ timeout: 30_000 });
+    const after = await waitFor(() => { const p = serverPids(cs.ws); return p.length === 1 && p[0] !== before[0] ? p : null; },
+      30_000, "a new server process");
+    assert.notEqual(after[0], before[0]);
+    await shot("08a-restarted");
+    await c.locator('button[aria-label="New chat"]').click();
+    await c.locator(".empty").waitFor({ timeout: 10_000 });
+    await send("say hello again after the crash");
+    await c.locator(".item.turnEnd").first().waitFor({ timeout: 60_000 });
+    assert.match(await c.locator(".item.assistant").last().innerText(), /Hello/);
+    await shot("08b-chat-after-restart");
   });
 });

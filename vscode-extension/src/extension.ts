@@ -34,6 +34,7 @@ class CodeloopFeature implements StaticFeature {
 
 class Codeloop implements vscode.Disposable {
   private client: LanguageClient | undefined;
+  private restarting = false; // the language client is restarting a crashed server
   private readonly log = vscode.window.createOutputChannel("codeloop");
   private readonly status = vscode.window.createStatusBarItem(vscode.StatusBarAlignment.Right, 100);
   private readonly terminal = new CodeloopTerminal();
@@ -435,7 +436,17 @@ class Codeloop implements vscode.Disposable {
   // ---- the language client ------------------------------------------------------------------
   private async ready(): Promise<LanguageClient | undefined> {
     if (this.starting) await this.starting;
-    return this.client?.state === State.Running ? this.client : undefined;
+    const client = this.client;
+    if (client && client.state !== State.Running && this.restarting) {
+      // The language client is bringing a crashed server back: wait for it.
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(() => { sub.dispose(); resolve(); }, 30_000);
+        const sub = client.onDidChangeState((e) => {
+          if (e.newState === State.Running) { clearTimeout(timer); sub.dispose(); resolve(); }
+        });
+      });
+    }
+    return client?.state === State.Running ? client : undefined;
   }
 
   start(): Promise<void> {
@@ -473,6 +484,7 @@ class Codeloop implements vscode.Disposable {
         const now = Date.now();
         this.crashes = [...this.crashes.filter((t) => now - t < 180_000), now];
         if (this.crashes.length <= 4) {
+          this.restarting = true;
           this.notice("warning", "The codeloop server crashed; restarting it…");
           return { action: CloseAction.Restart, message: "The codeloop server crashed and is being restarted. See “codeloop: Show Server Log”." };
         }
@@ -507,6 +519,7 @@ class Codeloop implements vscode.Disposable {
     client.onRequest(P.DOCUMENT_SAVE, (p: { uris?: string[] }) => this.save(p));
     client.onRequest(P.DIAGNOSTICS_GET, (p: unknown) => this.diagnostics(p));
     client.onDidChangeState((e) => {
+      if (e.newState === State.Running) this.restarting = false;
       const st = e.newState === State.Running ? "running" : e.newState === State.Starting ? "starting" : "stopped";
       this.chat.setEnv({ serverState: st });
       this.updateStatus();
