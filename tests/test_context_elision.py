@@ -158,3 +158,21 @@ def test_a_large_old_patch_is_shortened_too():
     view = elide(msgs, stub, allowance=100, cap=100_000, count=chars_count)
     args = json.loads(view.messages[1]["tool_calls"][0]["function"]["arguments"])
     assert args["patch"].startswith("[4,") and "read the files it changed" in args["patch"]
+
+
+async def test_command_note_takes_the_id_from_the_tools_own_lines(tmp_path: Path):
+    """The output may mention other ids; the note names the one the tool result names."""
+    pm = ProcessManager()
+    try:
+        first = await pm.run("echo one", tmp_path, 10)
+        second = await pm.run("echo two", tmp_path, 10)
+        text = f"see {first.id} for details\n" * 3 + f"exit code: 0 (output id {second.id})"
+        note = elided_note("run_command", {"command": "make"}, text, pm)
+        assert f'id="{second.id}"' in note and f'id="{first.id}"' not in note
+        cut = f"head mentions {first.id}\n[... 10 lines cut; the full output is kept: call " \
+              f'read_command_output(id="{second.id}", offset=2, limit=200) to page through it]\ntail\nexit code: 0'
+        assert f'id="{second.id}"' in elided_note("run_command", {"command": "make"}, cut, pm)
+        page = elided_note("read_command_output", {"id": first.id}, f"1\tmentions {second.id}", pm)
+        assert f'id="{first.id}"' in page
+    finally:
+        await pm.shutdown()

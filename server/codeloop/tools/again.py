@@ -9,7 +9,12 @@ from typing import Any
 
 from codeloop.tools.processes import ProcessManager
 
-_OUTPUT_ID = re.compile(r'\b((?:cmd|bg)-\d+)\b')
+# Where the shell tools' own lines name an output id (shell.py): the cut-output note,
+# the exit line of a long output, start_process's first line. Only these: the output
+# itself may mention other ids.
+_OWN_ID = re.compile(
+    r'^(?:\[\.\.\. .*read_command_output\(id="|exit code: .*\(output id |Started )((?:cmd|bg)-\d+)', re.M
+)
 _COMMAND_TOOLS = ("run_command", "read_command_output", "read_process_logs", "start_process")
 
 
@@ -28,7 +33,7 @@ def elided_note(tool: str, args: dict[str, Any], text: str, processes: ProcessMa
             f"read_file with {json.dumps(call)}.]"
         )
     if tool in _COMMAND_TOOLS:
-        ids = _OUTPUT_ID.findall(text) or ([str(args["id"])] if isinstance(args.get("id"), str) else [])
+        ids = ([args["id"]] if isinstance(args.get("id"), str) else []) + _OWN_ID.findall(text)
         what = f"`{args['command']}`" if isinstance(args.get("command"), str) else tool
         exit_line = next((ln for ln in reversed(text.splitlines()) if ln.startswith("exit code:")), "")
         ended = f" ({exit_line})" if exit_line else ""

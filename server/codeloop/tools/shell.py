@@ -67,11 +67,16 @@ def _cut_line(line: str) -> str:
 
 def cap_output(rec: CommandRecord) -> str:
     """The record's output for a tool result: head and tail when it is long."""
+    return _capped(rec)[0]
+
+
+def _capped(rec: CommandRecord) -> tuple[str, bool]:
+    """``cap_output``, and whether it was cut (its note then names the record's id)."""
     lines = [_cut_line(x) for x in rec.lines()]
     first = rec.dropped_lines + 1  # number of lines[0]
     total_chars = sum(len(x) + 1 for x in lines)
     if rec.dropped_lines == 0 and len(lines) <= HEAD_LINES + TAIL_LINES and total_chars <= MAX_RESULT_CHARS:
-        return "\n".join(lines)
+        return "\n".join(lines), False
     budget = int(MAX_RESULT_CHARS * HEAD_SHARE)
     head: list[str] = []
     used = 0
@@ -102,7 +107,7 @@ def cap_output(rec: CommandRecord) -> str:
             f"[... {cut} lines cut; the full output is kept: call "
             f"read_command_output(id=\"{rec.id}\", offset={len(head) + 1}, limit=200) to page through it]"
         )
-    return "\n".join([*head, note, *tail])
+    return "\n".join([*head, note, *tail]), True
 
 
 def describe_exit(rec: CommandRecord) -> str:
@@ -147,9 +152,8 @@ class RunCommand(Tool["RunCommand.Input"]):
         pm = _processes(ctx)
         rec = await pm.run(args.command, cwd, args.timeout, terminal=_terminal(ctx))
         parts = []
-        out = cap_output(rec)
+        out, cut = _capped(rec)
         parts.append(out if out.strip() else "(no output)")
-        named = rec.id in out  # a cut output's note names it
         timeout_text = f"{args.timeout:g}"
         if rec.timed_out:
             parts.append(
@@ -164,7 +168,7 @@ class RunCommand(Tool["RunCommand.Input"]):
                 "open; they were stopped. Use start_process for servers and other long-running programs.]"
             )
         extra = describe_exit(rec)
-        if not named and len(out) >= NAME_ID_CHARS:
+        if not cut and len(out) >= NAME_ID_CHARS:
             extra = f"{extra} (output id {rec.id})".strip()
         parts.append(f"exit code: {rec.exit_code}" + (f" {extra}" if extra else ""))
         return "\n".join(parts)
