@@ -75,12 +75,13 @@ def elide(
 ) -> View:
     """The view of ``messages`` to send (the list itself is not changed).
 
-    ``already``: keys of items elided by earlier views (``key()`` of an Elided)."""
-    calls: dict[str, tuple[str, dict[str, Any]]] = {}
+    ``already``: keys of items elided by earlier views (``key_of``)."""
+    # call id -> (tool name, raw arguments); the arguments are parsed only for what is elided
+    calls: dict[str, tuple[str, Any]] = {}
     for m in messages:
         for c in m.get("tool_calls") or []:
             fn = c.get("function") or {}
-            calls[c.get("id", "")] = (fn.get("name", ""), _args(fn.get("arguments")))
+            calls[c.get("id", "")] = (fn.get("name", ""), fn.get("arguments"))
 
     out = list(messages)
     elided: list[Elided] = []
@@ -109,7 +110,8 @@ def elide(
             # A result follows its call: it belongs to the next step back.
             if not isinstance(text, str) or keep(call_id, text, steps + 1):
                 continue
-            name, args = calls.get(call_id, ("", {}))
+            name, raw_args = calls.get(call_id, ("", None))
+            args = _args(raw_args)
             out[i] = {**m, "content": stub(name, args, text)}
             elided.append(Elided(call_id, name, args, text))
         elif role == "assistant" and m.get("tool_calls"):
