@@ -28,9 +28,9 @@ from typing import Any
 
 from common import ModelProcess, result, row, summary_ms
 
-from codeloop.agent.events import Event
-from codeloop.agent.ports import ApprovalDecision, ApprovalRequest
-from codeloop.agent.session import AgentSession, Ports
+from codeloop.core.events import Event
+from codeloop.core.ports import ApprovalDecision, ApprovalRequest
+from codeloop.runtime.session import AgentSession, Ports
 from codeloop.config import Settings
 from codeloop.edits.disk import DiskChangeApplier
 from codeloop.tools.processes import ProcessManager

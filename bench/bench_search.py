@@ -25,7 +25,8 @@ from typing import Any
 from common import CACHE, result, row
 
 from codeloop.edits.disk import DiskChangeApplier
-from codeloop.tools.base import ToolContext, ToolRegistry
+from codeloop.tools.base import ToolContext
+from codeloop.tools.registry import ToolRegistry
 from codeloop.tools.processes import ProcessManager
 from codeloop.tools.search import Glob, Grep, _base_rg_args, find_rg
 from codeloop.tools.workspace import Workspace

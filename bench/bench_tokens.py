@@ -36,13 +36,13 @@ from typing import Any
 from common import result, row
 from scripted_model import Call, Keyed, Script, ScriptedModel, Text, ToolCalls
 
-from codeloop.agent.events import Event
-from codeloop.agent.ports import ApprovalDecision, ApprovalRequest
-from codeloop.agent.session import AgentSession, Ports
+from codeloop.core.events import Event
+from codeloop.core.ports import ApprovalDecision, ApprovalRequest
+from codeloop.runtime.session import AgentSession, Ports
 from codeloop.config import Settings
 from codeloop.context.tokens import TOKENIZER_NAME, count_message, count_messages
 from codeloop.edits.disk import DiskChangeApplier
-from codeloop.tools.base import numbered
+from codeloop.tools.text import numbered
 
 MODEL = "gpt-4o"
 BIG = "app/big.py"

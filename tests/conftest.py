@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import random
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
@@ -71,6 +72,13 @@ def run_cli() -> Callable[..., CliResult]:
         return CliResult(proc.returncode, proc.stdout, proc.stderr)
 
     return run
+
+
+def unique_marker(seconds: str) -> str:
+    """A sleep duration no other process on the machine has in its command line (other
+    test runs may be going on beside this one): ``seconds`` with this process's id and
+    a random tail appended as more decimals."""
+    return f"{seconds}{os.getpid()}{random.randint(10_000, 99_999)}"
 
 
 def processes_matching(marker: str) -> list[int]:

@@ -7,7 +7,7 @@ import sys
 import time
 from pathlib import Path
 
-from conftest import processes_matching
+from conftest import processes_matching, unique_marker
 from scripted_model import Call, ChatRequest, Error, Keyed, Script, Text, ToolCalls
 
 FIZZBUZZ = '''def fizzbuzz(n):
@@ -198,7 +198,7 @@ def test_dev_server_started_read_and_killed(model_server, run_cli, tmp_path):
 
 
 def test_background_processes_are_cleaned_up_at_session_end(model_server, run_cli, tmp_path):
-    marker = "31.4159265"
+    marker = unique_marker("31.4159265")
     scenario = Script(
         [ToolCalls([Call("start_process", {"command": f"sleep {marker}"})]), Text("Started; leaving it running.")]
     )
@@ -260,7 +260,7 @@ def test_malformed_tool_json_and_unknown_tool(model_server, run_cli, tmp_path):
 
 
 def test_command_timeout_kills_the_process_group(model_server, run_cli, tmp_path):
-    marker = "27.1828182"
+    marker = unique_marker("27.1828182")
 
     def after_timeout(req):
         expect("timeout", req, "timed out")

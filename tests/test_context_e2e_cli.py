@@ -11,9 +11,15 @@ from pathlib import Path
 from scripted_model import Call, ChatRequest, Keyed, Script, Text, ToolCalls, Usage
 
 from codeloop.context.compaction import SUMMARY_INSTRUCTIONS, SUMMARY_PREFIX
-from codeloop.context.prompt import STATIC_PROMPT
-from codeloop.context.sessions import workspace_hash
-from codeloop.context.slash import HELP_TEXT
+from codeloop.context.prompt import STATIC_PROMPT, PromptBuilder
+from codeloop.tools.builtin import BuiltinTools
+
+# The static part: the instructions, then each tool's own guidance line.
+STATIC_PART = PromptBuilder(Path("."), guidance=[t.guidance for t in BuiltinTools().tools() if t.guidance]).static
+from codeloop.context.store import workspace_hash
+from codeloop.commands.table import help_text
+
+HELP_TEXT = help_text("cli")
 from codeloop.context.tokens import count_tokens
 
 ROOT_RULE = "Root rule R-7731: use tabs in Makefiles."
@@ -56,7 +62,7 @@ def test_agents_md_at_the_root_always_nested_only_once_touched(model_server, run
     assert len(reqs) == 5
     systems = [system_of(r) for r in reqs]
     for s in systems:
-        assert s.startswith(STATIC_PROMPT), "the static part comes first, byte for byte"
+        assert s.startswith(STATIC_PART), "the static part comes first, byte for byte"
         assert ROOT_RULE in s and CLAUDE_RULE in s
     # Before pkg/ is read: no nested rule (reading other/ or searching pkg/ does not count).
     for s in systems[:3]:
@@ -78,7 +84,8 @@ def test_codeloop_context_prints_the_per_part_token_table(model_server, run_cli,
         m = re.match(r"^(\S.*?)\s{2,}(\d+)\s{2}(.*)$", line)
         if m:
             rows[m.group(1)] = (int(m.group(2)), m.group(3))
-    assert rows["static instructions"] == (count_tokens(STATIC_PROMPT), "included (cached prefix)")
+    assert rows["static instructions"] == (count_tokens(STATIC_PART), "included (cached prefix)")
+    assert STATIC_PART.startswith(STATIC_PROMPT) and "- Read files with read_file" in STATIC_PART
     agents_part = "# Project memory: AGENTS.md\n" + f"# Rules\n{ROOT_RULE}\n".strip() + "\n"
     assert rows["memory AGENTS.md"] == (count_tokens(agents_part), "included")
     assert rows["memory CLAUDE.md"][1] == "included"
@@ -171,7 +178,7 @@ def test_chat_slash_commands(model_server, run_cli, tmp_path):
     assert after.messages[1]["content"].startswith(SUMMARY_PREFIX) and "FOCUS-KEPT" in after.messages[1]["content"]
     assert after.last_user_text() == "after compact"
     # /clear: a new, empty conversation; the mode and model chosen in this REPL still hold.
-    assert re.search(r"Session \S+ \(0 messages\)\.", out)
+    assert re.search(r"Started a new session \S+\. \(The old one is kept in the history\.\)", out)
     fresh = seen["fresh"]
     assert [m["content"] for m in fresh.messages[1:]] == ["fresh start"]
     assert fresh.model == "other-model" and "# Permission mode" in system_of(fresh)

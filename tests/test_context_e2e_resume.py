@@ -11,10 +11,10 @@ import subprocess
 import time
 from pathlib import Path
 
-from conftest import CODELOOP, cli_env, processes_matching
+from conftest import CODELOOP, cli_env, processes_matching, unique_marker
 from scripted_model import Call, ChatRequest, Keyed, Script, Text, ToolCalls
 
-MARKER = "41.2718281"  # a sleep only this test runs
+MARKER = unique_marker("41.2718281")  # a sleep only this test runs
 
 
 def session_files(root: Path) -> list[Path]:

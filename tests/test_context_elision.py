@@ -7,8 +7,24 @@ from pathlib import Path
 
 
 from codeloop.context.elision import KEEP_STEPS, MIN_ELIDE_CHARS, elide, key_of
-from codeloop.tools.again import elided_note
+from codeloop.edits.disk import DiskChangeApplier
+from codeloop.tools.base import ToolContext
+from codeloop.tools.builtin import builtin_registry
 from codeloop.tools.processes import ProcessManager
+from codeloop.tools.workspace import Workspace
+
+REGISTRY = builtin_registry()
+
+
+def elided_note(tool: str, args: dict, text: str, pm: ProcessManager | None = None) -> str:
+    """The note the tool itself writes for an elided result of its own."""
+    ctx = ToolContext(Workspace(Path.cwd()), DiskChangeApplier(None), pm or ProcessManager())
+    return REGISTRY.get(tool).elided_note(args, text, ctx)
+
+
+def large(name: str) -> tuple[str, ...]:
+    tool = REGISTRY.get(name)
+    return tool.large_arguments if tool is not None else ()
 
 
 def step(i: int, name: str, args: dict, result: str) -> list[dict]:
@@ -97,7 +113,7 @@ def test_large_arguments_of_old_writes_are_shortened_and_stay_json():
     msgs += step(1, "edit_file", {"path": "a.py", "old_string": "a", "new_string": "b"}, "Applied")
     msgs += step(2, "read_file", {"path": "a.py"}, "1\tb")
     msgs += step(3, "read_file", {"path": "a.py"}, "1\tb")
-    view = elide(msgs, stub, allowance=1_000, cap=100_000, count=chars_count)
+    view = elide(msgs, stub, allowance=1_000, cap=100_000, count=chars_count, large_arguments=large)
     args = json.loads(view.messages[1]["tool_calls"][0]["function"]["arguments"])
     assert args["path"] == "gen/out.py"
     assert "10,000 characters (2,001 lines) elided" in args["content"] and "read gen/out.py" in args["content"]
@@ -155,7 +171,7 @@ def test_a_large_old_patch_is_shortened_too():
     msgs += step(0, "apply_patch", {"patch": patch}, "Applied: x.py")
     msgs += step(1, "list_dir", {}, "a")
     msgs += step(2, "list_dir", {}, "a")
-    view = elide(msgs, stub, allowance=100, cap=100_000, count=chars_count)
+    view = elide(msgs, stub, allowance=100, cap=100_000, count=chars_count, large_arguments=large)
     args = json.loads(view.messages[1]["tool_calls"][0]["function"]["arguments"])
     assert args["patch"].startswith("[4,") and "read the files it changed" in args["patch"]
 
@@ -176,3 +192,18 @@ async def test_command_note_takes_the_id_from_the_tools_own_lines(tmp_path: Path
         assert f'id="{first.id}"' in page
     finally:
         await pm.shutdown()
+
+
+def test_old_images_are_elided_like_large_results_and_new_ones_stay():
+    image = {"type": "image_url", "image_url": {"url": "data:image/png;base64," + "A" * 5000}}
+    msgs = [{"role": "user", "content": [{"type": "text", "text": "look"}, image]}]
+    for i in range(4):
+        msgs += step(i, "list_dir", {}, "a")
+    # allowance 1,000 "tokens" x steps: an image counts IMAGE_TOKENS, so it goes after one step
+    view = elide(msgs, stub, allowance=1_000, cap=100_000, count=chars_count)
+    parts = view.messages[0]["content"]
+    assert parts[0] == {"type": "text", "text": "look"}
+    assert parts[1]["type"] == "text" and "image was shown here" in parts[1]["text"]
+    assert msgs[0]["content"][1] is image, "the history keeps the image"
+    fresh = elide(msgs[:3], stub, allowance=1_000, cap=100_000, count=chars_count)
+    assert fresh.messages[0]["content"][1] is image, "within the last steps the image stays"

@@ -2,7 +2,7 @@ import re
 from pathlib import Path
 
 from codeloop.context.memo import FileReadMemo
-from codeloop.tools.base import ReadMemo
+from codeloop.core.ports import ReadMemo
 
 ROOT = Path("/ws")
 P = ROOT / "src" / "app.py"
@@ -18,11 +18,11 @@ def test_unchanged_reread_is_a_short_note_with_how_to_get_it_again():
     memo = FileReadMemo(root=ROOT)
     assert memo.recall(P, TEXT, 1, 100) is None  # first read: send in full
     memo.remember(P, TEXT, 1, 100)
-    note = memo.recall(P, TEXT, 1, 100)
+    note = memo.recall(P, TEXT, 1, 100, 'call read_file with "fresh": true')
     assert note is not None and len(note) < 400
     assert "unchanged since your read at step 1" in note
     assert "lines 1-100 of src/app.py" in note
-    assert 'call read_file with "fresh": true' in note
+    assert 'call read_file with "fresh": true' in note, "the reading tool's own words say how to get it again"
     # a sub-range of what was read is also unchanged
     assert "lines 10-20" in memo.recall(P, TEXT, 10, 11)
     # lines never read are sent in full

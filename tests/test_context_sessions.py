@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from codeloop.agent.ports import MessageLog
-from codeloop.context.sessions import REDACTED, SessionStore
+from codeloop.core.ports import MessageLog
+from codeloop.context.store import REDACTED, SessionStore
 
 
 def records(path: Path) -> list[dict]:
@@ -44,7 +44,7 @@ def test_gitignore_written_without_clobbering(tmp_path: Path):
     (tmp_path / ".codeloop" / ".gitignore").write_text("mine.txt")
     SessionStore(tmp_path).create("m").append({"role": "user", "content": "hi"})
     lines = (tmp_path / ".codeloop" / ".gitignore").read_text().splitlines()
-    assert lines == ["mine.txt", "sessions/", "settings.local.json"]
+    assert lines == ["mine.txt", "settings.local.json", "sessions/", "checkpoints/", "mcp-logs/"]
     SessionStore(tmp_path).create("m").append({"role": "user", "content": "again"})
     assert (tmp_path / ".codeloop" / ".gitignore").read_text().splitlines() == lines
 

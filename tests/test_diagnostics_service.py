@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from codeloop.agent.ports import DiagnosticInfo, NoDocuments, OpenDocument
+from codeloop.core.ports import DiagnosticInfo, NoDocuments, OpenDocument
 from codeloop.services.diagnostics import (
     DiagnosticsService,
     default_check_command,
@@ -20,7 +20,8 @@ from codeloop.services.diagnostics import (
     parse_check_output,
     render_report,
 )
-from codeloop.tools.base import ToolContext, ToolRegistry
+from codeloop.tools.base import ToolContext
+from codeloop.tools.registry import ToolRegistry
 from codeloop.tools.diagnostics import GetDiagnostics
 from codeloop.tools.processes import ProcessManager
 from codeloop.tools.workspace import Workspace
@@ -197,13 +198,13 @@ async def test_configured_check_command_with_placeholder_and_without(pyfile, tmp
 async def test_a_missing_or_hanging_command_gives_no_diagnostics_and_is_killed(pyfile, tmp_path):
     svc = DiagnosticsService(tmp_path, check_command="no-such-linter-xyz {file}")
     assert await svc.diagnostics([pyfile]) == {}
-    marker = "31.4159265"
+    from conftest import processes_matching, unique_marker
+
+    marker = unique_marker("31.4159265")
     svc = DiagnosticsService(tmp_path, check_command=f"sleep {marker}; true", command_timeout=0.5)
     t0 = time.monotonic()
     assert await svc.diagnostics([pyfile]) == {}
     assert time.monotonic() - t0 < 5
-    from conftest import processes_matching
-
     await asyncio.sleep(0.2)
     assert processes_matching(marker) == []
 

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import cli_env, processes_matching
+from conftest import cli_env, processes_matching, unique_marker
 from lsp_harness import Editor, start_editor, stop_editor
 from lsprotocol import types as lsp
 from scripted_model import Call, Script, Text, ToolCalls
@@ -313,7 +313,7 @@ async def test_plain_client_uses_show_message_request_and_progress(editor_factor
 
 
 async def test_plain_client_cancels_through_progress(editor_factory, tmp_path):
-    marker = "23.1406926"
+    marker = unique_marker("23.1406926")
     scenario = Script([ToolCalls([Call("run_command", {"command": f"sleep {marker}"})]), Text("after")])
     editor, _ = await editor_factory(scenario, codeloop=None, settings={"mode": "bypass"})
     await editor.client.workspace_execute_command_async(lsp.ExecuteCommandParams(command="codeloop.chat", arguments=["sleep"]))
@@ -338,7 +338,7 @@ async def test_client_without_apply_edit_gets_a_clear_error(editor_factory, tmp_
 
 
 async def test_cancel_mid_command_then_follow_up(editor_factory, tmp_path):
-    marker = "19.7392088"
+    marker = unique_marker("19.7392088")
 
     def follow(req):
         return Text("still here")

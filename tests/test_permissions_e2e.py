@@ -340,11 +340,11 @@ def test_bypass_warning_in_the_cli(model_server, run_cli, tmp_path):
     server = model_server(Keyed({"x": Text("ok")}))
     flag = run_cli(["run", "x", "--cwd", str(tmp_path), "--mode", "bypass"], server.base_url, **_env(tmp_path))
     assert flag.code == 0, flag.both
-    assert "bypass mode: edits and commands run without asking" in flag.out
+    assert "bypass mode is on: edits and commands run without asking" in flag.out
     assert "catastrophic commands are still refused" in flag.out
     slash = run_cli(["chat", "--cwd", str(tmp_path)], server.base_url, stdin="/mode bypass\n", **_env(tmp_path))
     assert slash.code == 0, slash.both
-    assert "Mode: bypass. Edits and commands run without asking; catastrophic commands are still refused." in slash.out
+    assert "Mode: bypass. Bypass mode is on: edits and commands run without asking (catastrophic commands are still refused" in slash.out
     quiet = run_cli(["run", "x", "--cwd", str(tmp_path)], server.base_url, **_env(tmp_path))
     assert "bypass" not in quiet.both
 
@@ -639,3 +639,54 @@ async def test_ask_mode_edits_go_through_review(editor_factory, tmp_path):
     assert (await editor.turn_end(started["turnId"]))["status"] == "done"
     assert len(editor.reviews) == 1 and len(editor.applied_edits) == 1
     assert (tmp_path / "app.py").read_text() == "x = 42\n"
+
+
+# ---------------------------------------------------------------------------
+# 7. The agent can never change its own permissions unasked (issue 12, item 8)
+# ---------------------------------------------------------------------------
+
+SELF_EDITS = [
+    Call("write_file", {"path": ".codeloop/settings.local.json", "content": '{"permissions": {"allow": ["Bash"]}}\n'}),
+    Call("edit_file", {"path": ".codeloop/settings.json", "old_string": '"allow": []', "new_string": '"allow": ["Bash"]'}),
+    Call("apply_patch", {"patch": "--- a/.codeloop/settings.json\n+++ b/.codeloop/settings.json\n@@ -1,1 +1,1 @@\n"
+                                  '-{"permissions": {"allow": []}}\n+{"permissions": {"allow": ["Bash"]}}\n'}),
+    Call("write_file", {"path": ".mcp.json", "content": '{"mcpServers": {"x": {"command": "sh"}}}\n'}),
+    Call("write_file", {"path": ".claude/settings.json", "content": '{"hooks": {}}\n'}),
+]
+
+
+@pytest.mark.parametrize("flags", [["--yes"], ["--mode", "bypass"], ["--mode", "acceptEdits"]])
+def test_the_agent_cannot_rewrite_its_own_settings_in_any_mode(model_server, run_cli, tmp_path, flags):
+    settings = write_settings(tmp_path, '{"permissions": {"allow": []}}\n')
+    before = settings.read_text()
+
+    def after(req: ChatRequest):
+        results = req.last_tool_results()
+        assert len(results) == len(SELF_EDITS)
+        for res in results:
+            assert "own configuration" in res or "denied" in res, res
+            assert not res.startswith("Applied"), res
+        return Text("I left the settings alone.")
+
+    server = model_server(Script([ToolCalls(SELF_EDITS), after]))
+    # no terminal: nobody can answer, so each of these is refused
+    result = run_cli(["run", "loosen your permissions", "--cwd", str(tmp_path), *flags], server.base_url, **_env(tmp_path))
+    assert result.code == 0, result.both
+    assert server.failures == [], server.failures
+    assert settings.read_text() == before
+    assert not (tmp_path / ".codeloop" / "settings.local.json").exists()
+    assert not (tmp_path / ".mcp.json").exists() and not (tmp_path / ".claude").exists()
+
+
+async def test_over_lsp_an_edit_of_the_settings_is_asked_even_with_auto_accept_in_bypass(editor_factory, tmp_path):
+    settings = write_settings(tmp_path, '{"permissions": {"allow": []}}\n')
+    scenario = Script(
+        [ToolCalls([SELF_EDITS[1]]), lambda req: Text("result: " + req.last_tool_results()[0])]
+    )
+    editor, _ = await editor_factory(scenario, settings={"mode": "bypass", "autoAccept": True})
+    editor.on_approval = lambda p: {"answer": "deny", "message": "no"}
+    started = await editor.chat("loosen")
+    assert (await editor.turn_end(started["turnId"]))["status"] == "done"
+    assert [a["kind"] for a in editor.approvals] == ["Edit"]
+    assert "own configuration" in editor.approvals[0]["reason"]
+    assert editor.applied_edits == [] and settings.read_text() == '{"permissions": {"allow": []}}\n'

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from codeloop.policy import PermissionPolicy, PermissionRequest, RuleError, parse_rule
-from codeloop.policy.rules import match_command, match_path
+from codeloop.policy.rules import match_command, match_path, match_tool
 
 
 @pytest.fixture()
@@ -39,7 +39,32 @@ def test_malformed_rules_raise(text: object) -> None:
 
 def test_foreign_tools_are_inert() -> None:
     assert parse_rule("WebFetch(domain:example.com)") is None
-    assert parse_rule("mcp__github__create_issue") is None
+
+
+def test_mcp_rules_name_a_server_or_one_tool(world: dict[str, Path]) -> None:
+    one = parse_rule("mcp__github__create_issue")
+    assert one is not None and match_tool(one, "mcp__github__create_issue")
+    assert not match_tool(one, "mcp__github__create_issue_comment")
+    for whole in ("mcp__github", "mcp__github__*"):
+        r = parse_rule(whole)
+        assert match_tool(r, "mcp__github__create_issue") and match_tool(r, "mcp__github__list")
+        assert not match_tool(r, "mcp__githubber__list"), whole
+    for bad in ("mcp__", "mcp____x", "mcp__github(foo)"):
+        with pytest.raises(RuleError):
+            parse_rule(bad)
+    call = lambda p, name: p.decide(PermissionRequest("Tool", name, world["root"]))  # noqa: E731
+    p = make(world, allow=["mcp__github"], deny=["mcp__github__delete_repo"], ask=["mcp__time__*"])
+    assert call(p, "mcp__github__list_issues").action == "allow"
+    assert call(p, "mcp__github__delete_repo").action == "deny"
+    assert call(p, "mcp__time__now").action == "ask"
+    d = call(p, "mcp__other__x")
+    assert d.action == "ask" and d.suggested_rule == "mcp__other__x", "an MCP tool asks by default"
+    for mode in ("acceptEdits", "plan"):
+        p.mode = mode
+        assert call(p, "mcp__other__x").action == "ask", mode
+    p.mode = "bypass"
+    assert call(p, "mcp__other__x").action == "allow"
+    assert call(p, "mcp__github__delete_repo").action == "deny", "deny rules hold in bypass"
 
 
 def test_prefix_rule_matches_whole_words() -> None:
@@ -131,7 +156,12 @@ def test_first_matching_rule_is_named(world: dict[str, Path]) -> None:
 def test_policy_files_are_protected_even_in_bypass(world: dict[str, Path]) -> None:
     p = make(world, "bypass", allow=["Edit"])
     d = p.decide(edit(world, ".codeloop/settings.json"))
-    assert d.action == "ask" and "permission rules" in d.reason
+    assert d.action == "ask" and "own configuration" in d.reason and d.confirm
+    for other in (".mcp.json", ".claude/settings.json", ".codeloop/agents/x.md", ".vscode/settings.json",
+                  ".git/hooks/pre-commit", ".git/config"):
+        d = p.decide(edit(world, other))
+        assert d.action == "ask" and d.confirm, other
+    assert not p.decide(edit(world, "src/app.py")).confirm
     d = p.decide(PermissionRequest("Bash", "echo '{}' > .codeloop/settings.local.json", world["root"]))
     assert d.action == "ask"
     d = p.decide(PermissionRequest("Bash", "rm .codeloop/settings.json", world["root"]))
@@ -166,14 +196,15 @@ def test_reads_and_the_secrets_default(world: dict[str, Path]) -> None:
 
 def test_tool_visibility_and_mode_text(world: dict[str, Path]) -> None:
     p = make(world, "plan")
-    assert p.tool_visible("read_file", True)
-    assert not p.tool_visible("edit_file", False)
-    assert not p.tool_visible("write_file", False)
-    assert p.tool_visible("bash", False)  # the shell stays: it runs read-only commands
+    assert p.tool_visible("Read", True)
+    assert not p.tool_visible("Edit", False)
+    assert not p.tool_visible("Write", False)
+    assert not p.tool_visible("Tool", False) and p.tool_visible("Tool", True)
+    assert p.tool_visible("Bash", False)  # a shell-like tool stays: it runs read-only commands
     note = p.describe_mode()
     assert note and "plan" in note.lower() and "read-only" in note
     p.mode = "ask"
-    assert p.tool_visible("edit_file", False) and p.describe_mode() is None
+    assert p.tool_visible("Edit", False) and p.describe_mode() is None
     p.mode = "nonsense"  # type: ignore[assignment]
     assert p.mode == "ask"
 

@@ -7,9 +7,12 @@ import os
 from pathlib import Path
 from typing import Any
 
-from codeloop.agent.ports import NoDocuments
+from codeloop.core.ports import NoDocuments
 from codeloop.edits.disk import DiskChangeApplier
-from codeloop.tools import ProcessManager, ToolContext, ToolResult, Workspace, default_registry
+from codeloop.tools.base import ToolContext, ToolResult
+from codeloop.tools.builtin import builtin_registry as default_registry
+from codeloop.tools.processes import ProcessManager
+from codeloop.tools.workspace import Workspace
 
 REGISTRY = default_registry()
 

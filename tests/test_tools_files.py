@@ -8,10 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from codeloop.agent.ports import NoDocuments, OpenDocument
+from codeloop.core.ports import NoDocuments, OpenDocument
 from codeloop.edits.change import ChangeSet, FileChange
 from codeloop.edits.disk import DiskChangeApplier
-from codeloop.tools import ProcessManager, ToolContext, Workspace
+from codeloop.tools.base import ToolContext
+from codeloop.tools.processes import ProcessManager
+from codeloop.tools.workspace import Workspace
 from test_tools_common import call, make_ctx
 
 

@@ -11,7 +11,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from codeloop.tools import PathOutsideWorkspace, ToolResult, Workspace, default_registry
+from codeloop.tools.base import ToolResult
+from codeloop.tools.builtin import builtin_registry as default_registry
+from codeloop.tools.workspace import PathOutsideWorkspace, Workspace
 from test_tools_common import REGISTRY, call, make_ctx
 
 SEGMENTS = ["..", ".", "a", "b", "/", "", "out", "in", "loop", "deep", "~", "a/..", "..."]
@@ -149,7 +151,7 @@ def test_registry_and_schemas() -> None:
         "run_command", "read_command_output", "start_process", "list_processes",
         "read_process_logs", "kill_process", "get_diagnostics",
     }
-    ro = set(default_registry(read_only=True).names())
+    ro = {t.name for t in default_registry().all() if t.read_only}
     assert ro == {"read_file", "grep", "glob", "list_dir", "read_command_output", "list_processes", "read_process_logs", "get_diagnostics"}
     for schema in default_registry().schemas():
         fn = schema["function"]

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from codeloop.agent.ports import NoDocuments, OpenDocument
-from codeloop.tools import search
+from codeloop.core.ports import NoDocuments, OpenDocument
+import codeloop.tools.search as search
 from test_tools_common import call, make_ctx
 
 

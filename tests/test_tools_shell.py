@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from codeloop.tools import ProcessManager
+from codeloop.tools.processes import ProcessManager
 from test_tools_common import call, live_members, make_ctx
 
 

@@ -1,3 +1,3 @@
-from codeloop.cli import main
+from codeloop.main import main
 
 raise SystemExit(main())

@@ -57,6 +57,11 @@ class Settings(BaseModel):
         data["apiKey"] = "***" if self.api_key else None
         return data
 
+    def secrets(self) -> list[str]:
+        """Values the session store scrubs from what it writes."""
+        key = self.api_key.get_secret_value() if self.api_key else ""
+        return [key] if key else []
+
     def key(self) -> str:
         """The API key to send. Local servers (Ollama, vLLM) accept any string."""
         if self.api_key is not None and self.api_key.get_secret_value():

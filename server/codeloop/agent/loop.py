@@ -10,7 +10,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
-from codeloop.agent.events import (
+from codeloop.core.events import (
     ErrorEvent,
     Event,
     Notice,
@@ -21,13 +21,16 @@ from codeloop.agent.events import (
     Usage,
 )
 from codeloop.agent.model import Completion, ModelClient, ModelError, ToolCallRequest
-from codeloop.agent.ports import ApprovalRequest, Approver, EventSink, MessageLog
-from codeloop.policy.types import Decision, PermissionRequest
-from codeloop.tools.base import Tool, ToolContext, ToolInput, ToolRegistry, ToolResult
+from codeloop.core.ports import ApprovalRequest, Approver, EventSink, MessageLog
+from codeloop.policy.types import Decision, Kind, PermissionRequest
+from codeloop.tools.base import BaseTool, ToolContext, ToolResult, first_line
+from codeloop.tools.registry import ToolRegistry
 
 log = logging.getLogger(__name__)
 
 CANCELLED_RESULT = "Cancelled: the user stopped this turn before the tool finished."
+CANCELLED_SUMMARY = "stopped by you"
+IMAGES_NOTE = "The images the tool calls above returned:"
 
 
 class Policy(Protocol):
@@ -37,15 +40,9 @@ class Policy(Protocol):
 
     def remember(self, req: PermissionRequest) -> list[str]: ...
 
-    def tool_visible(self, tool_name: str, read_only: bool) -> bool: ...
+    def tool_visible(self, kind: Kind | None, read_only: bool) -> bool: ...
 
     def describe_mode(self) -> str | None: ...
-
-
-class UsageMeter(Protocol):
-    """Turns the API's usage into a cost (codeloop.context.cost)."""
-
-    def add(self, usage: dict[str, int], model: str) -> Any: ...
 
 
 @dataclass
@@ -56,8 +53,8 @@ class AgentHooks:
     system_prompt: Callable[[], Awaitable[str]] | None = None
     # Called before each model call; may compact ``agent.messages`` in place.
     before_model_call: Callable[["Agent"], Awaitable[None]] | None = None
-    # Called after each tool result: may shrink it to the output budget.
-    fit_tool_result: Callable[[str, str, ToolInput | None], str] | None = None
+    # Called after each successful tool result: may shrink it to the output budget.
+    fit_tool_result: Callable[[BaseTool, Any, str], str] | None = None
     # Prices the usage of each request; returns USD or None.
     price: Callable[[dict[str, int], str], float | None] | None = None
     # What each request sends of the history (e.g. old large tool results elided);
@@ -84,8 +81,8 @@ class TurnTotals:
 @dataclass
 class _Call:
     request: ToolCallRequest
-    tool: Tool[Any] | None = None
-    args: ToolInput | None = None
+    tool: BaseTool | None = None
+    args: Any = None
     early: ToolResult | None = None  # an error found while parsing
     result: ToolResult | None = None
 
@@ -135,14 +132,11 @@ class Agent:
         except Exception:
             log.exception("event sink failed on %s", event.type)
 
+    def visible(self, tool: BaseTool) -> bool:
+        return self.policy is None or self.policy.tool_visible(tool.kind, tool.read_only)
+
     def tool_schemas(self) -> list[dict[str, Any]]:
-        out = []
-        for name in self.tools.names():
-            tool = self.tools.get(name)
-            assert tool is not None
-            if self.policy is None or self.policy.tool_visible(tool.name, tool.read_only):
-                out.append(tool.schema())
-        return out
+        return self.tools.schemas(self.visible)
 
     async def request_messages(self, pending: list[dict[str, Any]] | None = None) -> list[dict[str, Any]]:
         system = await self.hooks.system_prompt() if self.hooks.system_prompt else None
@@ -171,11 +165,11 @@ class Agent:
                 streamed: list[str] = []
 
                 def on_text(delta: str) -> None:
-                    streamed.append(delta)
+                    streamed.append(delta)  # noqa: B023 - called within this step only
                     self.emit(TextDelta(delta))
 
                 def on_retry(event: Any) -> None:
-                    streamed.clear()
+                    streamed.clear()  # noqa: B023 - called within this step only
                     self.emit(event)
 
                 try:
@@ -268,45 +262,71 @@ class Agent:
                     await self._run_one(c)
         finally:
             # Every tool call gets a result, in the calls' order, even when cancelled.
+            images: list[dict[str, Any]] = []
             for c in calls:
                 result = c.result or ToolResult(False, CANCELLED_RESULT)
                 self._commit({"role": "tool", "tool_call_id": c.request.id, "content": result.text})
+                images += [{"type": "image_url", "image_url": {"url": i.data_url()}} for i in result.images]
+            if images:
+                # Tool messages carry text only (OpenAI's API): images follow as a user message.
+                self._commit({"role": "user", "content": [{"type": "text", "text": IMAGES_NOTE}, *images]})
 
     async def _run_one(self, call: _Call) -> None:
         req = call.request
         tool, args = call.tool, call.args
-        summary = tool.summary(args) if tool is not None and args is not None else ""
+        summary = ""
+        if tool is not None and args is not None:
+            try:
+                summary = tool.summary(args)
+            except Exception:  # a summary must never break a turn
+                log.exception("summary of %s failed", tool.name)
         try:
             arguments = json.loads(req.arguments) if req.arguments.strip() else {}
             if not isinstance(arguments, dict):
                 arguments = {"_raw": req.arguments}
         except json.JSONDecodeError:
             arguments = {"_raw": req.arguments[:500]}
-        self.emit(ToolCallStarted(req.id, req.name, summary, arguments))
+        self.emit(ToolCallStarted(req.id, req.name, summary, arguments, tool.origin if tool is not None else ""))
         try:
             if call.early is not None:
                 result = call.early
             else:
                 assert tool is not None and args is not None
                 result = await self._guarded(tool, args, req.id)
-            if self.hooks.fit_tool_result is not None and result.ok:
-                result = ToolResult(result.ok, self.hooks.fit_tool_result(req.name, result.text, args))
+            if self.hooks.fit_tool_result is not None and result.ok and tool is not None:
+                result = ToolResult(result.ok, self.hooks.fit_tool_result(tool, args, result.text), result.images)
         except asyncio.CancelledError:
-            self.emit(ToolCallFinished(req.id, req.name, False, "cancelled", CANCELLED_RESULT))
+            self.emit(ToolCallFinished(req.id, req.name, False, CANCELLED_SUMMARY, CANCELLED_RESULT, "cancelled"))
             raise
         call.result = result
-        self.emit(ToolCallFinished(req.id, req.name, result.ok, _short(result.text), result.text))
+        self.emit(
+            ToolCallFinished(req.id, req.name, result.ok, self._outcome(call, result), result.text,
+                             "ok" if result.ok else "error")
+        )
 
-    async def _guarded(self, tool: Tool[Any], args: ToolInput, call_id: str) -> ToolResult:
+    def _outcome(self, call: _Call, result: ToolResult) -> str:
+        if call.tool is None or call.args is None:
+            return first_line(result.text)
+        try:
+            return call.tool.outcome(call.args, result)
+        except Exception:  # a summary must never break a turn
+            log.exception("outcome summary of %s failed", call.tool.name)
+            return first_line(result.text)
+
+    async def _guarded(self, tool: BaseTool, args: Any, call_id: str) -> ToolResult:
         """Apply the permission policy, then run the tool."""
         ctx = replace(self.context, call_id=call_id, review_edits=True)
-        if self.policy is not None and not self.policy.tool_visible(tool.name, tool.read_only):
-            note = self.policy.describe_mode() or ""
+        if not self.visible(tool):
+            note = (self.policy.describe_mode() if self.policy is not None else None) or ""
             return ToolResult(
                 False,
                 f"Error: {tool.name} is not available in the current mode. {note}".strip(),
             )
-        request = tool.permission(args, ctx)
+        try:
+            request = tool.permission(args, ctx)
+        except Exception as e:  # a tool's bug (or a path it cannot handle) refuses the call
+            log.exception("permission check of %s failed", tool.name)
+            return ToolResult(False, f"Error: {tool.name} could not check this call: {type(e).__name__}: {e}")
         if request is None or self.policy is None:
             if request is not None and request.kind in ("Bash",):
                 # No policy engine: ask for every command.
@@ -324,9 +344,12 @@ class Agent:
         if decision.action == "deny":
             why = decision.reason + (f" (rule {decision.rule})" if decision.rule else "")
             return ToolResult(False, f"Permission denied: {why}. Do not retry this; choose another way or ask the user.")
-        if request.kind in ("Edit", "Write"):
+        if request.kind in ("Edit", "Write") and not decision.confirm:
+            # Edits are asked by their review (the diff), not by an approval.
             ctx.review_edits = decision.action == "ask"
         elif decision.action == "ask":
+            # decision.confirm: the user answers this very call whatever the mode, and the
+            # edit is reviewed too (no applier may land it unseen).
             denied = await self._ask(request, decision, call_id)
             if denied is not None:
                 return denied
@@ -354,18 +377,6 @@ class Agent:
             except Exception as e:
                 self.emit(Notice(f"Could not save the rule: {e}", "warning"))
         return None
-
-
-def _short(text: str, width: int = 160) -> str:
-    lines = [ln for ln in text.strip().splitlines() if ln.strip()]
-    if not lines:
-        return "(no output)"
-    first = lines[0]
-    if len(first) > width:
-        first = first[: width - 1] + "…"
-    if len(lines) > 1:
-        first += f" (+{len(lines) - 1} lines)"
-    return first
 
 
 __all__ = ["Agent", "AgentHooks", "Policy", "TurnTotals"]

@@ -17,7 +17,7 @@ from typing import Any
 import openai
 from openai import AsyncOpenAI
 
-from codeloop.agent.events import Retry
+from codeloop.core.events import Retry
 from codeloop.config import Settings
 
 log = logging.getLogger(__name__)

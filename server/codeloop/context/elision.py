@@ -12,8 +12,8 @@ model is sent is a view of it:
 - and while all the old results sent verbatim fit in ``cap`` tokens (newest first);
 - everything else is replaced by a one-line note that says what the result was and
   exactly how to get it again (``Stub``, supplied by the caller, who knows the
-  tools). Large arguments of old write calls (a whole file's new content) are
-  shortened the same way.
+  tools). Large arguments of old write calls (a whole file's new content; each
+  tool names them) are shortened the same way.
 
 A result, once elided, stays elided (``already``), so a request's prefix changes
 only where something new was elided, which keeps providers' prompt caches useful.
@@ -22,6 +22,7 @@ The view depends only on the messages, the numbers and ``already``.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
@@ -34,12 +35,10 @@ from codeloop.context.tokens import count_tokens
 MIN_ELIDE_CHARS = 1_000
 # Items of the latest KEEP_STEPS model steps always go verbatim.
 KEEP_STEPS = 2
-# Arguments of these tools that may be large and can be read back from the file.
-LARGE_ARGUMENTS = {
-    "write_file": ("content",),
-    "edit_file": ("new_string", "old_string"),
-    "apply_patch": ("patch",),
-}
+# What an image part costs, in tokens, for the size x age rule (providers bill roughly
+# 85-1,500 per image, by size and detail).
+IMAGE_TOKENS = 1_000
+IMAGE_NOTE = "[an image was shown here; it was elided from this old message to keep the context small]"
 
 
 @dataclass(frozen=True)
@@ -55,6 +54,9 @@ class Elided:
 
 # (tool name, parsed arguments, the result's text) -> the note sent instead
 Stub = Callable[[str, dict[str, Any], str], str]
+# tool name -> the arguments of its calls that may be large and can be read back from
+# the files (each tool says: ``BaseTool.large_arguments``)
+LargeArguments = Callable[[str], tuple[str, ...]]
 
 
 @dataclass
@@ -72,6 +74,7 @@ def elide(
     already: Collection[str] = (),
     min_chars: int = MIN_ELIDE_CHARS,
     count: Callable[[str], int] = count_tokens,
+    large_arguments: LargeArguments = lambda _name: (),
 ) -> View:
     """The view of ``messages`` to send (the list itself is not changed).
 
@@ -88,14 +91,14 @@ def elide(
     used = 0
     steps = 0  # assistant messages with tool calls seen so far (walking back)
 
-    def keep(key: str, text: str, age: int) -> bool:
+    def keep(key: str, text: str, age: int, tokens: int | None = None) -> bool:
         """``age``: 1 for the latest step's items, 2 for the step before, ..."""
         nonlocal used
-        if len(text) < min_chars or age <= KEEP_STEPS:
+        if (tokens is None and len(text) < min_chars) or age <= KEEP_STEPS:
             return True
         if key in already:
             return False
-        tokens = count(text)
+        tokens = count(text) if tokens is None else tokens
         if tokens * age <= allowance and used + tokens <= cap:
             used += tokens
             return True
@@ -114,13 +117,27 @@ def elide(
             args = _args(raw_args)
             out[i] = {**m, "content": stub(name, args, text)}
             elided.append(Elided(call_id, name, args, text))
+        elif role == "user" and isinstance(m.get("content"), list):
+            parts, changed = [], False
+            for part in m["content"]:
+                url = (part.get("image_url") or {}).get("url") if isinstance(part, dict) else None
+                if isinstance(url, str):
+                    key = "img:" + hashlib.sha1(url.encode("ascii", "replace")).hexdigest()[:16]
+                    if not keep(key, url, steps + 1, IMAGE_TOKENS):
+                        parts.append({"type": "text", "text": IMAGE_NOTE})
+                        elided.append(Elided(key, "", {}, url))
+                        changed = True
+                        continue
+                parts.append(part)
+            if changed:
+                out[i] = {**m, "content": parts}
         elif role == "assistant" and m.get("tool_calls"):
             steps += 1
             new_calls, changed = [], False
             for c in m["tool_calls"]:
                 fn = c.get("function") or {}
                 raw = fn.get("arguments") or ""
-                keys = LARGE_ARGUMENTS.get(fn.get("name", ""))
+                keys = large_arguments(fn.get("name", ""))
                 call_id = c.get("id", "")
                 if keys and isinstance(raw, str) and not keep(key_of(call_id, True), raw, steps):
                     shrunk = _shrink_arguments(raw, keys, min_chars)

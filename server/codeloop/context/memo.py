@@ -1,11 +1,11 @@
 """The read memo: re-reads of text the model already holds cost a line, not the file.
 
-Implements ``codeloop.tools.base.ReadMemo``. ``offset`` is the 1-based first line
+Implements ``codeloop.core.ports.ReadMemo``. ``offset`` is the 1-based first line
 (0 or less means 1) and ``limit`` the number of lines (0 or less: to the end),
-as read_file takes them.
+as the reading tool takes them.
 
 - A re-read of a range whose lines are the same as when the model read them gives
-  a short note (with how to get the text again: read_file with ``"fresh": true``).
+  a short note (with how to get the text again, in the words the tool passes as ``again``).
 - A re-read after an edit gives a unified diff (with line numbers) of what changed
   in the range, when that diff is small next to the range; otherwise None, and the
   tool sends the range in full.
@@ -32,7 +32,8 @@ CONTEXT_LINES = 2
 # Above this (changed old lines x changed new lines) the middle is not diffed.
 MAX_DIFF_WORK = 4_000_000
 
-FRESH_HINT = 'to get this text again anyway, call read_file with "fresh": true'
+# How the model gets a range again in full; the tool that reads passes its own words.
+AGAIN = "to get this text again anyway, read it again asking for it fresh"
 OTHER_HINT = "To see other lines, ask with a different offset/limit; "
 
 
@@ -53,7 +54,7 @@ class FileReadMemo:
 
     # -- the ReadMemo protocol -------------------------------------------------
 
-    def recall(self, path: Path, text: str, offset: int, limit: int) -> str | None:
+    def recall(self, path: Path, text: str, offset: int, limit: int, again: str = AGAIN) -> str | None:
         memo = self._files.get(path)
         if memo is None:
             return None
@@ -70,14 +71,14 @@ class FileReadMemo:
                 return None
             return (
                 f"(unchanged since your read at {_steps(steps)}: lines {first}-{last} of {shown}; "
-                f"that text is above in this conversation. {OTHER_HINT}{FRESH_HINT}.)"
+                f"that text is above in this conversation. {OTHER_HINT}{again}.)"
             )
 
         opcodes = _opcodes(memo.lines, lines)
         # Every new line in the range must be either known to the model (an equal
         # line it has seen) or carried by the diff.
         old_of_new: dict[int, int] = {}
-        for tag, i1, i2, j1, j2 in opcodes:
+        for tag, i1, _i2, j1, j2 in opcodes:
             if tag == "equal":
                 for k in range(j2 - j1):
                     old_of_new[j1 + k + 1] = i1 + k + 1
@@ -103,12 +104,12 @@ class FileReadMemo:
                 return (
                     f"(unchanged since your read at {_steps(steps)}: lines {first}-{last} of {shown}; "
                     f"that text is above in this conversation (other parts of the file changed). "
-                    f"{OTHER_HINT}{FRESH_HINT}.)"
+                    f"{OTHER_HINT}{again}.)"
                 )
             return (
                 f"(unchanged since your read at {_steps(steps)}: lines {first}-{last} of {shown} hold the text "
                 f"you read as lines {olds[0]}-{olds[-1]}; edits above it moved it by {first - olds[0]:+d} lines. "
-                f"{OTHER_HINT}{FRESH_HINT}.)"
+                f"{OTHER_HINT}{again}.)"
             )
 
         budget = max(MIN_DIFF_LINES, int(DIFF_LINE_SHARE * len(rng)))
@@ -127,7 +128,7 @@ class FileReadMemo:
         return (
             f"(lines {first}-{last} of {shown} changed since your read at {_steps(steps or [step])}; "
             f"the rest of the range is as you read it. What changed:)\n{diff}\n"
-            f"(To get the whole range again, call read_file with \"fresh\": true.)"
+            f"({again[0].upper()}{again[1:]}.)"
         )
 
     def remember(self, path: Path, text: str, offset: int, limit: int) -> None:

@@ -38,16 +38,12 @@ change code, run commands and report back, in the user's editor or terminal.
 # How you work
 - Understand before you change: find the relevant code (search, list, read) and read a file \
 before you edit it. Never guess at the contents of a file you have not read in this conversation.
-- Change existing files with edit_file (small, exact replacements) or apply_patch (several \
-hunks at once). Use write_file only for new files or when you truly replace a whole file.
 - Keep changes focused on what was asked. Follow the project's conventions, style and the \
 instructions in its memory files (AGENTS.md, CLAUDE.md) shown below.
 - Verify your work by running it: the tests, the build, a linter or the program itself. \
 Read the output; if something fails, fix it and run again.
 - Never claim that something works, passes or is fixed unless you ran it and saw it. If you \
 could not verify, say so plainly.
-- Prefer dedicated tools over shell equivalents: read_file over cat, grep/glob/list_dir over \
-shell searches. Start long-running programs (servers, watchers) with start_process, not run_command.
 - Do not undo or overwrite changes you did not make, and ask before destructive actions \
 (deleting files, resetting history, force pushes) the user did not ask for.
 - A tool result may say that a read is unchanged since an earlier step or show only a diff: \
@@ -65,6 +61,7 @@ the text is already in the conversation. Do not re-read files without a reason.
 @dataclass(frozen=True, slots=True)
 class EditorContext:
     open_files: list[str] = field(default_factory=list)
+    active_file: str | None = None  # the file in the focused editor
     selection: str | None = None
     selection_path: str | None = None
     diagnostics_summary: str | None = None
@@ -126,9 +123,14 @@ class _Candidate:
 
 
 class PromptBuilder:
-    def __init__(self, root: Path, budget_tokens: int = 6000) -> None:
+    def __init__(self, root: Path, budget_tokens: int = 6000, guidance: list[str] | None = None) -> None:
+        """``guidance``: one line per tool that has advice for the model (the tools' own
+        words); it joins the static part, so it stays the same for the whole session."""
         self.root = Path(root).resolve()
         self.budget_tokens = budget_tokens
+        self.static = STATIC_PROMPT
+        if guidance:
+            self.static += "\n# Tools\n" + "".join(f"- {g}\n" for g in guidance)
         self._touched_dirs: list[Path] = []  # first-touched order, deduplicated
 
     def touch(self, path: Path) -> None:
@@ -165,10 +167,13 @@ class PromptBuilder:
                 cands.append(
                     _Candidate("diagnostics", f"# Diagnostics in the editor\n{editor.diagnostics_summary.strip()}\n", 40, 302)
                 )
-            if editor.open_files:
+            if editor.open_files or editor.active_file:
                 files = editor.open_files[:OPEN_FILES_MAX]
                 more = len(editor.open_files) - len(files)
-                body = "\n".join(f"- {f}" for f in files) + (f"\n- ... and {more} more" if more else "")
+                lines = [f"- {f}" + (" (the active editor)" if f == editor.active_file else "") for f in files]
+                if editor.active_file and editor.active_file not in files:
+                    lines.insert(0, f"- {editor.active_file} (the active editor)")
+                body = "\n".join(lines) + (f"\n- ... and {more} more" if more else "")
                 cands.append(_Candidate("open files", f"# Files open in the editor\n{body}\n", 20, 300))
         if mode_note:
             cands.append(_Candidate("mode", f"# Permission mode\n{mode_note.strip()}\n", 95, 400))
@@ -176,16 +181,16 @@ class PromptBuilder:
         parts = self._fit(cands)
         included = [p for _, p in sorted(parts, key=lambda cp: cp[0].order) if p.included]
         left_out = [p for _, p in parts if not p.included or p.note]
-        sections = [STATIC_PROMPT, "# Context (this session, now)\n"] + [p.text for p in included]
+        sections = [self.static, "# Context (this session, now)\n"] + [p.text for p in included]
         if left_out:
             names = "; ".join(f"{p.name} ({p.note})" for p in left_out)
             note = (
-                f"# Left out to save context\n{names}. Use your tools (read_file, grep, run_command) "
+                f"# Left out to save context\n{names}. Use your tools (read, search, run) "
                 f"if you need what was left out.\n"
             )
             sections.append(note)
         text = "\n".join(s.rstrip("\n") + "\n" for s in sections)
-        static = PromptPart("static instructions", STATIC_PROMPT, count_tokens(STATIC_PROMPT), True, "cached prefix")
+        static = PromptPart("static instructions", self.static, count_tokens(self.static), True, "cached prefix")
         ordered = [static] + [p for _, p in sorted(parts, key=lambda cp: cp[0].order)]
         return AssembledPrompt(text=text, parts=ordered, budget_tokens=self.budget_tokens)
 
@@ -315,11 +320,9 @@ def _truncate(text: str, max_tokens: int) -> str:
     total = count_tokens(text)
     if total <= max_tokens:
         return text
-    lo, hi = 0, len(text)
     guess = int(len(text) * max_tokens / total)
     # Shrink the proportional guess until it fits, then back up to a line end.
     while guess > 0 and count_tokens(text[:guess]) > max_tokens:
-        hi = guess
         guess = int(guess * 0.9)
     lo = guess
     head = text[:lo]

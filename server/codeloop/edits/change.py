@@ -26,7 +26,7 @@ class FileChange:
 
 @dataclass(frozen=True, slots=True)
 class ChangeSet:
-    tool: str  # the tool that made it: write_file, edit_file, apply_patch
+    tool: str  # the name of the tool that made it
     changes: tuple[FileChange, ...]
     review: bool = True  # False: the policy allows applying without asking
     call_id: str = ""

@@ -169,7 +169,7 @@ def _myers(
         k = x - y
 
         def at(kk: int) -> int:
-            return snap[kk + d + 1]
+            return snap[kk + d + 1]  # noqa: B023 - used within this iteration only
 
         if k == -d or (k != d and at(k - 1) < at(k + 1)):
             pk = k + 1

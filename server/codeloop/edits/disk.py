@@ -271,3 +271,26 @@ def fsync_dir(directory: Path) -> None:
         pass
     finally:
         os.close(fd)
+
+
+# What codeloop keeps under a workspace's .codeloop/ that must never be committed.
+CODELOOP_IGNORED = ("settings.local.json", "sessions/", "checkpoints/", "mcp-logs/")
+
+
+def ensure_codeloop_gitignore(root: Path, extra: tuple[str, ...] = ()) -> None:
+    """Make ``<root>/.codeloop/.gitignore`` list what codeloop keeps there (and ``extra``),
+    keeping whatever else the file says. Written atomically; best effort."""
+    path = Path(root) / ".codeloop" / ".gitignore"
+    try:
+        existing = path.read_text(encoding="utf-8") if path.exists() else ""
+    except (OSError, UnicodeDecodeError):
+        return
+    have = {line.strip() for line in existing.splitlines()}
+    missing = [line for line in (*CODELOOP_IGNORED, *extra) if line not in have and "/" + line not in have]
+    if not missing:
+        return
+    sep = "" if not existing or existing.endswith("\n") else "\n"
+    try:
+        write_atomic(path, existing + sep + "\n".join(missing) + "\n")
+    except OSError as e:
+        log.warning("could not update %s: %s", path, e)

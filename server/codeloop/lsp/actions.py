@@ -19,7 +19,7 @@ from codeloop.lsp import methods as M
 from codeloop.lsp.documents import uri_to_path
 from codeloop.services import quickfix
 from codeloop.services.proposals import ProposalService
-from codeloop.services.sessions import TurnContext
+from codeloop.runtime.turns import TurnContext
 
 if TYPE_CHECKING:
     from pygls.lsp.server import LanguageServer

@@ -20,12 +20,13 @@ from pygls.protocol import JsonRPCNotification, JsonRPCRequestMessage, JsonRPCRe
 
 from codeloop import __version__
 from codeloop.agent.model import shared_ssl_context
-from codeloop.config import Settings, build_settings, env_overrides
+from codeloop.config import Settings
+from codeloop.runtime.settings import load_settings
 from codeloop.lsp.client import ClientFeatures, LspClient
 from codeloop.lsp.documents import EditorDocuments, uri_to_path
 from codeloop.services.diagnostics import DiagnosticsService
 from codeloop.services.proposals import ProposalService
-from codeloop.services.sessions import SessionService
+from codeloop.runtime.turns import SessionService
 from codeloop.tools.workspace import Workspace
 
 log = logging.getLogger("codeloop.lsp")
@@ -58,7 +59,7 @@ class App:
         self.root = _root_of(params)
         opts = params.initialization_options if isinstance(params.initialization_options, dict) else {}
         self.user_settings = _settings_section(opts.get("settings", opts))
-        self.settings, problems = build_settings(env_overrides(), self.user_settings)
+        self.settings, problems = load_settings(self.root, self.user_settings)
         self.documents = EditorDocuments(self.server.workspace)
         self.client = LspClient(self.server, self.documents)
         self.client.features = ClientFeatures.from_capabilities(params.capabilities)
@@ -82,7 +83,7 @@ class App:
         if not section:
             return []
         self.user_settings = {**self.user_settings, **section}
-        settings, problems = build_settings(env_overrides(), self.user_settings)
+        settings, problems = load_settings(self.root, self.user_settings)
         self.settings = settings
         if self.sessions is not None:
             self.sessions.update_settings(settings)

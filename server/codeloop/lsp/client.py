@@ -17,7 +17,7 @@ from typing import Any
 from lsprotocol import types as lsp
 from pygls.lsp.server import LanguageServer
 
-from codeloop.agent.events import (
+from codeloop.core.events import (
     ErrorEvent,
     Event,
     Notice,
@@ -27,7 +27,7 @@ from codeloop.agent.events import (
     ToolCallStarted,
     TurnEnd,
 )
-from codeloop.agent.ports import ApprovalDecision, ApprovalRequest, DiagnosticInfo
+from codeloop.core.ports import ApprovalDecision, ApprovalRequest, DiagnosticInfo
 from codeloop.edits.textedits import TextEdit
 from codeloop.lsp import methods as M
 from codeloop.lsp.documents import EditorDocuments, uri_to_path

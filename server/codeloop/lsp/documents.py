@@ -14,7 +14,7 @@ from pathlib import Path
 from pygls.uris import from_fs_path, to_fs_path
 from pygls.workspace import Workspace as PyglsWorkspace
 
-from codeloop.agent.ports import OpenDocument
+from codeloop.core.ports import OpenDocument
 
 log = logging.getLogger(__name__)
 

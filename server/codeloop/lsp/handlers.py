@@ -15,10 +15,11 @@ from pygls.exceptions import JsonRpcException, JsonRpcInvalidParams
 from pygls.lsp.server import LanguageServer
 
 from codeloop.lsp import methods as M
+from codeloop.policy.engine import BYPASS_WARNING
 from codeloop.lsp.app import App
 from codeloop.lsp.documents import uri_to_path
 from codeloop.lsp import actions
-from codeloop.services.sessions import TurnBusy, TurnContext, UnknownSession
+from codeloop.runtime.turns import TurnBusy, TurnContext, UnknownSession
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +72,7 @@ def register(server: LanguageServer, app: App) -> None:
         show(getattr(app, "pending_problems", []))
         app.pending_problems = []
         if app.settings.mode == "bypass":
-            show(["bypass mode is on: edits and commands run without asking (catastrophic commands are still refused)."])
+            show([BYPASS_WARNING])
 
     @server.feature(lsp.SHUTDOWN)
     async def shutdown(params: Any) -> None:
@@ -82,7 +83,7 @@ def register(server: LanguageServer, app: App) -> None:
         before = app.settings.mode
         show(app.change_settings(params.settings))
         if app.settings.mode == "bypass" and before != "bypass":
-            show(["bypass mode is on: edits and commands run without asking (catastrophic commands are still refused)."])
+            show([BYPASS_WARNING])
 
     # -- documents (pygls keeps the text; we track disk state) ----------------------
 

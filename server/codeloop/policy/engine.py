@@ -29,7 +29,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from codeloop.edits.disk import write_atomic
+from codeloop.edits.disk import ensure_codeloop_gitignore, write_atomic
 from codeloop.policy.rules import RuleSet, command_rule_text, escape_glob
 from codeloop.policy.shell import BENIGN_WRAPPERS, Part, analyze, base_name, is_secret_path, unwrap, unwrap_one
 from codeloop.policy.sources import Source, default_config_home, file_stamp, load_file, load_permissions
@@ -37,8 +37,16 @@ from codeloop.policy.types import MODES, Action, Decision, Mode, PermissionReque
 
 log = logging.getLogger(__name__)
 
-SHELL_TOOL_NAMES = {"bash", "shell", "run_command", "run_shell_command", "execute_command",
-                    "run_terminal_command", "terminal", "command"}
+BYPASS_WARNING = (
+    "bypass mode is on: edits and commands run without asking (catastrophic commands are still "
+    "refused, and changes to codeloop's own settings are still asked)."
+)
+# The agent's own configuration, relative to the workspace root: what decides its
+# permissions, runs commands on its behalf (hooks, MCP servers, check commands, editor
+# tasks) or defines its agents and commands. Changing any of it is asked in every mode.
+PROTECTED_FILES = (".mcp.json", ".vscode/settings.json", ".vscode/mcp.json", ".vscode/tasks.json",
+                   ".git/config")
+PROTECTED_DIRS = (".codeloop", ".claude", ".git/hooks")
 
 PLAN_NOTE = (
     "You are in plan mode: read-only. Explore the code with the read-only tools and "
@@ -65,6 +73,7 @@ class _Verdict:
     reason: str
     rule: str | None = None
     suggestions: list[str] = field(default_factory=list)  # rules "always allow" would add
+    confirm: bool = False  # the user must answer this very call, in every mode
 
 
 @dataclass
@@ -74,10 +83,11 @@ class _Eval:
     rule: str | None = None
     suggestions: list[str] = field(default_factory=list)
     catastrophic: bool = False
+    confirm: bool = False
 
     def decision(self) -> Decision:
         sugg = ", ".join(dict.fromkeys(self.suggestions)) if self.action == "ask" and self.suggestions else None
-        return Decision(self.action, self.reason, self.rule, sugg, self.catastrophic)
+        return Decision(self.action, self.reason, self.rule, sugg, self.catastrophic, self.action == "ask" and self.confirm)
 
 
 def _combine(verdicts: list[_Verdict], default_reason: str) -> _Eval:
@@ -98,7 +108,8 @@ def _combine(verdicts: list[_Verdict], default_reason: str) -> _Eval:
         for v in verdicts:
             if v.action == "ask":
                 suggestions.extend(v.suggestions)
-    return _Eval(action, reason, rule, list(dict.fromkeys(suggestions)))
+    confirm = any(v.confirm for v in chosen)
+    return _Eval(action, reason, rule, list(dict.fromkeys(suggestions)), confirm=confirm)
 
 
 class PermissionPolicy:
@@ -146,9 +157,24 @@ class PermissionPolicy:
     def _files(self) -> list[Path]:
         return [self.user_config_file, self.project_file, self.local_file]
 
-    def protected_paths(self) -> set[Path]:
-        """The policy's own files: writing them is always asked, even in bypass."""
-        return {Path(os.path.normpath(p)) for p in self._files()}
+    def is_protected(self, path: Path) -> bool:
+        """The agent's own configuration (settings, hooks, MCP servers, agents, the user's
+        codeloop folder): changing it is always asked, even in bypass, and the user must
+        answer that very change (``Decision.confirm``)."""
+        p = Path(os.path.normpath(path))
+        if p in {Path(os.path.normpath(f)) for f in self._files()}:
+            return True
+        for base in (self.config_home, self.home / ".claude"):
+            if p == base or base in p.parents:
+                return True
+        try:
+            rel = p.relative_to(self.root)
+        except ValueError:
+            return False
+        text = rel.as_posix()
+        if text in PROTECTED_FILES:
+            return True
+        return any(text == d or text.startswith(d + "/") for d in PROTECTED_DIRS)
 
     def set_user_settings(self, settings: dict | None) -> None:
         self._user_settings = settings
@@ -183,11 +209,12 @@ class PermissionPolicy:
 
     # -- the loop's API --------------------------------------------------------
 
-    def tool_visible(self, tool_name: str, read_only: bool) -> bool:
-        """False for mutating tools in plan mode (the shell tool stays: it runs read-only commands)."""
+    def tool_visible(self, kind: str | None, read_only: bool) -> bool:
+        """False for mutating tools in plan mode. Shell-like tools (kind "Bash") stay: they
+        run read-only commands there, each decided by the policy."""
         if self._mode != "plan" or read_only:
             return True
-        return tool_name.lower() in SHELL_TOOL_NAMES
+        return kind == "Bash"
 
     def describe_mode(self) -> str | None:
         return PLAN_NOTE if self._mode == "plan" else None
@@ -225,7 +252,25 @@ class PermissionPolicy:
             return self._read(req)
         if req.kind in ("Edit", "Write"):
             return self._edit(req)
+        if req.kind == "Tool":
+            return self._tool(req)
         return _Eval("ask", f"unknown permission kind {req.kind!r}")
+
+    # Tool: a call of a tool named by ``req.target`` (MCP tools: mcp__server__tool)
+    def _tool(self, req: PermissionRequest) -> _Eval:
+        name = req.target
+        r = self.rules.first_tool("deny", name)
+        if r:
+            return _Eval("deny", f"{name} is denied by a rule", r.text)
+        if self._mode == "bypass":
+            return _Eval("allow", "bypass mode")
+        r = self.rules.first_tool("ask", name)
+        if r:
+            return _Eval("ask", f"{name} needs approval (rule {r.text})", r.text, [name])
+        r = self.rules.first_tool("allow", name)
+        if r:
+            return _Eval("allow", f"allowed by rule {r.text}", r.text)
+        return _Eval("ask", f"{name} needs approval: no allow rule names it", None, [name])
 
     def _cwd(self, req: PermissionRequest) -> Path:
         cwd = Path(req.cwd) if req.cwd else self.root
@@ -295,7 +340,7 @@ class PermissionPolicy:
     def _edit(self, req: PermissionRequest) -> _Eval:
         paths = self._paths(req)
         v = self._write_verdict(req.kind, paths, how="editing", inside_default=True)
-        return _Eval(v.action, v.reason, v.rule, v.suggestions)
+        return _Eval(v.action, v.reason, v.rule, v.suggestions, confirm=v.confirm)
 
     def _write_verdict(self, kind: str, paths: list[Path], how: str, inside_default: bool,
                        code: str | None = None) -> _Verdict:
@@ -308,13 +353,13 @@ class PermissionPolicy:
             return _Verdict("deny", f"{how} {shown} is denied by a rule", r.text)
         if self._mode == "plan":
             return _Verdict("deny", f"{PLAN_DENY}: {how} {shown} is not allowed until the plan is accepted")
-        protected = self.protected_paths()
         inside = any(p == self.root or self.root in p.parents for p in paths)
-        if any(p in protected for p in paths):
+        if any(self.is_protected(p) for p in paths):
             r = self.rules.first_path("allow", kind, paths, self.root, explicit=True)
             if r:
                 return _Verdict("allow", f"allowed by rule {r.text}", r.text)
-            return _Verdict("ask", f"{shown} holds codeloop's permission rules: changing it always needs approval")
+            return _Verdict("ask", f"{shown} is part of codeloop's own configuration (permissions, hooks, "
+                                   "MCP servers): changing it always needs your answer", confirm=True)
         if self._mode == "bypass":
             return _Verdict("allow", "bypass mode")
         r = self.rules.first_path("ask", kind, paths, self.root)
@@ -487,7 +532,7 @@ class PermissionPolicy:
     def _append_local_rules(self, rules: list[str]) -> list[str]:
         path = self.local_file
         path.parent.mkdir(parents=True, exist_ok=True)
-        self._ensure_gitignore(path.parent)
+        ensure_codeloop_gitignore(self.root)
         data: dict = {}
         if path.exists():
             try:
@@ -517,21 +562,5 @@ class PermissionPolicy:
         write_atomic(path, json.dumps(data, indent=2, ensure_ascii=False) + "\n")
         return written
 
-    @staticmethod
-    def _ensure_gitignore(directory: Path) -> None:
-        gi = directory / ".gitignore"
-        wanted = ["settings.local.json", "sessions/"]
-        try:
-            existing = gi.read_text(encoding="utf-8").splitlines() if gi.exists() else []
-        except (OSError, UnicodeDecodeError):
-            return
-        missing = [w for w in wanted if w not in (line.strip() for line in existing)]
-        if not missing:
-            return
-        text = "\n".join(existing)
-        if text and not text.endswith("\n"):
-            text += "\n"
-        gi.write_text(text + "\n".join(missing) + "\n", encoding="utf-8")
 
-
-__all__ = ["PLAN_NOTE", "PermissionPolicy", "SHELL_TOOL_NAMES"]
+__all__ = ["BYPASS_WARNING", "PLAN_NOTE", "PermissionPolicy"]

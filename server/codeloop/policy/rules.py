@@ -14,6 +14,8 @@
   matches at any depth, ``./x`` anchors to the root); ``/abs/...`` and ``~/...`` are
   absolute (``//abs`` too, as in Claude Code). ``Edit`` and ``Write`` rules both cover
   both kinds: each changes a file.
+* ``mcp__server`` or ``mcp__server__*``: every tool of that MCP server;
+  ``mcp__server__tool``: one tool. They decide calls of kind "Tool".
 
 A rule applies to a *part* of a command (one simple command), never to the whole
 string, so ``Bash(npm test:*)`` does not allow ``npm test && rm -rf x``.
@@ -31,13 +33,14 @@ from typing import Iterable, Literal
 import pathspec
 
 KNOWN_TOOLS = ("Bash", "Read", "Edit", "Write")
+MCP_PREFIX = "mcp__"
 # Other agents' tool names that may sit in a shared settings file: inert, not errors.
 FOREIGN_TOOLS = {"WebFetch", "WebSearch", "Grep", "Glob", "LS", "NotebookEdit", "NotebookRead", "MultiEdit",
                  "Task", "TodoWrite", "Agent", "KillShell", "BashOutput", "SlashCommand", "Skill"}
 
 RuleClass = Literal["allow", "ask", "deny"]
 
-_RULE_RE = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_-]*)\s*(?:\((.*)\))?\s*$", re.DOTALL)
+_RULE_RE = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_-]*\*?)\s*(?:\((.*)\))?\s*$", re.DOTALL)
 
 
 class RuleError(ValueError):
@@ -100,8 +103,14 @@ def parse_rule(text: object, home: Path | None = None, source: str = "") -> Rule
     if not m:
         raise RuleError(f"cannot parse rule {text!r}: expected Tool or Tool(pattern)")
     tool, spec = m.group(1), m.group(2)
+    if tool.startswith(MCP_PREFIX):
+        if spec is not None and spec.strip() not in ("*", ""):
+            raise RuleError(f"rule {text!r}: MCP rules take no pattern; write mcp__server or mcp__server__tool")
+        if tool.rstrip("_") == "mcp" or tool.startswith(MCP_PREFIX + "_"):
+            raise RuleError(f"rule {text!r} names no MCP server; write mcp__server or mcp__server__tool")
+        return Rule(text, "Tool", tool, source)
     if tool not in KNOWN_TOOLS:
-        if tool in FOREIGN_TOOLS or tool.startswith("mcp__"):
+        if tool in FOREIGN_TOOLS:
             return None
         close = [k for k in KNOWN_TOOLS if k.lower() == tool.lower()]
         hint = f" (did you mean {close[0]}?)" if close else f" (known tools: {', '.join(KNOWN_TOOLS)})"
@@ -226,6 +235,18 @@ def match_path(rule: Rule, path: Path, root: Path) -> bool:
     return False
 
 
+def match_tool(rule: Rule, name: str) -> bool:
+    """Does a tool rule (``mcp__server``, ``mcp__server__*``, ``mcp__server__tool``) match a tool name?"""
+    if rule.tool != "Tool" or rule.spec is None:
+        return False
+    spec = rule.spec
+    if spec.endswith("__*"):
+        return name.startswith(spec[:-1])
+    if spec.count("__") == 1:  # mcp__server: the whole server
+        return name.startswith(spec + "__")
+    return name == spec
+
+
 def kind_covers(rule_tool: str, kind: str) -> bool:
     if rule_tool == kind:
         return True
@@ -260,6 +281,9 @@ class RuleSet:
                 return r
         return None
 
+    def first_tool(self, cls: RuleClass, name: str) -> Rule | None:
+        return next((r for r in self.of(cls) if match_tool(r, name)), None)
+
     def first_path(self, cls: RuleClass, kind: str, paths: list[Path], root: Path,
                    explicit: bool = False) -> Rule | None:
         for r in self.of(cls):
@@ -283,5 +307,5 @@ def _quote(word: str) -> str:
 
 __all__ = [
     "KNOWN_TOOLS", "Rule", "RuleError", "RuleSet", "command_rule_text", "escape_glob", "kind_covers",
-    "match_command", "match_path", "parse_rule",
+    "match_command", "match_path", "match_tool", "parse_rule",
 ]

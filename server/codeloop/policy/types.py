@@ -9,7 +9,9 @@ from typing import Literal
 Mode = Literal["ask", "acceptEdits", "plan", "bypass"]
 MODES: tuple[Mode, ...] = ("ask", "acceptEdits", "plan", "bypass")
 
-Kind = Literal["Bash", "Read", "Edit", "Write"]
+# "Tool": a call of a tool with no finer kind (an MCP server's tools); rules name it
+# (``mcp__server__tool``, ``mcp__server``).
+Kind = Literal["Bash", "Read", "Edit", "Write", "Tool"]
 Action = Literal["allow", "ask", "deny"]
 
 
@@ -28,3 +30,6 @@ class Decision:
     rule: str | None = None  # the rule that decided, if any
     suggested_rule: str | None = None  # a precise rule "always allow" would add
     catastrophic: bool = False  # refused in every mode, whatever the rules say
+    # The user must see and answer this one call, in every mode (the agent's own
+    # permission and configuration files): no "apply without asking" may stand in.
+    confirm: bool = False

@@ -41,7 +41,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from codeloop.agent.ports import DiagnosticInfo, Documents
+from codeloop.core.ports import DiagnosticInfo, Documents
 from codeloop.edits.diff import compute_hunks
 
 log = logging.getLogger(__name__)

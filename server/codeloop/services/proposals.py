@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, Protocol
 
-from codeloop.agent.ports import Documents
+from codeloop.core.ports import Documents
 from codeloop.edits.change import ChangeOutcome, ChangeSet, FileChange, FileOutcome
 from codeloop.edits.disk import write_atomic
 from codeloop.edits.diff import Hunk, apply_hunks, compute_hunks, diff_stats, hunk_diffs, unified_diff

@@ -87,7 +87,7 @@ def fix_prompt(path: str, language: str, text: str, span: Span, message: str, so
         f"Fix this diagnostic in {path} ({language or 'plain text'}) at {where}{origin}:\n\n"
         f"    {message}\n\n"
         f"{shown}\n\n"
-        "Make the smallest correct change with edit_file (read more of the file first if you need "
+        "Make the smallest correct change, as an exact edit of those lines (read more of the file first if you need "
         "to). Do not change unrelated code. When done, say in one sentence what you changed."
     )
 
@@ -98,7 +98,7 @@ def ask_prompt(path: str, language: str, text: str, span: Span, instruction: str
         f"In {path} ({language or 'plain text'}), lines {_lines(span)} are selected{unsaved}:\n"
         f"```\n{selected_text(text, span)}\n```\n\n"
         f"Instruction: {instruction}\n\n"
-        "Apply it to the selected code with edit_file. Keep the rest of the file as it is. When done, "
+        "Apply it to the selected code as an exact edit. Keep the rest of the file as it is. When done, "
         "say in one sentence what you changed."
     )
 

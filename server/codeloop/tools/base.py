@@ -1,5 +1,23 @@
-"""Tool plumbing: pydantic inputs, JSON schemas for the model, a registry whose
-``execute`` never raises into the loop."""
+"""What a tool is, wherever it comes from.
+
+``BaseTool`` is the contract every tool meets: a name, a description, a JSON
+schema for its arguments, ``read_only``, a ``kind`` for the permission policy,
+``validate`` and ``run``. Everything else the agent needs to know about a tool
+lives on the tool too, with defaults: the summary shown on a card, the human
+one-liner after a call, how to get more of a cut result, which arguments can be
+large, the note that stands in for an old elided result, the files a call
+touches, the guidance line the system prompt shows.
+
+Two kinds of tools implement it:
+
+- ``Tool[I]``: a built-in tool with a pydantic ``Input`` class (its schema is
+  generated from it, once per class);
+- ``SchemaTool``: a tool whose schema arrives at run time (an MCP server's),
+  validated against that schema.
+
+Tools never raise into the loop: ``ToolError`` (or any exception) becomes an
+error result in the registry (``tools/registry.py``).
+"""
 
 from __future__ import annotations
 
@@ -7,50 +25,31 @@ import json
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, Generic, Protocol, TypeVar
+from typing import Any, ClassVar, Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from codeloop.agent.ports import (
+from codeloop.core.ports import (
     ChangeApplier,
     DiagnosticsSource,
     Documents,
     NoDocuments,
     NullTerminal,
+    ReadMemo,
     Terminal,
 )
 from codeloop.policy.types import Kind, PermissionRequest
+from codeloop.tools.processes import ProcessManager
 from codeloop.tools.workspace import Workspace
 
-if TYPE_CHECKING:
-    from codeloop.tools.processes import ProcessManager
-
-
-def numbered(n: int, line: str) -> str:
-    """A line as read_file and read_command_output show it: its number, a tab, the line.
-    (No ``cat -n`` padding: it costs a token or two per line and tells the model nothing.)"""
-    return f"{n}\t{line}"
+DEFAULT_COMMAND_TIMEOUT = 120.0
 
 
 class ToolInput(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-I = TypeVar("I", bound=ToolInput)
-
-
-class ReadMemo(Protocol):
-    """Remembers what file text the model already holds, so re-reads stay small."""
-
-    def recall(self, path: Path, text: str, offset: int, limit: int) -> str | None:
-        """A short result to send instead of the full read, or None to send it in full.
-
-        Unchanged since the model last read this range: a note saying so.
-        Changed: what changed (a diff). Never the case right after a compaction.
-        """
-        ...
-
-    def remember(self, path: Path, text: str, offset: int, limit: int) -> None: ...
+I = TypeVar("I", bound=ToolInput)  # noqa: E741 - the input type of a tool
 
 
 @dataclass
@@ -59,11 +58,15 @@ class ToolContext:
 
     workspace: Workspace
     changes: ChangeApplier
-    processes: "ProcessManager"
+    processes: ProcessManager
     documents: Documents = field(default_factory=NoDocuments)
     terminal: Terminal = field(default_factory=NullTerminal)
     diagnostics: DiagnosticsSource | None = None
     read_memo: ReadMemo | None = None
+    # The default timeout of a command (the commandTimeout setting).
+    command_timeout: float = DEFAULT_COMMAND_TIMEOUT
+    # Whether the model takes image parts (images a tool returns are sent to it).
+    images: bool = False
     # Set per call by the loop: False when the policy lets edits land unreviewed.
     review_edits: bool = True
     call_id: str = ""
@@ -83,108 +86,257 @@ class ToolError(Exception):
     """Raised inside a tool to return a clean error message to the model."""
 
 
-class Tool(ABC, Generic[I]):
-    name: ClassVar[str]
-    description: ClassVar[str]
-    Input: ClassVar[type[ToolInput]]
-    read_only: ClassVar[bool] = True
-    # How the policy sees a call: None means no permission needed.
-    kind: ClassVar[Kind | None] = None
+class ArgumentsError(ValueError):
+    """The arguments do not match the tool's schema; the message is for the model."""
 
-    @abstractmethod
-    async def run(self, args: I, ctx: ToolContext) -> str: ...
 
-    def summary(self, args: I) -> str:
-        """The key argument, shown on tool cards."""
-        for key in ("command", "path", "pattern", "file_path"):
-            value = getattr(args, key, None)
-            if value:
-                return str(value)
-        return ""
+@dataclass(frozen=True, slots=True)
+class Image:
+    """An image a tool returns (or the user attaches): sent as an image part."""
 
-    def permission(self, args: I, ctx: ToolContext) -> PermissionRequest | None:
-        """What the policy must decide before this call runs."""
-        return None
+    mime: str
+    data: str  # base64
+    label: str = ""
 
-    @classmethod
-    def schema(cls) -> dict[str, Any]:
-        """The function schema sent to the model (built once per tool class)."""
-        cached = cls.__dict__.get("_schema_cache")
-        if cached is None:
-            cached = cls._build_schema()
-            cls._schema_cache = cached  # type: ignore[attr-defined]
-        return cached
+    def data_url(self) -> str:
+        return f"data:{self.mime};base64,{self.data}"
 
-    @classmethod
-    def _build_schema(cls) -> dict[str, Any]:
-        params = cls.Input.model_json_schema()
-        params.pop("title", None)
-        for prop in params.get("properties", {}).values():
-            prop.pop("title", None)
-        return {
-            "type": "function",
-            "function": {"name": cls.name, "description": cls.description, "parameters": params},
-        }
+
+@dataclass(frozen=True, slots=True)
+class ToolOutput:
+    """What ``run`` may return instead of plain text: text plus images."""
+
+    text: str
+    images: tuple[Image, ...] = ()
 
 
 @dataclass(slots=True)
 class ToolResult:
     ok: bool
     text: str
+    images: tuple[Image, ...] = ()
 
 
-def format_validation_error(tool: str, err: ValidationError) -> str:
-    parts = []
-    for e in err.errors():
-        loc = ".".join(str(x) for x in e["loc"]) or "(arguments)"
-        parts.append(f"{loc}: {e['msg']}")
-    return f"Error: invalid arguments for {tool}: " + "; ".join(parts)
+class BaseTool(ABC):
+    """The contract of every tool. Subclasses set the attributes, as class
+    attributes (built-in tools) or per instance (tools made at run time)."""
+
+    name: str
+    description: str
+    read_only: bool = True
+    # How the policy sees a call: None means no permission is needed. "Bash" marks a
+    # shell-like tool: it stays in plan mode, where the policy decides each command.
+    kind: Kind | None = None
+    # Where the tool comes from, shown on its card ("" for built-in tools).
+    origin: str = ""
+    # Arguments that can be large and can be read back from the files (a whole new file's
+    # content): elision shortens them in old calls.
+    large_arguments: tuple[str, ...] = ()
+    # One line of guidance for the system prompt's tool section ("" for none).
+    guidance: str = ""
+    # Tool search: a deferred tool's schema is sent only once the model loaded it.
+    deferred: bool = False
+
+    # -- schema and arguments ------------------------------------------------------
+
+    @abstractmethod
+    def parameters(self) -> dict[str, Any]:
+        """The JSON schema of the arguments object."""
+
+    def schema(self) -> dict[str, Any]:
+        """The function schema sent to the model."""
+        return {
+            "type": "function",
+            "function": {"name": self.name, "description": self.description, "parameters": self.parameters()},
+        }
+
+    @abstractmethod
+    def validate(self, data: dict[str, Any]) -> Any:
+        """The arguments ``run`` takes, from the parsed JSON object. Raises ArgumentsError."""
+
+    # -- running ---------------------------------------------------------------------
+
+    @abstractmethod
+    async def run(self, args: Any, ctx: ToolContext) -> str | ToolOutput: ...
+
+    def permission(self, args: Any, ctx: ToolContext) -> PermissionRequest | None:
+        """What the policy must decide before this call runs (None: nothing)."""
+        return None
+
+    # -- what the agent knows about the tool ------------------------------------------
+
+    def summary(self, args: Any) -> str:
+        """The key argument, shown on the tool card while it runs."""
+        return ""
+
+    def outcome(self, args: Any, result: ToolResult) -> str:
+        """One short human line once the call has ended (the card's summary)."""
+        return first_line(result.text)
+
+    def more_hint(self, args: Any) -> str:
+        """How the model gets more of a result that the output budget cut."""
+        return "narrow the request (a more specific query, a path or a smaller range)"
+
+    def fitted(self, args: Any, full: str, shown: str, ctx: ToolContext) -> None:
+        """Called after the output budget fitted a result (``shown`` may be shorter)."""
+
+    def touched(self, args: Any, ctx: ToolContext) -> list[Path]:
+        """Files this call read or changed (their folders' AGENTS.md join the prompt)."""
+        return []
+
+    def dropped(self, args: dict[str, Any], ctx: ToolContext) -> None:
+        """Called once when an old result of this tool first leaves the requests (elided):
+        the model no longer holds it."""
+
+    def elided_note(self, args: dict[str, Any], text: str, ctx: ToolContext) -> str:
+        """The note that stands in for an old result left out of a request: what it was,
+        and exactly how to get it again."""
+        shown = json.dumps(args, ensure_ascii=False)
+        if len(shown) > 300:
+            shown = shown[:300] + "…"
+        return f"{elided_head(text)} It was {self.name} with {shown}; call it again with the same arguments to see it.]"
 
 
-class ToolRegistry:
-    def __init__(self, tools: list[Tool[Any]]) -> None:
-        self._tools = {t.name: t for t in tools}
+def elided_head(text: str) -> str:
+    size = f"{len(text):,} characters, {text.count(chr(10)) + 1:,} lines"
+    return f"[Old result elided to keep the context small ({size})."
 
-    def __contains__(self, name: str) -> bool:
-        return name in self._tools
 
-    def get(self, name: str) -> Tool[Any] | None:
-        return self._tools.get(name)
+def first_line(text: str, width: int = 160) -> str:
+    lines = [ln for ln in text.strip().splitlines() if ln.strip()]
+    if not lines:
+        return "(no output)"
+    first = lines[0]
+    if len(first) > width:
+        first = first[: width - 1] + "…"
+    if len(lines) > 1:
+        first += f" (+{len(lines) - 1} lines)"
+    return first
 
-    def names(self) -> list[str]:
-        return list(self._tools)
 
-    def schemas(self, *, read_only_only: bool = False) -> list[dict[str, Any]]:
-        return [
-            t.schema() for t in self._tools.values() if t.read_only or not read_only_only
-        ]
+def plural(n: int, word: str) -> str:
+    return f"{n:,} {word}" if n == 1 else f"{n:,} {word}s"
 
-    def parse(self, name: str, raw_args: str) -> tuple[Tool[Any], ToolInput] | ToolResult:
-        """Look the tool up and validate its arguments; an error result otherwise."""
-        tool = self._tools.get(name)
-        if tool is None:
-            known = ", ".join(sorted(self._tools))
-            return ToolResult(False, f"Error: unknown tool {name!r}. Available tools: {known}.")
+
+class Tool(BaseTool, Generic[I]):
+    """A built-in tool: class attributes (``name``, ``description``, ...) and a pydantic ``Input``."""
+
+    Input: ClassVar[type[ToolInput]]
+
+    def parameters(self) -> dict[str, Any]:
+        return type(self).schema_of()["function"]["parameters"]  # type: ignore[no-any-return]
+
+    def summary(self, args: I) -> str:
+        # TODO(lead): the search tools get their own summaries once their split lands.
+        for key in ("pattern", "path"):
+            value = getattr(args, key, None)
+            if isinstance(value, str) and value:
+                return value
+        return ""
+
+    def schema(self) -> dict[str, Any]:
+        return type(self).schema_of()
+
+    @classmethod
+    def schema_of(cls) -> dict[str, Any]:
+        """The function schema, built once per tool class."""
+        cached = cls.__dict__.get("_schema_cache")
+        if cached is None:
+            params = cls.Input.model_json_schema()
+            params.pop("title", None)
+            for prop in params.get("properties", {}).values():
+                prop.pop("title", None)
+            cached = {
+                "type": "function",
+                "function": {"name": cls.name, "description": cls.description, "parameters": params},
+            }
+            cls._schema_cache = cached  # type: ignore[attr-defined]
+        return cached  # type: ignore[no-any-return]
+
+    def validate(self, data: dict[str, Any]) -> I:
         try:
-            data = json.loads(raw_args) if raw_args and raw_args.strip() else {}
-        except json.JSONDecodeError as e:
-            return ToolResult(
-                False,
-                f"Error: the arguments for {name} are not valid JSON ({e.msg} at char {e.pos}). "
-                "Send a JSON object matching the tool's schema.",
-            )
-        if not isinstance(data, dict):
-            return ToolResult(False, f"Error: the arguments for {name} must be a JSON object.")
-        try:
-            return tool, tool.Input.model_validate(data)
+            return self.Input.model_validate(data)  # type: ignore[return-value]
         except ValidationError as e:
-            return ToolResult(False, format_validation_error(name, e))
+            parts = []
+            for err in e.errors():
+                loc = ".".join(str(x) for x in err["loc"]) or "(arguments)"
+                parts.append(f"{loc}: {err['msg']}")
+            raise ArgumentsError("; ".join(parts)) from None
 
-    async def run(self, tool: Tool[Any], args: ToolInput, ctx: ToolContext) -> ToolResult:
-        """Run a validated call. Never raises, except CancelledError."""
-        try:
-            return ToolResult(True, await tool.run(args, ctx))
-        except ToolError as e:
-            return ToolResult(False, f"Error: {e}")
-        except Exception as e:  # a tool bug must not kill the loop
-            return ToolResult(False, f"Error: {tool.name} failed: {type(e).__name__}: {e}")
+    @abstractmethod
+    async def run(self, args: I, ctx: ToolContext) -> str | ToolOutput: ...
+
+
+class SchemaTool(BaseTool):
+    """A tool whose JSON schema is known only at run time (an MCP server's tools).
+
+    Arguments are checked against the schema (``jsonschema``); ``run`` gets the dict.
+    Subclasses implement ``run``."""
+
+    def __init__(self, name: str, description: str, parameters: dict[str, Any], *, read_only: bool = False,
+                 kind: Kind | None = "Tool", origin: str = "") -> None:
+        self.name = name
+        self.description = description
+        self._parameters = _object_schema(parameters)
+        self.read_only = read_only
+        self.kind = kind
+        self.origin = origin
+        self._validator: Any = None
+
+    def parameters(self) -> dict[str, Any]:
+        return self._parameters
+
+    def validate(self, data: dict[str, Any]) -> dict[str, Any]:
+        import jsonschema  # noqa: PLC0415 - a heavy import only schema tools need
+
+        if self._validator is None:
+            cls = jsonschema.validators.validator_for(self._parameters, default=jsonschema.Draft202012Validator)
+            try:
+                cls.check_schema(self._parameters)
+                self._validator = cls(self._parameters)
+            except jsonschema.SchemaError:
+                self._validator = False  # a broken schema from the server: take the arguments as they are
+        if self._validator:
+            errors = sorted(self._validator.iter_errors(data), key=lambda e: list(e.path))
+            if errors:
+                parts = [f"{'.'.join(str(p) for p in e.path) or '(arguments)'}: {e.message}" for e in errors[:5]]
+                raise ArgumentsError("; ".join(parts))
+        return data
+
+    def summary(self, args: Any) -> str:
+        if isinstance(args, dict):
+            for value in args.values():
+                if isinstance(value, str) and value.strip():
+                    return value if len(value) < 80 else value[:79] + "…"
+        return ""
+
+    def permission(self, args: Any, ctx: ToolContext) -> PermissionRequest | None:
+        if self.kind is None:
+            return None
+        return PermissionRequest(self.kind, self.name, ctx.workspace.root)
+
+
+def _object_schema(schema: Any) -> dict[str, Any]:
+    if not isinstance(schema, dict) or not schema:
+        return {"type": "object", "properties": {}}
+    if "type" not in schema:
+        return {"type": "object", **schema}
+    return schema
+
+
+__all__ = [
+    "ArgumentsError",
+    "BaseTool",
+    "DEFAULT_COMMAND_TIMEOUT",
+    "Image",
+    "SchemaTool",
+    "Tool",
+    "ToolContext",
+    "ToolError",
+    "ToolInput",
+    "ToolOutput",
+    "ToolResult",
+    "elided_head",
+    "first_line",
+    "plural",
+]

@@ -8,7 +8,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from codeloop.agent.ports import DiagnosticInfo
+from codeloop.core.ports import DiagnosticInfo
 from codeloop.tools.base import Tool, ToolContext, ToolError, ToolInput
 from codeloop.tools.files import resolve_path
 
@@ -82,6 +82,3 @@ class GetDiagnostics(Tool["GetDiagnostics.Input"]):
             if len(items) > MAX_PER_FILE:
                 out.append(f"  … and {len(items) - MAX_PER_FILE} more")
         return "\n".join(out)
-
-
-DIAGNOSTICS_TOOLS = [GetDiagnostics]

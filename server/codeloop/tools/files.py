@@ -8,14 +8,29 @@ the host decides how it lands (disk write, or a reviewed editor proposal).
 from __future__ import annotations
 
 import asyncio
+import base64
+import json
 import os
 from pathlib import Path
+from typing import Any
 
 from pydantic import Field
 
 from codeloop.edits.change import ChangeSet, FileChange
 from codeloop.policy.types import PermissionRequest
-from codeloop.tools.base import Tool, ToolContext, ToolError, ToolInput, numbered
+from codeloop.tools.base import (
+    Image,
+    Tool,
+    ToolContext,
+    ToolError,
+    ToolInput,
+    ToolOutput,
+    ToolResult,
+    elided_head,
+    first_line,
+    plural,
+)
+from codeloop.tools.text import numbered, split_lines
 from codeloop.tools.workspace import PathOutsideWorkspace
 
 MAX_LINES = 2000
@@ -57,16 +72,6 @@ def try_resolve(ctx: ToolContext, path: str) -> Path | None:
 
 def file_permission(kind: str, target: str, ctx: ToolContext) -> PermissionRequest:
     return PermissionRequest(kind, target, ctx.workspace.root, try_resolve(ctx, target))  # type: ignore[arg-type]
-
-
-def split_lines(text: str) -> list[str]:
-    """Lines without their terminators; a final newline does not add an empty line."""
-    if text == "":
-        return []
-    lines = text.split("\n")
-    if lines[-1] == "":
-        lines.pop()
-    return [line[:-1] if line.endswith("\r") else line for line in lines]
 
 
 def _read_for_tool(ctx: ToolContext, path: Path, display: str) -> tuple[str, int | None]:
@@ -132,16 +137,33 @@ async def land(ctx: ToolContext, tool: str, changes: list[FileChange]) -> str:
     return outcome.message
 
 
+IMAGE_TYPES = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".gif": "image/gif", ".webp": "image/webp"}
+MAX_IMAGE_BYTES = 5 * 1024 * 1024
+AGAIN = 'call read_file with "fresh": true'
+
+
+def _read_image(path: Path, display: str) -> tuple[bytes, int]:
+    size = path.stat().st_size
+    if size > MAX_IMAGE_BYTES:
+        raise ToolError(
+            f"{display} is an image of {size // 1024:,} KB, larger than the "
+            f"{MAX_IMAGE_BYTES // (1024 * 1024)} MB that can be sent to the model"
+        )
+    return path.read_bytes(), size
+
+
 class ReadFile(Tool["ReadFile.Input"]):
     name = "read_file"
     description = (
         "Read a text file from the workspace. Returns numbered lines (`line\\tcode`, like "
         "`cat -n`); the numbers are not part of the file. Reads at most 2000 lines per call: "
         "use offset/limit to page through big files. Shows the editor's unsaved buffer when "
-        "the file is open. Binary files are refused."
+        "the file is open. Images (PNG, JPEG, GIF, WebP) are shown to models that take images. "
+        "Other binary files are refused."
     )
     read_only = True
     kind = "Read"
+    guidance = "Read files with read_file rather than cat or sed in run_command."
 
     class Input(ToolInput):
         path: str = Field(description="File path, relative to the workspace root (or absolute inside it).")
@@ -155,9 +177,72 @@ class ReadFile(Tool["ReadFile.Input"]):
     def permission(self, args: Input, ctx: ToolContext) -> PermissionRequest:
         return file_permission("Read", args.path, ctx)
 
-    async def run(self, args: Input, ctx: ToolContext) -> str:
+    def summary(self, args: Input) -> str:
+        if args.offset > 1 or args.limit < MAX_LINES:
+            return f"{args.path}:{args.offset}" + (f"-{args.offset + args.limit - 1}" if args.limit < MAX_LINES else "")
+        return args.path
+
+    def outcome(self, args: Input, result: ToolResult) -> str:
+        if not result.ok:
+            return first_line(result.text)
+        if result.images:
+            return "read an image"
+        text = result.text
+        if text.startswith("(unchanged since your read"):
+            return "unchanged since the last read"
+        if " changed since your read" in text.split("\n", 1)[0]:
+            return "changed lines since the last read"
+        lines = sum(1 for ln in text.splitlines() if ln[:1].isdigit() and "\t" in ln)
+        return f"read {plural(lines, 'line')}" if lines else first_line(text)
+
+    def more_hint(self, args: Input) -> str:
+        return f"call read_file with path={args.path!r} and a later offset (or a smaller limit)"
+
+    def fitted(self, args: Input, full: str, shown: str, ctx: ToolContext) -> None:
+        if shown != full and ctx.read_memo is not None:
+            # The model did not see the whole range: the next read must not say "unchanged".
+            path = try_resolve(ctx, args.path)
+            if path is not None:
+                ctx.read_memo.forget(path)
+
+    def touched(self, args: Input, ctx: ToolContext) -> list[Path]:
+        path = try_resolve(ctx, args.path)
+        return [path] if path is not None else []
+
+    def dropped(self, args: dict[str, Any], ctx: ToolContext) -> None:
+        # The model no longer holds that read: a re-read must not answer "unchanged,
+        # see above" or send a diff against it.
+        path = args.get("path")
+        real = try_resolve(ctx, path) if isinstance(path, str) else None
+        if real is not None and ctx.read_memo is not None:
+            ctx.read_memo.forget(real)
+
+    def elided_note(self, args: dict[str, Any], text: str, ctx: ToolContext) -> str:
+        path = args.get("path", "?")
+        call: dict[str, Any] = {"path": path}
+        for key in ("offset", "limit"):
+            if key in args:
+                call[key] = args[key]
+        return (
+            f"{elided_head(text)} It was read_file of {path}; the file may have changed since. To see it, call "
+            f"read_file with {json.dumps(call)}.]"
+        )
+
+    async def run(self, args: Input, ctx: ToolContext) -> str | ToolOutput:
         path = resolve_path(ctx, args.path)
         display = ctx.workspace.relative(path)
+        mime = IMAGE_TYPES.get(path.suffix.lower())
+        if mime is not None and ctx.documents.get(path) is None and path.is_file():
+            if not ctx.images:
+                raise ToolError(
+                    f"{display} is an image, and the model in use does not take images (the `images` "
+                    "setting); describe what you need from it to the user instead"
+                )
+            data, size = await asyncio.to_thread(_read_image, path, display)
+            return ToolOutput(
+                f"{display}: {mime} image, {size / 1024:,.0f} KB (shown below).",
+                (Image(mime, base64.b64encode(data).decode("ascii"), display),),
+            )
         text, version = await read_text_for_tool(ctx, path, display)
         header: list[str] = []
         if version is not None:
@@ -193,7 +278,7 @@ class ReadFile(Tool["ReadFile.Input"]):
             shown = last - args.offset + 1
             if not args.fresh:
                 # Already seen and unchanged: a note; changed since: only what changed.
-                short = ctx.read_memo.recall(path, text, args.offset, shown)
+                short = ctx.read_memo.recall(path, text, args.offset, shown, AGAIN)
                 if short is not None:
                     if remaining > 0:
                         short += f"\n... {remaining} more lines. Call read_file with offset={last + 1} to continue."
@@ -211,6 +296,8 @@ class WriteFile(Tool["WriteFile.Input"]):
     )
     read_only = False
     kind = "Write"
+    large_arguments = ("content",)
+    guidance = "Use write_file only for new files or when you truly replace a whole file."
 
     class Input(ToolInput):
         path: str = Field(description="File path, relative to the workspace root.")
@@ -218,6 +305,9 @@ class WriteFile(Tool["WriteFile.Input"]):
 
     def permission(self, args: Input, ctx: ToolContext) -> PermissionRequest:
         return file_permission("Write", args.path, ctx)
+
+    def summary(self, args: Input) -> str:
+        return args.path
 
     async def run(self, args: Input, ctx: ToolContext) -> str:
         path = resolve_path(ctx, args.path)
@@ -297,6 +387,11 @@ class EditFile(Tool["EditFile.Input"]):
     )
     read_only = False
     kind = "Edit"
+    large_arguments = ("new_string", "old_string")
+    guidance = "Change existing files with edit_file (small, exact replacements)."
+
+    def summary(self, args: "EditFile.Input") -> str:
+        return args.path
 
     class Input(ToolInput):
         path: str = Field(description="File path, relative to the workspace root.")
@@ -326,7 +421,8 @@ class EditFile(Tool["EditFile.Input"]):
         if count == 0:
             hint = _near_misses(text, args.old_string)
             raise ToolError(
-                f"old_string was not found in {display}." + (hint or " Read the file again and copy the text exactly, including whitespace.")
+                f"old_string was not found in {display}."
+                + (hint or " Read the file again and copy the text exactly, including whitespace.")
             )
         if count > 1 and not args.replace_all:
             lines = _occurrence_lines(text, old)
@@ -338,6 +434,3 @@ class EditFile(Tool["EditFile.Input"]):
         new_text = text.replace(old, new) if args.replace_all else text.replace(old, new, 1)
         change = FileChange(path=path, old_text=text, new_text=new_text, base_version=version)
         return await land(ctx, self.name, [change])
-
-
-FILE_TOOLS: list[type[Tool]] = [ReadFile, WriteFile, EditFile]  # type: ignore[type-arg]

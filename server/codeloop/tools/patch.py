@@ -19,7 +19,8 @@ from pydantic import Field
 from codeloop.edits.change import FileChange
 from codeloop.policy.types import PermissionRequest
 from codeloop.tools.base import Tool, ToolContext, ToolError, ToolInput
-from codeloop.tools.files import _existing_text, land, resolve_path, split_lines, try_resolve
+from codeloop.tools.files import _existing_text, land, resolve_path, try_resolve
+from codeloop.tools.text import split_lines
 
 HUNK_RE = re.compile(r"^@@ -(\d+)(?:,(\d+))? \+(\d+)(?:,(\d+))? @@(.*)$")
 DEV_NULL = "/dev/null"
@@ -362,6 +363,8 @@ class ApplyPatch(Tool["ApplyPatch.Input"]):
     )
     read_only = False
     kind = "Edit"
+    large_arguments = ("patch",)
+    guidance = "Use apply_patch to change several hunks or files at once."
 
     class Input(ToolInput):
         patch: str = Field(description="The unified diff text.")
@@ -379,6 +382,3 @@ class ApplyPatch(Tool["ApplyPatch.Input"]):
         if not changes:
             return "The patch changes nothing: every file already has this content."
         return await land(ctx, self.name, changes)
-
-
-PATCH_TOOLS: list[type[Tool]] = [ApplyPatch]  # type: ignore[type-arg]

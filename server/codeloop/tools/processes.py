@@ -24,8 +24,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable
 
-from codeloop.agent.ports import Draining, NullTerminal, Terminal
-from codeloop.tools.base import numbered
+from codeloop.core.ports import Draining, NullTerminal, Terminal
+from codeloop.core.tasks import Tasks
+from codeloop.tools.text import numbered
 
 log = logging.getLogger(__name__)
 
@@ -243,7 +244,7 @@ class ProcessManager:
         self.start_wait = start_wait  # how long start_process shows output before returning
         self._records: dict[str, CommandRecord] = {}
         self._counters: dict[str, int] = {"cmd": 0, "bg": 0}
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks = Tasks("processes")
         self._closed = False
         _MANAGERS.add(self)
 
@@ -298,11 +299,7 @@ class ProcessManager:
         self._records[rec.id] = rec
         self._prune()
         _safe(term.started, rec.id, command, str(cwd), background)
-        task = asyncio.create_task(
-            self._supervise(rec, proc, protocol, term), name=f"codeloop-{rec.id}"
-        )
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self._tasks.spawn(self._supervise(rec, proc, protocol, term), f"supervise {rec.id}")
         return rec
 
     async def _supervise(
@@ -448,9 +445,7 @@ class ProcessManager:
         """SIGTERM the group now and escalate in the background (usable while cancelled)."""
         if rec.pgid <= 0:
             return
-        task = asyncio.get_running_loop().create_task(self._kill_group(rec))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self._tasks.spawn(self._kill_group(rec), f"kill {rec.id}")
 
     async def shutdown(self) -> None:
         """Kill every process (foreground and background) and stop reading them."""
@@ -462,11 +457,7 @@ class ProcessManager:
         waits = [r._finished for r in running if r._finished is not None]
         if waits:
             await asyncio.wait(waits, timeout=5)
-        for task in list(self._tasks):
-            if not task.done():
-                task.cancel()
-        if self._tasks:
-            await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._tasks.cancel_all()
         _MANAGERS.discard(self)
 
     def kill_all_sync(self) -> None:

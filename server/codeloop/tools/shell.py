@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import signal
 from pathlib import Path
+from typing import Any
 
 from pydantic import Field
 
-from codeloop.agent.ports import NullTerminal, Terminal
+from codeloop.core.ports import NullTerminal, Terminal
 from codeloop.policy.types import PermissionRequest
-from codeloop.tools.base import Tool, ToolContext, ToolError, ToolInput
+from codeloop.tools.base import I, Tool, ToolContext, ToolError, ToolInput, ToolResult, elided_head, first_line, plural
 from codeloop.tools.files import guarded_resolve
 from codeloop.tools.processes import CommandRecord, ProcessManager, number_lines
 from codeloop.tools.workspace import PathOutsideWorkspace
@@ -121,7 +123,59 @@ def describe_exit(rec: CommandRecord) -> str:
     return ""
 
 
-class RunCommand(Tool["RunCommand.Input"]):
+# Where the shell tools' own lines name an output id: the cut-output note, the exit
+# line of a long output, start_process's first line. Only these: the output itself
+# may mention other ids.
+_OWN_ID = re.compile(
+    r'^(?:\[\.\.\. .*read_command_output\(id="|exit code: .*\(output id |Started )((?:cmd|bg)-\d+)', re.M
+)
+MORE_HINT = "call read_command_output with the output id and an offset"
+
+
+def command_note(tool: str, args: dict[str, Any], text: str, ctx: ToolContext) -> str:
+    """The note for an elided result of a shell tool: what ran, how it ended, and
+    whether its output can still be paged."""
+    ids = ([args["id"]] if isinstance(args.get("id"), str) else []) + _OWN_ID.findall(text)
+    what = f"`{args['command']}`" if isinstance(args.get("command"), str) else tool
+    exit_line = next((ln for ln in reversed(text.splitlines()) if ln.startswith("exit code:")), "")
+    ended = f" ({exit_line})" if exit_line else ""
+    pm = ctx.processes
+    kept = next((i for i in ids if pm is not None and pm.get(i) is not None), None)
+    if kept is not None:
+        how = f'its output is still kept: call read_command_output with id="{kept}" (and an offset) to page it'
+    else:
+        how = "its output is no longer kept: run the command again if you need it"
+    return f"{elided_head(text)} It was the output of {what}{ended}; {how}.]"
+
+
+def _exit_summary(text: str) -> str:
+    """"exit 0 · 3 lines" from a run_command result."""
+    lines = text.splitlines()
+    exit_line = next((ln for ln in reversed(lines) if ln.startswith("exit code:")), "")
+    body = [ln for ln in lines if not ln.startswith("exit code:") and not ln.startswith("[")]
+    if body == ["(no output)"]:
+        body = []
+    status = exit_line.removeprefix("exit code: ").split(" (output id")[0] or "?"
+    if "timed out" in text and "[Command timed out" in text:
+        status = "timed out"
+    elif status.startswith("None"):
+        status = "killed"
+    else:
+        status = f"exit {status}"
+    return f"{status} · {plural(len(body), 'line')}"
+
+
+class _ShellTool(Tool[I]):
+    """What the shell tools share: their output is paged with read_command_output."""
+
+    def more_hint(self, args: Any) -> str:
+        return MORE_HINT
+
+    def elided_note(self, args: dict[str, Any], text: str, ctx: ToolContext) -> str:
+        return command_note(self.name, args, text, ctx)
+
+
+class RunCommand(_ShellTool["RunCommand.Input"]):
     name = "run_command"
     description = (
         "Run a shell command (bash) in the workspace and return its combined stdout/stderr "
@@ -132,11 +186,12 @@ class RunCommand(Tool["RunCommand.Input"]):
     )
     read_only = False
     kind = "Bash"
+    guidance = "Prefer the dedicated tools over shell equivalents (read_file over cat, grep/glob/list_dir over find)."
 
     class Input(ToolInput):
         command: str = Field(description="The shell command line to run, e.g. `pytest -q tests/`.")
-        timeout: float = Field(
-            120, gt=0, le=600, description="Seconds before the command is killed (default 120, max 600)."
+        timeout: float | None = Field(
+            None, gt=0, le=600, description="Seconds before the command is killed (default 120 or the user's setting, max 600)."
         )
         cwd: str | None = Field(
             None, description="Working directory, relative to the workspace root (default: the root)."
@@ -145,16 +200,25 @@ class RunCommand(Tool["RunCommand.Input"]):
     def permission(self, args: Input, ctx: ToolContext) -> PermissionRequest:
         return PermissionRequest("Bash", args.command, _cwd_for_permission(ctx, args.cwd))
 
+    def summary(self, args: Input) -> str:
+        return args.command
+
+    def outcome(self, args: Input, result: ToolResult) -> str:
+        if not result.ok:
+            return first_line(result.text)
+        return _exit_summary(result.text)
+
     async def run(self, args: Input, ctx: ToolContext) -> str:
         if not args.command.strip():
             raise ToolError("command is empty")
         cwd = _resolve_cwd(ctx, args.cwd)
         pm = _processes(ctx)
-        rec = await pm.run(args.command, cwd, args.timeout, terminal=_terminal(ctx))
+        timeout = args.timeout if args.timeout is not None else ctx.command_timeout
+        rec = await pm.run(args.command, cwd, timeout, terminal=_terminal(ctx))
         parts = []
         out, cut = _capped(rec)
         parts.append(out if out.strip() else "(no output)")
-        timeout_text = f"{args.timeout:g}"
+        timeout_text = f"{timeout:g}"
         if rec.timed_out:
             parts.append(
                 f"[Command timed out after {timeout_text}s; its process group was killed. "
@@ -174,7 +238,7 @@ class RunCommand(Tool["RunCommand.Input"]):
         return "\n".join(parts)
 
 
-class ReadCommandOutput(Tool["ReadCommandOutput.Input"]):
+class ReadCommandOutput(_ShellTool["ReadCommandOutput.Input"]):
     name = "read_command_output"
     description = (
         "Page through the full output of a recent run_command (id like \"cmd-3\") or a "
@@ -238,7 +302,7 @@ def page_output(rec: CommandRecord, offset: int, limit: int) -> str:
     return "\n".join(out)
 
 
-class StartProcess(Tool["StartProcess.Input"]):
+class StartProcess(_ShellTool["StartProcess.Input"]):
     name = "start_process"
     description = (
         "Start a long-running command in the background (a dev server, a watcher) and return "
@@ -248,6 +312,7 @@ class StartProcess(Tool["StartProcess.Input"]):
     )
     read_only = False
     kind = "Bash"
+    guidance = "Start long-running programs (servers, watchers) with start_process, not run_command."
 
     class Input(ToolInput):
         command: str = Field(description="The shell command line to start, e.g. `npm run dev`.")
@@ -257,6 +322,9 @@ class StartProcess(Tool["StartProcess.Input"]):
 
     def permission(self, args: Input, ctx: ToolContext) -> PermissionRequest:
         return PermissionRequest("Bash", args.command, _cwd_for_permission(ctx, args.cwd))
+
+    def summary(self, args: Input) -> str:
+        return args.command
 
     async def run(self, args: Input, ctx: ToolContext) -> str:
         if not args.command.strip():
@@ -317,7 +385,7 @@ def _one_line(command: str) -> str:
     return first + (" ..." if "\n" in command.strip() else "")
 
 
-class ReadProcessLogs(Tool["ReadProcessLogs.Input"]):
+class ReadProcessLogs(_ShellTool["ReadProcessLogs.Input"]):
     name = "read_process_logs"
     description = (
         "Show the most recent output of a background process (or a recent command) and "
@@ -374,11 +442,3 @@ class KillProcess(Tool["KillProcess.Input"]):
         return f"Killed {rec.id} ({rec.command}): {rec.status()}" + (f" {extra}" if extra else "") + "."
 
 
-SHELL_TOOLS: list[type[Tool]] = [  # type: ignore[type-arg]
-    RunCommand,
-    ReadCommandOutput,
-    StartProcess,
-    ListProcesses,
-    ReadProcessLogs,
-    KillProcess,
-]

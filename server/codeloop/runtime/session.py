@@ -1,9 +1,9 @@
 """A session: one conversation with everything it needs wired together.
 
-Both hosts (the headless CLI and the language server) build sessions here, so
-they run exactly the same agent: same tools, policy, prompt, budgets,
-compaction, persistence and cost accounting. Hosts differ only in the ports
-they pass in.
+Every host (the headless CLI, the language server, later ACP) builds sessions
+here, so they run exactly the same agent: same tools, policy, prompt, budgets,
+compaction, persistence and cost accounting. Hosts differ only in the ports they
+pass in, and in the extra tool sources they add (MCP servers, ...).
 """
 
 from __future__ import annotations
@@ -14,10 +14,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from codeloop.agent.events import Notice, TurnEnd
+from codeloop.core.events import Notice, TurnEnd
+from codeloop.core.tasks import Tasks
 from codeloop.agent.loop import Agent, AgentHooks
 from codeloop.agent.model import ModelClient
-from codeloop.agent.ports import (
+from codeloop.core.ports import (
     Approver,
     ChangeApplier,
     DiagnosticsSource,
@@ -33,14 +34,14 @@ from codeloop.context.budget import OutputBudget, cut
 from codeloop.context.cost import CostTracker
 from codeloop.context.memo import FileReadMemo
 from codeloop.context.prompt import EditorContext, PromptBuilder
-from codeloop.context.sessions import SessionStore, SessionWriter, answer_unresolved
+from codeloop.context.store import SessionStore, SessionWriter, answer_unresolved
 from codeloop.context.tokens import count_messages, count_tokens, count_tools
 from codeloop.policy import PermissionPolicy
-from codeloop.policy.types import MODES
-from codeloop.tools import default_tools, is_read_only
-from codeloop.tools.again import elided_note
-from codeloop.tools.base import ToolContext, ToolInput, ToolRegistry
+from codeloop.policy.types import Mode
+from codeloop.tools.base import BaseTool, ToolContext, elided_head
+from codeloop.tools.builtin import BuiltinTools
 from codeloop.tools.processes import ProcessManager
+from codeloop.tools.registry import ToolRegistry, ToolSource
 from codeloop.tools.workspace import Workspace
 
 log = logging.getLogger(__name__)
@@ -74,21 +75,24 @@ class AgentSession:
         store: SessionStore | None = None,
         resume: str | None = None,
         persist: bool = True,
+        sources: list[ToolSource] | None = None,
     ) -> None:
         self.settings = settings
         self.root = Path(root).resolve()
         self.ports = ports
         self.workspace = Workspace(self.root)
         self.policy = policy or PermissionPolicy(self.root, mode=settings.mode, user_settings=settings.permissions)
+        self.tasks = Tasks("session")
         self.processes = ProcessManager(ports.terminal)
-        self.memo = FileReadMemo()
+        self.memo = FileReadMemo(self.root)
         self.budget = OutputBudget()
         self.cost = CostTracker(settings.prices)
-        self.prompt = PromptBuilder(self.root)
+        self.tools = ToolRegistry([BuiltinTools(), *(sources or [])])
+        self.prompt = PromptBuilder(self.root, guidance=[t.guidance for t in self.tools.all() if t.guidance])
         self.editor_context: EditorContext | None = None
         self.model = ModelClient(settings)
         self.store = store if store is not None else (
-            SessionStore(self.root, storage=settings.session_storage, secrets=_secrets(settings)) if persist else None
+            SessionStore(self.root, storage=settings.session_storage, secrets=settings.secrets()) if persist else None
         )
         self.ctx = ToolContext(
             workspace=self.workspace,
@@ -98,6 +102,7 @@ class AgentSession:
             terminal=ports.terminal,
             diagnostics=ports.diagnostics,
             read_memo=self.memo,
+            command_timeout=settings.command_timeout,
         )
         messages: list[dict[str, Any]] = []
         self.writer: SessionWriter | None = None
@@ -129,7 +134,7 @@ class AgentSession:
                 self.writer = self.store.create(settings.model)
         self.agent = Agent(
             model=self.model,
-            tools=ToolRegistry(default_tools()),
+            tools=self.tools,
             context=self.ctx,
             sink=ports.sink,
             approver=ports.approver,
@@ -171,6 +176,12 @@ class AgentSession:
     async def close(self) -> None:
         await self.processes.shutdown()
         await self.model.close()
+        await self.tasks.wait()
+
+    def set_mode(self, mode: Mode) -> None:
+        """The permission mode, from the next tool call on."""
+        self.settings = self.settings.model_copy(update={"mode": mode})
+        self.policy.mode = mode
 
     def update_settings(self, settings: Settings) -> None:
         """New settings apply from the next model call on."""
@@ -179,6 +190,7 @@ class AgentSession:
         self.agent.max_turns = settings.max_turns
         self.policy.mode = settings.mode
         self.cost.set_prices(settings.prices)
+        self.ctx.command_timeout = settings.command_timeout
         if (old.base_url, old.api_key, old.request_timeout, old.max_retries) != (
             settings.base_url,
             settings.api_key,
@@ -188,39 +200,7 @@ class AgentSession:
             previous = self.model
             self.model = ModelClient(settings)
             self.agent.model = self.model
-            asyncio.ensure_future(previous.close())
-
-    async def slash(self, cmd: Any) -> str:
-        """The session's own slash commands. Hosts handle /clear, /resume and /help."""
-        name, arg = cmd.name, (cmd.arg or "").strip()
-        if name == "compact":
-            if not self.agent.messages:
-                return "Nothing to compact yet."
-            result = await self.compact(arg or None)
-            if result.ok:
-                return f"Compacted: {result.tokens_before:,} → {result.tokens_after:,} tokens ({result.removed_count} messages summarised)."
-            return f"Compaction failed; the conversation is unchanged: {result.error}"
-        if name == "context":
-            assembled = await self.assembled_prompt()
-            return assembled.render_report() + "\n\n" + self.conversation_report()
-        if name == "cost":
-            return self.cost.render()
-        if name == "model":
-            if not arg:
-                return f"Model: {self.settings.model} at {self.settings.base_url}"
-            self.update_settings(self.settings.model_copy(update={"model": arg}))
-            return f"Model set to {arg} for this session."
-        if name == "mode":
-            if not arg:
-                return f"Mode: {self.policy.mode}. Modes: ask, acceptEdits, plan, bypass."
-            if arg not in MODES:
-                return f"Unknown mode {arg!r}. Modes: {', '.join(MODES)}."
-            self.settings = self.settings.model_copy(update={"mode": arg})
-            self.policy.mode = arg  # type: ignore[assignment]
-            if arg == "bypass":
-                return "Mode: bypass. Edits and commands run without asking; catastrophic commands are still refused."
-            return f"Mode: {arg}."
-        return f"Unknown command /{name}. Try /help."
+            self.tasks.spawn(previous.close(), "close the previous model client")
 
     # -- hooks ---------------------------------------------------------------
 
@@ -246,11 +226,22 @@ class AgentSession:
         window = compaction.context_window(self.settings.model, self.settings.context_window)
         return elision.elide(
             messages,
-            lambda tool, args, text: elided_note(tool, args, text, self.processes),
+            self._elided_note,
             allowance=self.settings.keep_tool_output,
             cap=int(window * KEEP_OUTPUT_SHARE),
             already=self._elided,
+            large_arguments=self._large_arguments,
         )
+
+    def _elided_note(self, name: str, args: dict[str, Any], text: str) -> str:
+        tool = self.tools.get(name)
+        if tool is None:  # a tool that has gone (an MCP server stopped)
+            return f"{elided_head(text)} It was {name or 'a tool'}; call it again to see it.]"
+        return tool.elided_note(args, text, self.ctx)
+
+    def _large_arguments(self, name: str) -> tuple[str, ...]:
+        tool = self.tools.get(name)
+        return tool.large_arguments if tool is not None else ()
 
     def conversation_report(self) -> str:
         """What the next request carries besides the system prompt, for ``/context``."""
@@ -283,13 +274,12 @@ class AgentSession:
             if key in self._elided:
                 continue
             self._elided.add(key)
-            if not e.arguments and e.tool == "read_file" and isinstance(e.args.get("path"), str):
-                # The model no longer holds that read: a re-read must not answer
-                # "unchanged, see above" or send a diff against it.
+            tool = self.tools.get(e.tool)
+            if not e.arguments and tool is not None:
                 try:
-                    self.memo.forget(self.workspace.resolve(e.args["path"]))
-                except ValueError:
-                    pass
+                    tool.dropped(e.args, self.ctx)
+                except Exception:
+                    log.exception("%s.dropped failed", e.tool)
         return view.messages
 
     async def _maybe_compact(self, agent: Agent) -> None:
@@ -345,31 +335,21 @@ class AgentSession:
             except Exception:
                 log.exception("could not persist a touched folder")
 
-    def _fit(self, tool: str, text: str, args: ToolInput | None) -> str:
-        if not is_read_only(tool):
+    def _fit(self, tool: BaseTool, args: Any, text: str) -> str:
+        if not tool.read_only:
             self._prompt_generation += 1  # git status and the like may have changed
-        path_arg = getattr(args, "path", None)
-        if tool == "read_file" and path_arg:
-            try:
-                self.touch(self.workspace.resolve(path_arg))
-            except ValueError:
-                pass
-        if tool == "read_file":
-            path = getattr(args, "path", "")
-            hint = f"call read_file with path={path!r} and a later offset (or a smaller limit)"
-            fitted = self._fit_step(self.budget.fit(text, how_to_get_more=hint), hint)
-            if fitted != text and path_arg:
-                # The model did not see the whole range: the next read must not say "unchanged".
-                try:
-                    self.memo.forget(self.workspace.resolve(path_arg))
-                except ValueError:
-                    pass
-            return fitted
-        elif tool in ("run_command", "read_command_output", "read_process_logs"):
-            hint = "call read_command_output with the output id and an offset"
-        else:
-            hint = "narrow the query (a more specific pattern, a path or a glob)"
-        return self._fit_step(self.budget.fit(text, how_to_get_more=hint), hint)
+        try:
+            for path in tool.touched(args, self.ctx):
+                self.touch(path)
+        except Exception:
+            log.exception("%s.touched failed", tool.name)
+        hint = tool.more_hint(args)
+        fitted = self._fit_step(self.budget.fit(text, how_to_get_more=hint), hint)
+        try:
+            tool.fitted(args, text, fitted, self.ctx)
+        except Exception:
+            log.exception("%s.fitted failed", tool.name)
+        return fitted
 
     def _fit_step(self, text: str, hint: str) -> str:
         """Hold the tool results of one model step to a share of the context window, so
@@ -392,11 +372,6 @@ class AgentSession:
             except Exception:
                 log.exception("could not persist usage")
         return getattr(delta, "cost", None)
-
-
-def _secrets(settings: Settings) -> list[str]:
-    key = settings.api_key.get_secret_value() if settings.api_key else ""
-    return [key] if key else []
 
 
 class _TouchingApplier:

@@ -43,6 +43,7 @@ class ToolCallStarted(Event):
     name: str
     summary: str  # the key argument, e.g. the path or the command
     arguments: dict[str, Any] = field(default_factory=dict)
+    origin: str = ""  # where the tool comes from (an MCP server's name); "" for built-in tools
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,8 +52,9 @@ class ToolCallFinished(Event):
     call_id: str
     name: str
     ok: bool
-    summary: str  # one short line
+    summary: str  # one short human line: "read 25 lines", "exit 0 · 3 lines", "stopped by you"
     result: str = ""  # the (possibly truncated) text the model got
+    status: Literal["ok", "error", "cancelled"] = "ok"
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,8 +1,9 @@
-"""Sessions and turns for an editor connection.
+"""The sessions and turns of an editor connection.
 
 Owns the AgentSessions of one workspace, runs each turn as a tracked asyncio
 task, forwards events and command output to the client port, and answers the
-session requests (list, open, transcript, processes).
+session requests (list, open, transcript, processes). Slash commands go to the
+command layer (``codeloop.commands``), like in every host.
 """
 
 from __future__ import annotations
@@ -15,14 +16,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from codeloop.agent.events import Event, Notice, TurnEnd
-from codeloop.agent.ports import ApprovalDecision, ApprovalRequest, DiagnosticsSource, Documents
-from codeloop.agent.session import AgentSession, Ports
+from codeloop.commands.table import dispatch
 from codeloop.config import Settings
 from codeloop.context.prompt import EditorContext
-from codeloop.context.sessions import SessionStore
-from codeloop.context.slash import HELP_TEXT, parse_slash
+from codeloop.context.store import SessionStore
+from codeloop.core.events import Event, Notice, TurnEnd
+from codeloop.core.ports import ApprovalDecision, ApprovalRequest, DiagnosticsSource, Documents
+from codeloop.core.tasks import Tasks
 from codeloop.policy import PermissionPolicy
+from codeloop.runtime.session import AgentSession, Ports
 from codeloop.services.proposals import ProposalService
 
 log = logging.getLogger(__name__)
@@ -91,8 +93,9 @@ class SessionService:
         self.client = client
         self.diagnostics = diagnostics
         self.policy = PermissionPolicy(root, mode=settings.mode, user_settings=settings.permissions)
-        self.store = SessionStore(root, storage=settings.session_storage, secrets=_secrets(settings))
+        self.store = SessionStore(root, storage=settings.session_storage, secrets=settings.secrets())
         self.slots: dict[str, _Slot] = {}
+        self.tasks = Tasks("turns")
         self._turns = itertools.count(1)
 
     # -- settings --------------------------------------------------------------
@@ -188,22 +191,20 @@ class SessionService:
             raise TurnBusy("a turn is already running in this session; cancel it or wait")
         slot.turn_id = f"t-{next(self._turns)}"
         slot.session.editor_context = self._editor_context(context)
-        slot.task = asyncio.ensure_future(self._run(slot, text, on_done))
+        slot.task = self.tasks.spawn(self._run(slot, text, on_done), f"turn {slot.turn_id}")
         return slot.session.id or "", slot.turn_id
 
     async def _run(self, slot: _Slot, text: str, on_done: Callable[[TurnEnd | None], None] | None) -> TurnEnd | None:
         session = slot.session
         end: TurnEnd | None = None
         try:
-            cmd = parse_slash(text)
-            if cmd is not None:
-                reply = await self._slash(slot, cmd)
-                bypass_on = cmd.name == "mode" and (cmd.arg or "").strip() == "bypass"
-                session.ports.sink.emit(Notice(reply, "warning" if bypass_on else "info"))
+            reply = await dispatch(text, _SlotHost(self, slot))
+            if reply is not None and reply.send is None:
+                session.ports.sink.emit(Notice(reply.text, "info" if reply.level == "info" else "warning"))
                 end = TurnEnd("done", "")
                 session.ports.sink.emit(end)
             else:
-                end = await session.send(text)
+                end = await session.send(reply.send if reply is not None and reply.send else text)
         except asyncio.CancelledError:
             end = None
         except Exception as e:  # never let a turn die silently
@@ -217,22 +218,6 @@ class SessionService:
                 except Exception:
                     log.exception("on_done failed")
         return end
-
-    async def _slash(self, slot: _Slot, cmd: Any) -> str:
-        if cmd.name == "clear":
-            # A /model chosen in this chat holds in the new conversation (the mode is
-            # the workspace's: the policy is shared).
-            new = self._new_session(settings=self.settings.model_copy(update={"model": slot.session.settings.model}))
-            return f"Started a new session {new.session.id}. (The old one is kept in the history.)"
-        if cmd.name == "resume":
-            target = cmd.arg or (self.store.latest().id if self.store.latest() else None)
-            if not target:
-                return "There is no session to resume."
-            opened = self.get(target)
-            return f"Resumed session {opened.session.id} ({len(opened.session.messages)} messages)."
-        if cmd.name in ("help", "unknown"):
-            return HELP_TEXT
-        return await slot.session.slash(cmd)
 
     def cancel(self, session_id: str | None, turn_id: str | None = None) -> bool:
         slots = [self.slots[session_id]] if session_id in self.slots else ([] if session_id else list(self.slots.values()))
@@ -251,10 +236,19 @@ class SessionService:
         open_files = [self.root_rel(d.path) for d in self.documents.open_documents()]
         return EditorContext(
             open_files=open_files,
+            active_file=self._rel_of(ctx.active_file) if ctx and ctx.active_file else None,
             selection=ctx.selection if ctx else None,
             selection_path=ctx.selection_path if ctx else None,
             diagnostics_summary=None,
         )
+
+    def _rel_of(self, path_or_uri: str) -> str:
+        text = path_or_uri
+        if text.startswith("file://"):
+            from urllib.parse import unquote, urlparse  # noqa: PLC0415 - stdlib, cheap
+
+            text = unquote(urlparse(text).path)
+        return self.root_rel(Path(text)) if Path(text).is_absolute() else text
 
     def root_rel(self, path: Path) -> str:
         try:
@@ -290,11 +284,7 @@ class SessionService:
         return False
 
     async def shutdown(self) -> None:
-        tasks = self.running_turns()
-        for t in tasks:
-            t.cancel()
-        if tasks:
-            await asyncio.gather(*tasks, return_exceptions=True)
+        await self.tasks.cancel_all()
         for slot in list(self.slots.values()):
             try:
                 await slot.session.close()
@@ -302,9 +292,30 @@ class SessionService:
                 log.exception("closing a session failed")
 
 
-def _secrets(settings: Settings) -> list[str]:
-    key = settings.api_key.get_secret_value() if settings.api_key else ""
-    return [key] if key else []
+class _SlotHost:
+    """The command layer's view of one chat in the editor."""
+
+    name = "lsp"
+
+    def __init__(self, service: SessionService, slot: _Slot) -> None:
+        self.service = service
+        self.slot = slot
+
+    @property
+    def session(self) -> AgentSession:
+        return self.slot.session
+
+    async def new_session(self) -> AgentSession:
+        # A /model chosen in this chat holds in the new conversation (the mode is the
+        # workspace's: the policy is shared).
+        settings = self.service.settings.model_copy(update={"model": self.slot.session.settings.model})
+        return self.service._new_session(settings=settings).session
+
+    async def resume(self, session_id: str) -> AgentSession:
+        try:
+            return self.service.get(session_id).session
+        except UnknownSession as e:
+            raise LookupError(str(e)) from e
 
 
 class _LateSink:

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Protocol, runtime_checkable
 
-from codeloop.agent.events import Event
+from codeloop.core.events import Event
 from codeloop.edits.change import ChangeOutcome, ChangeSet
 
 
@@ -33,8 +33,10 @@ ApprovalAnswer = Literal["allow_once", "allow_always", "deny"]
 
 @dataclass(frozen=True, slots=True)
 class ApprovalRequest:
-    kind: Literal["Bash", "Read", "Edit", "Write"]
-    target: str  # the command line, or the path
+    # "Bash", "Read", "Edit", "Write", "Tool" (a call of a tool named in ``target``), or
+    # "Trust" (starting a project's MCP server or hooks: ``target`` says what runs)
+    kind: str
+    target: str  # the command line, the path, or the tool
     cwd: str
     reason: str  # why we ask (which rule, or the default)
     suggested_rule: str | None = None  # what "always allow" would add
@@ -110,6 +112,23 @@ class DiagnosticsSource(Protocol):
     async def diagnostics(self, paths: list[Path]) -> dict[Path, list[DiagnosticInfo]]: ...
 
 
+class ReadMemo(Protocol):
+    """Remembers what file text the model already holds, so re-reads stay small."""
+
+    def recall(self, path: Path, text: str, offset: int, limit: int, again: str = ...) -> str | None:
+        """A short result to send instead of the full read, or None to send it in full.
+        ``again`` says how to get the text again in full anyway (the tool's words).
+
+        Unchanged since the model last read this range: a note saying so.
+        Changed: what changed (a diff). Never the case right after a compaction.
+        """
+        ...
+
+    def remember(self, path: Path, text: str, offset: int, limit: int) -> None: ...
+
+    def forget(self, path: Path) -> None: ...
+
+
 @runtime_checkable
 class MessageLog(Protocol):
     """Persists each conversation message as it is added (session storage)."""
@@ -118,11 +137,6 @@ class MessageLog(Protocol):
 
 
 # Null adapters: used where a host has nothing to offer.
-
-
-class NullSink:
-    def emit(self, event: Event) -> None:
-        pass
 
 
 class NullTerminal:

@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from codeloop.edits.disk import fsync_dir
+from codeloop.edits.disk import ensure_codeloop_gitignore, fsync_dir
 from codeloop.context.cost import parse_usage
 
 log = logging.getLogger(__name__)
@@ -40,7 +40,6 @@ log = logging.getLogger(__name__)
 FORMAT_VERSION = 1
 REDACTED = "[REDACTED]"
 TITLE_CHARS = 60
-GITIGNORE_LINES = ("sessions/", "settings.local.json")
 
 _TOKENISH = r"(?=[A-Za-z_\-.+/=~]*\d)[A-Za-z0-9_\-.+/=~]{16,}"  # 16+ chars, with a digit
 _KEY_PATTERNS = [
@@ -301,7 +300,7 @@ class SessionStore:
     def _prepare(self) -> None:
         self.dir.mkdir(parents=True, exist_ok=True)
         if self.storage == "workspace":
-            self._ensure_gitignore(self.root / ".codeloop" / ".gitignore")
+            ensure_codeloop_gitignore(self.root)
         else:
             marker = self.dir / "workspace.txt"
             if not marker.exists():
@@ -309,24 +308,6 @@ class SessionStore:
                     marker.write_text(str(self.root) + "\n", encoding="utf-8")
                 except OSError:
                     pass
-
-    @staticmethod
-    def _ensure_gitignore(path: Path) -> None:
-        """Add our lines to .codeloop/.gitignore; keep whatever else is there."""
-        try:
-            existing = path.read_text(encoding="utf-8") if path.exists() else ""
-        except OSError:
-            return
-        have = {line.strip() for line in existing.splitlines()}
-        missing = [line for line in GITIGNORE_LINES if line not in have and "/" + line not in have]
-        if not missing:
-            return
-        sep = "" if not existing or existing.endswith("\n") else "\n"
-        try:
-            with path.open("a", encoding="utf-8") as f:
-                f.write(sep + "\n".join(missing) + "\n")
-        except OSError as e:
-            log.warning("could not update %s: %s", path, e)
 
     def path_of(self, session_id: str) -> Path:
         if not re.fullmatch(r"[A-Za-z0-9_.\-]+", session_id) or session_id.startswith("."):

@@ -1,4 +1,11 @@
-from codeloop.context.slash import HELP_TEXT, parse_slash
+from codeloop.commands.table import COMMANDS, help_text, parse
+
+
+def parse_slash(text):
+    return parse(text, "cli")
+
+
+HELP_TEXT = help_text("cli")
 
 
 def test_plain_messages_are_not_commands():
@@ -37,3 +44,11 @@ def test_unknown_command():
 def test_help_lists_every_command():
     for name in ("/clear", "/compact", "/context", "/cost", "/model", "/mode", "/resume", "/help"):
         assert name in HELP_TEXT
+
+
+def test_the_help_comes_from_the_table_and_each_host_gets_its_own():
+    for c in COMMANDS:
+        assert c.description in HELP_TEXT
+    assert "/exit" in HELP_TEXT and "/exit" not in help_text("lsp")
+    # /exit is not a command in the editor: it is sent to the agent as text
+    assert parse("/exit", "lsp").name == "unknown"

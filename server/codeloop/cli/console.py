@@ -1,0 +1,141 @@
+"""The terminal side of the headless host: the events as they happen, and the
+questions (approve a command, apply an edit) asked at the prompt."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+from pathlib import Path
+from typing import TextIO
+
+from codeloop.core.events import (
+    ErrorEvent,
+    Event,
+    Notice,
+    Retry,
+    TextDelta,
+    ToolCallFinished,
+    ToolCallStarted,
+    TurnEnd,
+)
+from codeloop.core.ports import ApprovalDecision, ApprovalRequest
+from codeloop.edits.change import ChangeSet
+from codeloop.edits.diff import unified_diff
+
+
+class Style:
+    def __init__(self, stream: TextIO) -> None:
+        self.on = stream.isatty() and os.environ.get("NO_COLOR") is None
+
+    def __call__(self, code: str, text: str) -> str:
+        return f"\x1b[{code}m{text}\x1b[0m" if self.on else text
+
+
+class ConsoleSink:
+    """Prints the loop's events as they happen."""
+
+    def __init__(self, out: TextIO = sys.stdout, err: TextIO = sys.stderr) -> None:
+        self.out = out
+        self.err = err
+        self.style = Style(out)
+        self.at_line_start = True
+        self.last_end: TurnEnd | None = None
+
+    def line(self, text: str) -> None:
+        if not self.at_line_start:
+            self.out.write("\n")
+        self.out.write(text + "\n")
+        self.out.flush()
+        self.at_line_start = True
+
+    def emit(self, event: Event) -> None:
+        s = self.style
+        if isinstance(event, TextDelta):
+            self.out.write(event.text)
+            self.out.flush()
+            self.at_line_start = event.text.endswith("\n")
+        elif isinstance(event, ToolCallStarted):
+            origin = s("2", f" [{event.origin}]") if event.origin else ""
+            self.line(s("36", f"● {event.name}") + (f"({event.summary})" if event.summary else "") + origin)
+        elif isinstance(event, ToolCallFinished):
+            mark = s("32", "⎿") if event.ok else s("33", "⎿ ■") if event.status == "cancelled" else s("31", "⎿ ✗")
+            self.line(f"  {mark} {event.summary}")
+        elif isinstance(event, Retry):
+            self.line(s("33", f"  ↻ retry {event.attempt}/{event.max_attempts} in {event.delay:.1f}s: {event.reason}"))
+        elif isinstance(event, Notice):
+            self.line(s("33" if event.level == "warning" else "2", f"  ℹ {event.message}"))
+        elif isinstance(event, ErrorEvent):
+            if not self.at_line_start:
+                self.out.write("\n")
+                self.at_line_start = True
+            self.err.write(s("31", f"error: {event.message}") + "\n")
+            self.err.flush()
+        elif isinstance(event, TurnEnd):
+            self.last_end = event
+            if not self.at_line_start:
+                self.line("")
+            if event.status in ("max_turns", "cancelled"):
+                self.line(s("33", event.message))
+            tokens = f"{event.prompt_tokens:,} in / {event.completion_tokens:,} out"
+            if event.cached_tokens:
+                tokens += f" ({event.cached_tokens:,} cached)"
+            cost = f", ${event.cost:.4f}" if event.cost is not None else ""
+            if event.prompt_tokens or event.completion_tokens:
+                self.line(s("2", f"[{tokens}{cost}]"))
+
+
+async def ask_line(prompt: str) -> str | None:
+    try:
+        return await asyncio.to_thread(input, prompt)
+    except EOFError:
+        return None
+
+
+class TerminalApprover:
+    """Asks at the terminal before a command runs (or a secret is read)."""
+
+    def __init__(self, sink: ConsoleSink) -> None:
+        self.sink = sink
+
+    async def approve(self, request: ApprovalRequest) -> ApprovalDecision:
+        what = {"Bash": "Run", "Read": "Read", "Edit": "Edit", "Write": "Write", "Tool": "Call",
+                "Trust": "Trust"}.get(request.kind, request.kind)
+        self.sink.line(self.sink.style("1", f"? {what}: {request.target}") + f"  (in {request.cwd}; {request.reason})")
+        choices = "[y]es / [a]lways / [n]o, or type a reason to deny: "
+        answer = await ask_line(choices)
+        if answer is None:
+            return ApprovalDecision("deny", "no answer (end of input)")
+        a = answer.strip()
+        if a.lower() in ("y", "yes", ""):
+            return ApprovalDecision("allow_once")
+        if a.lower() in ("a", "always"):
+            return ApprovalDecision("allow_always")
+        if a.lower() in ("n", "no"):
+            return ApprovalDecision("deny")
+        return ApprovalDecision("deny", a)
+
+
+def terminal_confirm(sink: ConsoleSink):  # type: ignore[no-untyped-def]
+    async def confirm(changes: ChangeSet) -> bool | str:
+        for c in changes.changes:
+            rel = c.path.name
+            try:
+                rel = str(c.path.relative_to(Path.cwd()))
+            except ValueError:
+                rel = str(c.path)
+            diff = unified_diff(c.old_text, c.new_text, rel)
+            for line in diff.splitlines():
+                color = "32" if line.startswith("+") else "31" if line.startswith("-") else "36" if line.startswith("@@") else "0"
+                sink.line(sink.style(color, line))
+        answer = await ask_line("Apply this change? [y]es / [n]o, or type feedback to reject: ")
+        if answer is None:
+            return "no answer (end of input)"
+        a = answer.strip()
+        if a.lower() in ("y", "yes", ""):
+            return True
+        if a.lower() in ("n", "no"):
+            return False
+        return a
+
+    return confirm
