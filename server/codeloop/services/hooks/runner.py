@@ -45,6 +45,23 @@ def shell_argv(command: str) -> list[str]:
     return [bash, "-c", command] if bash else ["/bin/sh", "-c", command]
 
 
+class _ExitProtocol(asyncio.subprocess.SubprocessStreamProtocol):
+    """The stream protocol plus a future set when the process itself exits.
+
+    ``Process.wait()`` on 3.11 also waits until every holder of the output pipes has
+    closed them, which a backgrounded grandchild may never do.
+    """
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        super().__init__(limit=2**16, loop=loop)
+        self.exited: asyncio.Future[None] = loop.create_future()
+
+    def process_exited(self) -> None:
+        super().process_exited()
+        if not self.exited.done():
+            self.exited.set_result(None)
+
+
 def _kill_group(proc: asyncio.subprocess.Process) -> None:
     with contextlib.suppress(ProcessLookupError, PermissionError, OSError):
         os.killpg(proc.pid, signal.SIGKILL)
@@ -91,8 +108,10 @@ async def _feed(proc: asyncio.subprocess.Process, data: bytes) -> None:
 async def run_hook_command(command: str, stdin: bytes, cwd: Path, env: dict[str, str], timeout: float,
                            cap: int = OUTPUT_CAP) -> RawRun:
     start = time.monotonic()
+    loop = asyncio.get_running_loop()
     try:
-        proc = await asyncio.create_subprocess_exec(
+        transport, protocol = await loop.subprocess_exec(
+            lambda: _ExitProtocol(loop),
             *shell_argv(command),
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
@@ -103,6 +122,7 @@ async def run_hook_command(command: str, stdin: bytes, cwd: Path, env: dict[str,
         )
     except (OSError, ValueError) as e:
         return RawRun(None, "", "", time.monotonic() - start, error=f"cannot start: {e}")
+    proc = asyncio.subprocess.Process(transport, protocol, loop)
 
     feeder = asyncio.create_task(_feed(proc, stdin))
     out_task = asyncio.create_task(_read_capped(proc.stdout, cap))
@@ -110,11 +130,11 @@ async def run_hook_command(command: str, stdin: bytes, cwd: Path, env: dict[str,
     timed_out = leftovers = False
     try:
         try:
-            await asyncio.wait_for(asyncio.shield(proc.wait()), timeout)
+            await asyncio.wait_for(asyncio.shield(protocol.exited), timeout)
         except asyncio.TimeoutError:
             timed_out = True
             _kill_group(proc)
-            await proc.wait()
+            await protocol.exited
         # The hook is gone; its pipes close unless something it started still holds them.
         grace = KILL_GRACE if timed_out else LEFTOVER_GRACE
         done, _ = await asyncio.wait({out_task, err_task}, timeout=grace)
@@ -135,10 +155,12 @@ async def run_hook_command(command: str, stdin: bytes, cwd: Path, env: dict[str,
                 t.cancel()
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await feeder
+        if transport.get_returncode() is not None:
+            transport.close()
     out, out_cut = _result(out_task)
     err, err_cut = _result(err_task)
     return RawRun(
-        exit_code=None if timed_out else proc.returncode,
+        exit_code=None if timed_out else transport.get_returncode(),
         stdout=out.decode("utf-8", "replace"),
         stderr=err.decode("utf-8", "replace"),
         duration=time.monotonic() - start,
