@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import shlex
 import sys
 import textwrap
@@ -230,13 +229,13 @@ async def test_a_hung_hook_is_killed_at_its_timeout_with_its_children(ws):
         #!/usr/bin/env bash
         echo "quick context"
     """)
-    settings(ws.home / "settings.json", {"UserPromptSubmit": [group(None, str(hang), timeout=0.5), group(None, str(quick))]})
+    settings(ws.home / "settings.json", {"UserPromptSubmit": [group(None, str(hang), timeout=2), group(None, str(quick))]})
     runs: list[HookRun] = []
     res = await ws.engine(trust=None, on_run=runs.append).run("UserPromptSubmit", {"prompt": "hi"})
     hung, ok = res.outcomes
     assert hung.timed_out and hung.exit_code is None and hung.status == "timeout"
     assert not res.blocked
-    assert any("timed out after 0.5s" in w for w in res.warnings)
+    assert any("timed out after 2s" in w for w in res.warnings)
     assert ok.status == "ok" and res.additional_context == "quick context"
     child = int(pidfile.read_text())
     for _ in range(100):
@@ -258,7 +257,7 @@ async def test_cancelling_the_run_kills_the_hooks(ws):
     settings(ws.home / "settings.json", {"PreCompact": [group(None, str(hang))]})
     engine = ws.engine(trust=None)
     task = asyncio.create_task(engine.run("PreCompact", {"trigger": "auto"}))
-    for _ in range(200):
+    for _ in range(1000):
         if pidfile.exists() and pidfile.read_text().strip():
             break
         await asyncio.sleep(0.02)
@@ -294,7 +293,7 @@ async def test_matching_hooks_run_in_parallel(ws):
         #!/usr/bin/env bash
         me=$1; other=$2
         touch {marks}/start-$me
-        for i in $(seq 1 200); do
+        for i in $(seq 1 1000); do
           if [ -e {marks}/start-$other ]; then echo overlap > {marks}/seen-$me; break; fi
           sleep 0.02
         done
