@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from codeloop.services.hooks import HookEngine, HookRun, HookSession, load_hooks
+from codeloop.services.hooks import HookEngine, HookRun, HookSession, describe_run, load_hooks
 
 PY = shlex.quote(sys.executable)
 
@@ -245,6 +245,7 @@ async def test_a_hung_hook_is_killed_at_its_timeout_with_its_children(ws):
     assert not alive(child), "the hook's background child survived the timeout"
     ends = [r for r in runs if r.phase == "end"]
     assert {r.outcome.status for r in ends} == {"timeout", "ok"}
+    assert any(describe_run(r).endswith("timed out after 2s and was killed") for r in ends)
 
 
 async def test_cancelling_the_run_kills_the_hooks(ws):
@@ -512,6 +513,10 @@ async def test_run_reports_reach_the_callback(ws):
     assert start.outcome is None and start.target == "mcp__github__create_issue"
     assert end.outcome.exit_code == 2 and end.outcome.blocked and end.outcome.duration >= 0
     assert end.outcome.excerpt() == "checked"
+    assert describe_run(start, ws.root) == f"hook PreToolUse {start.hook.label(ws.root)}: running"
+    line = describe_run(end, ws.root)
+    assert line.startswith(f"hook PreToolUse {end.hook.label(ws.root)}: denied the call (exit 2, ")
+    assert line.endswith("s): checked")
     # A failing callback is logged, not raised.
     def broken(_r):
         raise RuntimeError("ui gone")

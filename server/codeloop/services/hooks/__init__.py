@@ -35,6 +35,7 @@ from codeloop.services.hooks.engine import (
     HookSession,
     Permission,
     ProjectTrust,
+    describe_run,
 )
 
 
@@ -61,5 +62,5 @@ def settings_stamp(root: Path, config_home: Path | None = None,
 __all__ = [
     "DEFAULT_TIMEOUT", "EVENTS", "HookConfig", "HookEngine", "HookOutcome", "HookResult", "HookRun",
     "HookSession", "Matcher", "Permission", "Problem", "ProjectTrust", "SettingsFile", "aload_hooks",
-    "default_claude_home", "load_hooks", "settings_files", "settings_stamp",
+    "default_claude_home", "describe_run", "load_hooks", "settings_files", "settings_stamp",
 ]

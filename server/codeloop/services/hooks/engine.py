@@ -184,6 +184,38 @@ class HookResult:
 OnRun = Callable[[HookRun], Any]
 
 
+def describe_run(run: HookRun, root: Path | None = None, limit: int | None = None) -> str:
+    """One plain line for a CLI or a log: what ran and how it ended."""
+    head = f"hook {run.event} {run.hook.label(root)}"
+    o = run.outcome
+    if run.phase == "start" or o is None:
+        return f"{head}: running"
+    took = f"{o.duration:.2f}s"
+    status = o.status
+    if status == "error":
+        text = f"could not run ({o.error})"
+    elif status == "timeout":
+        text = f"timed out after {o.hook.timeout:g}s and was killed"
+    elif status in ("blocked", "denied"):
+        what = "denied the call" if status == "denied" else "blocked"
+        why = f": {o.reason}" if o.reason else ""
+        text = f"{what} (exit {o.exit_code}, {took}){why}"
+    elif status == "warning":
+        text = f"exit {o.exit_code}, {took}" + (f": {o.warnings[0]}" if o.warnings and o.exit_code == 0 else "")
+        if o.exit_code not in (0, None) and o.excerpt():
+            text += f": {o.excerpt()}"
+    else:
+        text = f"ok ({took})"
+        if o.permission:
+            text += f", asks to {o.permission}"
+        if o.updated_input:
+            text += ", rewrote the input"
+        if o.additional_context:
+            text += ", added context"
+    line = f"{head}: {text}".replace("\n", " ")
+    return line if limit is None or len(line) <= limit else line[: limit - 1] + "…"
+
+
 def _str(value: Any) -> str | None:
     return value if isinstance(value, str) and value.strip() else None
 
@@ -509,6 +541,6 @@ class HookEngine:
 
 
 __all__ = [
-    "HookEngine", "HookOutcome", "HookResult", "HookRun", "HookSession", "Permission", "ProjectTrust",
+    "describe_run", "HookEngine", "HookOutcome", "HookResult", "HookRun", "HookSession", "Permission", "ProjectTrust",
     "aggregate", "interpret",
 ]
