@@ -145,12 +145,15 @@ class HookResult:
     - ``permission``: PreToolUse only, a REQUEST to the policy, not a decision — deny beats
       ask beats allow. "deny" is final; "ask" asks even where the policy would allow;
       "allow" may skip the question but never overrides a deny or ask rule or the
-      catastrophic class. None: the hooks expressed no opinion.
+      catastrophic class. None: the hooks expressed no opinion. ``permission_reason``
+      goes with it: for "deny" it is also ``reason`` (the model reads it); for "ask" show it
+      in the question, for "allow" to the user only (as Claude Code does).
     - ``updated_input``: PreToolUse: the complete codeloop input to run instead (None: run
       it as it is); never set when the call is denied.
     - ``additional_context``: text for the model's context (joined, in config order).
-    - ``stop``: a hook said ``"continue": false``: end the turn now; ``stop_reason`` is for
-      the user (not the model). It wins over a Stop hook's block.
+    - ``stop``: a hook said ``"continue": false``: end the turn now (a PreToolUse call is
+      not run either); ``stop_reason`` is for the user (not the model). It wins over a
+      Stop hook's block.
     - ``system_messages``, ``warnings``: for the user (warnings: hooks that failed, timed
       out or printed nonsense; nothing was blocked by those).
     - ``skipped``: project hooks that matched but did not run, the project not being
