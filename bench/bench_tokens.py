@@ -1,5 +1,14 @@
-"""6. Token efficiency: prompt tokens summed over a scripted session, codeloop against a
-naive loop that resends everything untruncated.
+"""6. Token efficiency and cost as providers bill it: prompt tokens and characters
+summed over a scripted session, codeloop against a naive loop that resends everything
+untruncated and against the seed peer openclaude-ollama, run side by side against the
+same scripted model.
+
+Billing: providers (OpenAI, Anthropic, DeepSeek, Gemini, vLLM/SGLang prefix caching)
+serve the longest prefix a request shares with an earlier one from cache, at a fraction
+of the price. Here a request's cached part is the longest prefix (in characters of its
+tools, then its messages, serialized as JSON) it shares with any earlier request of the
+same loop, and cached input is billed at 10% (CACHED_PRICE): billed = uncached + 0.1 x
+cached.
 
 The session (30 tool steps in 3 user turns of 10): a 3,000-line file read 6 times with
 small edits between the reads (two re-reads come right after an edit, while the earlier
@@ -26,6 +35,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import re
 import subprocess
 import sys
@@ -45,6 +55,8 @@ from codeloop.edits.disk import DiskChangeApplier
 from codeloop.tools.text import numbered
 
 MODEL = "gpt-4o"
+CACHED_PRICE = 0.1  # cached input, as a share of the input price
+PEER = Path(__file__).resolve().parents[2] / "shared" / "peers" / "openclaude-ollama"
 BIG = "app/big.py"
 BIG_LINES = 3000
 LOG_LINES = 4000
@@ -147,10 +159,16 @@ class _Allow:
         return ApprovalDecision("allow_once")
 
 
-async def run_codeloop(root: Path, base_url: str) -> list[str]:
-    settings = Settings(model=MODEL, base_url=base_url, api_key="sk-bench", mode="bypass", max_retries=0)
+async def run_codeloop(root: Path, base_url: str, batch: int | None = None, headroom: float | None = None,
+                       keep: int | None = None) -> list[str]:
+    extra = {"keep_tool_output": keep} if keep is not None else {}
+    settings = Settings(model=MODEL, base_url=base_url, api_key="sk-bench", mode="bypass", max_retries=0, **extra)
     sink = _Sink()
     session = AgentSession(settings, root, Ports(sink=sink, approver=_Allow(), changes=DiskChangeApplier(root=root)))
+    if batch is not None:
+        session.elide_batch = batch
+    if headroom is not None:
+        session.elide_headroom = headroom
     try:
         for text in USER:
             end = await session.send(text)
@@ -219,7 +237,75 @@ async def run_naive(root: Path, base_url: str, system: str, tools: list[dict[str
     await client.close()
 
 
+# -- the peer: openclaude-ollama --------------------------------------------------------------
+
+
+def peer_call(call: Call) -> Call:
+    """The same step in the peer's tool names (Read, Write, Edit, Bash, Grep, Glob)."""
+    a = call.arguments
+    if call.name == "read_file":
+        return Call("Read", {"path": a["path"]})
+    if call.name == "edit_file":
+        return Call("Edit", {"file_path": a["path"], "old_string": a["old_string"], "new_string": a["new_string"]})
+    if call.name == "write_file":
+        return Call("Write", {"file_path": a["path"], "content": a["content"]})
+    if call.name == "run_command":
+        return Call("Bash", {"command": a["command"]})
+    if call.name == "grep":
+        return Call("Grep", {"pattern": a["pattern"], **({"path": a["path"]} if "path" in a else {})})
+    if call.name == "glob":
+        return Call("Glob", {"pattern": a["pattern"]})
+    if call.name == "list_dir":
+        return Call("Bash", {"command": f"ls -p {a.get('path', '.')}"})
+    raise ValueError(call.name)
+
+
+def peer_scenario() -> Any:
+    branches = {}
+    for t, calls in enumerate(session_steps()):
+        steps: list[Any] = [ToolCalls([peer_call(c)]) for c in calls] + [Text(f"Turn {t + 1} done.")]
+        branches[f"turn {t + 1}:"] = Script(steps, name=f"peer turn {t + 1}")
+    return _SummaryFirst(Keyed(branches))
+
+
+def peer_available() -> bool:
+    return (PEER / "src" / "agent.py").is_file()
+
+
+def run_peer(root: Path, base_url: str) -> None:
+    """The peer's own REPL (python -m src), one line per user turn, as its NOTE.md says."""
+    env = {**os.environ, "OPENAI_BASE_URL": base_url, "OPENAI_API_KEY": "x", "MODEL": MODEL,
+           "PYTHONPATH": str(PEER)}
+    proc = subprocess.run([sys.executable, "-m", "src", "--max-turns", "40", "--quiet"], cwd=root, env=env,
+                          input="\n".join(USER) + "\n", capture_output=True, text=True, timeout=600)
+    if proc.returncode != 0:
+        raise RuntimeError(f"the peer failed ({proc.returncode}): {proc.stderr[-2000:]}")
+
+
 # -- measuring ---------------------------------------------------------------------------------
+
+
+def serialized(body: dict[str, Any]) -> str:
+    """A request as a provider's prefix cache sees it: the tools, then the messages."""
+    head = json.dumps(body.get("tools") or [], ensure_ascii=False, separators=(",", ":"))
+    return head + "".join(json.dumps(m, ensure_ascii=False, separators=(",", ":")) for m in body.get("messages", []))
+
+
+def billing(model: ScriptedModel) -> dict[str, Any]:
+    """Characters sent, served from cache (longest prefix shared with an earlier request)
+    and billed (uncached + CACHED_PRICE x cached), over the session."""
+    seen: list[str] = []
+    sent = cached = 0
+    for r in model.chat_requests:
+        text = serialized(r.body)
+        best = max((len(os.path.commonprefix([text, earlier])) for earlier in seen), default=0)
+        seen.append(text)
+        sent += len(text)
+        cached += best
+    uncached = sent - cached
+    return {"sent": sent, "cached": cached, "uncached": uncached, "billed": uncached + CACHED_PRICE * cached,
+            "hit_rate": cached / sent if sent else 0.0, "requests": len(model.chat_requests)}
+
 
 
 def request_tokens(model: ScriptedModel) -> list[int]:
@@ -293,32 +379,74 @@ def biggest(model: ScriptedModel, n: int = 5) -> list[dict[str, Any]]:
             for t, i, m in sized]
 
 
+def measure_codeloop(tmp: Path, batch: int | None = None, headroom: float | None = None,
+                     keep: int | None = None) -> tuple[ScriptedModel, list[str], Path]:
+    root = make_workspace(tmp)
+    model = ScriptedModel(scenario(), models=[MODEL])
+    with model:
+        notices = asyncio.run(run_codeloop(root, model.base_url, batch, headroom, keep))
+    return model, notices, root
+
+
+# (batch tokens, headroom) points of the sweep; (0, 1.0) elides as soon as a result is due.
+SWEEP = [(0, 1.0), (4_000, 1.0), (8_000, 0.75), (8_000, 0.5), (16_000, 0.5), (24_000, 0.5), (32_000, 0.5)]
+
+
 def main(quick: bool = False) -> dict[str, Any]:
     # The session is small enough to run whole in quick mode too (a few seconds).
     with tempfile.TemporaryDirectory(prefix="codeloop-bench-") as tmp:
-        ours_root = make_workspace(Path(tmp) / "a")
+        ours_model, notices, ours_root = measure_codeloop(Path(tmp) / "a")
+        ours = request_tokens(ours_model)
+        first = ours_model.chat_requests[0].body
+        system = next(m["content"] for m in first["messages"] if m["role"] == "system")
+        tools = first["tools"]
+        check = checks(ours_model)
+        top_ours = biggest(ours_model)
+        failures = list(ours_model.failures)
+        bill_ours = billing(ours_model)
         naive_root = make_workspace(Path(tmp) / "b")
-        with ScriptedModel(scenario(), models=[MODEL]) as ours_model:
-            notices = asyncio.run(run_codeloop(ours_root, ours_model.base_url))
-            ours = request_tokens(ours_model)
-            first = ours_model.chat_requests[0].body
-            system = next(m["content"] for m in first["messages"] if m["role"] == "system")
-            tools = first["tools"]
-            check = checks(ours_model)
-            top_ours = biggest(ours_model)
-            failures = ours_model.failures
         with ScriptedModel(scenario(), models=[MODEL]) as naive_model:
             asyncio.run(run_naive(naive_root, naive_model.base_url, system, tools))
             naive = request_tokens(naive_model)
             failures += naive_model.failures
+        bill_naive = billing(naive_model)
         same_files = (ours_root / BIG).read_text() == (naive_root / BIG).read_text()
+        bill_peer = None
+        if peer_available():
+            peer_root = make_workspace(Path(tmp) / "c")
+            with ScriptedModel(peer_scenario(), models=[MODEL]) as peer_model:
+                run_peer(peer_root, peer_model.base_url)
+                failures += peer_model.failures
+            bill_peer = billing(peer_model)
+        sweep = []
+        if not quick:
+            for i, (batch, headroom) in enumerate(SWEEP):
+                m, _, _ = measure_codeloop(Path(tmp) / f"s{i}", batch, headroom)
+                failures += m.failures
+                b = billing(m)
+                sweep.append({"batch": batch, "headroom": headroom, **b, "tokens": sum(request_tokens(m))})
     if failures:
         raise RuntimeError(f"scripted model failures: {failures}")
     total_ours, total_naive = sum(ours), sum(naive)
     ratio = total_ours / total_naive
+    billed_vs_naive = bill_ours["billed"] / bill_naive["billed"]
     rows = [
         row("prompt tokens over the session", total_ours, "tokens", reference=total_naive,
             target="≤ 0.03× the naive loop", met=ratio <= 0.03),
+        row("prompt characters sent", bill_ours["sent"], "chars", reference=bill_naive["sent"],
+            target="≤ 0.03× the naive loop", met=bill_ours["sent"] <= 0.03 * bill_naive["sent"]),
+        row("billed input (cached at 10%)", round(bill_ours["billed"]), "chars", reference=round(bill_naive["billed"]),
+            target="≤ 0.04× the naive loop", met=billed_vs_naive <= 0.04),
+        row("served from cache", f"{bill_ours['hit_rate']:.0%}", "", reference=f"{bill_naive['hit_rate']:.0%}",
+            target="≥ 90%", met=bill_ours["hit_rate"] >= 0.9),
+    ]
+    if bill_peer is not None:
+        rows += [
+            row("billed input vs openclaude-ollama", round(bill_ours["billed"]), "chars",
+                reference=round(bill_peer["billed"]), target="≤ 0.5× openclaude-ollama",
+                met=bill_ours["billed"] <= 0.5 * bill_peer["billed"]),
+        ]
+    rows += [
         row("model requests", len(ours), "", reference=len(naive)),
         row("largest request", max(ours), "tokens", reference=max(naive)),
     ]
@@ -338,16 +466,32 @@ def main(quick: bool = False) -> dict[str, Any]:
             f"{c['rereads_elided_sent_whole']} of {c['rereads_elided']}", target="all",
             met=c["rereads_elided_sent_whole"] == c["rereads_elided"]),
     ]
+    loops = {"naive loop": bill_naive, "codeloop": bill_ours}
+    if bill_peer is not None:
+        loops["openclaude-ollama"] = bill_peer
+    table = ["| loop | requests | prompt chars sent | served from cache | billed as (chars) | vs naive |",
+             "|---|---:|---:|---:|---:|---:|"]
+    for name, b in loops.items():
+        table.append(f"| {name} | {b['requests']} | {b['sent']:,} | {b['hit_rate']:.0%} | {b['billed']:,.0f} | "
+                     f"{b['billed'] / bill_naive['billed']:.3f}× |")
     notes = [
         f"Tokenizer: {TOKENIZER_NAME}. Reference: the naive loop (same system prompt, tool schemas and "
-        "line numbering, everything resent untruncated).",
+        "line numbering, everything resent untruncated), and openclaude-ollama (../shared/peers, unmodified, "
+        "its own tools mapped from the same steps; it starts a new conversation for every user turn).",
+        "Cache rule: the longest prefix (characters of the tools, then the messages, as JSON) a request shares "
+        f"with an earlier request of the same loop; cached input billed at {CACHED_PRICE:.0%}.",
+        *table,
         f"Result sizes of the reads of {BIG} (chars): {check['big_read_chars']}.",
         f"Compaction happened: {check['compacted']}. Notices: {notices[:3]}",
-        f"Edits landed identically in both loops: {same_files}.",
+        f"Edits landed identically in the codeloop and naive loops: {same_files}.",
     ]
-    return result("tokens", "Token efficiency over a scripted session", rows, notes,
+    if sweep:
+        notes.append("Elision batches (batch tokens, headroom) -> chars sent, uncached, billed:")
+        notes += [f"  ({p['batch']:,}, {p['headroom']}) -> sent {p['sent']:,}, uncached {p['uncached']:,}, "
+                  f"billed {p['billed']:,.0f}, cache {p['hit_rate']:.0%}" for p in sweep]
+    return result("tokens", "Token efficiency and billed cost over a scripted session", rows, notes,
                   codeloop_per_request=ours, naive_per_request=naive, ratio=round(ratio, 4), checks=check,
-                  largest_messages_codeloop=top_ours)
+                  largest_messages_codeloop=top_ours, billing={k: v for k, v in loops.items()}, sweep=sweep)
 
 
 if __name__ == "__main__":

@@ -95,3 +95,11 @@ def processes_matching(marker: str) -> list[int]:
         if marker in cmdline and ") Z " not in stat:
             pids.append(int(entry))
     return pids
+
+
+def words(content: object) -> object:
+    """A user message's own words: its text without the context block codeloop adds
+    after it (``<codeloop-context>...``); other contents as they are."""
+    if isinstance(content, str):
+        return content.split("\n\n<codeloop-context>\n", 1)[0]
+    return content

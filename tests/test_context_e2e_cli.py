@@ -8,6 +8,7 @@ import re
 import subprocess
 from pathlib import Path
 
+from conftest import words
 from scripted_model import Call, ChatRequest, Keyed, Script, Text, ToolCalls, Usage
 
 from codeloop.context.compaction import SUMMARY_INSTRUCTIONS, SUMMARY_PREFIX
@@ -61,15 +62,18 @@ def test_agents_md_at_the_root_always_nested_only_once_touched(model_server, run
     reqs = server.chat_requests
     assert len(reqs) == 5
     systems = [system_of(r) for r in reqs]
-    for s in systems:
-        assert s.startswith(STATIC_PART), "the static part comes first, byte for byte"
-        assert ROOT_RULE in s and CLAUDE_RULE in s
-    # Before pkg/ is read: no nested rule (reading other/ or searching pkg/ does not count).
-    for s in systems[:3]:
-        assert NESTED_RULE not in s and EDITED_RULE not in s
-    assert NESTED_RULE in systems[3] and EDITED_RULE not in systems[3]
-    assert NESTED_RULE in systems[4] and EDITED_RULE in systems[4]
-    assert "# Project memory: pkg/AGENTS.md" in systems[4]
+    assert len(set(systems)) == 1, "the system prompt stays byte for byte the same all session (prompt caches)"
+    s = systems[0]
+    assert s.startswith(STATIC_PART), "the static part comes first, byte for byte"
+    assert ROOT_RULE in s and CLAUDE_RULE in s
+    assert NESTED_RULE not in s and EDITED_RULE not in s
+    # A nested memory file goes with the tool result that first touched its folder, once:
+    # reading other/ or searching pkg/ does not count.
+    results = [m["content"] for m in reqs[4].messages if m["role"] == "tool"]
+    pkg_memory = "[Project memory: pkg/AGENTS.md; it applies to the files under its folder]\n" + NESTED_RULE
+    gen_memory = "[Project memory: gen/AGENTS.md; it applies to the files under its folder]\n" + EDITED_RULE
+    assert [pkg_memory in r for r in results] == [False, False, True, False]
+    assert [gen_memory in r for r in results] == [False, False, False, True], "the write touched gen/"
     assert (tmp_path / "gen" / "out.py").read_text() == "y = 2\n"
 
 
@@ -167,10 +171,16 @@ def test_chat_slash_commands(model_server, run_cli, tmp_path):
     assert "Mode: plan." in out and "Model set to other-model for this session." in out
     second = seen["second"]
     assert second.model == "other-model"
-    assert "# Permission mode" in system_of(second)
+    # The mode is told in the turn's context block, after the user's words; the system
+    # prompt stays as it was.
+    assert "# Permission mode" not in system_of(second) and system_of(second) == system_of(seen["hello"])
     for mutating in ("write_file", "edit_file", "apply_patch"):
         assert mutating not in second.tool_names() and mutating in seen["hello"].tool_names()
-    assert [m["content"] for m in second.messages[1:]] == ["hello", "Hi there.", "second"]
+    assert [m["content"] for m in second.messages[1:3]] == ["hello", "Hi there."]
+    asked = second.messages[3]["content"]
+    assert asked.startswith("second\n\n<codeloop-context>\n# Permission mode\nYou are in plan mode") and asked.endswith(
+        "</codeloop-context>"
+    )
     # /compact with a focus: the summary request names it; the next request starts from the summary.
     assert "The user asked this summary to focus on: keep the greeting" in seen["summary"].messages[0]["content"]
     assert re.search(r"Compacted: [\d,]+ → [\d,]+ tokens \(\d+ messages summarised\)\.", out), out
@@ -180,15 +190,15 @@ def test_chat_slash_commands(model_server, run_cli, tmp_path):
     # /clear: a new, empty conversation; the mode and model chosen in this REPL still hold.
     assert re.search(r"Started a new session \S+\. \(The old one is kept in the history\.\)", out)
     fresh = seen["fresh"]
-    assert [m["content"] for m in fresh.messages[1:]] == ["fresh start"]
-    assert fresh.model == "other-model" and "# Permission mode" in system_of(fresh)
+    assert [words(m["content"]) for m in fresh.messages[1:]] == ["fresh start"]
+    assert fresh.model == "other-model" and "# Permission mode" in fresh.last_user_text(), "the mode is in the turn's context"
     # /help, and the bare /mode and /model.
     assert HELP_TEXT in out
     assert "Mode: plan. Modes:" in out
     assert "Model: other-model at " in out
     # /resume (no id): the latest session with messages on disk is the new one; it continues.
     back = seen["back"]
-    assert [m["content"] for m in back.messages[1:]] == ["fresh start", "A fresh start.", "back again"]
+    assert [words(m["content"]) for m in back.messages[1:]] == ["fresh start", "A fresh start.", "back again"]
     # Two session files: the first (compacted) and the one /clear started.
     files = list((tmp_path / ".codeloop" / "sessions").glob("*.jsonl"))
     assert len(files) == 2

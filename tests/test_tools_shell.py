@@ -63,32 +63,40 @@ async def test_exit_codes_and_terminal_stream(tmp_path: Path, pm: ProcessManager
     assert ("exited", "cmd-1", 3) in term.events and ("exited", "cmd-2", 0) in term.events
 
 
+# Lines that are not "similar" to their neighbours (so none are folded): odd and even alternate.
+ALTERNATING = "seq 1 {n} | awk '{{print ($1 % 2 ? \"odd \" : \"even \") $1}}'"
+
+
+def alt(i: int) -> str:
+    return ("odd " if i % 2 else "even ") + str(i)
+
+
 async def test_output_cap_head_tail_and_paging(tmp_path: Path, pm: ProcessManager) -> None:
     ctx = make_ctx(tmp_path, processes=pm)
-    r = await call(ctx, "run_command", command="seq 1 1000")
+    r = await call(ctx, "run_command", command=ALTERNATING.format(n=1000))
     assert r.ok
     lines = r.text.splitlines()
     # The head and a longer tail (where runners print their summaries).
-    assert lines[0] == "1" and lines[59] == "60"
+    assert lines[0] == alt(1) and lines[59] == alt(60)
     note = lines[60]
     assert note.startswith("[... 800 lines cut; the full output is kept")
     assert 'read_command_output(id="cmd-1", offset=61, limit=200)' in note
-    assert lines[61] == "861" and lines[-2] == "1000" and lines[-1] == "exit code: 0"
+    assert lines[61] == alt(861) and lines[-2] == alt(1000) and lines[-1] == "exit code: 0"
 
     r = await call(ctx, "read_command_output", id="cmd-1", offset=201, limit=3)
     assert r.ok
     out = r.text.splitlines()
-    assert out[:3] == ["201\t201", "202\t202", "203\t203"]
+    assert out[:3] == [f"201\t{alt(201)}", f"202\t{alt(202)}", f"203\t{alt(203)}"]
     assert 'offset=204' in out[3]
     r = await call(ctx, "read_command_output", id="cmd-1", offset=999)
-    assert r.text.splitlines()[:2] == ["999\t999", "1000\t1000"]
+    assert r.text.splitlines()[:2] == [f"999\t{alt(999)}", f"1000\t{alt(1000)}"]
     r = await call(ctx, "read_command_output", id="cmd-99")
     assert not r.ok and "cmd-1" in r.text
 
 
 async def test_output_cap_by_characters(tmp_path: Path, pm: ProcessManager) -> None:
     ctx = make_ctx(tmp_path, processes=pm)
-    cmd = f"{sys.executable} -c \"[print('y' * 1000) for _ in range(100)]\""
+    cmd = f"{sys.executable} -c \"[print(('y' if i % 2 else 'z') * 1000) for i in range(100)]\""
     r = await call(ctx, "run_command", command=cmd)
     assert len(r.text) < 10_000 + 400  # MAX_RESULT_CHARS and the note
     assert "lines cut" in r.text and r.text.endswith("exit code: 0")
@@ -96,13 +104,28 @@ async def test_output_cap_by_characters(tmp_path: Path, pm: ProcessManager) -> N
     assert tail.count("y" * 1000) > head.count("y" * 1000) >= 1, "the tail gets the larger share"
 
 
+async def test_runs_of_similar_lines_are_folded_and_can_be_paged(tmp_path: Path, pm: ProcessManager) -> None:
+    ctx = make_ctx(tmp_path, processes=pm)
+    script = "for i in $(seq 1 400); do echo \"test_$i PASSED [$((i / 4))%]\"; done; echo 'test_x FAILED'; echo end"
+    r = await call(ctx, "run_command", command=script)
+    lines = r.text.splitlines()
+    assert lines[:2] == ["test_1 PASSED [0%]", "test_2 PASSED [0%]"]
+    assert lines[2] == ("[... 397 similar lines folded (lines 3-399 differ from these only in their numbers); "
+                        'read_command_output(id="cmd-1", offset=3, limit=200) shows them]')
+    assert lines[3:] == ["test_400 PASSED [100%]", "test_x FAILED", "end", "exit code: 0"], "what differs is shown"
+    page = await call(ctx, "read_command_output", id="cmd-1", offset=3, limit=2)
+    assert page.text.splitlines()[:2] == ["3\ttest_3 PASSED [0%]", "4\ttest_4 PASSED [1%]"]
+    short = await call(ctx, "run_command", command="seq 1 7")  # a short run stays as it is
+    assert short.text.splitlines()[:7] == [str(i) for i in range(1, 8)]
+
+
 async def test_long_uncut_output_names_its_id(tmp_path: Path, pm: ProcessManager) -> None:
     ctx = make_ctx(tmp_path, processes=pm)
-    r = await call(ctx, "run_command", command="seq 1 500")  # 1,892 characters: short
+    r = await call(ctx, "run_command", command=ALTERNATING.format(n=200))  # short
     assert r.text.endswith("exit code: 0")
-    r = await call(ctx, "run_command", command="seq 1 1000")  # cut: the note names it
+    r = await call(ctx, "run_command", command=ALTERNATING.format(n=1000))  # cut: the note names it
     assert 'id="cmd-2"' in r.text and r.text.endswith("exit code: 0")
-    r = await call(ctx, "run_command", command="seq 1 190 | sed 's/$/ abcdefghij/'")  # long, not cut
+    r = await call(ctx, "run_command", command=ALTERNATING.format(n=190) + " | sed 's/$/ abcdefghij/'")  # long, not cut
     assert "lines cut" not in r.text and r.text.endswith("exit code: 0 (output id cmd-3)")
 
 

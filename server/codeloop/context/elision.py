@@ -63,6 +63,7 @@ LargeArguments = Callable[[str], tuple[str, ...]]
 class View:
     messages: list[dict[str, Any]]
     elided: list[Elided]
+    verbatim_old: int = 0  # tokens of the old (elidable) results the view sends verbatim
 
 
 def elide(
@@ -75,10 +76,44 @@ def elide(
     min_chars: int = MIN_ELIDE_CHARS,
     count: Callable[[str], int] = count_tokens,
     large_arguments: LargeArguments = lambda _name: (),
+    batch: int = 0,
+    headroom: float = 1.0,
 ) -> View:
     """The view of ``messages`` to send (the list itself is not changed).
 
-    ``already``: keys of items elided by earlier views (``key_of``)."""
+    ``already``: keys of items elided by earlier views (``key_of``).
+
+    ``batch``: elide in batches, for providers' prompt caches. Each new elision rewrites
+    the history from that message on, and a provider's cache then misses from there:
+    so nothing new is elided until the results that are due (by the size x age rule)
+    add up to ``batch`` tokens, or the old results sent verbatim pass ``cap``. Then all
+    of them go in one rewrite, with the rule tightened to ``headroom`` x ``allowance``
+    so that the next batch is some steps away. Between batches a request's history is
+    the previous one plus what is new: the cache serves all of it."""
+    view = _elide(messages, stub, allowance, cap, already, min_chars, count, large_arguments)
+    new = [e for e in view.elided if key_of(e.call_id, e.arguments) not in already]
+    if not new or batch <= 0:
+        return view
+    due = sum(IMAGE_TOKENS if e.call_id.startswith("img:") else count(e.text) for e in new)
+    held = _elide(messages, stub, allowance, 1 << 62, already, min_chars, count, large_arguments, hold=True)
+    if due < batch and held.verbatim_old <= cap:
+        return held  # not yet: this request's history only grows
+    return _elide(messages, stub, int(allowance * headroom), int(cap * headroom), already, min_chars, count,
+                  large_arguments)
+
+
+def _elide(
+    messages: list[dict[str, Any]],
+    stub: Stub,
+    allowance: int,
+    cap: int,
+    already: Collection[str],
+    min_chars: int,
+    count: Callable[[str], int],
+    large_arguments: LargeArguments,
+    hold: bool = False,
+) -> View:
+    """One view: the size x age rule (``hold``: nothing new is elided)."""
     # call id -> (tool name, raw arguments); the arguments are parsed only for what is elided
     calls: dict[str, tuple[str, Any]] = {}
     for m in messages:
@@ -99,7 +134,7 @@ def elide(
         if key in already:
             return False
         tokens = count(text) if tokens is None else tokens
-        if tokens * age <= allowance and used + tokens <= cap:
+        if hold or (tokens * age <= allowance and used + tokens <= cap):
             used += tokens
             return True
         return False
@@ -149,7 +184,7 @@ def elide(
             if changed:
                 out[i] = {**m, "tool_calls": new_calls}
     elided.reverse()
-    return View(out, elided)
+    return View(out, elided, used)
 
 
 def key_of(call_id: str, arguments: bool = False) -> str:

@@ -1,10 +1,16 @@
-"""The system prompt, assembled each model call.
+"""What the model is told about its context, arranged for providers' prompt caches.
 
-The static part comes first and never changes (byte for byte), so providers'
-prompt caches hit. The dynamic context follows, in an order that puts what
-changes least first (environment, project memory, git, editor, mode). It is held
-to a token budget: when it does not fit, the lowest-priority parts are cut or
-left out, and the prompt says what was left out.
+- The system prompt (``system()``): the static instructions and each tool's guidance,
+  then the session context: environment, the project memory files, the branch and
+  recent commits. Built once per session; it changes only at a deliberate rewrite
+  point (a compaction), so every request of a session shares it as a cached prefix.
+- Each user message carries a context block (``turn_context()``) with what changed
+  since the last block: the git status, the editor's files and selection, the mode.
+- A memory file of a folder touched later (``new_memory()``) goes with the tool
+  result that touched it.
+
+Each part is held to a token budget: when it does not fit, the lowest-priority parts
+are cut or left out, and the prompt says what was left out.
 """
 
 from __future__ import annotations
@@ -26,6 +32,12 @@ GIT_TIMEOUT = 2.0
 GIT_STATUS_LINES = 30
 GIT_LOG_COUNT = 5
 OPEN_FILES_MAX = 40
+# The block of context a user message carries (what changed since the last one); hosts
+# strip it when they show the message.
+TURN_CONTEXT_OPEN = "<codeloop-context>"
+TURN_CONTEXT_CLOSE = "</codeloop-context>"
+# Starts a project memory file added to the tool result that first touched its folder.
+MEMORY_MARK = "[Project memory:"
 # A part cut to fit keeps at least this many tokens; below that it is dropped.
 MIN_PART_TOKENS = 80
 # Room kept for the "left out" note.
@@ -128,6 +140,8 @@ class PromptBuilder:
         words); it joins the static part, so it stays the same for the whole session."""
         self.root = Path(root).resolve()
         self.budget_tokens = budget_tokens
+        self._shown_memory: set[str] = set()  # memory files the model has been shown
+        self._last_turn: dict[str, str] = {}  # the parts of the last turn context block
         self.static = STATIC_PROMPT
         if guidance:
             self.static += "\n# Tools\n" + "".join(f"- {g}\n" for g in guidance)
@@ -150,13 +164,67 @@ class PromptBuilder:
         return list(self._touched_dirs)
 
     async def build(self, editor: EditorContext | None = None, mode_note: str | None = None) -> AssembledPrompt:
+        """Everything the model is told about its context: the session's system prompt and
+        what the next turn's context block would hold (``/context``, ``codeloop context``)."""
+        git_text, status_text, memory = await asyncio.gather(
+            self._git(), self._git_status(), asyncio.to_thread(self._memory_files)
+        )
+        cands = self._stable_candidates(git_text, memory) + self._turn_candidates(status_text, editor, mode_note)
+        return self._assemble(cands)
+
+    async def system(self) -> AssembledPrompt:
+        """The system prompt for the session: the static instructions and tool guidance, the
+        environment, the project memory of the root and of the folders touched so far, the
+        branch and recent commits. It is built once and stays byte for byte the same until a
+        deliberate rewrite point (a compaction), so providers' prompt caches keep it; what
+        changes (git status, the editor, the mode) goes into each turn's context block."""
         git_text, memory = await asyncio.gather(self._git(), asyncio.to_thread(self._memory_files))
+        self._shown_memory = {rel for rel, _, _ in memory}
+        return self._assemble(self._stable_candidates(git_text, memory))
+
+    async def turn_context(self, editor: EditorContext | None = None, mode_note: str | None = None) -> str | None:
+        """The context block for a new user message: what changed since the last block (the
+        git status, the editor's files and selection, the mode); None when nothing did."""
+        status_text = await self._git_status()
+        cands = self._turn_candidates(status_text, editor, mode_note)
+        parts = self._fit(cands)
+        texts = {c.name: p.text for c, p in parts if p.included}
+        changed = [name for name, text in texts.items() if self._last_turn.get(name) != text]
+        dropped = [name for name in self._last_turn if name not in texts]
+        self._last_turn = texts
+        if not changed and not dropped:
+            return None
+        ordered = [p.text for c, p in sorted(parts, key=lambda cp: cp[0].order) if p.included and c.name in changed]
+        if dropped:
+            gone = ", ".join(sorted(dropped))
+            ordered.append(f"(No longer in effect: {gone}.)\n")
+        return TURN_CONTEXT_OPEN + "\n" + "".join(s.rstrip("\n") + "\n" for s in ordered) + TURN_CONTEXT_CLOSE
+
+    def new_memory(self, path: Path) -> str | None:
+        """Touch ``path``; the memory files of folders that come into scope with it and the
+        model has not been shown yet, as a block to add to the tool result, or None."""
+        self.touch(path)
+        memory = self._memory_files()
+        fresh = [(rel, text) for rel, text, nested in memory if nested and rel not in self._shown_memory]
+        if not fresh:
+            return None
+        self._shown_memory.update(rel for rel, _ in fresh)
+        return "".join(f"{MEMORY_MARK} {rel}; it applies to the files under its folder]\n{text.strip()}\n" for rel, text in fresh)
+
+    def _stable_candidates(self, git_text: str | None, memory: list[tuple[str, str, bool]]) -> list[_Candidate]:
         cands: list[_Candidate] = [_Candidate("environment", self._environment(), 100, 0)]
         for i, (rel, text, nested) in enumerate(memory):
             header = f"# Project memory: {rel}\n"
             cands.append(_Candidate(f"memory {rel}", header + text.strip() + "\n", 60 if nested else 90, 10 + i))
         if git_text:
             cands.append(_Candidate("git", git_text, 50, 200))
+        return cands
+
+    def _turn_candidates(self, status_text: str | None, editor: EditorContext | None,
+                         mode_note: str | None) -> list[_Candidate]:
+        cands: list[_Candidate] = []
+        if status_text:
+            cands.append(_Candidate("git status", status_text, 45, 250))
         if editor is not None:
             if editor.selection:
                 where = f" in {editor.selection_path}" if editor.selection_path else ""
@@ -177,11 +245,13 @@ class PromptBuilder:
                 cands.append(_Candidate("open files", f"# Files open in the editor\n{body}\n", 20, 300))
         if mode_note:
             cands.append(_Candidate("mode", f"# Permission mode\n{mode_note.strip()}\n", 95, 400))
+        return cands
 
+    def _assemble(self, cands: list[_Candidate]) -> AssembledPrompt:
         parts = self._fit(cands)
         included = [p for _, p in sorted(parts, key=lambda cp: cp[0].order) if p.included]
         left_out = [p for _, p in parts if not p.included or p.note]
-        sections = [self.static, "# Context (this session, now)\n"] + [p.text for p in included]
+        sections = [self.static, "# Context (this session)\n"] + [p.text for p in included]
         if left_out:
             names = "; ".join(f"{p.name} ({p.note})" for p in left_out)
             note = (
@@ -259,10 +329,24 @@ class PromptBuilder:
         return out
 
     async def _git(self) -> str | None:
-        status, log_out = await asyncio.gather(
-            _run_git(self.root, "status", "--short", "--branch", "--untracked-files=normal"),
+        """The branch and the recent commits (the session-stable part)."""
+        branch, log_out = await asyncio.gather(
+            _run_git(self.root, "rev-parse", "--abbrev-ref", "HEAD"),
             _run_git(self.root, "log", "--oneline", "--no-decorate", f"-n{GIT_LOG_COUNT}"),
         )
+        if branch is None and log_out is None:
+            inside = await _run_git(self.root, "rev-parse", "--is-inside-work-tree")
+            if inside is None:
+                return None
+        body = ["# Git", f"- Branch at the start of the session: {(branch or '').strip() or '(no commits yet)'}"]
+        if log_out and log_out.strip():
+            body.append("- Recent commits:")
+            body.extend(f"    {line}" for line in log_out.strip().splitlines())
+        return "\n".join(body) + "\n"
+
+    async def _git_status(self) -> str | None:
+        """The working tree's status now (the per-turn part)."""
+        status = await _run_git(self.root, "status", "--short", "--branch", "--untracked-files=normal")
         if status is None:
             return None
         lines = status.splitlines()
@@ -270,7 +354,7 @@ class PromptBuilder:
         changes = lines[1:] if lines and lines[0].startswith("## ") else lines
         shown = changes[:GIT_STATUS_LINES]
         more = len(changes) - len(shown)
-        body = ["# Git", f"- Branch: {branch}"]
+        body = ["# Git status now", f"- Branch: {branch}"]
         if changes:
             body.append("- Status (git status --short):")
             body.extend(f"    {line}" for line in shown)
@@ -278,9 +362,6 @@ class PromptBuilder:
                 body.append(f"    ... and {more} more")
         else:
             body.append("- Status: clean")
-        if log_out and log_out.strip():
-            body.append("- Recent commits:")
-            body.extend(f"    {line}" for line in log_out.strip().splitlines())
         return "\n".join(body) + "\n"
 
 

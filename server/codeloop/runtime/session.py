@@ -33,7 +33,7 @@ from codeloop.context import compaction, elision
 from codeloop.context.budget import OutputBudget, cut
 from codeloop.context.cost import CostTracker
 from codeloop.context.memo import FileReadMemo
-from codeloop.context.prompt import EditorContext, PromptBuilder
+from codeloop.context.prompt import MEMORY_MARK, EditorContext, PromptBuilder
 from codeloop.context.store import SessionStore, SessionWriter, answer_unresolved
 from codeloop.context.tokens import count_messages, count_tokens, count_tools
 from codeloop.policy import PermissionPolicy
@@ -52,6 +52,11 @@ MIN_STEP_TOKENS = 150
 # Older tool results sent verbatim hold at most this share of the window
 # (see codeloop.context.elision).
 KEEP_OUTPUT_SHARE = 0.25
+# Elision in batches, for providers' prompt caches (codeloop.context.elision.elide):
+# nothing new is elided until this many tokens are due, then the rule is tightened to
+# this share of keepToolOutput for the batch. Chosen from bench/bench_tokens.py's sweep.
+ELIDE_BATCH = 0
+ELIDE_HEADROOM = 1.0
 
 
 @dataclass
@@ -151,10 +156,14 @@ class AgentSession:
             messages=messages,
         )
         self.turn_lock = asyncio.Lock()
-        self._prompt_generation = 0
-        self._prompt_cache: tuple[Any, str] | None = None
+        # The system prompt, frozen for the session between rewrite points (compaction):
+        # it must stay byte for byte the same for providers' prompt caches to hold.
+        self._system_text: str | None = None
+        self._pending_memory: list[str] = []  # memory files to show with the next tool result
         self._step_tokens = 0  # tokens of tool output since the last model call
         self._elided: set[str] = set()  # tool call ids whose results requests no longer carry
+        self.elide_batch = ELIDE_BATCH
+        self.elide_headroom = ELIDE_HEADROOM
 
     @property
     def id(self) -> str | None:
@@ -166,12 +175,14 @@ class AgentSession:
 
     # -- running -------------------------------------------------------------
 
-    async def send(self, text: str) -> TurnEnd:
+    async def send(self, text: str | list[dict[str, Any]]) -> TurnEnd:
+        """Run a turn. The user's message carries a context block with what changed since
+        the last one (git status, the editor, the mode), so the system prompt never has to."""
         async with self.turn_lock:
-            self._prompt_generation += 1
             self.budget.new_turn()
             self.cost.new_turn()
-            return await self.agent.send(text)
+            block = await self.prompt.turn_context(self.editor_context, mode_note=self.policy.describe_mode())
+            return await self.agent.send(with_context(text, block))
 
     async def close(self) -> None:
         await self.processes.shutdown()
@@ -205,16 +216,9 @@ class AgentSession:
     # -- hooks ---------------------------------------------------------------
 
     async def _system_prompt(self) -> str:
-        # Built at most once per step, and only rebuilt (git status etc.) when something it
-        # shows may have changed: a new turn, a mutating tool call, a newly touched folder,
-        # the mode or the editor context.
-        mode_note = self.policy.describe_mode()
-        key = (self._prompt_generation, mode_note, id(self.editor_context), len(self.prompt.touched_dirs))
-        if self._prompt_cache is not None and self._prompt_cache[0] == key:
-            return self._prompt_cache[1]
-        assembled = await self.prompt.build(self.editor_context, mode_note=mode_note)
-        self._prompt_cache = (key, assembled.text)
-        return assembled.text
+        if self._system_text is None:
+            self._system_text = (await self.prompt.system()).text
+        return self._system_text
 
     async def assembled_prompt(self) -> Any:
         return await self.prompt.build(self.editor_context, mode_note=self.policy.describe_mode())
@@ -231,13 +235,19 @@ class AgentSession:
             cap=int(window * KEEP_OUTPUT_SHARE),
             already=self._elided,
             large_arguments=self._large_arguments,
+            batch=self.elide_batch,
+            headroom=self.elide_headroom,
         )
 
     def _elided_note(self, name: str, args: dict[str, Any], text: str) -> str:
         tool = self.tools.get(name)
         if tool is None:  # a tool that has gone (an MCP server stopped)
-            return f"{elided_head(text)} It was {name or 'a tool'}; call it again to see it.]"
-        return tool.elided_note(args, text, self.ctx)
+            note = f"{elided_head(text)} It was {name or 'a tool'}; call it again to see it.]"
+        else:
+            note = tool.elided_note(args, text, self.ctx)
+        # Project memory shown with this result stays: the model has no other copy of it.
+        at = text.rfind("\n\n" + MEMORY_MARK)
+        return note + text[at:] if at >= 0 else note
 
     def _large_arguments(self, name: str) -> tuple[str, ...]:
         tool = self.tools.get(name)
@@ -303,6 +313,10 @@ class AgentSession:
         if result.ok:
             self.agent.messages[:] = result.messages
             self.memo.forget_all()
+            # A deliberate rewrite point: the system prompt is rebuilt with every memory
+            # file in scope (the results that carried them are summarised away).
+            self._system_text = None
+            self._pending_memory.clear()
             if self.writer is not None:
                 self.writer.append_compaction(result.messages, result.summary)
             self.ports.sink.emit(
@@ -324,10 +338,13 @@ class AgentSession:
         return completion.content
 
     def touch(self, path: Path) -> None:
-        """A file the agent read or changed: its folders' memory files join the prompt,
-        from now on and after a resume (the folder is recorded in the session)."""
+        """A file the agent read or changed: the memory files of its folders that the model
+        has not seen go with the next tool result; the folder is recorded in the session
+        (after a resume, and after a compaction, they are in the system prompt)."""
         before = len(self.prompt.touched_dirs)
-        self.prompt.touch(path)
+        memory = self.prompt.new_memory(path)
+        if memory:
+            self._pending_memory.append(memory)
         if self.writer is not None and len(self.prompt.touched_dirs) > before:
             rel = self.prompt.touched_dirs[-1].relative_to(self.root).as_posix()
             try:
@@ -336,8 +353,6 @@ class AgentSession:
                 log.exception("could not persist a touched folder")
 
     def _fit(self, tool: BaseTool, args: Any, text: str) -> str:
-        if not tool.read_only:
-            self._prompt_generation += 1  # git status and the like may have changed
         try:
             for path in tool.touched(args, self.ctx):
                 self.touch(path)
@@ -349,6 +364,9 @@ class AgentSession:
             tool.fitted(args, text, fitted, self.ctx)
         except Exception:
             log.exception("%s.fitted failed", tool.name)
+        if self._pending_memory:
+            fitted += "\n\n" + "".join(self._pending_memory)
+            self._pending_memory.clear()
         return fitted
 
     def _fit_step(self, text: str, hint: str) -> str:
@@ -372,6 +390,15 @@ class AgentSession:
             except Exception:
                 log.exception("could not persist usage")
         return getattr(delta, "cost", None)
+
+
+def with_context(text: str | list[dict[str, Any]], block: str | None) -> str | list[dict[str, Any]]:
+    """The user's message with the turn's context block after it."""
+    if not block:
+        return text
+    if isinstance(text, str):
+        return f"{text}\n\n{block}"
+    return [*text, {"type": "text", "text": block}]
 
 
 class _TouchingApplier:

@@ -244,8 +244,9 @@ class Tool(BaseTool, Generic[I]):
         if cached is None:
             params = cls.Input.model_json_schema()
             params.pop("title", None)
-            for prop in params.get("properties", {}).values():
+            for name, prop in list(params.get("properties", {}).items()):
                 prop.pop("title", None)
+                params["properties"][name] = _optional(prop)
             cached = {
                 "type": "function",
                 "function": {"name": cls.name, "description": cls.description, "parameters": params},
@@ -314,6 +315,20 @@ class SchemaTool(BaseTool):
         if self.kind is None:
             return None
         return PermissionRequest(self.kind, self.name, ctx.workspace.root)
+
+
+def _optional(prop: dict[str, Any]) -> dict[str, Any]:
+    """``{"anyOf": [{...}, {"type": "null"}], "default": null}`` (pydantic's ``X | None = None``)
+    as just ``{...}``: the argument is optional already, and the short form costs fewer tokens
+    on every request."""
+    any_of = prop.get("anyOf")
+    if not isinstance(any_of, list) or prop.get("default", 0) is not None:
+        return prop
+    rest = [s for s in any_of if s != {"type": "null"}]
+    if len(rest) != 1 or len(rest) == len(any_of):
+        return prop
+    out = {**rest[0], **{k: v for k, v in prop.items() if k not in ("anyOf", "default")}}
+    return out
 
 
 def _object_schema(schema: Any) -> dict[str, Any]:

@@ -25,20 +25,16 @@ def _line(rel: str, d: DiagnosticInfo) -> str:
 class GetDiagnostics(Tool["GetDiagnostics.Input"]):
     name = "get_diagnostics"
     description = (
-        "Get the diagnostics (errors, warnings) for files: from the editor's language servers "
-        "when codeloop runs in an editor that forwards them, otherwise from the configured check "
-        "command (pyflakes for Python by default). Use it after editing to check you broke nothing, "
-        "or to find what to fix. Without paths: the files open in the editor. Lines are 1-based."
+        "Errors and warnings for files, from the editor's language servers or the check command. Use it "
+        "after editing. Without paths: the open files. Lines are 1-based."
     )
     read_only = True
     kind = None
 
     class Input(ToolInput):
-        paths: list[str] = Field(
-            default_factory=list, description="Files to check, relative to the workspace root. Empty: the open files."
-        )
+        paths: list[str] = Field(default_factory=list, description="Files, relative to the root.")
         min_severity: Literal["error", "warning", "information", "hint"] = Field(
-            "hint", description="Leave out diagnostics less severe than this ('error': errors only)."
+            "hint", description="The least severe to include."
         )
 
     def summary(self, args: "GetDiagnostics.Input") -> str:

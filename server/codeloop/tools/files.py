@@ -155,24 +155,19 @@ def _read_image(path: Path, display: str) -> tuple[bytes, int]:
 class ReadFile(Tool["ReadFile.Input"]):
     name = "read_file"
     description = (
-        "Read a text file from the workspace. Returns numbered lines (`line\\tcode`, like "
-        "`cat -n`); the numbers are not part of the file. Reads at most 2000 lines per call: "
-        "use offset/limit to page through big files. Shows the editor's unsaved buffer when "
-        "the file is open. Images (PNG, JPEG, GIF, WebP) are shown to models that take images. "
-        "Other binary files are refused."
+        "Read a text file: numbered lines (`n\\ttext`; the numbers are not part of the file), at most "
+        "2000 lines per call (page with offset/limit). Shows the editor's unsaved buffer when the file is "
+        "open. Images are shown to models that take images."
     )
     read_only = True
     kind = "Read"
     guidance = "Read files with read_file rather than cat or sed in run_command."
 
     class Input(ToolInput):
-        path: str = Field(description="File path, relative to the workspace root (or absolute inside it).")
-        offset: int = Field(1, ge=1, description="1-based line number to start reading at (default 1).")
-        limit: int = Field(MAX_LINES, ge=1, description="Maximum number of lines to read (default 2000).")
-        fresh: bool = Field(
-            False,
-            description="Send the text in full even if you read this range before and it has not changed.",
-        )
+        path: str = Field(description="Relative to the workspace root.")
+        offset: int = Field(1, ge=1, description="First line (1-based).")
+        limit: int = Field(MAX_LINES, ge=1, description="Max lines.")
+        fresh: bool = Field(False, description="Send the text even if it is unchanged since you read it.")
 
     def permission(self, args: Input, ctx: ToolContext) -> PermissionRequest:
         return file_permission("Read", args.path, ctx)
@@ -290,9 +285,8 @@ class ReadFile(Tool["ReadFile.Input"]):
 class WriteFile(Tool["WriteFile.Input"]):
     name = "write_file"
     description = (
-        "Create a file or replace its whole content. Parent directories are created. Prefer "
-        "edit_file or apply_patch to change part of an existing file; read a file before "
-        "overwriting it."
+        "Create a file or replace all of it (parent folders are created). To change part of a file, "
+        "use edit_file or apply_patch."
     )
     read_only = False
     kind = "Write"
@@ -300,8 +294,8 @@ class WriteFile(Tool["WriteFile.Input"]):
     guidance = "Use write_file only for new files or when you truly replace a whole file."
 
     class Input(ToolInput):
-        path: str = Field(description="File path, relative to the workspace root.")
-        content: str = Field(description="The complete new content of the file.")
+        path: str = Field(description="Relative to the workspace root.")
+        content: str = Field(description="The whole new content.")
 
     def permission(self, args: Input, ctx: ToolContext) -> PermissionRequest:
         return file_permission("Write", args.path, ctx)
@@ -380,10 +374,8 @@ def _near_misses(text: str, old: str) -> str:
 class EditFile(Tool["EditFile.Input"]):
     name = "edit_file"
     description = (
-        "Replace an exact piece of text in a file. old_string must match the file exactly "
-        "(whitespace and indentation included; no line-number prefixes from read_file) and "
-        "must occur exactly once, unless replace_all is true. Include enough surrounding "
-        "lines to make it unique. Read the file first."
+        "Replace exact text in a file. old_string must match exactly (whitespace included, no line-number "
+        "prefixes) and be unique unless replace_all; include enough context lines."
     )
     read_only = False
     kind = "Edit"
@@ -394,10 +386,10 @@ class EditFile(Tool["EditFile.Input"]):
         return args.path
 
     class Input(ToolInput):
-        path: str = Field(description="File path, relative to the workspace root.")
-        old_string: str = Field(description="The exact text to replace (must be unique in the file).")
-        new_string: str = Field(description="The text to put in its place.")
-        replace_all: bool = Field(False, description="Replace every occurrence instead of exactly one.")
+        path: str = Field(description="Relative to the workspace root.")
+        old_string: str = Field(description="Exact text to replace.")
+        new_string: str = Field(description="Replacement text.")
+        replace_all: bool = Field(False, description="Replace every occurrence.")
 
     def permission(self, args: Input, ctx: ToolContext) -> PermissionRequest:
         return file_permission("Edit", args.path, ctx)

@@ -354,12 +354,10 @@ def build_changes(ctx: ToolContext, patch_text: str) -> list[FileChange]:
 class ApplyPatch(Tool["ApplyPatch.Input"]):
     name = "apply_patch"
     description = (
-        "Apply a unified diff to one or more files, all or nothing. Each file starts with "
-        "'--- a/path' and '+++ b/path' (use '--- /dev/null' to create a new file), followed by "
-        "hunks '@@ -old_start,len +new_start,len @@' whose lines start with ' ' (context), "
-        "'-' (remove) or '+' (add). Context and removed lines must match the file exactly; "
-        "line numbers may be approximate. Include ~3 lines of context around each change. "
-        "Deleting or renaming files is not supported (use run_command)."
+        "Apply a unified diff to one or more files, all or nothing: '--- a/path' and '+++ b/path' "
+        "('--- /dev/null' creates a file), then hunks '@@ -l,n +l,n @@' of ' ', '-' and '+' lines with "
+        "~3 lines of context. Context and removed lines must match; line numbers may be off. No deletes "
+        "or renames (use run_command)."
     )
     read_only = False
     kind = "Edit"
@@ -367,7 +365,7 @@ class ApplyPatch(Tool["ApplyPatch.Input"]):
     guidance = "Use apply_patch to change several hunks or files at once."
 
     class Input(ToolInput):
-        patch: str = Field(description="The unified diff text.")
+        patch: str = Field(description="The diff.")
 
     def summary(self, args: Input) -> str:
         return ", ".join(_patch_paths(args.patch)) or "(patch)"

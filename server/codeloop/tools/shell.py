@@ -72,13 +72,47 @@ def cap_output(rec: CommandRecord) -> str:
     return _capped(rec)[0]
 
 
+# Runs of at least this many consecutive lines that differ only in their numbers (a test
+# runner's PASSED lines, progress output, a repeated warning) are shown as their first
+# lines, a note, and their last line; read_command_output still pages all of them.
+SIMILAR_RUN = 8
+SIMILAR_KEEP_HEAD = 2
+_DIGITS = re.compile(r"\d+")
+
+
+def _collapse_similar(lines: list[str], first: int, rec_id: str) -> tuple[list[str], bool]:
+    """``lines`` (the first is line ``first``) with long runs of similar lines folded."""
+    out: list[str] = []
+    folded = False
+    i = 0
+    shapes = [_DIGITS.sub("0", line) for line in lines]
+    while i < len(lines):
+        j = i + 1
+        while j < len(lines) and shapes[j] == shapes[i]:
+            j += 1
+        if j - i >= SIMILAR_RUN and shapes[i].strip():
+            keep = SIMILAR_KEEP_HEAD
+            start, end = first + i + keep, first + j - 2  # 1-based numbers of the folded lines
+            out += lines[i : i + keep]
+            out.append(
+                f"[... {end - start + 1} similar lines folded (lines {start}-{end} differ from these only in their "
+                f"numbers); read_command_output(id=\"{rec_id}\", offset={start}, limit=200) shows them]"
+            )
+            out.append(lines[j - 1])
+            folded = True
+        else:
+            out += lines[i:j]
+        i = j
+    return out, folded
+
+
 def _capped(rec: CommandRecord) -> tuple[str, bool]:
     """``cap_output``, and whether it was cut (its note then names the record's id)."""
-    lines = [_cut_line(x) for x in rec.lines()]
     first = rec.dropped_lines + 1  # number of lines[0]
+    lines, folded = _collapse_similar([_cut_line(x) for x in rec.lines()], first, rec.id)
     total_chars = sum(len(x) + 1 for x in lines)
     if rec.dropped_lines == 0 and len(lines) <= HEAD_LINES + TAIL_LINES and total_chars <= MAX_RESULT_CHARS:
-        return "\n".join(lines), False
+        return "\n".join(lines), folded
     budget = int(MAX_RESULT_CHARS * HEAD_SHARE)
     head: list[str] = []
     used = 0
@@ -96,8 +130,15 @@ def _capped(rec: CommandRecord) -> tuple[str, bool]:
         tail.append(line)
         used += len(line) + 1
     tail.reverse()
-    cut = rec.line_count - len(head) - len(tail)
-    if rec.dropped_lines:
+    cut = len(lines) - len(head) - len(tail)
+    if folded:
+        # line numbers no longer follow from the shown lines: name the first one cut
+        resume = first + _source_index(lines, len(head), first)
+        note = (
+            f"[... {cut} lines cut; the full output is kept: call "
+            f"read_command_output(id=\"{rec.id}\", offset={resume}, limit=200) to page through it]"
+        )
+    elif rec.dropped_lines:
         # the head we have is no longer the first lines of the output
         note = (
             f"[... {cut} lines cut (the first {rec.dropped_lines} are no longer kept); "
@@ -110,6 +151,15 @@ def _capped(rec: CommandRecord) -> tuple[str, bool]:
             f"read_command_output(id=\"{rec.id}\", offset={len(head) + 1}, limit=200) to page through it]"
         )
     return "\n".join([*head, note, *tail]), True
+
+
+def _source_index(shown: list[str], index: int, first: int) -> int:
+    """The 0-based position in the record of the ``index``-th shown line (folds counted)."""
+    pos = 0
+    for line in shown[:index]:
+        m = re.match(r"^\[\.\.\. (\d+) similar lines folded", line)
+        pos += int(m.group(1)) if m else 1
+    return pos
 
 
 def describe_exit(rec: CommandRecord) -> str:
@@ -178,24 +228,18 @@ class _ShellTool(Tool[I]):
 class RunCommand(_ShellTool["RunCommand.Input"]):
     name = "run_command"
     description = (
-        "Run a shell command (bash) in the workspace and return its combined stdout/stderr "
-        "and exit code. Use it for builds, tests, git, installing packages, etc. The command "
-        "has no stdin: do not run interactive programs. It is killed after `timeout` seconds. "
-        "Long output is cut in the middle; the full output can then be paged with "
-        "read_command_output. For servers or watchers that never exit, use start_process instead."
+        "Run a bash command in the workspace; returns its output and exit code. No stdin (nothing "
+        "interactive). Long output is shortened; page the rest with read_command_output. Use "
+        "start_process for servers and watchers."
     )
     read_only = False
     kind = "Bash"
     guidance = "Prefer the dedicated tools over shell equivalents (read_file over cat, grep/glob/list_dir over find)."
 
     class Input(ToolInput):
-        command: str = Field(description="The shell command line to run, e.g. `pytest -q tests/`.")
-        timeout: float | None = Field(
-            None, gt=0, le=600, description="Seconds before the command is killed (default 120 or the user's setting, max 600)."
-        )
-        cwd: str | None = Field(
-            None, description="Working directory, relative to the workspace root (default: the root)."
-        )
+        command: str = Field(description="The command line.")
+        timeout: float | None = Field(None, gt=0, le=600, description="Seconds before it is killed (default 120).")
+        cwd: str | None = Field(None, description="Folder to run in, relative to the root.")
 
     def permission(self, args: Input, ctx: ToolContext) -> PermissionRequest:
         return PermissionRequest("Bash", args.command, _cwd_for_permission(ctx, args.cwd))
@@ -240,18 +284,14 @@ class RunCommand(_ShellTool["RunCommand.Input"]):
 
 class ReadCommandOutput(_ShellTool["ReadCommandOutput.Input"]):
     name = "read_command_output"
-    description = (
-        "Page through the full output of a recent run_command (id like \"cmd-3\") or a "
-        "background process (id like \"bg-1\"), with line numbers. Use it when a command's "
-        "output was cut."
-    )
+    description = "Page the full output of a command (\"cmd-3\") or background process (\"bg-1\")."
     read_only = True
     kind = None
 
     class Input(ToolInput):
-        id: str = Field(description='The command id from the cut-output note, e.g. "cmd-3" or "bg-1".')
-        offset: int = Field(1, ge=1, description="1-based line number to start at.")
-        limit: int = Field(200, ge=1, le=2000, description="How many lines to return (max 2000).")
+        id: str = Field(description="The output id.")
+        offset: int = Field(1, ge=1, description="First line (1-based).")
+        limit: int = Field(200, ge=1, le=2000, description="Max lines.")
 
     def summary(self, args: Input) -> str:
         return args.id
@@ -305,20 +345,16 @@ def page_output(rec: CommandRecord, offset: int, limit: int) -> str:
 class StartProcess(_ShellTool["StartProcess.Input"]):
     name = "start_process"
     description = (
-        "Start a long-running command in the background (a dev server, a watcher) and return "
-        "its id (like \"bg-1\") with its first second of output. Check on it with "
-        "read_process_logs, stop it with kill_process. Background processes are stopped when "
-        "the session ends."
+        "Start a long-running command (dev server, watcher) in the background; returns its id (\"bg-1\") "
+        "and first output. It stops with the session."
     )
     read_only = False
     kind = "Bash"
     guidance = "Start long-running programs (servers, watchers) with start_process, not run_command."
 
     class Input(ToolInput):
-        command: str = Field(description="The shell command line to start, e.g. `npm run dev`.")
-        cwd: str | None = Field(
-            None, description="Working directory, relative to the workspace root (default: the root)."
-        )
+        command: str = Field(description="The command line.")
+        cwd: str | None = Field(None, description="Folder to run in, relative to the root.")
 
     def permission(self, args: Input, ctx: ToolContext) -> PermissionRequest:
         return PermissionRequest("Bash", args.command, _cwd_for_permission(ctx, args.cwd))
@@ -350,7 +386,7 @@ class StartProcess(_ShellTool["StartProcess.Input"]):
 
 class ListProcesses(Tool["ListProcesses.Input"]):
     name = "list_processes"
-    description = "List the background processes started with start_process (and recent commands) with their status."
+    description = "List the background processes and recent commands."
     read_only = True
     kind = None
 
@@ -387,16 +423,13 @@ def _one_line(command: str) -> str:
 
 class ReadProcessLogs(_ShellTool["ReadProcessLogs.Input"]):
     name = "read_process_logs"
-    description = (
-        "Show the most recent output of a background process (or a recent command) and "
-        "whether it is still running or its exit code."
-    )
+    description = "Recent output and status of a background process or command."
     read_only = True
     kind = None
 
     class Input(ToolInput):
-        id: str = Field(description='The process id returned by start_process, e.g. "bg-1".')
-        lines: int = Field(50, ge=1, le=2000, description="How many of the most recent lines to show.")
+        id: str = Field(description="The process id.")
+        lines: int = Field(50, ge=1, le=2000, description="How many recent lines.")
 
     def summary(self, args: Input) -> str:
         return args.id
@@ -419,12 +452,12 @@ class ReadProcessLogs(_ShellTool["ReadProcessLogs.Input"]):
 
 class KillProcess(Tool["KillProcess.Input"]):
     name = "kill_process"
-    description = "Stop a background process (and everything it started) by its id, e.g. \"bg-1\"."
+    description = "Stop a background process and what it started."
     read_only = False
     kind = None
 
     class Input(ToolInput):
-        id: str = Field(description='The process id returned by start_process, e.g. "bg-1".')
+        id: str = Field(description="The process id.")
 
     def summary(self, args: Input) -> str:
         return args.id
