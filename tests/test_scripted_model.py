@@ -172,16 +172,22 @@ async def test_usage_arrives_last_with_include_usage():
     assert all(c.usage is None for c in chunks[:-1])
 
 
-def test_prompt_token_estimate_is_deterministic_and_grows_with_the_request():
+def test_prompt_tokens_count_the_canonical_rendering_and_grow_with_the_request():
+    from codeloop.context.tokens import count_tokens
+
     base = {"messages": [{"role": "user", "content": "x" * 40}]}
-    assert estimate_prompt_tokens(base) == 10
+    # One segment per message: JSON with role first, other keys sorted, no spaces.
+    assert estimate_prompt_tokens(base) == count_tokens('{"role":"user","content":"' + "x" * 40 + '"}')
+    assert estimate_prompt_tokens(base) == estimate_prompt_tokens(json.loads(json.dumps(base)))
     with_call = {
         "messages": base["messages"]
         + [{"role": "assistant", "content": None, "tool_calls": [
             {"id": "c", "type": "function", "function": {"name": "abcd", "arguments": "1234"}}]}]
     }
-    assert estimate_prompt_tokens(with_call) == 12
-    assert estimate_prompt_tokens({**base, "tools": TOOLS}) > 10
+    assert estimate_prompt_tokens(with_call) > estimate_prompt_tokens(base)
+    assert estimate_prompt_tokens({**base, "tools": TOOLS}) == estimate_prompt_tokens(base) + count_tokens(
+        json.dumps(TOOLS, separators=(",", ":"), sort_keys=True)
+    )
 
 
 def test_non_streaming_completion_has_usage_and_overrides_apply():
