@@ -245,6 +245,13 @@ class Ollama(Provider):
     def opener(self, c: Any) -> dict[str, Any]:
         return {"content": ""}
 
+    def finish_reason(self, c: Any) -> str | None:
+        # "tool_calls" once a call was sent, whatever the reason generation stopped (ToChunk);
+        # its parser only emits a call whose JSON is complete.
+        if c.calls and not self.tool_text_style:
+            return "tool_calls"
+        return super().finish_reason(c)
+
     def whole_call(self, index: int, cid: str, name: str, args: str) -> dict[str, Any]:
         # The legacy parser path never sets Function.Index: every call says index 0.
         return {"id": cid, "index": 0, "type": "function", "function": {"name": name, "arguments": args}}

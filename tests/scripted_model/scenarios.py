@@ -236,6 +236,7 @@ class ToolCalls:
     chunk_size: int = 8  # characters of arguments (and content) per delta
     delay: float = 0.0
     usage: Usage | None = None
+    finish_reason: str = "tool_calls"  # e.g. "length": the output limit hit mid-call
 
 
 _DEFAULT_ERROR_TYPES = {

@@ -165,7 +165,7 @@ class _Completion:
             completion = reply.tokens
         elif isinstance(reply, ToolCalls):
             self.content = reply.content
-            self.finish_reason = "tool_calls"
+            self.finish_reason = reply.finish_reason
             for i, c in enumerate(reply.calls):
                 self.calls.append((c.id or provider.call_id(req.count, i), c.name, c.arguments_json()))
             completion = estimate_completion_tokens(reply.content, [(n, a) for _, n, a in self.calls])
