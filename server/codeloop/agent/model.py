@@ -577,8 +577,8 @@ class ModelClient:
         model: str,
         error: openai.APIStatusError,
     ) -> None:
-        """The server refused ``stream: true``: ask without streaming. If that works, the
-        client keeps doing so; if it is refused too, streaming was not the problem."""
+        """The server refused ``stream: true``: ask without streaming. Unless that is refused
+        too (then streaming was not the problem), the client keeps asking so, and says so."""
         msg = _provider_message(error)
         self.streaming = False
         try:
@@ -586,16 +586,15 @@ class ModelClient:
         except ModelError as again:
             if again.kind == "bad_request":
                 self.streaming = True
-                raise ModelError(
-                    f"The model rejected the request ({error.status_code}): {msg}", "bad_request", error.status_code
-                ) from error
             raise
-        self._notice_once(
-            "no-stream",
-            f"The server at {self.settings.base_url} does not stream (it answered {error.status_code}: {msg}). "
-            "codeloop asks it without streaming from now on in this session, so each answer appears "
-            "when it is complete.",
-        )
+        finally:
+            if not self.streaming:  # also when this attempt failed and will be retried
+                self._notice_once(
+                    "no-stream",
+                    f"The server at {self.settings.base_url} does not stream (it answered {error.status_code}: "
+                    f"{msg}). codeloop asks it without streaming from now on in this session, so each "
+                    "answer appears when it is complete.",
+                )
 
     async def _plain_once(
         self, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None, answer: _Answer, model: str
@@ -778,8 +777,9 @@ class ModelClient:
         prompt = usage.get("prompt_tokens", 0)
         if prompt <= 0 or usage.get("cached_tokens", 0):
             return  # no count, or a server that reports a cache (and so counts it in the prompt)
-        # A token is hardly ever shorter than a character: a cheap bound first, so that the
-        # usual request (the count matches) is not tokenized again.
+        # The characters bound the token estimate from above (a token is hardly ever shorter
+        # than one), so small prompts are passed over without tokenizing. Otherwise the count
+        # is cheap: count_tokens caches per string, and the history's strings repeat.
         bound = _request_chars(messages) + 8 * len(messages) + (len(json.dumps(tools)) if tools else 0)
         if bound < TRUNCATION_MIN_TOKENS or bound * TRUNCATION_RATIO <= prompt:
             return
