@@ -397,3 +397,19 @@ async def test_concurrent_cut_streams_do_not_leak_between_sessions(model_server,
     await pb.shutdown()
     assert ea.status == "error" and eb.status == "done"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["good.py"]
+
+
+@pytest.mark.parametrize("times", [1, None])
+async def test_a_cut_non_streamed_answer_is_retried_and_never_runs(model_server, tmp_path, times):
+    # The non-streaming server: a body shorter than its Content-Length is a cut answer too.
+    server = model_server(Faulty(two_files_task(), "cut", times=times), provider="nostream")
+    agent, sink, procs = make_agent(server, tmp_path, max_retries=1)
+    end = await agent.send("write a.py and b.py, then run them")
+    await procs.shutdown()
+    if times == 1:
+        assert end.status == "done", [e.to_dict() for e in sink.events if e.type in ("error", "retry")]
+        assert [e.name for e in sink.of(ToolCallStarted)] == ["write_file", "write_file", "run_command"]
+        assert all("was cut" in r.reason for r in sink.of(Retry))
+    else:
+        assert end.status == "error" and "failed after 2 attempts" in end.message and "was cut" in end.message
+        assert_nothing_ran(tmp_path, agent, sink)
