@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import signal
 import socket
 import sys
@@ -77,7 +78,8 @@ def main() -> int:
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
-    model = ScriptedModel(scenario, models=["gpt-4o"]).start()
+    # $SCRIPTED_MODEL_PROVIDER: the wire of another server (tests/scripted_model/providers.py).
+    model = ScriptedModel(scenario, models=["gpt-4o"], provider=os.environ.get("SCRIPTED_MODEL_PROVIDER") or None).start()
     # Keep no request records: bodies grow with the conversation and would only cost memory.
     model._record = _no_record(model)  # type: ignore[method-assign]
     sys.stdout.write(f"READY {model.base_url}\n")

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from scripted_model import ScriptedModel
+from scripted_model import Faulty, ScriptedModel
 
 ROOT = Path(__file__).resolve().parent.parent
 CODELOOP = [sys.executable, "-m", "codeloop"]
@@ -19,10 +19,20 @@ CODELOOP = [sys.executable, "-m", "codeloop"]
 
 @pytest.fixture
 def model_server() -> Iterator[Callable[..., ScriptedModel]]:
-    """Start a scripted model for a scenario: ``server = model_server(scenario)``."""
+    """Start a scripted model for a scenario: ``server = model_server(scenario)``.
+
+    ``provider=`` picks the wire of a given server (``scripted_model.providers``); the
+    default comes from ``$SCRIPTED_MODEL_PROVIDER`` (e.g. to run the whole suite against
+    Ollama's wire), else OpenAI's. ``$SCRIPTED_MODEL_FAULT`` (with
+    ``$SCRIPTED_MODEL_FAULT_TIMES``, default 1) injects a fault into every scenario."""
     started: list[ScriptedModel] = []
 
     def start(scenario, **kw) -> ScriptedModel:
+        kw.setdefault("provider", os.environ.get("SCRIPTED_MODEL_PROVIDER") or None)
+        fault = os.environ.get("SCRIPTED_MODEL_FAULT")
+        if fault:
+            times = os.environ.get("SCRIPTED_MODEL_FAULT_TIMES", "1")
+            scenario = Faulty(scenario, fault, None if times == "always" else int(times))
         server = ScriptedModel(scenario, **kw).start()
         started.append(server)
         return server

@@ -7,8 +7,9 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 from conftest import processes_matching, unique_marker
-from scripted_model import Call, ChatRequest, Error, Keyed, Script, Text, ToolCalls
+from scripted_model import PROVIDERS, Call, ChatRequest, Error, Faulty, Keyed, Script, Text, ToolCalls
 
 FIZZBUZZ = '''def fizzbuzz(n):
     if n % 15 == 0:
@@ -131,7 +132,9 @@ def test_inactive_user_cannot_login():
 '''
 
 
-def test_fix_a_failing_test(model_server, run_cli, tmp_path):
+@pytest.mark.parametrize("provider", sorted(PROVIDERS))
+def test_fix_a_failing_test(model_server, run_cli, tmp_path, provider):
+    """The main write-run-fix task, on the wire of each server (scripted_model.providers)."""
     (tmp_path / "auth.py").write_text(AUTH)
     (tmp_path / "models.py").write_text(MODELS)
     (tmp_path / "test_auth.py").write_text(TEST_AUTH)
@@ -161,11 +164,69 @@ def test_fix_a_failing_test(model_server, run_cli, tmp_path):
     scenario = Script(
         [ToolCalls([Call("run_command", {"command": pytest_cmd})]), after_fail, after_grep, after_read, after_edit, after_pass]
     )
-    server = model_server(scenario)
+    server = model_server(scenario, provider=provider)
     result = run_cli(["run", "the tests fail, fix them", "--cwd", str(tmp_path), "--yes"], server.base_url)
     assert result.code == 0, result.both
     assert "user.active and" in (tmp_path / "auth.py").read_text()
     assert "Fixed: auth.py" in result.out
+    assert not server.failures, server.failures
+    # How the answers came is said once, when codeloop had to work around the server.
+    if provider in ("vllm-noparser", "ollama-text"):
+        assert result.out.count("wrote its tool call(s) as text") == 1, result.out
+        assert "● run_command(" in result.out and '<tool_call>' not in result.out
+    elif provider == "nostream":
+        assert result.out.count("does not stream") == 1, result.out
+    else:
+        assert "ℹ" not in result.out, result.out
+
+
+def _fast_retries(tmp_path: Path) -> dict[str, str]:
+    """A user config (XDG_CONFIG_HOME) with quick retries, so that failing for good is quick."""
+    cfg = tmp_path / "xdg"
+    (cfg / "codeloop").mkdir(parents=True)
+    (cfg / "codeloop" / "settings.json").write_text(json.dumps({"maxRetries": 2, "retryBaseDelay": 0.05}))
+    return {"XDG_CONFIG_HOME": str(cfg)}
+
+
+def _write_then_run() -> Script:
+    return Script(
+        [
+            ToolCalls(
+                [Call("write_file", {"path": "notes.md", "content": "# notes\n"}),
+                 Call("run_command", {"command": "touch build-tmp-removed.txt"})],
+                chunk_size=4,
+            ),
+            Text("Wrote notes.md and ran the command.", chunk_size=4),
+        ]
+    )
+
+
+@pytest.mark.parametrize("fault", ["eof", "cut"])
+def test_a_stream_cut_every_time_fails_clearly_and_runs_nothing(model_server, run_cli, tmp_path, fault):
+    work = tmp_path / "work"
+    work.mkdir()
+    server = model_server(Faulty(_write_then_run(), fault, times=None))
+    result = run_cli(["run", "write notes and run it", "--cwd", str(work), "--yes"], server.base_url, **_fast_retries(tmp_path))
+    assert result.code != 0, result.both
+    assert "The model request failed after 3 attempts" in result.err
+    assert ("ended before the answer was complete" if fault == "eof" else "was cut") in result.err
+    assert "retry 2/2" in result.out
+    assert sorted(p.name for p in work.iterdir() if p.name != ".codeloop") == []  # nothing written, nothing run
+    assert "● write_file" not in result.out and "● run_command" not in result.out
+    assert len(server.chat_requests) == 3
+
+
+@pytest.mark.parametrize("fault", ["eof", "cut"])
+def test_a_stream_cut_once_is_retried_and_completes(model_server, run_cli, tmp_path, fault):
+    work = tmp_path / "work"
+    work.mkdir()
+    server = model_server(Faulty(_write_then_run(), fault, times=1))
+    result = run_cli(["run", "write notes and run it", "--cwd", str(work), "--yes"], server.base_url, **_fast_retries(tmp_path))
+    assert result.code == 0, result.both
+    assert (work / "notes.md").read_text() == "# notes\n" and (work / "build-tmp-removed.txt").exists()
+    assert result.out.count("● write_file") == 1 and result.out.count("● run_command") == 1
+    assert result.out.count("retry 1/2") == 2  # one per model step
+    assert "Wrote notes.md and ran the command." in result.out
 
 
 def test_dev_server_started_read_and_killed(model_server, run_cli, tmp_path):

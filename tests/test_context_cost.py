@@ -48,3 +48,30 @@ def test_parse_usage_shapes():
     assert parse_usage({"prompt_tokens": 10, "completion_tokens": 2, "prompt_cache_hit_tokens": 4}) == (10, 2, 4, 0)
     assert parse_usage({"prompt_tokens": 10, "completion_tokens": 2, "completion_tokens_details": {"reasoning_tokens": 1}}) == (10, 2, 0, 1)
     assert parse_usage(None) == (0, 0, 0, 0)
+
+
+def test_cached_tokens_priced_at_the_cached_rate_and_the_hit_rate_shown():
+    t = CostTracker()
+    # DeepSeek's fields: hits at $0.028/M, misses at $0.28/M.
+    d = t.add({"prompt_tokens": 10_000, "completion_tokens": 0, "prompt_cache_hit_tokens": 9_000,
+               "prompt_cache_miss_tokens": 1_000}, "deepseek-chat")
+    assert d.cached_tokens == 9_000
+    assert d.cost == pytest.approx((1_000 * 0.28 + 9_000 * 0.028) / 1e6)
+    t.add({"prompt_tokens": 10_000, "completion_tokens": 0}, "deepseek-chat")
+    assert t.session.cache_hit_rate == pytest.approx(0.45)
+    assert "20,000 in (9,000 cached, 45% hit rate)" in t.render_short()
+    report = t.render()
+    assert "This session: 2 requests, 20,000 in (9,000 cached, 45% hit rate)" in report
+    assert "Prompt cache: 9,000 of 20,000 prompt tokens this session came from the provider's cache (45% hit rate)" in report
+    # Nothing cached: no cache clause at all (unknown is not 0%).
+    fresh = CostTracker()
+    fresh.add({"prompt_tokens": 100, "completion_tokens": 1}, "gpt-4o")
+    assert "cached" not in fresh.render_short() and "Prompt cache" not in fresh.render()
+
+
+def test_anthropic_style_input_tokens_exclude_the_cache():
+    # Anthropic's own usage: input_tokens is only the uncached part.
+    assert parse_usage({"input_tokens": 200, "output_tokens": 5, "cache_read_input_tokens": 3_000,
+                        "cache_creation_input_tokens": 800}) == (4_000, 5, 3_000, 0)
+    # OpenAI-compatible gateways: prompt_tokens already include it.
+    assert parse_usage({"prompt_tokens": 4_000, "completion_tokens": 5, "cache_read_input_tokens": 3_000}) == (4_000, 5, 3_000, 0)

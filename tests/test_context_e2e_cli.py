@@ -230,7 +230,7 @@ def test_cost_line_at_the_end_of_run_with_a_price_from_project_settings(model_se
     assert result.code == 0, result.both
     # (600*1000 + 400*100 + 100*2000 + 1500*1000 + 200*2000) / 1e6 = 2.74
     assert "[2,500 in / 300 out (400 cached), $2.7400]" in result.out
-    assert result.out.rstrip().splitlines()[-1] == "session: 2 requests, 2,500 in (400 cached), 300 out, $2.74"
+    assert result.out.rstrip().splitlines()[-1] == "session: 2 requests, 2,500 in (400 cached, 16% hit rate), 300 out, $2.74"
 
     # Without a known price there is no cost line, only the token counts.
     (tmp_path / ".codeloop" / "settings.json").write_text("{}")

@@ -11,7 +11,7 @@ import pytest
 from conftest import cli_env, processes_matching, unique_marker
 from lsp_harness import Editor, start_editor, stop_editor
 from lsprotocol import types as lsp
-from scripted_model import Call, Script, Text, ToolCalls
+from scripted_model import PROVIDERS, Call, Script, Text, ToolCalls
 
 from codeloop.edits.textedits import Pos, TextEdit
 
@@ -20,8 +20,8 @@ from codeloop.edits.textedits import Pos, TextEdit
 async def editor_factory(model_server, tmp_path):
     editors: list[Editor] = []
 
-    async def make(scenario, codeloop="vscode", settings=None, **caps) -> tuple[Editor, object]:
-        server = model_server(scenario)
+    async def make(scenario, codeloop="vscode", settings=None, provider=None, **caps) -> tuple[Editor, object]:
+        server = model_server(scenario, provider=provider)
         kw = {} if codeloop == "vscode" else {"codeloop": None}
         editor = await start_editor(tmp_path, cli_env(server.base_url), settings=settings, **kw, **caps)
         editors.append(editor)
@@ -82,7 +82,9 @@ async def test_turn_streams_while_requests_keep_being_answered(editor_factory, t
 AUTH = "def can_login(user):\n    return user.is_active\n\n\ndef greet(user):\n    return 'hi ' + user.name\n"
 
 
-async def test_accept_applies_versioned_minimal_edits_before_the_next_command(editor_factory, tmp_path):
+@pytest.mark.parametrize("provider", sorted(PROVIDERS))
+async def test_accept_applies_versioned_minimal_edits_before_the_next_command(editor_factory, tmp_path, provider):
+    """An edit reviewed and applied in the editor, then a command, on the wire of each server."""
     (tmp_path / "auth.py").write_text(AUTH)
 
     def after_edit(req):
@@ -100,12 +102,23 @@ async def test_accept_applies_versioned_minimal_edits_before_the_next_command(ed
             after_cat,
         ]
     )
-    editor, _ = await editor_factory(scenario)
+    editor, server = await editor_factory(scenario, provider=provider)
     doc = editor.open("auth.py")
     editor.insert_line("auth.py", 0, "")  # a no-op didChange: version 2, text unchanged
     started = await editor.chat("rename")
     end = await editor.turn_end(started["turnId"])
-    assert end["status"] == "done", editor.turn_events(started["turnId"])
+    events = editor.turn_events(started["turnId"])
+    assert end["status"] == "done", events
+    assert not server.failures, server.failures
+    notices = [e["message"] for e in events if e["type"] == "notice"]
+    if provider in ("vllm-noparser", "ollama-text"):
+        assert len(notices) == 1 and "as text" in notices[0], notices  # the panel shows it
+        assert "tool_call" not in editor.text_of(started["turnId"])
+    elif provider == "nostream":
+        assert len(notices) == 1 and "does not stream" in notices[0], notices
+    else:
+        assert notices == [], notices
+    assert [e["name"] for e in events if e["type"] == "toolCallStarted"] == ["edit_file", "run_command"]
     review = editor.reviews[0]
     assert review["files"][0]["version"] == 2
     assert review["files"][0]["diff"].startswith("--- a/auth.py")

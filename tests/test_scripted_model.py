@@ -20,7 +20,9 @@ from scripted_model import (
     Call,
     ChatRequest,
     CutStream,
+    EndsEarly,
     Error,
+    Faulty,
     Hang,
     Keyed,
     Script,
@@ -172,16 +174,22 @@ async def test_usage_arrives_last_with_include_usage():
     assert all(c.usage is None for c in chunks[:-1])
 
 
-def test_prompt_token_estimate_is_deterministic_and_grows_with_the_request():
+def test_prompt_tokens_count_the_canonical_rendering_and_grow_with_the_request():
+    from codeloop.context.tokens import count_tokens
+
     base = {"messages": [{"role": "user", "content": "x" * 40}]}
-    assert estimate_prompt_tokens(base) == 10
+    # One segment per message: JSON with role first, other keys sorted, no spaces.
+    assert estimate_prompt_tokens(base) == count_tokens('{"role":"user","content":"' + "x" * 40 + '"}')
+    assert estimate_prompt_tokens(base) == estimate_prompt_tokens(json.loads(json.dumps(base)))
     with_call = {
         "messages": base["messages"]
         + [{"role": "assistant", "content": None, "tool_calls": [
             {"id": "c", "type": "function", "function": {"name": "abcd", "arguments": "1234"}}]}]
     }
-    assert estimate_prompt_tokens(with_call) == 12
-    assert estimate_prompt_tokens({**base, "tools": TOOLS}) > 10
+    assert estimate_prompt_tokens(with_call) > estimate_prompt_tokens(base)
+    assert estimate_prompt_tokens({**base, "tools": TOOLS}) == estimate_prompt_tokens(base) + count_tokens(
+        json.dumps(TOOLS, separators=(",", ":"), sort_keys=True)
+    )
 
 
 def test_non_streaming_completion_has_usage_and_overrides_apply():
@@ -440,3 +448,155 @@ def test_hang_then_replies_late():
         out = sync_client(model).chat.completions.create(model="m", messages=USER)
     assert out.choices[0].message.content == "late"
     assert time.monotonic() - start >= 0.2
+
+
+# ---- provider modes, faults and the prompt cache -----------------------------------------
+
+TWO_CALLS = ToolCalls([Call("read_file", {"path": "a.py"}), Call("search", {"q": "main"})], chunk_size=6)
+
+
+def _tool_deltas(events: list) -> list[dict]:
+    return [tc for e in events if isinstance(e, dict) and e.get("choices")
+            for tc in e["choices"][0]["delta"].get("tool_calls") or []]
+
+
+def test_provider_modes_put_each_servers_quirks_on_the_wire():
+    body = {"model": "m", "messages": USER, "tools": TOOLS, "stream": True, "stream_options": {"include_usage": True}}
+    with ScriptedModel(lambda req: TWO_CALLS, provider="ollama") as model:
+        events = raw_sse(model, body)
+    deltas = _tool_deltas(events)
+    # Ollama's legacy parser: each call whole in one delta, every one at index 0, own ids.
+    assert [d["index"] for d in deltas] == [0, 0]
+    assert [json.loads(d["function"]["arguments"]) for d in deltas] == [{"path": "a.py"}, {"q": "main"}]
+    assert len({d["id"] for d in deltas}) == 2 and all(d["id"].startswith("call_") for d in deltas)
+    chunks = [e for e in events if isinstance(e, dict)]
+    assert all(c["choices"][0]["delta"]["role"] == "assistant" for c in chunks if c["choices"])
+    assert chunks[-1]["choices"] == [] and "prompt_tokens_details" not in chunks[-1]["usage"]
+    assert events[-1] == "[DONE]"
+
+    with ScriptedModel(lambda req: TWO_CALLS, provider="llamacpp") as model:
+        events = raw_sse(model, body)
+    deltas = _tool_deltas(events)
+    # Older llama-server: the whole name in every delta, the id inside "function", no type.
+    first = [d for d in deltas if d["index"] == 0]
+    assert len(first) > 2 and all(d["function"]["name"] == "read_file" and "id" in d["function"] for d in first)
+    assert all("type" not in d and "id" not in d for d in deltas)
+    last = [e for e in events if isinstance(e, dict)][-1]
+    assert last["choices"][0]["finish_reason"] == "tool_calls" and last["usage"]["prompt_tokens"] > 0
+
+    with ScriptedModel(lambda req: Text("hello world", chunk_size=3), provider="vllm") as model:
+        events = raw_sse(model, body)
+    chunks = [e for e in events if isinstance(e, dict) and e["choices"]]
+    # vLLM: the finish_reason rides on the last delta, which carries content.
+    assert chunks[-1]["choices"][0]["finish_reason"] == "stop" and chunks[-1]["choices"][0]["delta"]["content"] == "ld"
+
+    with ScriptedModel(lambda req: TWO_CALLS, provider="lmstudio") as model:
+        events = raw_sse(model, body)
+    deltas = _tool_deltas(events)
+    assert all(d["function"]["name"] == "" and d["id"] == "" for d in deltas if d["function"]["arguments"])
+    assert not any("usage" in e for e in events if isinstance(e, dict))  # none when streaming
+
+    with ScriptedModel(lambda req: TWO_CALLS, provider="vllm-noparser") as model:
+        events = raw_sse(model, body)
+    text = "".join(e["choices"][0]["delta"].get("content") or "" for e in events if isinstance(e, dict) and e["choices"])
+    assert _tool_deltas(events) == []
+    assert text.count("<tool_call>") == 2 and '"name": "read_file"' in text
+    assert [e for e in events if isinstance(e, dict) and e["choices"]][-1]["choices"][0]["finish_reason"] == "stop"
+
+
+def test_the_nostream_mode_refuses_stream_true_and_answers_without():
+    script = Script([Text("plain")])
+    with ScriptedModel(script, provider="nostream") as model:
+        client = sync_client(model)
+        with pytest.raises(openai.BadRequestError) as info:
+            client.chat.completions.create(model="m", messages=USER, stream=True)
+        assert info.value.body["param"] == "stream"
+        assert client.chat.completions.create(model="m", messages=USER).choices[0].message.content == "plain"
+    assert script.used == 1  # the refused request did not use up a step
+
+
+def _raw_post(model: ScriptedModel, body: dict):
+    import http.client
+
+    conn = http.client.HTTPConnection(model.host, model.port, timeout=10)
+    conn.request("POST", "/v1/chat/completions", body=json.dumps(body), headers={"Content-Type": "application/json"})
+    return conn, conn.getresponse()
+
+
+def test_ends_early_is_a_clean_end_of_the_body_without_finish_or_done():
+    body = {"model": "m", "messages": USER, "tools": TOOLS, "stream": True}
+    for framing in ("chunked", "close"):
+        with ScriptedModel(lambda req: EndsEarly(TWO_CALLS, framing=framing)) as model:
+            conn, resp = _raw_post(model, body)
+            data = resp.read().decode()  # no IncompleteRead: the body ended properly
+            conn.close()
+        if framing == "chunked":
+            assert resp.getheader("Transfer-Encoding") == "chunked"
+        else:
+            assert resp.getheader("Transfer-Encoding") is None and resp.getheader("Content-Length") is None
+            assert resp.getheader("Connection") == "close"
+        events = [json.loads(line[6:]) for line in data.split("\n\n") if line.startswith("data: {")]
+        assert "[DONE]" not in data
+        assert all(c["choices"][0]["finish_reason"] is None for c in events)
+        args = {}
+        for d in _tool_deltas(events):
+            args[d["index"]] = args.get(d["index"], "") + d["function"]["arguments"]
+        # Cut in the second call's arguments: the first is complete, the second is not.
+        assert json.loads(args[0]) == {"path": "a.py"}
+        assert 0 < len(args[1]) < len(json.dumps({"q": "main"}))
+
+
+def test_faulty_serves_the_fault_then_the_same_step_to_the_retry():
+    script = Script([Text("first answer"), Text("second answer")])
+    with ScriptedModel(Faulty(script, "500", times=2)) as model:
+        client = sync_client(model)
+        for _ in range(2):
+            with pytest.raises(openai.InternalServerError):
+                client.chat.completions.create(model="m", messages=USER)
+        assert client.chat.completions.create(model="m", messages=USER).choices[0].message.content == "first answer"
+        other = USER + [{"role": "assistant", "content": "first answer"}, {"role": "user", "content": "more"}]
+        with pytest.raises(openai.InternalServerError):
+            client.chat.completions.create(model="m", messages=other)
+    assert script.used == 2  # one step per distinct request, however many retries
+
+
+def test_cached_tokens_are_the_shared_prefix_in_openai_and_deepseek_units():
+    from scripted_model.prefix_cache import deepseek_cached, openai_cached, segments
+
+    from codeloop.context.tokens import count_tokens
+
+    system = {"role": "system", "content": "You are a careful assistant. " * 300}
+    history = [system, {"role": "user", "content": "read it"},
+               {"role": "assistant", "content": "ok " * 50}, {"role": "user", "content": "and now?"}]
+    with ScriptedModel(lambda req: Text("fine")) as model:
+        client = sync_client(model)
+
+        def usage(messages):
+            return client.chat.completions.create(model="m", messages=messages, tools=TOOLS).usage
+
+        first = usage(history)
+        assert first.prompt_tokens == estimate_prompt_tokens({"messages": history, "tools": TOOLS})
+        assert first.prompt_tokens_details.cached_tokens == 0
+        again = usage(history)  # the same prompt: all of it is shared
+        assert again.prompt_tokens_details.cached_tokens == openai_cached(first.prompt_tokens)
+        assert (again.prompt_tokens_details.cached_tokens - 1024) % 128 == 0
+        # A message rewritten in the middle: the cache holds up to it, plus its common start.
+        changed = [system, {"role": "user", "content": "read it"},
+                   {"role": "assistant", "content": "ok " * 20 + "but different"}, {"role": "user", "content": "and now?"}]
+        segs = segments({"messages": changed, "tools": TOOLS})
+        old = segments({"messages": history, "tools": TOOLS})[3]
+        common = next(i for i, (a, b) in enumerate(zip(segs[3], old)) if a != b)
+        shared = sum(count_tokens(s) for s in segs[:3]) + count_tokens(segs[3][:common])
+        assert usage(changed).prompt_tokens_details.cached_tokens == openai_cached(shared)
+        # A short prompt never caches (under 1,024 tokens).
+        assert usage(USER).prompt_tokens_details.cached_tokens == 0
+        assert usage(USER).prompt_tokens_details.cached_tokens == 0
+
+    with ScriptedModel(lambda req: Text("fine"), provider="deepseek") as model:
+        client = sync_client(model)
+        first = client.chat.completions.create(model="m", messages=history, tools=TOOLS).usage
+        second = client.chat.completions.create(model="m", messages=history, tools=TOOLS).usage
+        extra = second.model_extra
+        assert extra["prompt_cache_hit_tokens"] == deepseek_cached(first.prompt_tokens)
+        assert extra["prompt_cache_hit_tokens"] + extra["prompt_cache_miss_tokens"] == second.prompt_tokens
+        assert second.prompt_tokens_details is None

@@ -31,12 +31,16 @@ from dataclasses import dataclass, field
 from typing import Any, Union
 
 __all__ = [
+    "FAULTS",
     "Call",
     "ChatRequest",
     "CutStream",
+    "EndsEarly",
     "Error",
+    "Faulty",
     "Hang",
     "Keyed",
+    "NoFinish",
     "Reply",
     "Scenario",
     "Script",
@@ -184,11 +188,18 @@ class ChatRequest:
 
 @dataclass
 class Usage:
-    """Override some usage numbers; None means "compute it"."""
+    """Override some usage numbers; None means "compute it".
+
+    ``cached_tokens`` is computed from the prompts seen before (see ``prefix_cache``) unless
+    given, or unless ``prompt_tokens`` is given (then it is 0: a made-up prompt size has no
+    cache to share). ``extra`` fields are added to ``usage`` as they are (e.g. another
+    provider's cache fields).
+    """
 
     prompt_tokens: int | None = None
     completion_tokens: int | None = None
-    cached_tokens: int = 0
+    cached_tokens: int | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -225,6 +236,7 @@ class ToolCalls:
     chunk_size: int = 8  # characters of arguments (and content) per delta
     delay: float = 0.0
     usage: Usage | None = None
+    finish_reason: str = "tool_calls"  # e.g. "length": the output limit hit mid-call
 
 
 _DEFAULT_ERROR_TYPES = {
@@ -247,6 +259,7 @@ class Error:
     headers: dict[str, str] = field(default_factory=dict)
     type: str | None = None  # default by status (e.g. rate_limit_error, server_error)
     code: str | None = None
+    param: str | None = None
 
     def error_type(self) -> str:
         if self.type:
@@ -254,7 +267,7 @@ class Error:
         return _DEFAULT_ERROR_TYPES.get(self.status, "server_error" if self.status >= 500 else "invalid_request_error")
 
     def payload(self) -> dict[str, Any]:
-        return {"error": {"message": self.message, "type": self.error_type(), "param": None, "code": self.code}}
+        return {"error": {"message": self.message, "type": self.error_type(), "param": self.param, "code": self.code}}
 
 
 @dataclass
@@ -264,11 +277,37 @@ class CutStream:
     Streaming: the response is chunked; the terminating chunk and ``[DONE]`` are never sent,
     so the client sees an incomplete body. ``reset=True`` closes with a TCP RST instead of FIN.
     Non-streaming: a Content-Length is promised and only half the body is sent.
+    ``after_chunks="middle"``: cut where ``EndsEarly`` would.
     """
 
-    after_chunks: int = 2
+    after_chunks: int | str = 2
     reply: Text | ToolCalls | Stream | None = None  # default: a short Text
     reset: bool = False
+
+
+@dataclass
+class EndsEarly:
+    """A stream that ends cleanly at the HTTP level before the answer is complete: the body
+    is properly terminated (``framing="chunked"``: the last chunk is sent; ``"close"``: no
+    length or chunking, the server closes the connection, as HTTP/1.0 bodies end), but
+    neither ``finish_reason`` nor ``[DONE]`` is ever sent.
+
+    ``after_chunks="middle"`` (the default) cuts in the middle of the last tool call's
+    arguments when there are calls (the earlier calls arrive complete), else in the middle
+    of the text; an int sends that many chunks. Non-streaming: like ``CutStream``.
+    """
+
+    reply: Text | ToolCalls | Stream | None = None  # default: a short Text
+    after_chunks: int | str = "middle"
+    framing: str = "chunked"
+
+
+@dataclass
+class NoFinish:
+    """The whole answer and ``[DONE]``, but no ``finish_reason`` in any chunk (some proxies
+    do this; LiteLLM-proxy#19)."""
+
+    reply: Text | ToolCalls | Stream
 
 
 @dataclass
@@ -281,7 +320,7 @@ class Hang:
     """
 
     seconds: float
-    after_chunks: int | None = None
+    after_chunks: int | str | None = None  # "middle": where EndsEarly would cut
     reply: Text | ToolCalls | Stream | None = None
     then: Any = None
 
@@ -306,10 +345,10 @@ class StreamError:
     reply: Text | ToolCalls | Stream | None = None
 
 
-Reply = Union[Text, ToolCalls, Error, CutStream, Hang, Stream, StreamError, str]
+Reply = Union[Text, ToolCalls, Error, CutStream, EndsEarly, NoFinish, Hang, Stream, StreamError, str]
 Scenario = Callable[[ChatRequest], Any]
 
-REPLY_TYPES = (Text, ToolCalls, Error, CutStream, Hang, Stream, StreamError)
+REPLY_TYPES = (Text, ToolCalls, Error, CutStream, EndsEarly, NoFinish, Hang, Stream, StreamError)
 
 
 def resolve(reply: Any, req: ChatRequest) -> Any:
@@ -387,6 +426,72 @@ class Keyed:
         return _overrun(f"Keyed: no branch for user message {text[:200]!r}; keys: {list(self.branches)!r}")
 
 
+FAULTS = ("eof", "eof-close", "cut", "reset", "429", "500", "stall", "hang", "no-finish")
+
+
+class Faulty:
+    """Wrap a scenario so that each distinct request first gets a fault, ``times`` times
+    (``None``: always), then the scenario's own reply. Retries of a request (the same
+    messages and tools) see the same inner reply: the inner scenario (a ``Script``) is
+    asked once per distinct request, so its steps are not used up by the retries.
+
+    Faults: ``eof`` (``EndsEarly``: the body ends cleanly mid-answer), ``eof-close`` (the
+    same, delimited by closing the connection), ``cut`` (``CutStream`` in the middle of the
+    answer, a chunked body left unfinished), ``reset`` (the same with a TCP RST), ``429``
+    (with ``retry-after: 0``), ``500``, ``stall`` (``Hang`` mid-stream for ``seconds``),
+    ``hang`` (no answer at all for ``seconds``), ``no-finish`` (``NoFinish``: complete, with
+    ``[DONE]``, but no ``finish_reason``; not a failure).
+    """
+
+    def __init__(self, scenario: Any, fault: str = "eof", times: int | None = 1, seconds: float = 30.0) -> None:
+        if fault not in FAULTS:
+            raise ValueError(f"unknown fault {fault!r}; known: {', '.join(FAULTS)}")
+        self.scenario = scenario
+        self.fault = fault
+        self.times = times
+        self.seconds = seconds
+        self.models = getattr(scenario, "models", None)
+        self.provider = getattr(scenario, "provider", None)
+        self.faults_served = 0
+        self._seen: dict[str, list[Any]] = {}
+        self._lock = threading.Lock()
+
+    def _key(self, req: ChatRequest) -> str:
+        import hashlib
+
+        raw = json.dumps([req.messages, req.tools], sort_keys=True, default=str)
+        return hashlib.sha1(raw.encode()).hexdigest()
+
+    def __call__(self, req: ChatRequest) -> Any:
+        key = self._key(req)
+        with self._lock:  # one request at a time: the inner scenario is asked once per key
+            state = self._seen.get(key)
+            if state is None:
+                state = self._seen[key] = [resolve(self.scenario, req), 0]
+            state[1] += 1
+            reply, n = state
+            if (self.times is not None and n > self.times) or not isinstance(reply, (Text, ToolCalls, Stream)):
+                return reply
+            self.faults_served += 1
+        return self.apply(reply)
+
+    def apply(self, reply: Text | ToolCalls | Stream) -> Any:
+        f = self.fault
+        if f in ("eof", "eof-close"):
+            return EndsEarly(reply, framing="close" if f == "eof-close" else "chunked")
+        if f in ("cut", "reset"):
+            return CutStream(after_chunks="middle", reply=reply, reset=f == "reset")
+        if f == "429":
+            return Error(429, "Rate limit reached for requests. Please try again in 0s.", headers={"retry-after": "0"})
+        if f == "500":
+            return Error(500, "The server had an error while processing your request. Sorry about that!")
+        if f == "stall":
+            return Hang(self.seconds, after_chunks="middle", reply=reply)
+        if f == "hang":
+            return Hang(self.seconds)
+        return NoFinish(reply)
+
+
 def echo(req: ChatRequest) -> Reply:
     """Built-in scenario: answers ``echo: <last user message>``."""
     return Text(f"echo: {req.last_user_text()}")
@@ -405,23 +510,11 @@ def fixed(text: str = "ok", tokens: str | None = None) -> Scenario:
 
 
 def estimate_prompt_tokens(body: Mapping[str, Any]) -> int:
-    """ceil(chars of message contents, tool-call names and arguments / 4) + ceil(tools JSON / 4)."""
-    chars = 0
-    msgs = body.get("messages")
-    for m in msgs if isinstance(msgs, list) else []:
-        if not isinstance(m, Mapping):
-            continue
-        chars += len(content_text(m.get("content")))
-        calls = m.get("tool_calls")
-        for c in calls if isinstance(calls, list) else []:
-            fn = c.get("function") if isinstance(c, Mapping) else None
-            if isinstance(fn, Mapping):
-                chars += len(str(fn.get("name") or "")) + len(str(fn.get("arguments") or ""))
-    tokens = math.ceil(chars / 4)
-    tools = body.get("tools")
-    if tools:
-        tokens += math.ceil(len(json.dumps(tools, separators=(",", ":"), sort_keys=True)) / 4)
-    return tokens
+    """``usage.prompt_tokens`` for a request body: tokens (o200k_base) of its canonical
+    rendering, tools then messages (see ``prefix_cache``)."""
+    from .prefix_cache import prompt_tokens
+
+    return prompt_tokens(body)
 
 
 def estimate_completion_tokens(content: str, calls: list[tuple[str, str]] = ()) -> int:

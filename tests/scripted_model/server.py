@@ -20,11 +20,15 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import urlsplit
 
+from .prefix_cache import PrefixCache, deepseek_cached, openai_cached
+from .providers import Provider, get_provider
 from .scenarios import (
     ChatRequest,
     CutStream,
+    EndsEarly,
     Error,
     Hang,
+    NoFinish,
     Scenario,
     Stream,
     StreamError,
@@ -141,48 +145,56 @@ def validate_chat_body(body: Any) -> str | None:
 
 
 class _Completion:
-    """A Text / ToolCalls / Stream reply made concrete for one request."""
+    """A Text / ToolCalls / Stream reply made concrete for one request, for one provider."""
 
-    def __init__(self, reply: Text | ToolCalls | Stream, req: ChatRequest, model: str) -> None:
+    def __init__(self, reply: Text | ToolCalls | Stream, req: ChatRequest, model: str, provider: Provider,
+                 numbers: tuple[int, int] | None, window: int | None = None) -> None:
         self.reply = reply
+        self.provider = provider
         self.model = model
-        self.id = f"chatcmpl-scripted{req.count:04d}"
+        self.id = provider.completion_id(req.count)
         self.created = int(time.time())
         self.include_usage = req.include_usage
         self.calls: list[tuple[str, str, str]] = []  # (id, name, arguments)
+        self.stream_reply = reply if isinstance(reply, Stream) else None
+        self.chunk_size = max(1, getattr(reply, "chunk_size", 1))
+        self.delay = reply.delay
         if isinstance(reply, Stream):
             self.content: str | None = None
-            self.finish_reason = "stop"
-            self.delay = reply.delay
+            self.finish_reason: str | None = "stop"
             completion = reply.tokens
         elif isinstance(reply, ToolCalls):
             self.content = reply.content
-            self.finish_reason = "tool_calls"
-            self.delay = reply.delay
+            self.finish_reason = reply.finish_reason
             for i, c in enumerate(reply.calls):
-                self.calls.append((c.id or f"call_{req.count}_{i}", c.name, c.arguments_json()))
+                self.calls.append((c.id or provider.call_id(req.count, i), c.name, c.arguments_json()))
             completion = estimate_completion_tokens(reply.content, [(n, a) for _, n, a in self.calls])
         else:
             self.content = reply.content
             self.finish_reason = reply.finish_reason
-            self.delay = reply.delay
             completion = estimate_completion_tokens(reply.content)
         override = reply.usage or Usage()
-        prompt = override.prompt_tokens if override.prompt_tokens is not None else estimate_prompt_tokens(req.body)
-        if override.completion_tokens is not None:
-            completion = override.completion_tokens
-        self.usage = {
-            "prompt_tokens": prompt,
-            "completion_tokens": completion,
-            "total_tokens": prompt + completion,
-            "prompt_tokens_details": {"cached_tokens": override.cached_tokens, "audio_tokens": 0},
-            "completion_tokens_details": {
-                "reasoning_tokens": 0,
-                "audio_tokens": 0,
-                "accepted_prediction_tokens": 0,
-                "rejected_prediction_tokens": 0,
-            },
-        }
+        if override.prompt_tokens is not None:
+            prompt = override.prompt_tokens
+            cached = override.cached_tokens or 0
+        else:
+            prompt, shared = numbers if numbers is not None else (estimate_prompt_tokens(req.body), 0)
+            if override.cached_tokens is not None:
+                cached = override.cached_tokens
+            elif provider.cache == "deepseek":
+                cached = deepseek_cached(shared)
+            else:
+                cached = openai_cached(shared)
+        if window and prompt > window:
+            prompt = window  # the server kept only what fits (Ollama drops the start)
+        self.prompt_tokens = prompt
+        self.cached_tokens = min(cached, prompt)
+        self.completion_tokens = override.completion_tokens if override.completion_tokens is not None else completion
+        self.usage_extra = dict(override.extra)
+
+    @property
+    def usage(self) -> dict[str, Any]:
+        return self.provider.usage(self)
 
     @property
     def full_content(self) -> str | None:
@@ -192,75 +204,35 @@ class _Completion:
             return None
         return self.content
 
-    def message(self) -> dict[str, Any]:
-        msg: dict[str, Any] = {"role": "assistant", "content": self.full_content, "refusal": None}
-        if self.calls:
-            msg["tool_calls"] = [
-                {"id": cid, "type": "function", "function": {"name": name, "arguments": args}}
-                for cid, name, args in self.calls
-            ]
-        return msg
-
     def completion(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "object": "chat.completion",
-            "created": self.created,
-            "model": self.model,
-            "system_fingerprint": "fp_scripted",
-            "choices": [{"index": 0, "message": self.message(), "logprobs": None, "finish_reason": self.finish_reason}],
-            "usage": self.usage,
-        }
+        return self.provider.completion(self)
 
-    def _chunk(self, delta: dict[str, Any], finish_reason: str | None = None) -> dict[str, Any]:
-        out = {
-            "id": self.id,
-            "object": "chat.completion.chunk",
-            "created": self.created,
-            "model": self.model,
-            "system_fingerprint": "fp_scripted",
-            "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish_reason}],
-        }
-        if self.include_usage:
-            out["usage"] = None
-        return out
+    def events(self) -> Iterator[tuple[str, dict[str, Any]]]:
+        """``(kind, chunk)`` for every chunk the provider would stream (without ``[DONE]``)."""
+        return self.provider.events(self)
 
     def chunks(self) -> Iterator[dict[str, Any]]:
-        """Every chunk OpenAI would stream, in order (without ``[DONE]``)."""
-        reply = self.reply
-        tool_only = bool(self.calls) and not self.content
-        # OpenAI opens a tool-call-only message with content null, a text message with "".
-        yield self._chunk({"role": "assistant", "content": None if tool_only else "", "refusal": None})
-        if isinstance(reply, Stream):
-            for _ in range(reply.tokens):
-                yield self._chunk({"content": reply.token})
-        else:
-            size = max(1, reply.chunk_size)
-            text = self.content or ""
-            for i in range(0, len(text), size):
-                yield self._chunk({"content": text[i : i + size]})
-        for index, (cid, name, args) in enumerate(self.calls):
-            yield self._chunk(
-                {
-                    "tool_calls": [
-                        {"index": index, "id": cid, "type": "function", "function": {"name": name, "arguments": ""}}
-                    ]
-                }
-            )
-            size = max(1, reply.chunk_size)
-            for i in range(0, len(args), size):
-                yield self._chunk({"tool_calls": [{"index": index, "function": {"arguments": args[i : i + size]}}]})
-        yield self._chunk({}, self.finish_reason)
-        if self.include_usage:
-            yield {
-                "id": self.id,
-                "object": "chat.completion.chunk",
-                "created": self.created,
-                "model": self.model,
-                "system_fingerprint": "fp_scripted",
-                "choices": [],
-                "usage": self.usage,
-            }
+        for _, chunk in self.events():
+            yield chunk
+
+
+def cut_index(events: Sequence[tuple[str, Any]], after: int | str | None) -> int:
+    """How many of ``events`` a cut stream sends. An int: that many. ``"middle"``: all but the
+    second half of the last tool call's arguments when the answer has calls (the earlier calls
+    arrive complete; a call sent whole, as Ollama does, is left out); otherwise half the text.
+    Never the chunk with the ``finish_reason``."""
+    kinds = [k for k, _ in events]
+    finish_at = next((i for i, k in enumerate(kinds) if "finish" in k), len(kinds))
+    if isinstance(after, int):
+        return max(0, min(after, len(kinds)))
+    calls = [i for i in range(finish_at) if kinds[i].startswith("call")]
+    if calls:
+        last_args = [i for i in range(calls[-1] + 1, finish_at) if kinds[i].startswith("args")]
+        return last_args[len(last_args) // 2] if last_args else calls[-1]
+    texts = [i for i in range(finish_at) if kinds[i].startswith("text")]
+    if texts:
+        return texts[len(texts) // 2]
+    return min(1, finish_at)
 
 
 class _Abort(Exception):
@@ -288,6 +260,7 @@ class _Handler(BaseHTTPRequestHandler):
     def _dispatch(self) -> None:
         owner = self.server.owner
         self._streaming = False
+        self._chunked = True
         try:
             self._handle(owner)
         except _Abort as abort:
@@ -330,28 +303,44 @@ class _Handler(BaseHTTPRequestHandler):
     def _send_error(self, err: Error) -> None:
         self._send_json(err.status, err.payload(), err.headers)
 
-    def _start_stream(self) -> None:
+    def _start_stream(self, framing: str = "chunked") -> None:
         self.send_response(200)
         self.send_header("Content-Type", "text/event-stream; charset=utf-8")
         self.send_header("Cache-Control", "no-cache")
-        self.send_header("Transfer-Encoding", "chunked")
+        self._chunked = framing == "chunked"
+        if self._chunked:
+            self.send_header("Transfer-Encoding", "chunked")
+        else:
+            # No length and no chunking: the body ends when the server closes the connection.
+            self.send_header("Connection", "close")
         self.send_header("x-request-id", self._request_id)
         self.end_headers()
         self._streaming = True
 
     def _write_chunk(self, data: bytes) -> None:
-        self.wfile.write(b"%X\r\n%s\r\n" % (len(data), data))
+        if self._chunked:
+            self.wfile.write(b"%X\r\n%s\r\n" % (len(data), data))
+        else:
+            self.wfile.write(data)
 
     def _send_event(self, obj: Any) -> None:
         payload = obj if isinstance(obj, str) else json.dumps(obj)
         self._write_chunk(b"data: " + payload.encode() + b"\n\n")
         self.wfile.flush()
 
+    def _end_body(self) -> None:
+        """End the body properly at the HTTP level, whatever was sent in it."""
+        if self._chunked:
+            self.wfile.write(b"0\r\n\r\n")
+            self.wfile.flush()
+        else:
+            self.wfile.flush()
+            self._abort(False)
+        self._streaming = False
+
     def _end_stream(self) -> None:
         self._send_event("[DONE]")
-        self.wfile.write(b"0\r\n\r\n")
-        self.wfile.flush()
-        self._streaming = False
+        self._end_body()
 
     def _abort(self, reset: bool) -> None:
         self.close_connection = True
@@ -416,26 +405,52 @@ class _Handler(BaseHTTPRequestHandler):
                 owner._note_failure(f"invalid request #{req.count}: {problem}")
                 return self._send_error(Error(400, problem, type="invalid_request_error"))
 
+        rejected = owner.provider.reject(req)
+        if rejected is not None:
+            return self._send_error(rejected)
         reply = resolve(owner.scenario, req)
-        self._reply(reply, req)
+        numbers = None if isinstance(reply, Error) else owner._prefix.observe(req.body)
+        self._reply(reply, req, numbers)
 
-    def _reply(self, reply: Any, req: ChatRequest) -> None:
-        model = req.model or (self.server.owner.models[0] if self.server.owner.models else "scripted-model")
+    def _completion(self, reply: Any, req: ChatRequest, numbers: tuple[int, int] | None, default: str) -> _Completion:
+        owner = self.server.owner
+        model = req.model or (owner.models[0] if owner.models else "scripted-model")
+        return _Completion(reply or Text(default), req, model, owner.provider, numbers, owner.context_window)
+
+    def _send_events(self, comp: _Completion, events: Sequence[tuple[str, dict[str, Any]]] | Iterator[tuple[str, dict[str, Any]]]) -> None:
+        for _, chunk in events:
+            self._send_event(chunk)
+            self._sleep(comp.delay)
+
+    def _reply(self, reply: Any, req: ChatRequest, numbers: tuple[int, int] | None = None) -> None:
         if isinstance(reply, Error):
             if reply.type == "scripted_model_error":
                 self.server.owner._note_failure(reply.message)
             return self._send_error(reply)
         if isinstance(reply, (Text, ToolCalls, Stream)):
-            comp = _Completion(reply, req, model)
+            comp = self._completion(reply, req, numbers, "")
             if not req.stream:
                 return self._send_json(200, comp.completion())
             self._start_stream()
-            for chunk in comp.chunks():
+            self._send_events(comp, comp.events())
+            return self._end_stream()
+        if isinstance(reply, NoFinish):
+            comp = self._completion(reply.reply, req, numbers, "")
+            if not req.stream:
+                body = comp.completion()
+                body["choices"][0]["finish_reason"] = None
+                return self._send_json(200, body)
+            self._start_stream()
+            for kind, chunk in comp.events():
+                if kind == "finish":
+                    continue
+                for choice in chunk.get("choices") or []:
+                    choice["finish_reason"] = None
                 self._send_event(chunk)
                 self._sleep(comp.delay)
             return self._end_stream()
-        if isinstance(reply, CutStream):
-            comp = _Completion(reply.reply or Text("This reply is cut off partway through."), req, model)
+        if isinstance(reply, (CutStream, EndsEarly)):
+            comp = self._completion(reply.reply, req, numbers, "This reply is cut off partway through.")
             if not req.stream:
                 data = json.dumps(comp.completion()).encode()
                 self.send_response(200)
@@ -443,20 +458,22 @@ class _Handler(BaseHTTPRequestHandler):
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
                 self.wfile.write(data[: len(data) // 2])
-                raise _Abort(reply.reset)
+                raise _Abort(getattr(reply, "reset", False))
+            events = list(comp.events())
+            n = cut_index(events, reply.after_chunks)
+            if isinstance(reply, EndsEarly):
+                self._start_stream(reply.framing)
+                self._send_events(comp, events[:n])
+                return self._end_body()  # a clean end: no finish_reason, no [DONE]
             self._start_stream()
-            for n, chunk in enumerate(comp.chunks()):
-                if n >= reply.after_chunks:
-                    break
-                self._send_event(chunk)
-                self._sleep(comp.delay)
+            self._send_events(comp, events[:n])
             raise _Abort(reply.reset)
         if isinstance(reply, StreamError):
-            comp = _Completion(reply.reply or Text("This reply fails partway through."), req, model)
+            comp = self._completion(reply.reply, req, numbers, "This reply fails partway through.")
             if not req.stream:
                 return self._send_error(Error(500, reply.message, type=reply.type))
             self._start_stream()
-            for n, chunk in enumerate(comp.chunks()):
+            for n, (_, chunk) in enumerate(comp.events()):
                 if n >= reply.after_chunks:
                     break
                 self._send_event(chunk)
@@ -464,15 +481,14 @@ class _Handler(BaseHTTPRequestHandler):
             return self._end_stream()
         if isinstance(reply, Hang):
             if reply.after_chunks is not None and req.stream:
-                comp = _Completion(reply.reply or Text("This reply stalls partway through."), req, model)
+                comp = self._completion(reply.reply, req, numbers, "This reply stalls partway through.")
+                events = list(comp.events())
                 self._start_stream()
-                for n, chunk in enumerate(comp.chunks()):
-                    if n >= reply.after_chunks:
-                        break
+                for _, chunk in events[: cut_index(events, reply.after_chunks)]:
                     self._send_event(chunk)
             self._sleep(reply.seconds)
             if reply.then is not None and not self._streaming and not self.server.owner._stopping.is_set():
-                return self._reply(resolve(reply.then, req), req)
+                return self._reply(resolve(reply.then, req), req, numbers)
             raise _Abort(False)
         raise TypeError(f"unknown reply {reply!r}")
 
@@ -508,8 +524,17 @@ class ScriptedModel:
         api_key: str | None = None,
         validate: bool = True,
         record: str | None = None,
+        provider: str | None = None,
+        context_window: int | None = None,
     ) -> None:
         self._scenario = scenario
+        # Which server's wire to speak (see ``providers``): the argument, else the
+        # scenario's ``provider`` attribute, else OpenAI's.
+        self.provider = get_provider(provider or getattr(scenario, "provider", None))
+        # Count at most this many prompt tokens, as a server whose window is this small
+        # (Ollama's num_ctx) does after dropping the start of the prompt.
+        self.context_window = context_window
+        self._prefix = PrefixCache()
         self.host = host
         self.port = port
         self.models = list(models or getattr(scenario, "models", None) or ["scripted-model"])

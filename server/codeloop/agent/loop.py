@@ -181,6 +181,8 @@ class Agent:
                         self._commit({"role": "assistant", "content": "".join(streamed)})
                     raise
                 totals.steps += 1
+                for note in completion.notices:  # how the answer came (fallbacks, server trouble)
+                    self.emit(Notice(note, "warning"))
                 self._account(completion, totals)
                 if pending is not None:
                     for m in pending:

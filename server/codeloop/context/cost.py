@@ -7,6 +7,11 @@ as published in 2025 for common hosted models; a ``prices`` setting
 match by the longest known prefix, so ``gpt-4o-2024-08-06`` is priced as
 ``gpt-4o`` and ``gpt-4o-mini-…`` as ``gpt-4o-mini``. A model with no price
 (e.g. a local one) is counted but not priced.
+
+Cached prompt tokens (served from the provider's prompt cache) are priced at the
+``cached_input`` rate and the rest of the prompt at ``input``; the totals show the cache
+hit rate (cached / prompt tokens). Cache writes (Anthropic's ``cache_creation_input_tokens``)
+are priced as plain input.
 """
 
 from __future__ import annotations
@@ -106,13 +111,19 @@ def parse_usage(usage: Any) -> tuple[int, int, int, int]:
 
     Understands ``prompt_tokens_details.cached_tokens`` (OpenAI), a flat
     ``cached_tokens``, ``prompt_cache_hit_tokens`` (DeepSeek) and
-    ``cache_read_input_tokens`` (Anthropic-compatible gateways)."""
-    prompt = _int(_get(usage, "prompt_tokens") or _get(usage, "input_tokens"))
+    ``cache_read_input_tokens`` (Anthropic-compatible gateways). ``prompt`` is all of the
+    prompt, cached part included: OpenAI-style ``prompt_tokens`` include it; Anthropic's
+    ``input_tokens`` do not, so the cache reads and writes are added to those."""
+    prompt = _int(_get(usage, "prompt_tokens"))
+    exclusive = not prompt and bool(_int(_get(usage, "input_tokens")))
+    prompt = prompt or _int(_get(usage, "input_tokens"))
     completion = _int(_get(usage, "completion_tokens") or _get(usage, "output_tokens"))
     cached = _int(_get(_get(usage, "prompt_tokens_details"), "cached_tokens"))
     cached = cached or _int(_get(usage, "cached_tokens"))
     cached = cached or _int(_get(usage, "prompt_cache_hit_tokens"))
     cached = cached or _int(_get(usage, "cache_read_input_tokens"))
+    if exclusive:
+        prompt += cached + _int(_get(usage, "cache_creation_input_tokens"))
     reasoning = _int(_get(_get(usage, "completion_tokens_details"), "reasoning_tokens"))
     return prompt, completion, min(cached, prompt), reasoning
 
@@ -145,8 +156,14 @@ class UsageTotals:
         else:
             self.cost = (self.cost or 0.0) + d.cost
 
+    @property
+    def cache_hit_rate(self) -> float | None:
+        """The share of prompt tokens served from the provider's cache (None: no prompt yet)."""
+        return self.cached_tokens / self.prompt_tokens if self.prompt_tokens else None
+
     def line(self) -> str:
-        cached = f" ({self.cached_tokens:,} cached)" if self.cached_tokens else ""
+        rate = self.cache_hit_rate
+        cached = f" ({self.cached_tokens:,} cached, {rate:.0%} hit rate)" if self.cached_tokens and rate is not None else ""
         cost = _money(self.cost) if self.cost is not None else "no price known"
         if self.cost is not None and self.unpriced_requests:
             cost += f" (+{self.unpriced_requests} unpriced requests)"
@@ -200,6 +217,12 @@ class CostTracker:
 
     def render(self) -> str:
         lines = [f"This turn:    {self.turn.line()}", f"This session: {self.session.line()}"]
+        if self.session.cached_tokens:
+            rate = self.session.cache_hit_rate or 0.0
+            lines.append(
+                f"Prompt cache: {self.session.cached_tokens:,} of {self.session.prompt_tokens:,} prompt tokens "
+                f"this session came from the provider's cache ({rate:.0%} hit rate), priced at the cached rate"
+            )
         for model in sorted(self.models):
             p = self.price(model)
             if p is None:
