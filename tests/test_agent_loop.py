@@ -174,7 +174,8 @@ async def test_cancel_mid_command_kills_the_group_and_the_session_continues(mode
         if not processes_matching(marker):
             break
         await asyncio.sleep(0.05)
-    assert processes_matching(marker) == []
+    left = processes_matching(marker)
+    assert left == [], [(r.id, r.running, r.cancelled, r.pid, r.exit_code) for r in procs.records()]
     assert sink.of(TurnEnd)[-1].status == "cancelled"
     end = await agent.send("what now?")
     assert end.status == "done"

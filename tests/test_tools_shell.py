@@ -263,3 +263,27 @@ async def test_bad_cwd_and_permissions(tmp_path: Path, pm: ProcessManager) -> No
     (tmp_path / "d").mkdir()
     req = RunCommand().permission(RunCommand.Input(command="make test", cwd="d"), ctx)
     assert req.kind == "Bash" and req.target == "make test" and req.cwd == (tmp_path / "d").resolve()
+
+
+async def test_a_command_stopped_while_it_starts_leaves_nothing_running(tmp_path: Path) -> None:
+    """Stop pressed as a command starts: the shell may exist with children already, before
+    the spawn has returned. Cancelled at many points of the start, nothing is left."""
+    from conftest import processes_matching, unique_marker
+
+    pm = ProcessManager()
+    marker = unique_marker("17.3205080")
+    try:
+        for i in range(25):
+            task = asyncio.ensure_future(pm.run(f"sleep {marker} & sleep {marker}; wait", tmp_path, 60))
+            for _ in range(i):  # i turns of the event loop into the start
+                await asyncio.sleep(0)
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+        for _ in range(200):
+            if not processes_matching(marker):
+                break
+            await asyncio.sleep(0.05)
+        assert processes_matching(marker) == []
+    finally:
+        await pm.shutdown()

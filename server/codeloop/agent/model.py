@@ -120,10 +120,6 @@ class ModelError(Exception):
         self.status = status
 
 
-class PartialStream(Exception):
-    """Raised when a stream is cut after text was already received."""
-
-
 class _Transient(Exception):
     def __init__(self, reason: str, retry_after: float | None = None) -> None:
         super().__init__(reason)

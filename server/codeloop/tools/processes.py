@@ -218,6 +218,24 @@ class _ExitAwareProtocol(asyncio.subprocess.SubprocessStreamProtocol):
             self.exited.set_result(None)
 
 
+async def _stop_started(spawning: asyncio.Task) -> None:  # type: ignore[type-arg]
+    """Kill the process group of a spawn whose caller was cancelled (uncancellable)."""
+    while not spawning.done():
+        try:
+            await asyncio.shield(spawning)
+        except asyncio.CancelledError:
+            continue
+        except BaseException:
+            return
+    if spawning.cancelled() or spawning.exception() is not None:
+        return
+    transport, _ = spawning.result()
+    pid = transport.get_pid()
+    if pid:
+        _signal_group(pid, signal.SIGKILL)
+    transport.close()
+
+
 def _finish_future(fut: asyncio.Future[None]) -> None:
     if not fut.done():
         fut.set_result(None)
@@ -281,17 +299,27 @@ class ProcessManager:
         term = terminal or self.terminal or NullTerminal()
         env = {**os.environ, **EXTRA_ENV}
         loop = asyncio.get_running_loop()
-        transport, protocol = await loop.subprocess_shell(
-            lambda: _ExitAwareProtocol(loop),
-            command,
-            cwd=str(cwd),
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.STDOUT,
-            start_new_session=True,
-            executable=SHELL,
-            env=env,
+        spawning = loop.create_task(
+            loop.subprocess_shell(
+                lambda: _ExitAwareProtocol(loop),
+                command,
+                cwd=str(cwd),
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.STDOUT,
+                start_new_session=True,
+                executable=SHELL,
+                env=env,
+            )
         )
+        try:
+            transport, protocol = await asyncio.shield(spawning)
+        except asyncio.CancelledError:
+            # Stopped while the process was being started: it may be running already,
+            # with children of its own. asyncio would only kill the shell and leave them:
+            # wait for the start to finish, then stop the whole group.
+            await _stop_started(spawning)
+            raise
         proc = asyncio.subprocess.Process(transport, protocol, loop)
         rec.pid = proc.pid
         rec._process = proc
