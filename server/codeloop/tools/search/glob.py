@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import stat
 from collections.abc import Callable
 from pathlib import Path
 
@@ -15,7 +16,7 @@ from codeloop.tools.base import Tool, ToolContext, ToolError, ToolInput
 from codeloop.tools.files import file_permission
 import codeloop.tools.search.rg as rg
 from codeloop.tools.search.ignore import IgnoreMatcher, glob_spec, walk_files
-from codeloop.tools.search.scope import search_start
+from codeloop.tools.search.scope import check_argument, dropped_note, inside_now, search_start
 
 GLOB_MAX = 200
 # Above this many matches glob lists by path instead of statting every file.
@@ -46,10 +47,20 @@ async def list_files(ctx: ToolContext, start: Path, rel: str, glob: str | None) 
     return [p.relative_to(ctx.workspace.root).as_posix() for p in paths]
 
 
+def _real_dir(path: Path) -> bool:
+    """A folder, not a symlink to one (rg follows a path argument that is a symlink)."""
+    try:
+        return stat.S_ISDIR(os.lstat(path).st_mode)
+    except (OSError, ValueError):
+        return False
+
+
 def _narrowed(start: Path, rel: str, glob: str | None) -> str:
     """Where to list for ``glob``: below its literal leading folders when it is anchored
-    (has a "/" before its end, as in gitignore), e.g. src/pkg for "src/pkg/**/*.py"."""
-    if not glob or not start.is_dir():
+    (has a "/" before its end, as in gitignore), e.g. src/pkg for "src/pkg/**/*.py".
+    Only through real folders: rg would follow a symlink given as its path (and list
+    what it points to, outside the workspace), while it never follows one it walks into."""
+    if not glob or not _real_dir(start):
         return rel
     body = glob[1:] if glob.startswith("/") else glob
     if "/" not in body.rstrip("/"):
@@ -61,9 +72,11 @@ def _narrowed(start: Path, rel: str, glob: str | None) -> str:
         literal.append(part)
     if not literal:
         return rel
-    narrowed = start.joinpath(*literal)
-    if not narrowed.is_dir():
-        return rel
+    narrowed = start
+    for part in literal:
+        narrowed = narrowed / part
+        if not _real_dir(narrowed):
+            return rel
     return "/".join(([] if rel in (".", "") else [rel.rstrip("/")]) + literal)
 
 
@@ -84,15 +97,23 @@ def _by_mtime(root: Path, names: list[str]) -> tuple[list[str], bool]:
     if len(names) > MTIME_SORT_MAX:
         return sorted(names), False
     base = str(root)
-    stat, join = os.stat, os.path.join
+    lstat, join = os.lstat, os.path.join  # the names are files, not symlinks: never follow one
 
     def key(name: str) -> tuple[float, str]:
         try:
-            return (-stat(join(base, name)).st_mtime, name)
+            return (-lstat(join(base, name)).st_mtime, name)
         except OSError:
             return (0.0, name)
 
     return sorted(names, key=key), True
+
+
+def _ordered(root: Path, names: list[str]) -> tuple[list[str], bool, list[str], int]:
+    """(the names in order, whether newest first, the first GLOB_MAX that are still
+    inside -- their folders real, themselves not symlinks --, how many of those were not)."""
+    names, newest_first = _by_mtime(root, names)
+    shown, dropped = inside_now(root, names[:GLOB_MAX], files=True)
+    return names, newest_first, shown, dropped
 
 
 class Glob(Tool["Glob.Input"]):
@@ -109,24 +130,27 @@ class Glob(Tool["Glob.Input"]):
         pattern: str = Field(description='Glob pattern, e.g. "**/*.py". A pattern without "/" matches file names at any depth.')
         path: str = Field(".", description="Directory to search in, relative to the workspace root.")
 
-    def permission(self, args: Input, ctx: ToolContext) -> PermissionRequest:
+    def permission(self, args: Input, ctx: ToolContext) -> PermissionRequest | None:
         return file_permission("Read", args.path, ctx)
 
     async def run(self, args: Input, ctx: ToolContext) -> str:
         if not args.pattern.strip():
             raise ToolError("pattern is empty")
-        start, rel = search_start(ctx, args.path)
-        if not start.is_dir():
+        check_argument("glob pattern", args.pattern)
+        start = search_start(ctx, args.path)
+        rel = start.rel
+        if not start.is_dir:
             raise ToolError(f"{rel} is not a directory")
-        names = await list_files(ctx, start, rel, args.pattern)
+        names = await list_files(ctx, start.path, rel, args.pattern)
         if not names:
             return f"No files match {args.pattern!r}" + (f" in {rel}." if rel != "." else ".")
-        names, newest_first = await asyncio.to_thread(_by_mtime, ctx.workspace.root, names)
-        out = names[:GLOB_MAX]
+        names, newest_first, out, dropped = await asyncio.to_thread(_ordered, ctx.workspace.root, names)
         if len(names) > GLOB_MAX:
             order = "" if newest_first else "; listed by path, as there are too many to sort by modification time"
             out.append(
                 f"[{len(names) - GLOB_MAX} more files cut ({len(names)} match{order}). "
                 "Use a more specific pattern or path.]"
             )
+        if dropped:
+            out.append(dropped_note(dropped))
         return "\n".join(out)

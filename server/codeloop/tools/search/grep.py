@@ -16,7 +16,8 @@ import codeloop.tools.search.rg as rg
 from codeloop.tools.search.ignore import IgnoreMatcher, glob_spec, walk_files
 from codeloop.tools.search.query import GrepMode, GrepQuery
 from codeloop.tools.search.results import FileHits, format_grep, grep_text
-from codeloop.tools.search.scope import search_start
+from codeloop.tools.search.fs import read_beneath
+from codeloop.tools.search.scope import check_argument, dropped_note, search_start, verify
 
 
 async def _grep_rg(ctx: ToolContext, q: GrepQuery) -> tuple[dict[str, FileHits], bool]:
@@ -100,12 +101,9 @@ def _filter_ignored(ctx: ToolContext, target: str, rels: list[str]) -> list[str]
     return [r for r in rels if not matcher.ignored(root / r, False)]
 
 
-def _read_searchable(path: Path) -> str | None:
-    try:
-        data = path.read_bytes()
-    except OSError:
-        return None
-    if b"\x00" in data[:8192]:
+def _read_searchable(root: Path, rel: str) -> str | None:
+    data = read_beneath(root, rel)  # no symlink followed on the way
+    if data is None or b"\x00" in data[:8192]:
         return None
     return data.decode("utf-8", errors="replace")
 
@@ -116,10 +114,10 @@ def _grep_python(ctx: ToolContext, q: GrepQuery) -> dict[str, FileHits]:
     matcher = IgnoreMatcher(root)
     results: dict[str, FileHits] = {}
     for path in walk_files(root, q.start, matcher, q.glob):
-        text = _read_searchable(path)
+        rel = path.relative_to(root).as_posix()
+        text = _read_searchable(root, rel)
         if text is None:
             continue
-        rel = path.relative_to(root).as_posix()
         hits = grep_text(rel, text, regex, q.context, q.want_lines)
         if hits is not None:
             results[rel] = hits
@@ -181,22 +179,31 @@ class Grep(Tool["Grep.Input"]):
         case_insensitive: bool = Field(False, description="Ignore case.")
         context: int = Field(0, ge=0, le=20, description="Lines of context around each match (content mode).")
 
-    def permission(self, args: Input, ctx: ToolContext) -> PermissionRequest:
+    def permission(self, args: Input, ctx: ToolContext) -> PermissionRequest | None:
         return file_permission("Read", args.path, ctx)
 
     async def run(self, args: Input, ctx: ToolContext) -> str:
         if args.pattern == "":
             raise ToolError("pattern is empty")
-        start, rel = search_start(ctx, args.path)
-        q = GrepQuery(args.pattern, start, rel, args.glob, args.output_mode, args.case_insensitive, args.context)
+        check_argument("pattern", args.pattern)
+        if args.glob is not None:
+            check_argument("glob", args.glob)
+        start = search_start(ctx, args.path)
+        rel = start.rel
+        q = GrepQuery(args.pattern, start.path, rel, args.glob, args.output_mode, args.case_insensitive, args.context)
         stopped = False
+        dropped = 0
         if rg.find_rg() is not None:
             results, stopped = await _grep_rg(ctx, q)
+            kept, dropped = verify(start, ctx.workspace.root, list(results))
+            if dropped:
+                results = {k: results[k] for k in kept}
         else:
             results = await asyncio.to_thread(_grep_python, ctx, q)
         results = await asyncio.to_thread(_overlay_buffers, ctx, results, q)
+        note = "\n" + dropped_note(dropped) if dropped else ""
         if not results:
             where = f" in {rel}" if rel != "." else ""
             filt = f" (files matching {args.glob!r})" if args.glob else ""
-            return f"No matches for {args.pattern!r}{where}{filt}."
-        return format_grep(results, args.output_mode, stopped)
+            return f"No matches for {args.pattern!r}{where}{filt}.{note}"
+        return format_grep(results, args.output_mode, stopped) + note

@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import logging
 import os
+import stat
 from pathlib import Path
 
 import pathspec
 
 from codeloop.tools.base import ToolError
+from codeloop.tools.search.fs import DIR_FLAGS, open_beneath
 
 log = logging.getLogger("codeloop.tools.search")
 
@@ -95,15 +97,24 @@ def glob_spec(glob: str | None) -> pathspec.GitIgnoreSpec | None:
 
 
 def walk_files(root: Path, start: Path, matcher: IgnoreMatcher, glob: str | None = None) -> list[Path]:
-    """Files below ``start`` (or ``start`` itself), not ignored, not symlinks, sorted by path."""
+    """Files below ``start`` (or ``start`` itself), not ignored, not symlinks, sorted by path.
+
+    Every folder is opened from its parent's descriptor without following symlinks
+    (``fs``), so a folder swapped for a symlink during the walk is skipped, not followed.
+    """
     spec = glob_spec(glob)
-    if start.is_file():
+    rel = start.relative_to(root).as_posix() if start != root else "."
+    try:
+        mode = os.lstat(start).st_mode
+    except (OSError, ValueError):
+        return []
+    if stat.S_ISREG(mode):
         return [start]
     out: list[Path] = []
 
-    def visit(directory: Path) -> None:
+    def visit(fd: int, directory: Path) -> None:
         try:
-            entries = sorted(os.scandir(directory), key=lambda e: e.name)
+            entries = sorted(os.scandir(fd), key=lambda e: e.name)
         except OSError:
             return
         for entry in entries:
@@ -115,19 +126,30 @@ def walk_files(root: Path, start: Path, matcher: IgnoreMatcher, glob: str | None
                 is_dir = entry.is_dir()
             except OSError:
                 continue
-            path = Path(entry.path)
+            path = directory / entry.name
             if matcher.matches(path, is_dir):
                 continue
             if is_dir:
-                visit(path)
-            elif entry.is_file():
+                try:
+                    sub = os.open(entry.name, DIR_FLAGS, dir_fd=fd)
+                except OSError:
+                    continue
+                try:
+                    visit(sub, path)
+                finally:
+                    os.close(sub)
+            elif entry.is_file(follow_symlinks=False):
                 if spec is not None and not spec.match_file(path.relative_to(start).as_posix()):
                     continue
                 out.append(path)
 
-    visit(start)
+    try:
+        top = open_beneath(root, rel)
+    except (OSError, ValueError):
+        return []
+    try:
+        visit(top, start)
+    finally:
+        os.close(top)
     out.sort(key=lambda p: p.relative_to(root).as_posix())
     return out
-
-
-# -- results

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 from pydantic import Field
@@ -12,28 +13,32 @@ from codeloop.policy.types import PermissionRequest
 from codeloop.tools.base import Tool, ToolContext, ToolError, ToolInput
 from codeloop.tools.files import file_permission
 from codeloop.tools.search.ignore import ALWAYS_SKIP, IgnoreMatcher
-from codeloop.tools.search.scope import search_start
+from codeloop.tools.search.fs import DIR_FLAGS, open_beneath
+from codeloop.tools.search.scope import SearchStart, search_start
 
 LIST_MAX = 500
 
 
-def _list_dir(ctx: ToolContext, start: Path, depth: int) -> tuple[list[str], int, list[str]]:
-    matcher = IgnoreMatcher(ctx.workspace.root)
+def _list_dir(ctx: ToolContext, start: SearchStart, depth: int) -> tuple[list[str], int, list[str]]:
+    """Every folder is opened from its parent's descriptor without following symlinks
+    (``fs``): a folder swapped for a symlink is reported as not listable, never followed."""
+    root = ctx.workspace.root
+    matcher = IgnoreMatcher(root)
     out: list[str] = []
     ignored: list[str] = []
     total = 0
 
-    def visit(directory: Path, level: int) -> None:
+    def visit(fd: int, directory: Path, level: int) -> None:
         nonlocal total
         try:
-            entries = sorted(os.scandir(directory), key=lambda e: e.name)
+            entries = sorted(os.scandir(fd), key=lambda e: e.name)
         except OSError as e:
             out.append("  " * level + f"[cannot list: {e.strerror}]")
             return
         for entry in entries:
             if entry.name in ALWAYS_SKIP:
                 continue
-            path = Path(entry.path)
+            path = directory / entry.name
             try:
                 is_link = entry.is_symlink()
                 is_dir = entry.is_dir()  # follows links
@@ -49,14 +54,25 @@ def _list_dir(ctx: ToolContext, start: Path, depth: int) -> tuple[list[str], int
             name = entry.name + ("/" if is_dir else "")
             if is_link:
                 try:
-                    name += f" -> {os.readlink(path)}"
+                    name += f" -> {os.readlink(entry.name, dir_fd=fd)}"
                 except OSError:
                     name += " -> ?"
             out.append("  " * level + name)
             if is_dir and not is_link and level + 1 < depth:
-                visit(path, level + 1)
+                opened(lambda: os.open(entry.name, DIR_FLAGS, dir_fd=fd), path, level + 1)
 
-    visit(start, 0)
+    def opened(open_fd: Callable[[], int], directory: Path, level: int) -> None:
+        try:
+            fd = open_fd()
+        except OSError as e:
+            out.append("  " * level + f"[cannot list: {e.strerror}]")
+            return
+        try:
+            visit(fd, directory, level)
+        finally:
+            os.close(fd)
+
+    opened(lambda: open_beneath(root, start.rel), start.path, 0)
     return out, total, ignored
 
 
@@ -73,12 +89,13 @@ class ListDir(Tool["ListDir.Input"]):
         path: str = Field(".", description="Directory to list, relative to the workspace root.")
         depth: int = Field(1, ge=1, le=5, description="How many levels to show (1 = just this directory).")
 
-    def permission(self, args: Input, ctx: ToolContext) -> PermissionRequest:
+    def permission(self, args: Input, ctx: ToolContext) -> PermissionRequest | None:
         return file_permission("Read", args.path, ctx)
 
     async def run(self, args: Input, ctx: ToolContext) -> str:
-        start, rel = search_start(ctx, args.path)
-        if not start.is_dir():
+        start = search_start(ctx, args.path)
+        rel = start.rel
+        if not start.is_dir:
             raise ToolError(f"{rel} is a file, not a directory; use read_file to read it")
         out, total, ignored = await asyncio.to_thread(_list_dir, ctx, start, args.depth)
         head = f"{rel}/" if rel != "." else "./"

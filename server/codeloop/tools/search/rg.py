@@ -36,14 +36,17 @@ async def _run_rg(args: list[str], cwd: Path, on_line=None) -> tuple[int, str, s
     """Run rg; returns (exit code, stdout (unless on_line consumed it), stderr, stopped early)."""
     rg = find_rg()
     assert rg is not None
-    proc = await asyncio.create_subprocess_exec(
-        rg,
-        *args,
-        cwd=str(cwd),
-        stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
+    try:
+        proc = await asyncio.create_subprocess_exec(
+            rg,
+            *args,
+            cwd=str(cwd),
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+    except (OSError, ValueError) as e:  # an argument too long for the system, ...
+        raise ToolError(f"could not run ripgrep: {getattr(e, 'strerror', None) or e}") from None
     assert proc.stdout is not None and proc.stderr is not None
     stopped = False
     chunks: list[bytes] = []

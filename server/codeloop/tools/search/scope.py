@@ -1,16 +1,103 @@
-"""Where a search starts: a real path inside the workspace."""
+"""The workspace boundary for searches.
+
+A search must not see anything outside the workspace, exactly like the file tools.
+Three layers:
+
+1. Where it starts: the path the model gave is resolved by ``Workspace.resolve``
+   (symlinks followed, the result must be inside), and only that *real* path is
+   used from then on, relative to the root, never the model's text. ripgrep does
+   not follow symlinks while it walks (no ``-L``), but it does follow a path
+   argument that is a symlink; the real path has none.
+2. The pure-Python walks (list_dir, the fallback) open every folder and file
+   relative to its parent's descriptor with ``O_NOFOLLOW`` (``fs.open_beneath``,
+   ``scandir`` on descriptors), so a folder swapped for a symlink at any moment is
+   refused by the kernel instead of followed.
+3. After a ripgrep run, every result's folders are checked to still be real
+   folders (``fs.RealDirs``); results under a folder that became a symlink while rg
+   ran are dropped (rg opens paths by name, so a swap during the run could
+   redirect it).
+
+What remains: a process swapping a folder for a symlink *and back* within one rg
+run; that needs a concurrent process the user let run (see the report/docs).
+"""
 
 from __future__ import annotations
 
+import os
+import stat
+from dataclasses import dataclass
 from pathlib import Path
 
 from codeloop.tools.base import ToolContext, ToolError
 from codeloop.tools.files import resolve_path
+from codeloop.tools.search.fs import RealDirs
+
+@dataclass(frozen=True)
+class SearchStart:
+    path: Path  # the real path, inside the workspace
+    rel: str  # relative to the root, "." for the root: what rg is given
+    is_dir: bool
 
 
-def search_start(ctx: ToolContext, path: str) -> tuple[Path, str]:
-    """The resolved search root and its workspace-relative form for rg."""
+def search_start(ctx: ToolContext, path: str) -> SearchStart:
+    """Where a search starts: the real path of ``path`` inside the workspace."""
     start = resolve_path(ctx, path or ".")
-    if not start.exists():
-        raise ToolError(f"path not found: {path}")
-    return start, ctx.workspace.relative(start)
+    root = ctx.workspace.root
+    # relative to the root as text: resolving it again could follow a symlink swapped in
+    rel = start.relative_to(root).as_posix() if start != root else "."
+    try:
+        st = os.lstat(start)
+    except FileNotFoundError:
+        raise ToolError(f"path not found: {path}") from None
+    except OSError as e:
+        raise ToolError(f"cannot search {rel}: {e.strerror or e}") from None
+    if stat.S_ISLNK(st.st_mode):  # it was not a symlink when it was resolved, just now
+        raise ToolError(f"{rel} changed while it was opened (it is now a symbolic link); nothing was searched")
+    return SearchStart(start, rel, stat.S_ISDIR(st.st_mode))
+
+
+def check_argument(what: str, value: str) -> None:
+    """A pattern or glob that cannot be passed to a program (ripgrep): a clean error."""
+    if "\x00" in value:
+        hint = " (write \\x00 in the regular expression to match one)" if what == "pattern" else ""
+        raise ToolError(f"the {what} contains a NUL byte, which cannot be searched for{hint}")
+    try:
+        os.fsencode(value)
+    except UnicodeError:
+        raise ToolError(f"the {what} is not valid text (it holds a lone surrogate)") from None
+
+
+def inside_now(root: Path, names: list[str], *, files: bool = False) -> tuple[list[str], int]:
+    """``names`` whose folders are still real folders (and, with ``files``, that are not
+    symlinks themselves), and how many were dropped."""
+    dirs = RealDirs(root)
+    kept = [n for n in names if dirs.holds(n)]
+    if files:
+        kept = [n for n in kept if not _is_link(root / n)]
+    return kept, len(names) - len(kept)
+
+
+def verify(start: SearchStart, root: Path, names: list[str]) -> tuple[list[str], int]:
+    """After a ripgrep run: the names still inside (see ``inside_now``), and how many
+    were dropped. A searched file that became a symlink drops everything."""
+    kept, dropped = inside_now(root, names)
+    if kept and not start.is_dir and _is_link(start.path):
+        dropped += len(kept)
+        kept = []
+    return kept, dropped
+
+
+def _is_link(path: Path) -> bool:
+    try:
+        return stat.S_ISLNK(os.lstat(path).st_mode)
+    except FileNotFoundError:
+        return False
+    except (OSError, ValueError):
+        return True  # cannot tell: treat it as gone out
+
+
+def dropped_note(n: int) -> str:
+    return (
+        f"[{n} result{'s' if n != 1 else ''} left out: a folder holding them became a symbolic link "
+        "while it was searched, and a search does not follow links out of the workspace]"
+    )
