@@ -57,17 +57,16 @@ class RealDirs:
     folder (not a symlink) now. One ``lstat`` per folder, remembered."""
 
     def __init__(self, root: Path) -> None:
-        self.root = root
+        self.base = str(root) + "/"
         self._known: dict[str, bool] = {"": True, ".": True}
 
     def folder(self, rel: str) -> bool:
         known = self._known.get(rel)
         if known is None:
-            parent = rel.rpartition("/")[0]
-            known = self.folder(parent)
+            known = self.folder(rel.rpartition("/")[0])
             if known:
                 try:
-                    known = stat.S_ISDIR(os.lstat(self.root / rel).st_mode)
+                    known = stat.S_ISDIR(os.lstat(self.base + rel).st_mode)
                 except (OSError, ValueError):
                     known = False
             self._known[rel] = known
@@ -76,3 +75,12 @@ class RealDirs:
     def holds(self, name: str) -> bool:
         """``name``'s folders are all real (its own kind is not checked)."""
         return self.folder(name.rpartition("/")[0])
+
+    def is_link(self, name: str) -> bool:
+        """``name`` itself is a symlink now (or cannot be looked at)."""
+        try:
+            return stat.S_ISLNK(os.lstat(self.base + name).st_mode)
+        except FileNotFoundError:
+            return False  # gone since: it was a file inside when it was listed
+        except (OSError, ValueError):
+            return True

@@ -16,7 +16,7 @@ from codeloop.tools.base import Tool, ToolContext, ToolError, ToolInput
 from codeloop.tools.files import file_permission
 import codeloop.tools.search.rg as rg
 from codeloop.tools.search.ignore import IgnoreMatcher, glob_spec, walk_files
-from codeloop.tools.search.scope import check_argument, dropped_note, inside_now, search_start
+from codeloop.tools.search.scope import check_argument, dropped_note, first_inside, search_start
 
 GLOB_MAX = 200
 # Above this many matches glob lists by path instead of statting every file.
@@ -112,8 +112,8 @@ def _ordered(root: Path, names: list[str]) -> tuple[list[str], bool, list[str], 
     """(the names in order, whether newest first, the first GLOB_MAX that are still
     inside -- their folders real, themselves not symlinks --, how many of those were not)."""
     names, newest_first = _by_mtime(root, names)
-    shown, dropped = inside_now(root, names[:GLOB_MAX], files=True)
-    return names, newest_first, shown, dropped
+    shown, dropped = first_inside(root, names, GLOB_MAX, files=True)
+    return names, newest_first, shown[:GLOB_MAX], dropped
 
 
 class Glob(Tool["Glob.Input"]):

@@ -15,7 +15,7 @@ from codeloop.tools.files import file_permission
 import codeloop.tools.search.rg as rg
 from codeloop.tools.search.ignore import IgnoreMatcher, glob_spec, walk_files
 from codeloop.tools.search.query import GrepMode, GrepQuery
-from codeloop.tools.search.results import FileHits, format_grep, grep_text
+from codeloop.tools.search.results import GREP_MAX_FILES, FileHits, format_grep, grep_text
 from codeloop.tools.search.fs import read_beneath
 from codeloop.tools.search.scope import check_argument, dropped_note, search_start, verify
 
@@ -195,12 +195,14 @@ class Grep(Tool["Grep.Input"]):
         dropped = 0
         if rg.find_rg() is not None:
             results, stopped = await _grep_rg(ctx, q)
-            kept, dropped = verify(start, ctx.workspace.root, list(results))
-            if dropped:
-                results = {k: results[k] for k in kept}
         else:
             results = await asyncio.to_thread(_grep_python, ctx, q)
         results = await asyncio.to_thread(_overlay_buffers, ctx, results, q)
+        if results:
+            # what will be shown must still be inside (rg opens what it walks by name)
+            kept, dropped = await asyncio.to_thread(verify, start, ctx.workspace.root, list(results), GREP_MAX_FILES)
+            if dropped:
+                results = {k: results[k] for k in kept}
         note = "\n" + dropped_note(dropped) if dropped else ""
         if not results:
             where = f" in {rel}" if rel != "." else ""

@@ -67,33 +67,34 @@ def check_argument(what: str, value: str) -> None:
         raise ToolError(f"the {what} is not valid text (it holds a lone surrogate)") from None
 
 
-def inside_now(root: Path, names: list[str], *, files: bool = False) -> tuple[list[str], int]:
-    """``names`` whose folders are still real folders (and, with ``files``, that are not
-    symlinks themselves), and how many were dropped."""
+def first_inside(root: Path, names: list[str], want: int, *, files: bool = False) -> tuple[list[str], int]:
+    """The first ``want`` of ``names`` (in their order) whose folders are still real
+    folders (with ``files``: that are not symlinks themselves either), followed by the
+    rest unchecked (only counted, never shown); and how many were dropped.
+
+    Only what is shown is checked: one ``lstat`` per folder and (``files``) per name,
+    whatever the number of results."""
     dirs = RealDirs(root)
-    kept = [n for n in names if dirs.holds(n)]
-    if files:
-        kept = [n for n in kept if not _is_link(root / n)]
-    return kept, len(names) - len(kept)
-
-
-def verify(start: SearchStart, root: Path, names: list[str]) -> tuple[list[str], int]:
-    """After a ripgrep run: the names still inside (see ``inside_now``), and how many
-    were dropped. A searched file that became a symlink drops everything."""
-    kept, dropped = inside_now(root, names)
-    if kept and not start.is_dir and _is_link(start.path):
-        dropped += len(kept)
-        kept = []
+    kept: list[str] = []
+    dropped = 0
+    for i, name in enumerate(names):
+        if len(kept) >= want:
+            return kept + names[i:], dropped
+        if dirs.holds(name) and not (files and dirs.is_link(name)):
+            kept.append(name)
+        else:
+            dropped += 1
     return kept, dropped
 
 
-def _is_link(path: Path) -> bool:
-    try:
-        return stat.S_ISLNK(os.lstat(path).st_mode)
-    except FileNotFoundError:
-        return False
-    except (OSError, ValueError):
-        return True  # cannot tell: treat it as gone out
+def verify(start: SearchStart, root: Path, names: list[str], want: int) -> tuple[list[str], int]:
+    """After a ripgrep run: ``first_inside`` of the names; a searched file that became a
+    symlink drops everything."""
+    kept, dropped = first_inside(root, names, want)
+    if kept and not start.is_dir and RealDirs(root).is_link(start.rel):
+        dropped += len(kept)
+        kept = []
+    return kept, dropped
 
 
 def dropped_note(n: int) -> str:
