@@ -28,8 +28,6 @@ import json
 import logging
 import os
 import shutil
-import stat
-import sys
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -37,17 +35,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import pytest
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
-from scripted_model import Call, ChatRequest, Script, Text, ToolCalls
-
 import codeloop.tools.search as search
 import codeloop.tools.search.rg as search_rg
+import pytest
 from codeloop.agent.ports import DiagnosticInfo
 from codeloop.policy import PermissionPolicy
 from codeloop.tools import ToolResult
 from codeloop.tools.search.ignore import IgnoreMatcher, walk_files
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from scripted_model import Call, ChatRequest, Script, Text, ToolCalls
 from test_tools_common import REGISTRY, make_ctx
 
 SENT_NAME = "OUTSIDENAME"  # only in names of files outside the workspace

@@ -7,7 +7,6 @@ import os
 import re
 from pathlib import Path
 
-
 SYSTEM_DIRS = {
     "bin", "boot", "dev", "etc", "home", "lib", "lib32", "lib64", "libx32", "opt", "proc", "root",
     "sbin", "srv", "sys", "usr", "var", "Users", "System", "Library", "Applications", "Volumes",

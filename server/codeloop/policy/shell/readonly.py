@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from codeloop.policy.shell.words import _short_flags
 
-
 _READ_ONLY = {
     "ls", "cat", "head", "tail", "wc", "grep", "egrep", "fgrep", "rg", "ag", "ack", "pwd", "echo", "printf",
     "which", "type", "whereis", "file", "stat", "du", "df", "tree", "less", "more", "bat", "cut", "tr", "diff",

@@ -11,10 +11,10 @@ from pathlib import Path
 import pathspec
 from pydantic import Field
 
+import codeloop.tools.search.rg as rg
 from codeloop.policy.types import PermissionRequest
 from codeloop.tools.base import Tool, ToolContext, ToolError, ToolInput
 from codeloop.tools.files import file_permission
-import codeloop.tools.search.rg as rg
 from codeloop.tools.search.ignore import IgnoreMatcher, glob_spec, walk_files
 from codeloop.tools.search.scope import check_argument, dropped_note, first_inside, search_start
 
@@ -85,8 +85,9 @@ def _file_matcher(spec: pathspec.GitIgnoreSpec) -> Callable[[str], bool]:
     does for one including pattern (its regex's ``match``), without ~1 µs of
     bookkeeping per name."""
     patterns = [p for p in spec.patterns if getattr(p, "regex", None) is not None]
-    if len(spec.patterns) == 1 and len(patterns) == 1 and patterns[0].include:
-        match = patterns[0].regex.match
+    regex = patterns[0].regex if len(patterns) == 1 else None
+    if len(spec.patterns) == 1 and regex is not None and patterns[0].include:
+        match = regex.match
         return lambda name: match(name) is not None
     return spec.match_file
 

@@ -9,14 +9,14 @@ from pathlib import Path
 
 from pydantic import Field
 
+import codeloop.tools.search.rg as rg
 from codeloop.policy.types import PermissionRequest
 from codeloop.tools.base import Tool, ToolContext, ToolError, ToolInput
 from codeloop.tools.files import file_permission
-import codeloop.tools.search.rg as rg
+from codeloop.tools.search.fs import read_beneath
 from codeloop.tools.search.ignore import IgnoreMatcher, glob_spec, walk_files
 from codeloop.tools.search.query import GrepMode, GrepQuery
 from codeloop.tools.search.results import GREP_MAX_FILES, FileHits, format_grep, grep_text
-from codeloop.tools.search.fs import read_beneath
 from codeloop.tools.search.scope import check_argument, dropped_note, search_start, verify
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 from pydantic import Field
@@ -12,8 +13,8 @@ from pydantic import Field
 from codeloop.policy.types import PermissionRequest
 from codeloop.tools.base import Tool, ToolContext, ToolError, ToolInput
 from codeloop.tools.files import file_permission
-from codeloop.tools.search.ignore import ALWAYS_SKIP, IgnoreMatcher
 from codeloop.tools.search.fs import DIR_FLAGS, open_beneath
+from codeloop.tools.search.ignore import ALWAYS_SKIP, IgnoreMatcher
 from codeloop.tools.search.scope import SearchStart, search_start
 
 LIST_MAX = 500
@@ -59,7 +60,7 @@ def _list_dir(ctx: ToolContext, start: SearchStart, depth: int) -> tuple[list[st
                     name += " -> ?"
             out.append("  " * level + name)
             if is_dir and not is_link and level + 1 < depth:
-                opened(lambda: os.open(entry.name, DIR_FLAGS, dir_fd=fd), path, level + 1)
+                opened(partial(os.open, entry.name, DIR_FLAGS, dir_fd=fd), path, level + 1)
 
     def opened(open_fd: Callable[[], int], directory: Path, level: int) -> None:
         try:
@@ -72,7 +73,7 @@ def _list_dir(ctx: ToolContext, start: SearchStart, depth: int) -> tuple[list[st
         finally:
             os.close(fd)
 
-    opened(lambda: open_beneath(root, start.rel), start.path, 0)
+    opened(partial(open_beneath, root, start.rel), start.path, 0)
     return out, total, ignored
 
 

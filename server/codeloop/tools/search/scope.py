@@ -32,6 +32,7 @@ from codeloop.tools.base import ToolContext, ToolError
 from codeloop.tools.files import resolve_path
 from codeloop.tools.search.fs import RealDirs
 
+
 @dataclass(frozen=True)
 class SearchStart:
     path: Path  # the real path, inside the workspace
