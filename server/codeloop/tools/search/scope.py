@@ -12,13 +12,14 @@ Three layers:
    relative to its parent's descriptor with ``O_NOFOLLOW`` (``fs.open_beneath``,
    ``scandir`` on descriptors), so a folder swapped for a symlink at any moment is
    refused by the kernel instead of followed.
-3. After a ripgrep run, every result's folders are checked to still be real
-   folders (``fs.RealDirs``); results under a folder that became a symlink while rg
-   ran are dropped (rg opens paths by name, so a swap during the run could
-   redirect it).
+3. After a run, the folders of every result that will be shown are checked to
+   still be real folders (``fs.RealDirs``, one ``lstat`` each); results under a
+   folder that became a symlink while rg ran are dropped, with a note (rg opens
+   what it walks by name, so a swap during the run could redirect it).
 
-What remains: a process swapping a folder for a symlink *and back* within one rg
-run; that needs a concurrent process the user let run (see the report/docs).
+What remains: a process swapping a folder for a symlink *and back again* within
+one rg run. That needs a second process running alongside (one the user let
+run), which could read the files itself; docs/permissions.md says so.
 """
 
 from __future__ import annotations
