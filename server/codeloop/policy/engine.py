@@ -67,6 +67,15 @@ def command_rule_text_whole(cmd: str) -> str:
 _RANK = {"allow": 0, "ask": 1, "deny": 2}
 
 
+def _realpath(path: Path) -> Path | None:
+    """None for text no file can have (a NUL byte, a lone surrogate): the tool refuses
+    such a call itself, and the rules still see the text."""
+    try:
+        return Path(os.path.realpath(path))
+    except (OSError, ValueError):
+        return None
+
+
 @dataclass
 class _Verdict:
     action: Action
@@ -290,7 +299,7 @@ class PermissionPolicy:
             elif not p.is_absolute():
                 p = self._cwd(req) / p
             out.append(Path(os.path.normpath(p)))
-        extra = [Path(os.path.realpath(p)) for p in out]
+        extra = [r for r in map(_realpath, out) if r is not None]
         return list(dict.fromkeys(out + extra))
 
     def _rel_rule_path(self, path: Path) -> str:

@@ -31,7 +31,7 @@ from codeloop.tools.base import (
     plural,
 )
 from codeloop.tools.text import numbered, split_lines
-from codeloop.tools.workspace import PathOutsideWorkspace
+from codeloop.tools.workspace import InvalidPath, PathOutsideWorkspace
 
 MAX_LINES = 2000
 MAX_CHARS = 24_000  # below the per-call output budget (30k), so reads end on whole lines the memo can track
@@ -44,6 +44,8 @@ def resolve_path(ctx: ToolContext, path: str) -> Path:
     """Resolve a path the model gave, or raise a ToolError it can read."""
     try:
         return guarded_resolve(ctx, path)
+    except InvalidPath as e:
+        raise ToolError(str(e)) from None
     except PathOutsideWorkspace as e:
         raise ToolError(f"{e}. Only files inside the workspace can be used.") from None
 
@@ -66,11 +68,18 @@ def guarded_resolve(ctx: ToolContext, path: str) -> Path:
 def try_resolve(ctx: ToolContext, path: str) -> Path | None:
     try:
         return guarded_resolve(ctx, path)
-    except (PathOutsideWorkspace, OSError, ValueError):
+    except Exception:  # outside, invalid, or a filesystem error: the policy sees no path
         return None
 
 
-def file_permission(kind: str, target: str, ctx: ToolContext) -> PermissionRequest:
+def file_permission(kind: str, target: str, ctx: ToolContext) -> PermissionRequest | None:
+    """The request for a call on ``target``; None when ``target`` cannot name any file
+    (a NUL byte, a name too long...): nothing to ask, the call itself then fails with
+    the reason before touching anything (its run resolves the same text)."""
+    try:
+        ctx.workspace.check_text(target)
+    except InvalidPath:
+        return None
     return PermissionRequest(kind, target, ctx.workspace.root, try_resolve(ctx, target))  # type: ignore[arg-type]
 
 
@@ -169,7 +178,7 @@ class ReadFile(Tool["ReadFile.Input"]):
         limit: int = Field(MAX_LINES, ge=1, description="Max lines.")
         fresh: bool = Field(False, description="Send the text even if it is unchanged since you read it.")
 
-    def permission(self, args: Input, ctx: ToolContext) -> PermissionRequest:
+    def permission(self, args: Input, ctx: ToolContext) -> PermissionRequest | None:
         return file_permission("Read", args.path, ctx)
 
     def summary(self, args: Input) -> str:
@@ -297,7 +306,7 @@ class WriteFile(Tool["WriteFile.Input"]):
         path: str = Field(description="Relative to the workspace root.")
         content: str = Field(description="The whole new content.")
 
-    def permission(self, args: Input, ctx: ToolContext) -> PermissionRequest:
+    def permission(self, args: Input, ctx: ToolContext) -> PermissionRequest | None:
         return file_permission("Write", args.path, ctx)
 
     def summary(self, args: Input) -> str:
@@ -391,7 +400,7 @@ class EditFile(Tool["EditFile.Input"]):
         new_string: str = Field(description="Replacement text.")
         replace_all: bool = Field(False, description="Replace every occurrence.")
 
-    def permission(self, args: Input, ctx: ToolContext) -> PermissionRequest:
+    def permission(self, args: Input, ctx: ToolContext) -> PermissionRequest | None:
         return file_permission("Edit", args.path, ctx)
 
     async def run(self, args: Input, ctx: ToolContext) -> str:

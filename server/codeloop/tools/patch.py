@@ -111,11 +111,18 @@ def strip_prefixes(ctx: ToolContext, source: str, target: str) -> tuple[str | No
     def strip(name: str | None) -> str | None:
         if name is None:
             return None
-        if name.startswith(("a/", "b/")) and (prefixed or not (ctx.workspace.root / name).exists()):
+        if name.startswith(("a/", "b/")) and (prefixed or not _exists(ctx.workspace.root / name)):
             return name[2:]
         return name
 
     return strip(src), strip(tgt)
+
+
+def _exists(path: Path) -> bool:
+    try:
+        return path.exists()
+    except (OSError, ValueError):  # a NUL byte, a name too long: resolving it says why
+        return False
 
 
 def _patch_paths(patch: str) -> list[str]:

@@ -15,7 +15,7 @@ from codeloop.policy.types import PermissionRequest
 from codeloop.tools.base import I, Tool, ToolContext, ToolError, ToolInput, ToolResult, elided_head, first_line, plural
 from codeloop.tools.files import guarded_resolve
 from codeloop.tools.processes import CommandRecord, ProcessManager, number_lines
-from codeloop.tools.workspace import PathOutsideWorkspace
+from codeloop.tools.workspace import InvalidPath, PathOutsideWorkspace
 
 # What a tool result shows of a command's output: its head and its tail (where
 # test runners and compilers put their summaries), within MAX_RESULT_CHARS. The
@@ -47,18 +47,41 @@ def _resolve_cwd(ctx: ToolContext, cwd: str | None) -> Path:
         return ctx.workspace.root
     try:
         path = guarded_resolve(ctx, cwd)
+    except InvalidPath as e:
+        raise ToolError(f"cwd: {e}") from None
     except PathOutsideWorkspace as e:
         raise ToolError(f"{e}. Commands can only run inside the workspace.") from None
-    if not path.is_dir():
+    try:
+        is_dir = path.is_dir()
+    except OSError as e:
+        raise ToolError(f"cwd {cwd!r} cannot be used: {e.strerror or e}") from None
+    if not is_dir:
         raise ToolError(f"cwd {cwd!r} is not a directory in the workspace")
     return path
 
 
-def _cwd_for_permission(ctx: ToolContext, cwd: str | None) -> Path:
+def _invalid_input(ctx: ToolContext, command: str, cwd: str | None) -> str | None:
+    """Why a command can never run as given (decided from the text alone), or None."""
+    if "\x00" in command:
+        return "the command contains a NUL byte, which no shell command can hold; nothing was run"
+    if cwd is not None and cwd.strip() not in ("", "."):
+        try:
+            ctx.workspace.check_text(cwd)
+        except InvalidPath as e:
+            return f"cwd: {e}; nothing was run"
+    return None
+
+
+def _command_permission(ctx: ToolContext, command: str, cwd: str | None) -> PermissionRequest | None:
+    """The Bash request; None when the call can never run (its run then says why, before
+    starting anything): there is nothing to ask the user."""
+    if _invalid_input(ctx, command, cwd) is not None:
+        return None
     try:
-        return _resolve_cwd(ctx, cwd)
-    except ToolError:
-        return ctx.workspace.root
+        where = _resolve_cwd(ctx, cwd)
+    except Exception:  # outside or unusable: decided (and refused) by the run
+        where = ctx.workspace.root
+    return PermissionRequest("Bash", command, where)
 
 
 def _cut_line(line: str) -> str:
@@ -241,8 +264,8 @@ class RunCommand(_ShellTool["RunCommand.Input"]):
         timeout: float | None = Field(None, gt=0, le=600, description="Seconds before it is killed (default 120).")
         cwd: str | None = Field(None, description="Folder to run in, relative to the root.")
 
-    def permission(self, args: Input, ctx: ToolContext) -> PermissionRequest:
-        return PermissionRequest("Bash", args.command, _cwd_for_permission(ctx, args.cwd))
+    def permission(self, args: Input, ctx: ToolContext) -> PermissionRequest | None:
+        return _command_permission(ctx, args.command, args.cwd)
 
     def summary(self, args: Input) -> str:
         return args.command
@@ -255,10 +278,16 @@ class RunCommand(_ShellTool["RunCommand.Input"]):
     async def run(self, args: Input, ctx: ToolContext) -> str:
         if not args.command.strip():
             raise ToolError("command is empty")
+        invalid = _invalid_input(ctx, args.command, args.cwd)
+        if invalid is not None:
+            raise ToolError(invalid)
         cwd = _resolve_cwd(ctx, args.cwd)
         pm = _processes(ctx)
         timeout = args.timeout if args.timeout is not None else ctx.command_timeout
-        rec = await pm.run(args.command, cwd, timeout, terminal=_terminal(ctx))
+        try:
+            rec = await pm.run(args.command, cwd, timeout, terminal=_terminal(ctx))
+        except OSError as e:
+            raise ToolError(f"could not start the command in {ctx.workspace.relative(cwd)}: {e.strerror or e}") from None
         parts = []
         out, cut = _capped(rec)
         parts.append(out if out.strip() else "(no output)")
@@ -356,8 +385,8 @@ class StartProcess(_ShellTool["StartProcess.Input"]):
         command: str = Field(description="The command line.")
         cwd: str | None = Field(None, description="Folder to run in, relative to the root.")
 
-    def permission(self, args: Input, ctx: ToolContext) -> PermissionRequest:
-        return PermissionRequest("Bash", args.command, _cwd_for_permission(ctx, args.cwd))
+    def permission(self, args: Input, ctx: ToolContext) -> PermissionRequest | None:
+        return _command_permission(ctx, args.command, args.cwd)
 
     def summary(self, args: Input) -> str:
         return args.command
@@ -365,9 +394,15 @@ class StartProcess(_ShellTool["StartProcess.Input"]):
     async def run(self, args: Input, ctx: ToolContext) -> str:
         if not args.command.strip():
             raise ToolError("command is empty")
+        invalid = _invalid_input(ctx, args.command, args.cwd)
+        if invalid is not None:
+            raise ToolError(invalid)
         cwd = _resolve_cwd(ctx, args.cwd)
         pm = _processes(ctx)
-        rec = await pm.start(args.command, cwd, terminal=_terminal(ctx))
+        try:
+            rec = await pm.start(args.command, cwd, terminal=_terminal(ctx))
+        except OSError as e:
+            raise ToolError(f"could not start the command in {ctx.workspace.relative(cwd)}: {e.strerror or e}") from None
         ended = await pm.wait(rec, getattr(pm, "start_wait", START_WAIT))
         out = cap_output(rec)
         lines = [f"Started {rec.id} (pid {rec.pid}): {rec.command}"]
