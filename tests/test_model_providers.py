@@ -30,7 +30,8 @@ from scripted_model.prefix_cache import deepseek_cached, openai_cached
 from test_agent_loop import make_agent
 
 from codeloop.core.events import ErrorEvent, Notice, Retry, TextDelta, ToolCallStarted, Usage
-from codeloop.agent.model import _Calls, _text_tool_calls, _usage_dict
+from codeloop.agent.completion import _Calls, _text_tool_calls
+from codeloop.agent.usage import _usage_dict
 
 STREAMING = [p for p in sorted(PROVIDERS) if p != "nostream"]
 TEXT_CALLS = {"vllm-noparser", "ollama-text"}

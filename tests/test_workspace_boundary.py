@@ -38,9 +38,9 @@ from typing import Any
 import codeloop.tools.search as search
 import codeloop.tools.search.rg as search_rg
 import pytest
-from codeloop.agent.ports import DiagnosticInfo
+from codeloop.core.ports import DiagnosticInfo
 from codeloop.policy import PermissionPolicy
-from codeloop.tools import ToolResult
+from codeloop.tools.base import ToolResult
 from codeloop.tools.search.ignore import IgnoreMatcher, walk_files
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st

@@ -20,7 +20,8 @@ from codeloop.core.events import (
     TurnEnd,
     Usage,
 )
-from codeloop.agent.model import Completion, ModelClient, ModelError, ToolCallRequest
+from codeloop.agent.completion import Completion, ToolCallRequest
+from codeloop.agent.model import ModelClient, ModelError
 from codeloop.core.ports import ApprovalRequest, Approver, EventSink, MessageLog
 from codeloop.policy.types import Decision, Kind, PermissionRequest
 from codeloop.tools.base import BaseTool, ToolContext, ToolResult, first_line
