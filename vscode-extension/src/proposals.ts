@@ -144,6 +144,26 @@ export class ProposalManager implements vscode.Disposable {
     return undefined;
   }
 
+  /**
+   * Accept or Reject from the diff editor's title bar or the command palette: the proposal of
+   * that editor, the only pending one, or one picked from a list.
+   */
+  async command(action: "accept" | "reject", uri?: vscode.Uri): Promise<void> {
+    let id = this.proposalIdFor(uri ?? vscode.window.activeTextEditor?.document.uri);
+    const pending = this.pendingIds;
+    if (!id && pending.length === 1) id = pending[0];
+    if (!id && pending.length > 1) {
+      id = await vscode.window.showQuickPick(pending.map((p) => ({
+        label: p, description: this.get(p)?.files.map((f) => f.path).join(", "),
+      })), { placeHolder: `Which proposal to ${action}?` }).then((x) => x?.label);
+    }
+    if (!id) { void vscode.window.showInformationMessage("codeloop: no pending proposal."); return; }
+    if (action === "accept") { this.accept(id); return; }
+    const reason = await vscode.window.showInputBox({ prompt: "Why reject it? (optional, told to the model)", placeHolder: "e.g. use pathlib instead" });
+    if (reason === undefined) return; // escape: keep it pending
+    this.reject(id, reason);
+  }
+
   /** Accept: all of it, the kept hunks, or the user's edited version of the proposed side. */
   accept(proposalId: string, keptHunks?: Record<string, number[]>): boolean {
     const p = this.pending.get(proposalId);

@@ -20,10 +20,11 @@ import cpp from "highlight.js/lib/languages/cpp";
 import sql from "highlight.js/lib/languages/sql";
 import markdown from "highlight.js/lib/languages/markdown";
 import {
-  type Action, type ApprovalItem, type ChatState, type Item, type ProposalItem, type ToolItem, emptyState, formatUsage, reduce,
+  type ApprovalItem, type ChatState, type Item, type ProposalItem, type ToolItem, emptyState, formatUsage, reduce,
 } from "../shared/model";
 import type { ProcessInfo, SessionInfo } from "../protocol";
-import type { PanelEnv } from "../chatView";
+import type { FromWebview, PanelEnv, ToWebview } from "../messages";
+import { slashHelpLine } from "../shared/help";
 
 for (const [name, lang] of Object.entries({ python, javascript, typescript, json, bash, shell, diff, yaml, ini, css, xml, go, rust, java, cpp, sql, markdown })) {
   hljs.registerLanguage(name, lang);
@@ -36,7 +37,7 @@ hljs.registerAliases(["toml"], { languageName: "ini" });
 hljs.registerAliases(["html"], { languageName: "xml" });
 hljs.registerAliases(["c", "h", "hpp"], { languageName: "cpp" });
 
-declare function acquireVsCodeApi(): { postMessage(m: unknown): void; getState(): unknown; setState(s: unknown): void };
+declare function acquireVsCodeApi(): { postMessage(m: FromWebview): void; getState(): unknown; setState(s: unknown): void };
 const vscode = acquireVsCodeApi();
 
 const md: MarkdownIt = new MarkdownIt({
@@ -101,7 +102,7 @@ const log = h("div", { class: "log", role: "log", "aria-live": "polite" });
 const empty = h("div", { class: "empty" },
   h("div", { class: "empty-title" }, icon("sparkle"), " codeloop"),
   h("p", { text: "Ask for a change, a fix, or an explanation. Edits are shown as diffs for you to review; commands ask before they run." }),
-  h("p", { class: "muted", text: "Slash commands: /help /mode /model /cost /context /compact /clear" }));
+  h("p", { class: "muted", text: slashHelpLine() }));
 const pendingBar = h("div", { class: "pending-bar hidden" });
 const processesEl = h("div", { class: "processes hidden" });
 const chips = h("div", { class: "chips" });
@@ -392,7 +393,7 @@ function renderApproval(a: ApprovalItem): HTMLElement {
     a.cwd && h("div", { class: "muted" }, icon("folder"), ` ${a.cwd}`),
     a.reason && h("div", { class: "muted markdown approval-reason", html: renderMarkdown(a.reason) }));
   if (!a.answer) {
-    const answer = (ans: string) => () => vscode.postMessage({ type: "approval", id: a.id, answer: ans });
+    const answer = (ans: "allow_once" | "allow_always" | "deny") => () => vscode.postMessage({ type: "approval", id: a.id, answer: ans });
     card.append(h("div", { class: "actions" },
       h("button", { class: "primary allow-once", onclick: answer("allow_once") }, icon("play"), " Allow once"),
       h("button", { class: "allow-always", title: a.suggestedRule ? `Adds the rule ${a.suggestedRule}` : "Always allow", onclick: answer("allow_always") }, icon("pass-filled"), " Always allow"),
@@ -439,27 +440,27 @@ function flush(): void {
 function scrollDown(): void { if (stickToBottom) log.scrollTop = log.scrollHeight; }
 
 window.addEventListener("message", (e: MessageEvent) => {
-  const m = e.data as { type: string; [k: string]: unknown };
+  const m = e.data as ToWebview;
   switch (m.type) {
     case "state":
-      state = m.state as ChatState;
-      env = m.env as PanelEnv;
-      if (m.sessions) sessions = m.sessions as SessionInfo[];
-      if (!input.value && typeof m.draft === "string" && m.draft) { input.value = m.draft; local.draft = m.draft; autosize(); }
+      state = m.state;
+      env = m.env;
+      if (m.sessions) sessions = m.sessions;
+      if (!input.value && m.draft) { input.value = m.draft; local.draft = m.draft; autosize(); }
       fullRender();
       break;
     case "apply": {
-      const act = m.action as Action;
+      const act = m.action;
       if (act.a === "reset") { local.hunks = {}; local.reasons = {}; local.expanded = []; persist(); }
       rerender(reduce(state, act));
       break;
     }
     case "env":
-      env = m.env as PanelEnv;
+      env = m.env;
       renderHeader(); renderComposer(); renderProcesses();
       break;
     case "sessions":
-      sessions = m.sessions as SessionInfo[];
+      sessions = m.sessions;
       historyOpen = true;
       renderHistory();
       break;
