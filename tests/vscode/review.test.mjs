@@ -1,0 +1,115 @@
+// Per-hunk review and approvals in a real VS Code (code-server 4.100.x + Chromium), driven by
+// clicks and keys only. The scripted model (scenarios.py: review) proposes two-hunk edits to
+// one file per test and runs commands. Screenshots go to tests/artifacts/vscode/rv-*.png.
+import { describe, it, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { mkdirSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import {
+  ARTIFACTS, cleanDir, launchBrowser, missingPrerequisites, recordedRequests, startCodeServer, startModel, stopAll, tempDir,
+} from "./harness.mjs";
+
+const missing = missingPrerequisites();
+const skip = missing.length ? `missing ${missing.join(", ")}: run scripts/install-vscode-test-env.sh` : false;
+
+// must match scenarios.py (_two_hunks)
+function twoHunks(name) {
+  const before = Array.from({ length: 30 }, (_, i) => `# ${name} line ${i + 1}`);
+  const after = [...before];
+  after[2] = `${name.toUpperCase()}_TOP = 'proposed top'`;
+  after[26] = `${name.toUpperCase()}_BOTTOM = 'proposed bottom'`;
+  return [before.join("\n") + "\n", after.join("\n") + "\n"];
+}
+const [TWEAK_PY] = twoHunks("tweak");
+const [LENS_PY] = twoHunks("lens");
+const [KEYS_PY] = twoHunks("keys");
+
+let dir, model, cs, browser, page;
+const shot = (name) => page.screenshot({ path: join(ARTIFACTS, `rv-${name}.png`) });
+const chat = () => page.frameLocator('iframe.webview[src*="extensionId=codeloop.codeloop"]').frameLocator("iframe#active-frame");
+const modifiedLine = (text) => page.locator(".monaco-diff-editor .editor.modified .view-line", { hasText: text }).first();
+
+async function palette(text) {
+  await page.keyboard.press("F1");
+  const box = page.locator(".quick-input-widget input.input");
+  await box.waitFor({ state: "visible", timeout: 10_000 });
+  await box.fill(text);
+  return box;
+}
+
+async function runCommand(title) {
+  await palette(`>${title}`);
+  await page.locator(".quick-input-list .monaco-list-row").first().waitFor({ timeout: 10_000 });
+  await page.keyboard.press("Enter");
+}
+
+async function send(text) {
+  const input = chat().locator("textarea.input");
+  await input.fill(text);
+  await input.press("Enter");
+}
+
+async function waitFor(cond, timeout, what) {
+  const deadline = Date.now() + timeout;
+  for (;;) {
+    const v = await cond();
+    if (v) return v;
+    if (Date.now() > deadline) assert.fail(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
+const turnEnds = () => chat().locator(".item.turnEnd");
+async function waitTurnEnds(n, timeout = 30_000) {
+  await assert.doesNotReject(turnEnds().nth(n - 1).waitFor({ timeout }), `turn ${n} did not end`);
+}
+const lines = (text) => text.split("\n");
+/** The tool results the model received, all requests. */
+const toolResults = () => recordedRequests(model.record).flatMap((r) => (r.body?.messages ?? []).filter((m) => m.role === "tool").map((m) => String(m.content)));
+
+describe("codeloop review and approvals in VS Code", { skip, timeout: 300_000 }, () => {
+  before(async () => {
+    mkdirSync(ARTIFACTS, { recursive: true });
+    dir = tempDir();
+    model = await startModel(dir, "scenarios:review");
+    cs = await startCodeServer({ dir, baseUrl: model.baseUrl, files: { "tweak.py": TWEAK_PY, "lens.py": LENS_PY, "keys.py": KEYS_PY } });
+    ({ browser, page } = await launchBrowser());
+    await page.goto(`${cs.url}?folder=${encodeURIComponent(cs.ws)}`);
+    await page.locator(".monaco-workbench").waitFor({ timeout: 60_000 });
+    await page.locator(".statusbar-item", { hasText: "codeloop" }).first().waitFor({ timeout: 60_000 });
+    await runCommand("codeloop: Open Chat");
+    await chat().locator("textarea.input").waitFor({ timeout: 30_000 });
+    await waitFor(async () => (await chat().locator(".server-dot.running").count()) > 0, 30_000, "the server to run");
+  });
+
+  after(async () => {
+    try { if (page) await shot("zz-final"); } catch { /* ignore */ }
+    await browser?.close().catch(() => undefined);
+    stopAll();
+    if (process.env.CODELOOP_KEEP_TMP) console.log(`kept ${dir}`); else cleanDir(dir);
+  });
+
+  it("1. regression: a tweak on the proposed side plus an unticked hunk applies the tweak and not the unticked hunk", async () => {
+    const c = chat();
+    await send("edit tweak.py please");
+    const card = c.locator('.proposal-card[data-status="pending"]');
+    await card.waitFor({ timeout: 20_000 });
+    await modifiedLine("TWEAK_TOP = 'proposed top'").waitFor({ timeout: 15_000 });
+    // tweak the kept hunk on the proposed side
+    await modifiedLine("TWEAK_TOP = 'proposed top'").click();
+    await page.keyboard.press("End");
+    await page.keyboard.type("  # tweaked");
+    await modifiedLine("# tweaked").waitFor({ timeout: 5_000 });
+    // untick the other hunk in the card
+    await card.locator('.hunk-check[data-hunk="1"]').uncheck();
+    const accept = card.locator(".accept", { hasText: "Accept 1 of 2 hunks" });
+    await assert.doesNotReject(accept.waitFor({ timeout: 5_000 }), "the Accept button counts the kept hunks");
+    await shot("01a-tweaked-and-unticked");
+    await accept.click();
+    await waitTurnEnds(1);
+    const expected = lines(TWEAK_PY);
+    expected[2] = "TWEAK_TOP = 'proposed top'  # tweaked";
+    assert.equal(readFileSync(join(cs.ws, "tweak.py"), "utf8"), expected.join("\n"), "the tweak landed and the unticked hunk did not");
+    await shot("01b-applied");
+  });
+});
