@@ -100,8 +100,13 @@ describe("codeloop review and approvals in VS Code", { skip, timeout: 300_000 },
     await page.keyboard.press("End");
     await page.keyboard.type("  # tweaked");
     await modifiedLine("# tweaked").waitFor({ timeout: 5_000 });
-    // untick the other hunk in the card
-    await card.locator('.hunk-check[data-hunk="1"]').uncheck();
+    // untick (Undo) the other hunk in the card
+    await card.locator('.hunk[data-hunk="1"] button.undo').click();
+    await card.locator('.hunk[data-hunk="1"][data-decision="undone"]').waitFor({ timeout: 5_000 });
+    await card.locator('.hunk[data-hunk="0"][data-content="edited"]').waitFor({ timeout: 5_000 });
+    // the diff editor follows: the undone hunk's original line is back on the proposed side
+    await modifiedLine("# tweak line 27").waitFor({ timeout: 5_000 });
+    assert.equal(await modifiedLine("TWEAK_BOTTOM").count(), 0, "the undone hunk is gone from the proposed side");
     const accept = card.locator(".accept", { hasText: "Accept 1 of 2 hunks" });
     await assert.doesNotReject(accept.waitFor({ timeout: 5_000 }), "the Accept button counts the kept hunks");
     await shot("01a-tweaked-and-unticked");

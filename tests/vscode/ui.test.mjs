@@ -131,11 +131,12 @@ describe("codeloop in VS Code", { skip, timeout: 300_000 }, () => {
     await card.waitFor({ timeout: 20_000 });
     await page.locator(".tab", { hasText: "proposed by codeloop" }).first().waitFor({ timeout: 15_000 });
     await page.locator(".monaco-diff-editor").first().waitFor({ timeout: 15_000 });
-    assert.equal(await card.locator(".hunk-check").count(), 2, "two hunks");
-    // Accept/Reject in the diff editor's title bar
-    assert.ok(await page.locator('.editor-actions [aria-label*="Accept Proposal"]').count() > 0, "Accept in the diff title bar");
+    assert.equal(await card.locator(".hunk").count(), 2, "two hunks");
+    // Keep All / Undo All in the diff editor's title bar
+    assert.ok(await page.locator('.editor-actions [aria-label*="Keep All"]').count() > 0, "Keep All in the diff title bar");
+    assert.ok(await page.locator('.editor-actions [aria-label*="Undo All"]').count() > 0, "Undo All in the diff title bar");
     await shot("02a-diff-editor-and-card");
-    await card.locator('.hunk-check[data-hunk="1"]').uncheck();
+    await card.locator('.hunk[data-hunk="1"] button.undo').click();
     const accept = c.locator(".proposal-card .accept", { hasText: "Accept 1 of 2 hunks" });
     await assert.doesNotReject(accept.waitFor({ timeout: 5_000 }), "the Accept button counts the kept hunks");
     await shot("02b-one-hunk-unchecked");
@@ -167,7 +168,7 @@ describe("codeloop in VS Code", { skip, timeout: 300_000 }, () => {
     await shot("03b-rejected");
   });
 
-  it("3b. the proposed side can be edited in the diff editor; the title-bar Accept applies the user's version", async () => {
+  it("3b. the proposed side can be edited in the diff editor; the title-bar Keep All applies the user's version", async () => {
     const c = chat();
     await send("append a footer to greet.py");
     await c.locator('.proposal-card[data-status="pending"]').waitFor({ timeout: 20_000 });
@@ -178,7 +179,7 @@ describe("codeloop in VS Code", { skip, timeout: 300_000 }, () => {
     await page.keyboard.type("# edited by the user");
     await page.keyboard.press("Enter");
     await shot("03c-editing-the-proposal");
-    await page.locator('.editor-actions [aria-label*="Accept Proposal"]').first().click();
+    await page.locator('.editor-actions [aria-label*="Keep All"]').first().click();
     const file = join(cs.ws, "greet.py");
     const expected = GREET_PY.replace("'hello'", "'hello, world'") + "# footer\n# edited by the user\n";
     await waitFor(() => readFileSync(file, "utf8") === expected, 20_000, "the user's version on disk");

@@ -16,7 +16,7 @@ import * as vscode from "vscode";
 import * as P from "./protocol";
 import { ChatViewProvider } from "./chatView";
 import { CodeloopTerminal } from "./terminal";
-import { ProposalManager } from "./proposals";
+import { type HunkRef, ProposalManager } from "./proposals";
 import { Approvals } from "./approvals";
 import { EditorContext } from "./editorContext";
 import { SECRET_KEY, ServerClient, type ServerState } from "./client";
@@ -47,6 +47,7 @@ class Codeloop implements vscode.Disposable {
     this.proposals = new ProposalManager({
       show: (params, review) => chat.dispatch({ a: "proposal", params, review }),
       status: (proposalId, status, message) => chat.dispatch({ a: "proposalStatus", proposalId, status, message }),
+      hunks: (proposalId, files) => chat.dispatch({ a: "hunks", proposalId, files }),
     }, this.log);
     this.approvals = new Approvals({ dispatch: (a) => chat.dispatch(a), reveal: () => void chat.reveal() });
     this.editor = new EditorContext((patch) => chat.setEnv(patch));
@@ -91,6 +92,10 @@ class Codeloop implements vscode.Disposable {
     cmd("codeloop.showTerminal", () => this.terminal.show());
     cmd("codeloop.acceptProposal", (uri?: vscode.Uri) => this.proposals.command("accept", uri));
     cmd("codeloop.rejectProposal", (uri?: vscode.Uri) => this.proposals.command("reject", uri));
+    cmd("codeloop.keepHunk", (ref?: HunkRef) => this.proposals.hunkCommand("keep", ref));
+    cmd("codeloop.undoHunk", (ref?: HunkRef) => this.proposals.hunkCommand("undo", ref));
+    cmd("codeloop.nextHunk", () => this.proposals.moveTo(1));
+    cmd("codeloop.previousHunk", () => this.proposals.moveTo(-1));
     cmd("codeloop.addSelection", () => { this.editor.track(vscode.window.activeTextEditor); return this.chat.reveal(); });
     this.subs.push(vscode.workspace.onDidChangeConfiguration((e) => this.onConfig(e)));
     this.subs.push(c.secrets.onDidChange((e) => { if (e.key === SECRET_KEY) void this.server.pushSettings(); }));

@@ -34,7 +34,9 @@ export type FromWebview =
   | { type: "newChat" }
   | { type: "history" }
   | { type: "openSession"; id: string }
-  | { type: "proposal"; proposalId: string; action: "accept" | "reject" | "open"; hunks?: Record<string, number[]>; feedback?: string; uri?: string }
+  | { type: "proposal"; proposalId: string; action: "accept" | "reject" | "open"; feedback?: string; uri?: string }
+  /** Keep or Undo one hunk from the card (the same as its CodeLens in the diff editor). */
+  | { type: "hunk"; proposalId: string; uri: string; hunkId: number; action: "keep" | "undo" }
   | { type: "approval"; id: string; answer: "allow_once" | "allow_always" | "deny" }
   | { type: "kill"; id: string }
   | { type: "mode"; mode: string }

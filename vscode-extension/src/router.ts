@@ -27,9 +27,10 @@ export async function routeWebview(m: FromWebview, r: Routes): Promise<void> {
     case "mode": return r.turns.send(`/mode ${m.mode}`, false, false);
     case "proposal":
       if (m.action === "open") return r.proposals.openDiff(m.proposalId, m.uri);
-      if (m.action === "accept") { r.proposals.accept(m.proposalId, m.hunks); return; }
+      if (m.action === "accept") { r.proposals.accept(m.proposalId); return; }
       r.proposals.reject(m.proposalId, m.feedback);
       return;
+    case "hunk": return r.proposals.setHunk({ proposalId: m.proposalId, uri: m.uri, hunkId: m.hunkId }, m.action);
     case "approval": return r.approvals.answer(m.id, m.answer);
     case "kill":
       try { await r.server.current?.sendRequest(P.PROCESS_KILL, { id: m.id }); } catch (e) { r.notice("error", `Could not kill ${m.id}: ${errText(e)}`); }

@@ -57,13 +57,6 @@ test("proposals: review card, status updates, auto-accepted ones appear from res
   assert.equal(s.items[1].review, false);
 });
 
-test("decisionForHunks: all, some, none", () => {
-  const files = [{ uri: "u1", hunks: [{ id: 0 }, { id: 1 }] }, { uri: "u2", hunks: [{ id: 0 }] }];
-  assert.deepEqual(model.decisionForHunks(files, {}), { decision: "accept" });
-  assert.deepEqual(model.decisionForHunks(files, { u1: [1] }), { decision: "partial", hunks: { u1: [1], u2: [0] } });
-  assert.deepEqual(model.decisionForHunks(files, { u1: [], u2: [] }), { decision: "reject" });
-});
-
 test("a reopened transcript becomes user, assistant and tool items", () => {
   const items = model.itemsFromTranscript([
     { role: "system", content: "sys" },

@@ -6,6 +6,7 @@
 import type {
   AgentEvent, ApprovalAnswer, ApprovalRequestParams, OpenAIMessage, ProposalReviewParams,
 } from "../protocol";
+import { type HunkContent, type HunkDecision, regionLabel } from "./review";
 
 export type ToolStatus = "running" | "done" | "failed";
 export type ProposalStatus = "pending" | "accepted" | "rejected" | "partial" | "edited" | "applied" | "cancelled" | string;
@@ -18,10 +19,28 @@ export interface ToolItem {
 }
 export interface RetryItem { kind: "retry"; id: string; attempt: number; maxAttempts: number; delay: number; reason: string }
 export interface NoticeItem { kind: "notice"; id: string; level: "info" | "warning" | "error"; message: string }
+/** A hunk on the proposal card: its diff and its state in the review (shared/review.ts). */
+export interface HunkItem {
+  id: number; header: string; diff: string;
+  decision: HunkDecision; content: HunkContent;
+  /** "line 7", "lines 7–8": where it is in the proposed side now. */
+  label: string;
+  added: number; removed: number;
+}
+export interface ProposalFileItem {
+  uri: string; path: string; isNew: boolean; diff: string; hunks: HunkItem[];
+  /** The proposed side holds the user's own edits (beyond Keep/Undo). */
+  userEdits?: boolean;
+}
 export interface ProposalItem {
   kind: "proposal"; id: string; proposalId: string; tool: string; status: ProposalStatus; message?: string;
   review: boolean; // false: auto-accepted, shown for information only
-  files: { uri: string; path: string; isNew: boolean; diff: string; hunks: { id: number; header: string; diff: string }[] }[];
+  files: ProposalFileItem[];
+}
+/** The review state of one file's hunks, as the extension host computes it. */
+export interface HunkUpdate {
+  hunks: { id: number; decision: HunkDecision; content: HunkContent; start: number; end: number }[];
+  userEdits: boolean;
 }
 export interface ApprovalItem {
   kind: "approval"; id: string; approvalKind: string; target: string; cwd?: string; reason?: string;
@@ -49,6 +68,7 @@ export type Action =
   | { a: "event"; sessionId?: string; turnId?: string; event: AgentEvent }
   | { a: "proposal"; params: ProposalReviewParams; review: boolean }
   | { a: "proposalStatus"; proposalId: string; status: ProposalStatus; message?: string }
+  | { a: "hunks"; proposalId: string; files: Record<string, HunkUpdate> }
   | { a: "approval"; id: string; params: ApprovalRequestParams }
   | { a: "approvalStatus"; id: string; answer: ApprovalAnswer | "cancelled" }
   | { a: "queue"; queued: string[] }
@@ -108,9 +128,16 @@ export function reduce(s: ChatState, act: Action): string[] {
     case "proposal": {
       const p = act.params;
       const existing = s.items.find((i): i is ProposalItem => i.kind === "proposal" && i.proposalId === p.proposalId);
-      const files = (p.files ?? []).map((f) => ({
+      const files: ProposalFileItem[] = (p.files ?? []).map((f) => ({
         uri: f.uri, path: f.path, isNew: !!f.isNew, diff: f.diff ?? "",
-        hunks: (f.hunks ?? []).map((h) => ({ id: h.id, header: h.header, diff: h.diff })),
+        hunks: (f.hunks ?? []).map((h) => {
+          const start = h.newStart ?? 0;
+          const { added, removed } = countDiff(h.diff ?? "");
+          return {
+            id: h.id, header: h.header, diff: h.diff, decision: "pending" as HunkDecision, content: "proposed" as HunkContent,
+            label: h.newStart === undefined ? h.header : regionLabel({ start, end: start + (h.newLines ?? 0) }), added, removed,
+          };
+        }),
       }));
       if (existing) {
         existing.files = files;
@@ -138,6 +165,20 @@ export function reduce(s: ChatState, act: Action): string[] {
       }
       it.status = act.status;
       if (act.message !== undefined) it.message = act.message;
+      return [it.id];
+    }
+    case "hunks": {
+      const it = s.items.find((i): i is ProposalItem => i.kind === "proposal" && i.proposalId === act.proposalId);
+      if (!it) return [];
+      for (const f of it.files) {
+        const u = act.files[f.uri];
+        if (!u) continue;
+        f.userEdits = u.userEdits;
+        for (const h of f.hunks) {
+          const x = u.hunks.find((y) => y.id === h.id);
+          if (x) { h.decision = x.decision; h.content = x.content; h.label = regionLabel({ start: x.start, end: x.end }); }
+        }
+      }
       return [it.id];
     }
     case "approval": {
@@ -323,21 +364,14 @@ export function formatUsage(u: { promptTokens?: number; completionTokens?: numbe
   return parts.join(" · ");
 }
 
-/** The decision for a proposal given the hunks the user kept (per file uri). */
-export function decisionForHunks(
-  files: { uri: string; hunks: { id: number }[] }[], kept: Record<string, number[]>,
-): { decision: "accept" } | { decision: "reject"; feedback?: string } | { decision: "partial"; hunks: Record<string, number[]> } {
-  let total = 0;
-  let chosen = 0;
-  const hunks: Record<string, number[]> = {};
-  for (const f of files) {
-    const ids = new Set(f.hunks.map((h) => h.id));
-    const keep = (kept[f.uri] ?? f.hunks.map((h) => h.id)).filter((h) => ids.has(h));
-    total += f.hunks.length;
-    chosen += keep.length;
-    hunks[f.uri] = [...new Set(keep)].sort((x, y) => x - y);
+/** Lines added and removed by a unified diff (its `+`/`-` lines, not the headers). */
+export function countDiff(diff: string): { added: number; removed: number } {
+  let added = 0;
+  let removed = 0;
+  for (const l of diff.split("\n")) {
+    if (l.startsWith("+++") || l.startsWith("---")) continue;
+    if (l.startsWith("+")) added++;
+    else if (l.startsWith("-")) removed++;
   }
-  if (chosen === total) return { decision: "accept" };
-  if (chosen === 0) return { decision: "reject" };
-  return { decision: "partial", hunks };
+  return { added, removed };
 }

@@ -20,7 +20,7 @@ import cpp from "highlight.js/lib/languages/cpp";
 import sql from "highlight.js/lib/languages/sql";
 import markdown from "highlight.js/lib/languages/markdown";
 import {
-  type ApprovalItem, type ChatState, type Item, type ProposalItem, type ToolItem, emptyState, formatUsage, reduce,
+  type ApprovalItem, type ChatState, type HunkItem, type Item, type ProposalFileItem, type ProposalItem, type ToolItem, emptyState, formatUsage, reduce,
 } from "../shared/model";
 import type { ProcessInfo, SessionInfo } from "../protocol";
 import type { FromWebview, PanelEnv, ToWebview } from "../messages";
@@ -61,13 +61,12 @@ interface Local {
   useFile: boolean;
   useSelection: boolean;
   expanded: string[];
-  hunks: Record<string, Record<string, number[]>>; // proposalId -> uri -> kept hunk ids
   reasons: Record<string, string>;
 }
 const saved = (vscode.getState() ?? {}) as Partial<Local>;
 const local: Local = {
   draft: saved.draft ?? "", useFile: saved.useFile ?? true, useSelection: saved.useSelection ?? true,
-  expanded: saved.expanded ?? [], hunks: saved.hunks ?? {}, reasons: saved.reasons ?? {},
+  expanded: saved.expanded ?? [], reasons: saved.reasons ?? {},
 };
 function persist(): void { vscode.setState(local); }
 
@@ -326,40 +325,41 @@ function diffLines(text: string, skipHeaders = false): HTMLElement {
   return pre;
 }
 
-function kept(p: ProposalItem, uri: string, ids: number[]): number[] {
-  return local.hunks[p.proposalId]?.[uri] ?? ids;
+const DECISION_TEXT: Record<string, string> = { kept: "kept", undone: "undone" };
+
+function renderHunk(p: ProposalItem, f: ProposalFileItem, hk: HunkItem, pending: boolean): HTMLElement {
+  const act = (action: "keep" | "undo") => () => vscode.postMessage({ type: "hunk", proposalId: p.proposalId, uri: f.uri, hunkId: hk.id, action });
+  const state = DECISION_TEXT[hk.decision] ?? (hk.content === "edited" ? "edited by you" : "");
+  const counts = [hk.added && `+${hk.added}`, hk.removed && `−${hk.removed}`].filter(Boolean).join(" ");
+  const head = h("div", { class: "hunk-head" },
+    h("span", { class: "hunk-where", text: hk.label, title: hk.header }),
+    counts && h("span", { class: "muted hunk-counts", text: counts }),
+    state && h("span", { class: `hunk-state ${hk.decision} ${hk.content}`, text: state }),
+    h("span", { class: "spacer" }),
+    pending && hk.decision !== "kept" && h("button", { class: "small keep", title: "Keep this hunk (Alt+Y in the diff editor)", "aria-label": `Keep ${hk.label}`, onclick: act("keep") }, icon("check"), " Keep"),
+    pending && hk.decision !== "undone" && h("button", { class: "small undo", title: "Undo this hunk: the original lines stay (Alt+N in the diff editor)", "aria-label": `Undo ${hk.label}`, onclick: act("undo") }, icon("discard"), " Undo"));
+  return h("div", { class: `hunk ${hk.decision} ${hk.content}`, "data-hunk": String(hk.id), "data-decision": hk.decision, "data-content": hk.content },
+    head, diffLines(hk.diff, true));
 }
 
 function renderProposal(p: ProposalItem): HTMLElement {
   const pending = p.status === "pending";
   const total = p.files.reduce((n, f) => n + f.hunks.length, 0);
-  const chosen = p.files.reduce((n, f) => n + kept(p, f.uri, f.hunks.map((x) => x.id)).length, 0);
+  const chosen = p.files.reduce((n, f) => n + f.hunks.filter((x) => x.decision !== "undone").length, 0);
+  const userEdits = p.files.some((f) => f.userEdits);
   const badge = h("span", { class: `badge ${p.status}`, text: p.review ? p.status : "auto-applied" + (p.status !== "applied" ? ` · ${p.status}` : "") });
   const card = h("div", { class: `card proposal-card ${p.status}`, "data-proposal": p.proposalId, "data-status": p.status },
     h("div", { class: "proposal-head" }, icon("diff"), h("strong", { text: ` ${p.files.length === 0 ? "Edit" : p.files.length === 1 ? "Proposed edit" : `Proposed edits (${p.files.length} files)`}` }),
       h("span", { class: "muted", text: ` · ${p.tool}` }), h("span", { class: "spacer" }), badge));
   for (const f of p.files) {
-    const ids = f.hunks.map((x) => x.id);
     const fileEl = h("div", { class: "proposal-file" },
       h("div", { class: "file-row" },
         h("button", { class: "link file-link", title: pending ? "Open the diff editor" : "Open the file", onclick: () => vscode.postMessage(pending ? { type: "proposal", proposalId: p.proposalId, action: "open", uri: f.uri } : { type: "openFile", uri: f.uri }) },
           icon(f.isNew ? "new-file" : "file"), ` ${f.path}`),
-        f.isNew && h("span", { class: "muted", text: " (new file)" })));
+        f.isNew && h("span", { class: "muted", text: " (new file)" }),
+        f.userEdits && h("span", { class: "hunk-state edited", text: "includes your edits", title: "You edited the proposed side in the diff editor: your version is applied" })));
     if (f.hunks.length) {
-      for (const hk of f.hunks) {
-        const on = kept(p, f.uri, ids).includes(hk.id);
-        const cb = h("input", { type: "checkbox", class: "hunk-check", "data-hunk": String(hk.id), title: "Keep this hunk", "aria-label": `Keep hunk ${hk.header}` }) as HTMLInputElement;
-        cb.checked = on;
-        cb.disabled = !pending;
-        cb.addEventListener("change", () => {
-          const cur = new Set(kept(p, f.uri, ids));
-          if (cb.checked) cur.add(hk.id); else cur.delete(hk.id);
-          local.hunks[p.proposalId] = { ...(local.hunks[p.proposalId] ?? {}), [f.uri]: [...cur].sort((a, b) => a - b) };
-          persist();
-          rerender([p.id]);
-        });
-        fileEl.append(h("div", { class: `hunk${on ? "" : " off"}` }, h("label", { class: "hunk-label" }, cb, h("code", { class: "muted", text: hk.header })), diffLines(hk.diff, true)));
-      }
+      for (const hk of f.hunks) fileEl.append(renderHunk(p, f, hk, pending));
     } else if (f.diff) {
       fileEl.append(diffLines(f.diff));
     }
@@ -370,14 +370,14 @@ function renderProposal(p: ProposalItem): HTMLElement {
     reason.addEventListener("input", () => { local.reasons[p.proposalId] = reason.value; persist(); });
     reason.addEventListener("keydown", (e) => { if (e.key === "Enter") { e.preventDefault(); rejectBtn.click(); } });
     const acceptLabel = chosen === total ? "Accept" : chosen === 0 ? "Accept (no hunks)" : `Accept ${chosen} of ${total} hunks`;
-    const acceptBtn = h("button", { class: "primary accept", disabled: chosen === 0, onclick: () => {
-      vscode.postMessage({ type: "proposal", proposalId: p.proposalId, action: "accept", hunks: local.hunks[p.proposalId] ?? {} });
+    const acceptBtn = h("button", { class: "primary accept", disabled: chosen === 0 && !userEdits, title: "Apply what the proposed side shows: the hunks not undone, with your edits", onclick: () => {
+      vscode.postMessage({ type: "proposal", proposalId: p.proposalId, action: "accept" });
     } }, icon("check"), ` ${acceptLabel}`);
     const rejectBtn = h("button", { class: "danger reject", onclick: () => {
       vscode.postMessage({ type: "proposal", proposalId: p.proposalId, action: "reject", feedback: reason.value });
     } }, icon("close"), " Reject");
     card.append(h("div", { class: "actions" }, acceptBtn, rejectBtn, reason),
-      h("div", { class: "muted hint", text: "You can edit the proposed side in the diff editor before accepting." }));
+      h("div", { class: "muted hint", text: "Keep or undo each hunk here or in the diff editor (Alt+Y, Alt+N; Alt+F5 for the next hunk). You can also edit the proposed side." }));
   } else if (p.message) {
     card.append(h("div", { class: "muted proposal-message", text: p.message }));
   }
@@ -451,7 +451,7 @@ window.addEventListener("message", (e: MessageEvent) => {
       break;
     case "apply": {
       const act = m.action;
-      if (act.a === "reset") { local.hunks = {}; local.reasons = {}; local.expanded = []; persist(); }
+      if (act.a === "reset") { local.reasons = {}; local.expanded = []; persist(); }
       rerender(reduce(state, act));
       break;
     }
