@@ -117,4 +117,71 @@ describe("codeloop review and approvals in VS Code", { skip, timeout: 300_000 },
     assert.equal(readFileSync(join(cs.ws, "tweak.py"), "utf8"), expected.join("\n"), "the tweak landed and the unticked hunk did not");
     await shot("01b-applied");
   });
+
+  it("2. Keep and Undo on each hunk in the diff editor (CodeLens, Revert Block) and the card follow each other", async () => {
+    const c = chat();
+    await send("edit lens.py please");
+    const card = c.locator('.proposal-card[data-status="pending"]');
+    await card.waitFor({ timeout: 20_000 });
+    const lens = (hunk, text) => page.locator(".monaco-diff-editor .editor.modified .codelens-decoration", { hasText: `hunk ${hunk} of 2` }).locator("a", { hasText: text });
+    await lens(2, "Undo").waitFor({ timeout: 15_000 });
+    await shot("02a-codelens");
+    // Undo hunk 2 where the code is: the card follows, the proposed side shows the original line
+    await lens(2, "Undo").click();
+    await card.locator('.hunk[data-hunk="1"][data-decision="undone"]').waitFor({ timeout: 5_000 });
+    await modifiedLine("# lens line 27").waitFor({ timeout: 5_000 });
+    await page.locator(".monaco-diff-editor .editor.modified .codelens-decoration", { hasText: "Undone (hunk 2 of 2)" }).waitFor({ timeout: 5_000 });
+    assert.match(await card.locator(".accept").innerText(), /Accept 1 of 2 hunks/);
+    await shot("02b-undone-in-editor");
+    // Keep it again, from the card this time: the editor follows
+    await card.locator('.hunk[data-hunk="1"] button.keep').click();
+    await modifiedLine("LENS_BOTTOM = 'proposed bottom'").waitFor({ timeout: 5_000 });
+    await card.locator('.hunk[data-hunk="1"][data-decision="kept"]').waitFor({ timeout: 5_000 });
+    await page.locator(".monaco-diff-editor .editor.modified .codelens-decoration", { hasText: "Kept (hunk 2 of 2)" }).waitFor({ timeout: 5_000 });
+    // VS Code's own Revert Block on hunk 1 is an Undo: the card does not contradict it
+    await modifiedLine("LENS_TOP = 'proposed top'").click();
+    const revert = page.locator('.monaco-diff-editor .gutter [aria-label="Revert Block"], .monaco-diff-editor .gutter [title="Revert Block"]').first();
+    await revert.waitFor({ timeout: 5_000 });
+    await revert.click();
+    await card.locator('.hunk[data-hunk="0"][data-decision="undone"]').waitFor({ timeout: 5_000 });
+    await page.locator(".monaco-diff-editor .editor.modified .codelens-decoration", { hasText: "Undone (hunk 1 of 2)" }).waitFor({ timeout: 5_000 });
+    await shot("02c-revert-block");
+    // Keep All in the title bar applies what the proposed side shows
+    await page.locator('.editor-actions [aria-label*="Keep All"]').first().click();
+    await waitTurnEnds(2);
+    const expected = lines(LENS_PY);
+    expected[26] = "LENS_BOTTOM = 'proposed bottom'";
+    assert.equal(readFileSync(join(cs.ws, "lens.py"), "utf8"), expected.join("\n"), "only the kept hunk landed");
+    const done = c.locator('.proposal-card[data-status="partial"]').last();
+    await done.waitFor({ timeout: 5_000 });
+    assert.equal(await done.locator('.hunk[data-decision="undone"]').count(), 1, "the answered card keeps the hunks' states");
+    assert.match(await done.locator(".proposal-message").innerText(), /\n/, "the model-facing text keeps its newlines");
+    await shot("02d-applied");
+  });
+
+  it("3. the review by keyboard: next hunk, undo, keep; deciding every hunk answers the proposal", async () => {
+    const c = chat();
+    await send("edit keys.py please");
+    const card = c.locator('.proposal-card[data-status="pending"]');
+    await card.waitFor({ timeout: 20_000 });
+    await modifiedLine("# keys line 1").click();
+    await page.keyboard.press("Alt+F5");
+    await page.locator(".statusbar-item", { hasText: "Ln 3," }).waitFor({ timeout: 5_000 });
+    await page.keyboard.press("Alt+F5");
+    await page.locator(".statusbar-item", { hasText: "Ln 27," }).waitFor({ timeout: 5_000 });
+    await page.keyboard.press("Shift+Alt+F5");
+    await page.locator(".statusbar-item", { hasText: "Ln 3," }).waitFor({ timeout: 5_000 });
+    await page.keyboard.press("Alt+N");
+    await card.locator('.hunk[data-hunk="0"][data-decision="undone"]').waitFor({ timeout: 5_000 });
+    // the cursor went on to the next undecided hunk
+    await page.locator(".statusbar-item", { hasText: "Ln 27," }).waitFor({ timeout: 5_000 });
+    await shot("03a-undone-by-key");
+    await page.keyboard.press("Alt+Y");
+    await waitTurnEnds(3);
+    const expected = lines(KEYS_PY);
+    expected[26] = "KEYS_BOTTOM = 'proposed bottom'";
+    assert.equal(readFileSync(join(cs.ws, "keys.py"), "utf8"), expected.join("\n"));
+    await c.locator('.proposal-card[data-status="partial"]').last().waitFor({ timeout: 5_000 });
+    await shot("03b-decided-by-keys");
+  });
 });

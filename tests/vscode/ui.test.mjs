@@ -20,6 +20,8 @@ const GREET_PY = greetLines.join("\n") + "\n";
 
 let dir, model, cs, browser, page;
 const shot = (name) => page.screenshot({ path: join(ARTIFACTS, `${name}.png`) });
+/** An action in the chat view's title bar (New Chat, Chat History): VS Code's own buttons. */
+const viewAction = (label) => page.locator(`.part.sidebar .title-actions a.action-label[aria-label^="${label}"]`).first();
 const chat = () => page.frameLocator('iframe.webview[src*="extensionId=codeloop.codeloop"]').frameLocator("iframe#active-frame");
 
 async function runCommand(title) {
@@ -247,10 +249,12 @@ describe("codeloop in VS Code", { skip, timeout: 300_000 }, () => {
 
   it("7. New chat clears the panel; History reopens the earlier session", async () => {
     const c = chat();
-    await c.locator('button[aria-label="New chat"]').click();
+    // New chat and History are once, in the view's title bar, not again in the panel
+    assert.equal(await c.locator('.header button[aria-label="New chat"], .header button[aria-label="Chat history"]').count(), 0);
+    await viewAction("New Chat").click();
     await c.locator(".empty").waitFor({ timeout: 10_000 });
     assert.equal(await c.locator(".item").count(), 0);
-    await c.locator('button[aria-label="Chat history"]').click();
+    await viewAction("Chat History").click();
     const row = c.locator(".history .session", { hasText: "say hello from the test" }).first();
     await row.waitFor({ timeout: 15_000 });
     await shot("07a-history");
@@ -270,7 +274,7 @@ describe("codeloop in VS Code", { skip, timeout: 300_000 }, () => {
       30_000, "a new server process");
     assert.notEqual(after[0], before[0]);
     await shot("08a-restarted");
-    await c.locator('button[aria-label="New chat"]').click();
+    await viewAction("New Chat").click();
     await c.locator(".empty").waitFor({ timeout: 10_000 });
     await send("say hello again after the crash");
     await c.locator(".item.turnEnd").first().waitFor({ timeout: 60_000 });

@@ -156,8 +156,7 @@ function renderHeader(): void {
     h("span", { class: "spacer" }),
     h("span", { class: `server-dot ${env.serverState}`, title: `server: ${env.serverState}` }),
     h("span", { class: "model muted", title: "model" }, env.model),
-    h("button", { class: "icon-btn", title: "Chat history", "aria-label": "Chat history", onclick: () => { historyOpen = !historyOpen; if (historyOpen) vscode.postMessage({ type: "history" }); renderHistory(); } }, icon("history")),
-    h("button", { class: "icon-btn", title: "New chat", "aria-label": "New chat", onclick: () => vscode.postMessage({ type: "newChat" }) }, icon("add")),
+    // New chat and History are in the view's title bar (package.json, view/title), not here.
   );
 }
 
@@ -315,6 +314,14 @@ function renderTool(t: ToolItem): HTMLElement {
   return card;
 }
 
+/** A unified diff with at most `keep` unchanged lines around each change (the card is narrow). */
+function trimContext(diff: string, keep: number): string {
+  const lines = diff.split("\n");
+  const changed = (l: string) => (l.startsWith("+") && !l.startsWith("+++")) || (l.startsWith("-") && !l.startsWith("---"));
+  const near = lines.map((_, i) => lines.slice(Math.max(0, i - keep), i + keep + 1).some(changed));
+  return lines.filter((l, i) => changed(l) || l.startsWith("@@") || l.startsWith("+++") || l.startsWith("---") || near[i]).join("\n");
+}
+
 function diffLines(text: string, skipHeaders = false): HTMLElement {
   const pre = h("pre", { class: "diff" });
   for (const line of text.split("\n")) {
@@ -339,7 +346,7 @@ function renderHunk(p: ProposalItem, f: ProposalFileItem, hk: HunkItem, pending:
     pending && hk.decision !== "kept" && h("button", { class: "small keep", title: "Keep this hunk (Alt+Y in the diff editor)", "aria-label": `Keep ${hk.label}`, onclick: act("keep") }, icon("check"), " Keep"),
     pending && hk.decision !== "undone" && h("button", { class: "small undo", title: "Undo this hunk: the original lines stay (Alt+N in the diff editor)", "aria-label": `Undo ${hk.label}`, onclick: act("undo") }, icon("discard"), " Undo"));
   return h("div", { class: `hunk ${hk.decision} ${hk.content}`, "data-hunk": String(hk.id), "data-decision": hk.decision, "data-content": hk.content },
-    head, diffLines(hk.diff, true));
+    head, diffLines(trimContext(hk.diff, 1), true));
 }
 
 function renderProposal(p: ProposalItem): HTMLElement {
