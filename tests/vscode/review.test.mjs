@@ -184,4 +184,45 @@ describe("codeloop review and approvals in VS Code", { skip, timeout: 300_000 },
     await c.locator('.proposal-card[data-status="partial"]').last().waitFor({ timeout: 5_000 });
     await shot("03b-decided-by-keys");
   });
+
+  it("4. approvals by keyboard: the approval is the command's one card and takes the focus; Enter allows once, Escape denies, A allows always", async () => {
+    const c = chat();
+    const focused = (loc) => loc.evaluate((el) => el === document.activeElement).catch(() => false);
+    await send("run two commands");
+    const card = c.locator(".approval-card:not(.answered)");
+    await card.waitFor({ timeout: 20_000 });
+    assert.equal(await c.locator('.tool-card[data-tool="run_command"]').count(), 1, "one card for the command, not two");
+    const reasons = await card.locator(".approval-reasons").innerText();
+    assert.match(reasons, /Not on your allow list: echo first-approved, echo second-approved/, "the reason in plain words, once");
+    await waitFor(() => focused(card), 5_000, "the approval to take the focus");
+    await shot("04a-approval-focused");
+    await page.waitForTimeout(500); // keys act after a short pause (a keystroke meant for elsewhere is not an answer)
+    await page.keyboard.press("Enter");
+    await waitTurnEnds(4);
+    const tool = c.locator('.tool-card[data-tool="run_command"]').last();
+    assert.equal(await tool.getAttribute("data-answer"), "allow_once");
+    assert.equal(await tool.getAttribute("data-status"), "done");
+    assert.match(await tool.locator(".tool-head").innerText(), /allowed once/);
+    assert.equal(await c.locator(".approval-card").count(), 0, "answered, the approval collapsed into the tool card");
+    assert.ok(toolResults().some((t) => t.includes("second-approved")), "the command ran");
+    await shot("04b-allowed-once");
+
+    await send("run a denied one");
+    await waitFor(() => focused(c.locator(".approval-card:not(.answered)")), 20_000, "the second approval to take the focus");
+    await page.waitForTimeout(500);
+    await page.keyboard.press("Escape");
+    await waitTurnEnds(5);
+    const denied = c.locator('.tool-card[data-tool="run_command"]').last();
+    assert.equal(await denied.getAttribute("data-status"), "denied", "a denied command is not shown as a failure");
+    assert.ok(toolResults().some((t) => /denied/.test(t) && t.includes("echo should-not-run")), "the model was told it was denied");
+
+    await send("run an always one");
+    await waitFor(() => focused(c.locator(".approval-card:not(.answered)")), 20_000, "the third approval to take the focus");
+    await page.waitForTimeout(500);
+    await page.keyboard.press("a");
+    await waitTurnEnds(6);
+    assert.equal(await c.locator('.tool-card[data-tool="run_command"]').last().getAttribute("data-answer"), "allow_always");
+    assert.match(readFileSync(join(cs.ws, ".codeloop/settings.local.json"), "utf8"), /Bash\(echo always-ok\)/);
+    await shot("04c-always");
+  });
 });

@@ -8,14 +8,22 @@ import type {
 } from "../protocol";
 import { type HunkContent, type HunkDecision, regionLabel } from "./review";
 
-export type ToolStatus = "running" | "done" | "failed";
+/** cancelled: stopped by the user (Stop, a new chat); denied: the user said no to its approval. */
+export type ToolStatus = "running" | "done" | "failed" | "cancelled" | "denied";
 export type ProposalStatus = "pending" | "accepted" | "rejected" | "partial" | "edited" | "applied" | "cancelled" | string;
 
 export interface UserItem { kind: "user"; id: string; text: string; chips?: string[] }
 export interface AssistantItem { kind: "assistant"; id: string; text: string; streaming: boolean }
+/** An approval the server asked for: on its command's tool card, or a card of its own. */
+export interface ApprovalInfo {
+  id: string; approvalKind: string; target: string; cwd?: string; reason?: string; suggestedRule?: string;
+  answer?: ApprovalAnswer | "cancelled";
+}
 export interface ToolItem {
   kind: "tool"; id: string; callId: string; name: string; summary: string; args?: unknown;
   status: ToolStatus; resultSummary?: string; result?: string;
+  /** The approval of this call: the card is the approval until it is answered. */
+  approval?: ApprovalInfo;
 }
 export interface RetryItem { kind: "retry"; id: string; attempt: number; maxAttempts: number; delay: number; reason: string }
 export interface NoticeItem { kind: "notice"; id: string; level: "info" | "warning" | "error"; message: string }
@@ -42,10 +50,8 @@ export interface HunkUpdate {
   hunks: { id: number; decision: HunkDecision; content: HunkContent; start: number; end: number }[];
   userEdits: boolean;
 }
-export interface ApprovalItem {
-  kind: "approval"; id: string; approvalKind: string; target: string; cwd?: string; reason?: string;
-  suggestedRule?: string; answer?: ApprovalAnswer | "cancelled";
-}
+/** An approval no tool card claims (the server named no call). */
+export interface ApprovalItem extends ApprovalInfo { kind: "approval" }
 export interface TurnEndItem {
   kind: "turnEnd"; id: string; status: string; message?: string;
   promptTokens?: number; completionTokens?: number; cachedTokens?: number; cost?: number | null;
@@ -182,24 +188,43 @@ export function reduce(s: ChatState, act: Action): string[] {
       return [it.id];
     }
     case "approval": {
-      closeStreaming(s);
+      const changed = closeStreaming(s);
       const p = act.params;
-      const it: ApprovalItem = {
-        kind: "approval", id: act.id, approvalKind: p.kind, target: p.target, cwd: p.cwd, reason: p.reason,
-        suggestedRule: p.suggestedRule,
+      const info: ApprovalInfo = {
+        id: act.id, approvalKind: p.kind, target: p.target, cwd: p.cwd, reason: p.reason, suggestedRule: p.suggestedRule,
       };
+      // One card per command: the approval goes on the command's tool card.
+      const tool = p.callId ? [...s.items].reverse().find((i): i is ToolItem => i.kind === "tool" && i.callId === p.callId) : undefined;
+      if (tool && !tool.approval) {
+        tool.approval = info;
+        return [...changed, tool.id];
+      }
+      const it: ApprovalItem = { kind: "approval", ...info };
       s.items.push(it);
-      return [it.id];
+      return [...changed, it.id];
     }
     case "approvalStatus": {
-      const it = s.items.find((i): i is ApprovalItem => i.kind === "approval" && i.id === act.id);
+      const it = s.items.find((i) => (i.kind === "approval" && i.id === act.id) || (i.kind === "tool" && i.approval?.id === act.id));
       if (!it) return [];
-      it.answer = act.answer;
+      if (it.kind === "approval") it.answer = act.answer;
+      else if (it.kind === "tool" && it.approval) it.approval.answer = act.answer;
       return [it.id];
     }
     case "event":
       return reduceEvent(s, act.event, act.sessionId);
   }
+}
+
+const STOPPED = "stopped by you";
+
+/** A finished call's status: a stop or a denial is not a failure. */
+function finishedStatus(ok: boolean, summary: string | undefined, result: string | undefined, approval?: ApprovalInfo): ToolStatus {
+  if (ok) return "done";
+  const sum = (summary ?? "").trim().toLowerCase();
+  if (sum === "cancelled" || sum === STOPPED || (result ?? "").startsWith("Cancelled: the user stopped")) return "cancelled";
+  if (approval?.answer === "deny") return "denied";
+  if (approval?.answer === "cancelled") return "cancelled";
+  return "failed";
 }
 
 function closeStreaming(s: ChatState): string[] {
@@ -238,13 +263,15 @@ function reduceEvent(s: ChatState, ev: AgentEvent, sessionId?: string): string[]
       if (!it) {
         const n: ToolItem = {
           kind: "tool", id: nextId(s, "t"), callId: ev.callId, name: ev.name, summary: "",
-          status: ev.ok ? "done" : "failed", resultSummary: ev.summary, result: ev.result,
+          status: finishedStatus(ev.ok, ev.summary, ev.result), resultSummary: ev.summary, result: ev.result,
         };
+        if (n.status === "cancelled") n.resultSummary = STOPPED;
         s.items.push(n);
         return [n.id];
       }
-      it.status = ev.ok ? "done" : "failed";
-      it.resultSummary = ev.summary;
+      it.status = finishedStatus(ev.ok, ev.summary, ev.result, it.approval);
+      // a stop or a denial says so in the decision; the model-facing text is in the details
+      it.resultSummary = it.status === "cancelled" ? STOPPED : it.status === "denied" ? undefined : ev.summary;
       it.result = ev.result;
       return [it.id];
     }
@@ -279,9 +306,14 @@ function reduceEvent(s: ChatState, ev: AgentEvent, sessionId?: string): string[]
     }
     case "turnEnd": {
       const changed = closeStreaming(s);
-      // tool cards still running when the turn ended were cancelled
+      // tool cards still running when the turn ended were stopped; open approvals are void
       for (const i of s.items) {
-        if (i.kind === "tool" && i.status === "running") { i.status = "failed"; i.resultSummary = i.resultSummary ?? ev.status; changed.push(i.id); }
+        if (i.kind === "tool" && i.approval && !i.approval.answer) { i.approval.answer = "cancelled"; changed.push(i.id); }
+        if (i.kind === "tool" && i.status === "running") {
+          i.status = ev.status === "cancelled" ? "cancelled" : "failed";
+          i.resultSummary = ev.status === "cancelled" ? STOPPED : i.resultSummary ?? ev.status;
+          changed.push(i.id);
+        }
         if (i.kind === "approval" && !i.answer) { i.answer = "cancelled"; changed.push(i.id); }
       }
       const it: TurnEndItem = {

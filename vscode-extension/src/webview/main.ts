@@ -20,11 +20,12 @@ import cpp from "highlight.js/lib/languages/cpp";
 import sql from "highlight.js/lib/languages/sql";
 import markdown from "highlight.js/lib/languages/markdown";
 import {
-  type ApprovalItem, type ChatState, type HunkItem, type Item, type ProposalFileItem, type ProposalItem, type ToolItem, emptyState, formatUsage, reduce,
+  type ApprovalInfo, type ChatState, type HunkItem, type Item, type ProposalFileItem, type ProposalItem, type ToolItem, emptyState, formatUsage, reduce,
 } from "../shared/model";
 import type { ProcessInfo, SessionInfo } from "../protocol";
 import type { FromWebview, PanelEnv, ToWebview } from "../messages";
 import { slashHelpLine } from "../shared/help";
+import { plainReasons } from "../shared/reasons";
 
 for (const [name, lang] of Object.entries({ python, javascript, typescript, json, bash, shell, diff, yaml, ini, css, xml, go, rust, java, cpp, sql, markdown })) {
   hljs.registerLanguage(name, lang);
@@ -211,11 +212,15 @@ function renderComposer(): void {
 
 function renderPending(): void {
   const pend = state.items.filter((i): i is ProposalItem => i.kind === "proposal" && i.status === "pending");
-  const appr = state.items.filter((i): i is ApprovalItem => i.kind === "approval" && !i.answer);
+  const appr: { id: string; target: string }[] = [];
+  for (const i of state.items) {
+    if (i.kind === "approval" && !i.answer) appr.push({ id: i.id, target: i.target });
+    if (i.kind === "tool" && i.approval && !i.approval.answer) appr.push({ id: i.id, target: i.approval.target });
+  }
   pendingBar.classList.toggle("hidden", pend.length + appr.length === 0);
   const parts: HTMLElement[] = [];
   for (const p of pend) parts.push(h("button", { class: "link", onclick: () => scrollToItem(p.id) }, icon("diff"), ` ${p.files.map((f) => f.path).join(", ")}`));
-  for (const a of appr) parts.push(h("button", { class: "link", onclick: () => scrollToItem(a.id) }, icon("terminal"), ` ${a.target.slice(0, 40)}`));
+  for (const a of appr) parts.push(h("button", { class: "link", onclick: () => { scrollToItem(a.id); document.querySelector<HTMLElement>(`#item-${a.id} .approval-card`)?.focus(); } }, icon("terminal"), ` ${a.target.slice(0, 40)}`));
   pendingBar.replaceChildren(h("span", { class: "muted", text: `Waiting for you (${pend.length + appr.length}):` }), ...parts);
 }
 
@@ -296,22 +301,65 @@ function toggleExpanded(id: string): void {
   rerender([id]);
 }
 
+const STATUS_ICON: Record<string, [string, string]> = {
+  done: ["check", "ok"], failed: ["error", "fail"], cancelled: ["debug-stop", "stopped"], denied: ["circle-slash", "stopped"],
+};
+const ANSWER_TEXT: Record<string, string> = { allow_once: "allowed once", allow_always: "always allowed", deny: "denied by you", cancelled: "not answered" };
+
 function renderTool(t: ToolItem): HTMLElement {
+  if (t.approval && !t.approval.answer) return renderApproval(t.approval, t);
   const open = local.expanded.includes(t.id);
-  const statusIcon = t.status === "running" ? icon("loading", "codicon-modifier-spin") : t.status === "done" ? icon("check", "ok") : icon("error", "fail");
+  const [iconName, iconClass] = STATUS_ICON[t.status] ?? ["loading", "codicon-modifier-spin"];
+  const decision = t.approval?.answer && ANSWER_TEXT[t.approval.answer];
+  const sub = [t.resultSummary, t.status === "running" ? (t.approval?.answer === "allow_once" || t.approval?.answer === "allow_always" ? "running…" : "") : ""].filter(Boolean).join(" · ");
   const head = h("button", { class: "tool-head", "aria-expanded": String(open), onclick: () => toggleExpanded(t.id) },
-    statusIcon, h("span", { class: "tool-name", text: t.name }), t.summary && h("code", { class: "tool-arg", text: t.summary, title: t.summary }),
-    h("span", { class: "spacer" }),
-    t.resultSummary && h("span", { class: "tool-result-summary muted", text: t.resultSummary, title: t.resultSummary }),
-    icon(open ? "chevron-down" : "chevron-right", "chev"));
-  const card = h("div", { class: `card tool-card ${t.status}`, "data-status": t.status, "data-tool": t.name }, head);
+    h("div", { class: "tool-row" },
+      icon(iconName, iconClass), h("span", { class: "tool-name", text: t.name }),
+      t.summary && h("code", { class: "tool-arg", text: t.summary, title: t.summary }),
+      h("span", { class: "spacer" }), icon(open ? "chevron-down" : "chevron-right", "chev")),
+    (sub || decision) && h("div", { class: "tool-sub" },
+      sub && h("span", { class: `tool-result-summary ${t.status}`, text: sub, title: t.resultSummary ?? "" }),
+      decision && h("span", { class: `tool-decision ${t.approval?.answer}`, text: decision })));
+  const card = h("div", { class: `card tool-card ${t.status}`, "data-status": t.status, "data-tool": t.name, "data-answer": t.approval?.answer ?? "" }, head);
   if (open) {
     const details = h("div", { class: "tool-details" });
+    if (t.approval) details.append(...approvalFacts(t.approval));
     if (t.args !== undefined) details.append(h("div", { class: "label", text: "arguments" }), h("pre", { class: "plain", text: typeof t.args === "string" ? t.args : JSON.stringify(t.args, null, 2) }));
-    if (t.result !== undefined) details.append(h("div", { class: "label", text: "result" }), h("pre", { class: "plain", text: t.result.length > 20000 ? t.result.slice(0, 20000) + "\n…" : t.result }));
+    if (t.result !== undefined) details.append(h("div", { class: "label", text: "result" }), renderResult(t));
     card.append(details);
   }
   return card;
+}
+
+/** A tool's result: numbered file lines (`N\t…`, what read_file sends the model) become highlighted code. */
+function renderResult(t: ToolItem): HTMLElement {
+  const text = t.result ?? "";
+  const shown = text.length > 20000 ? text.slice(0, 20000) + "\n…" : text;
+  const lines = shown.replace(/\n$/, "").split("\n");
+  const numbered = lines.filter((l) => /^\s*\d+\t/.test(l));
+  if (numbered.length < 1 || numbered.length < lines.length * 0.6) return h("pre", { class: "plain", text: shown });
+  const code = numbered.map((l) => l.replace(/^\s*\d+\t/, "")).join("\n");
+  const first = Number(numbered[0].match(/^\s*(\d+)\t/)![1]);
+  const notes = lines.filter((l) => !/^\s*\d+\t/.test(l) && l.trim());
+  const path = t.args && typeof t.args === "object" ? String((t.args as Record<string, unknown>).path ?? "") : "";
+  const lang = (path.split(".").pop() ?? "").toLowerCase();
+  const el = h("code", { class: "hljs" });
+  try {
+    if (lang && hljs.getLanguage(lang)) el.innerHTML = hljs.highlight(code, { language: lang, ignoreIllegals: true }).value;
+    else el.textContent = code;
+  } catch { el.textContent = code; }
+  const pre = h("pre", { class: "plain code-view", "data-first-line": String(first), title: `from line ${first}` }, el);
+  return h("div", { class: "result-code" }, pre, ...notes.map((n) => h("div", { class: "muted result-note", text: n })));
+}
+
+function approvalFacts(a: ApprovalInfo): HTMLElement[] {
+  const reasons = plainReasons(a.reason, a.target);
+  return [
+    h("pre", { class: "command", text: a.target }),
+    a.cwd ? h("div", { class: "muted approval-cwd" }, icon("folder"), ` ${a.cwd}`) : h("span"),
+    reasons.length ? h("ul", { class: "approval-reasons muted" }, ...reasons.map((r) => h("li", {},
+      r.why, r.commands.length ? ": " : "", ...r.commands.flatMap((c, i) => [i ? ", " : "", h("code", { text: c })])))) : h("span"),
+  ];
 }
 
 /** A unified diff with at most `keep` unchanged lines around each change (the card is narrow). */
@@ -391,23 +439,56 @@ function renderProposal(p: ProposalItem): HTMLElement {
   return card;
 }
 
-function renderApproval(a: ApprovalItem): HTMLElement {
-  const card = h("div", { class: `card approval-card${a.answer ? " answered" : ""}`, "data-answer": a.answer ?? "" },
-    h("div", { class: "proposal-head" }, icon(a.approvalKind === "Bash" ? "terminal" : "shield"),
-      h("strong", { text: a.approvalKind === "Bash" ? " Run this command?" : ` Allow ${a.approvalKind}?` }),
-      h("span", { class: "spacer" }), a.answer && h("span", { class: `badge ${a.answer}`, text: a.answer.replace("_", " ") })),
-    h("pre", { class: "command", text: a.target }),
-    a.cwd && h("div", { class: "muted" }, icon("folder"), ` ${a.cwd}`),
-    a.reason && h("div", { class: "muted markdown approval-reason", html: renderMarkdown(a.reason) }));
-  if (!a.answer) {
+/** Focus goes to a new pending approval only once, and keys act only after a short pause. */
+const focusedApprovals = new Set<string>();
+const ARM_MS = 400;
+
+function renderApproval(a: ApprovalInfo, tool?: ToolItem): HTMLElement {
+  const pending = !a.answer;
+  const title = a.approvalKind === "Bash" ? " Run this command?" : ` Allow ${a.approvalKind}?`;
+  const card = h("div", {
+    class: `card approval-card${tool ? " tool-card" : ""}${a.answer ? " answered" : ""}`, "data-answer": a.answer ?? "",
+    "data-approval": a.id, ...(tool ? { "data-tool": tool.name, "data-status": tool.status } : {}),
+    tabindex: pending ? "0" : undefined, role: pending ? "group" : undefined, "aria-label": pending ? `${title.trim()} ${a.target}` : undefined,
+  },
+  h("div", { class: "proposal-head" }, icon(a.approvalKind === "Bash" ? "terminal" : "shield"),
+    h("strong", { text: title }), tool && a.approvalKind !== "Bash" && h("span", { class: "muted", text: ` · ${tool.name}` }),
+    h("span", { class: "spacer" }), a.answer && h("span", { class: `badge ${a.answer}`, text: ANSWER_TEXT[a.answer] ?? a.answer })),
+  ...approvalFacts(a));
+  if (pending) {
     const answer = (ans: "allow_once" | "allow_always" | "deny") => () => vscode.postMessage({ type: "approval", id: a.id, answer: ans });
     card.append(h("div", { class: "actions" },
-      h("button", { class: "primary allow-once", onclick: answer("allow_once") }, icon("play"), " Allow once"),
-      h("button", { class: "allow-always", title: a.suggestedRule ? `Adds the rule ${a.suggestedRule}` : "Always allow", onclick: answer("allow_always") }, icon("pass-filled"), " Always allow"),
-      h("button", { class: "danger deny", onclick: answer("deny") }, icon("circle-slash"), " Deny")));
-    if (a.suggestedRule) card.append(h("div", { class: "muted hint", text: `“Always allow” adds ${a.suggestedRule} to .codeloop/settings.local.json` }));
+      h("button", { class: "primary allow-once", onclick: answer("allow_once") }, icon("play"), " Allow once", h("kbd", { text: "Enter" })),
+      h("button", { class: "allow-always", title: a.suggestedRule ? `Adds the rule ${a.suggestedRule}` : "Always allow", onclick: answer("allow_always") }, icon("pass-filled"), " Always", h("kbd", { text: "A" })),
+      h("button", { class: "danger deny", onclick: answer("deny") }, icon("circle-slash"), " Deny", h("kbd", { text: "Esc" }))));
+    if (a.suggestedRule) card.append(h("div", { class: "muted hint", text: `“Always” adds ${a.suggestedRule} to .codeloop/settings.local.json` }));
+    let armedAt = Date.now() + ARM_MS;
+    card.addEventListener("focus", () => { armedAt = Math.max(armedAt, Date.now() + ARM_MS); });
+    card.addEventListener("keydown", (e) => {
+      if (e.isComposing || e.target instanceof HTMLInputElement || e.target instanceof HTMLTextAreaElement) return;
+      if (Date.now() < armedAt) { e.preventDefault(); return; } // a keystroke meant for what had the focus before
+      const onButton = e.target instanceof HTMLButtonElement;
+      if (e.key === "Escape") { e.preventDefault(); answer("deny")(); }
+      else if (e.key === "Enter" && (e.ctrlKey || e.metaKey)) { e.preventDefault(); answer("allow_always")(); }
+      else if (e.key === "Enter" && !onButton) { e.preventDefault(); answer("allow_once")(); }
+      else if ((e.key === "a" || e.key === "A") && !e.ctrlKey && !e.metaKey && !e.altKey) { e.preventDefault(); answer("allow_always")(); }
+    });
   }
   return card;
+}
+
+/** Moves the focus to the first pending approval that has not had it yet (not while the user types a message). */
+function focusPendingApproval(): void {
+  const typing = document.activeElement === input && input.value.trim() !== "";
+  for (const el of Array.from(document.querySelectorAll<HTMLElement>(".approval-card:not(.answered)"))) {
+    const id = el.dataset.approval ?? "";
+    if (focusedApprovals.has(id)) continue;
+    focusedApprovals.add(id);
+    if (typing) return; // the pending bar shows it; the user's message is not hijacked
+    el.focus({ preventScroll: true });
+    el.scrollIntoView({ block: "nearest" });
+    return;
+  }
 }
 
 // ---- rendering ---------------------------------------------------------------------------------
@@ -419,6 +500,7 @@ function fullRender(): void {
   log.replaceChildren(...(state.items.length ? state.items.map(renderItem) : [empty]));
   renderComposer(); renderPending(); renderProcesses(); renderHistory();
   scrollDown();
+  focusPendingApproval();
 }
 
 const dirty = new Set<string>();
@@ -443,6 +525,7 @@ function flush(): void {
   }
   renderHeader(); renderComposer(); renderPending();
   scrollDown();
+  focusPendingApproval();
 }
 function scrollDown(): void { if (stickToBottom) log.scrollTop = log.scrollHeight; }
 
