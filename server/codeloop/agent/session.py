@@ -161,7 +161,7 @@ class AgentSession:
 
     # -- running -------------------------------------------------------------
 
-    async def send(self, text: str) -> TurnEnd:
+    async def send(self, text: str | list[dict[str, Any]]) -> TurnEnd:
         async with self.turn_lock:
             self._prompt_generation += 1
             self.budget.new_turn()
