@@ -23,6 +23,10 @@ function twoHunks(name) {
 const [TWEAK_PY] = twoHunks("tweak");
 const [LENS_PY] = twoHunks("lens");
 const [KEYS_PY] = twoHunks("keys");
+// an 8x8 red PNG
+const RED_PNG = "iVBORw0KGgoAAAANSUhEUgAAAAgAAAAICAYAAADED76LAAAAEklEQVR4nGP4z8DwHx9mGBkKAMLXf4EvceABAAAAAElFTkSuQmCC";
+/** The last user message the model received (its content: a string or parts). */
+const lastUserContent = () => recordedRequests(model.record).map((r) => (r.body?.messages ?? []).filter((m) => m.role === "user").pop()?.content).pop();
 
 let dir, model, cs, browser, page;
 const shot = (name) => page.screenshot({ path: join(ARTIFACTS, `rv-${name}.png`) });
@@ -72,7 +76,8 @@ describe("codeloop review and approvals in VS Code", { skip, timeout: 300_000 },
     mkdirSync(ARTIFACTS, { recursive: true });
     dir = tempDir();
     model = await startModel(dir, "scenarios:review");
-    cs = await startCodeServer({ dir, baseUrl: model.baseUrl, files: { "tweak.py": TWEAK_PY, "lens.py": LENS_PY, "keys.py": KEYS_PY } });
+    // the scripted model takes images (codeloop.images: "on"; "auto" would leave them out for its name)
+    cs = await startCodeServer({ dir, baseUrl: model.baseUrl, files: { "tweak.py": TWEAK_PY, "lens.py": LENS_PY, "keys.py": KEYS_PY }, settings: { "codeloop.images": "on" } });
     ({ browser, page } = await launchBrowser());
     await page.goto(`${cs.url}?folder=${encodeURIComponent(cs.ws)}`);
     await page.locator(".monaco-workbench").waitFor({ timeout: 60_000 });
@@ -224,5 +229,63 @@ describe("codeloop review and approvals in VS Code", { skip, timeout: 300_000 },
     assert.equal(await c.locator('.tool-card[data-tool="run_command"]').last().getAttribute("data-answer"), "allow_always");
     assert.match(readFileSync(join(cs.ws, ".codeloop/settings.local.json"), "utf8"), /Bash\(echo always-ok\)/);
     await shot("04c-always");
+  });
+
+  it("5. a screenshot pasted into the composer reaches the model as an image part", async () => {
+    const c = chat();
+    // the user copied a screenshot: put an image on the system clipboard
+    await page.evaluate(async (b64) => {
+      const bytes = Uint8Array.from(atob(b64), (ch) => ch.charCodeAt(0));
+      await navigator.clipboard.write([new ClipboardItem({ "image/png": new Blob([bytes], { type: "image/png" }) })]);
+    }, RED_PNG);
+    const input = c.locator("textarea.input");
+    await input.click();
+    await page.keyboard.press("Control+V");
+    await c.locator(".attachments .attachment img").waitFor({ timeout: 5_000 });
+    await input.pressSequentially("what is in this screenshot?");
+    await shot("05a-pasted-image");
+    await page.keyboard.press("Enter");
+    await waitTurnEnds(7);
+    await c.locator(".item.user .user-images img").last().waitFor({ timeout: 5_000 });
+    const content = lastUserContent();
+    assert.ok(Array.isArray(content), "the message has content parts");
+    assert.equal(content[0].text, "what is in this screenshot?");
+    const image = content.find((p) => p.type === "image_url");
+    assert.ok(image, "an image_url part");
+    const m = image.image_url.url.match(/^data:image\/png;base64,(.+)$/);
+    assert.ok(m, "a PNG data URL");
+    const png = Buffer.from(m[1], "base64");
+    assert.equal(png.subarray(1, 4).toString(), "PNG");
+    assert.deepEqual([png.readUInt32BE(16), png.readUInt32BE(20)], [8, 8], "the pasted 8x8 image");
+    assert.equal(await c.locator(".attachments .attachment").count(), 0, "the composer is cleared");
+    await shot("05b-image-sent");
+  });
+
+  it("6. an @file mention is completed in the composer and reaches the model as context", async () => {
+    const c = chat();
+    const input = c.locator("textarea.input");
+    await input.click();
+    await input.pressSequentially("explain the mentioned file @twe");
+    const option = c.locator(".mention-menu .mention-option", { hasText: "tweak.py" }).first();
+    await option.waitFor({ timeout: 10_000 });
+    await shot("06a-mention-completion");
+    // the keywords are offered too
+    await input.press("Backspace"); await input.press("Backspace"); await input.press("Backspace");
+    await c.locator(".mention-menu .mention-option", { hasText: "problems" }).waitFor({ timeout: 5_000 });
+    await input.pressSequentially("twe");
+    await option.waitFor({ timeout: 10_000 });
+    await c.locator(".mention-menu .mention-option.selected", { hasText: "tweak.py" }).waitFor({ timeout: 5_000 });
+    await input.press("Enter"); // takes the completion
+    assert.equal(await input.inputValue(), "explain the mentioned file @tweak.py ");
+    await input.press("Enter"); // sends
+    await waitTurnEnds(8);
+    const chip = c.locator(".item.user").last().locator('.user-chips .chip[data-kind="file"]', { hasText: "tweak.py" });
+    await chip.waitFor({ timeout: 5_000 });
+    const content = lastUserContent();
+    assert.ok(Array.isArray(content));
+    const ctx = content.find((p) => p.type === "text" && p.text.startsWith('<context kind="file" label="tweak.py">'));
+    assert.ok(ctx, "the file is a context part");
+    assert.ok(ctx.text.includes("TWEAK_TOP = 'proposed top'  # tweaked"), "with the file's text as it is now");
+    await shot("06b-mention-sent");
   });
 });

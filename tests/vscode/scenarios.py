@@ -152,6 +152,8 @@ def review(**_kwargs):
             ),
             "run a denied one": two_steps(Call("run_command", {"command": "echo should-not-run"}), "Understood."),
             "run an always one": two_steps(Call("run_command", {"command": "echo always-ok"}), "Ran it."),
+            "what is in this screenshot": Text("A small red square.", chunk_size=6, delay=0.01),
+            "explain the mentioned file": Text("It is a file of numbered comment lines.", chunk_size=6, delay=0.01),
         },
         default=Text("I only know the review test scripts."),
     )

@@ -120,7 +120,11 @@ describe("codeloop in VS Code", { skip, timeout: 300_000 }, () => {
     assert.equal(await tool.getAttribute("data-status"), "done");
     assert.match(await tool.locator(".tool-arg").innerText(), /greet\.py/);
     await tool.locator(".tool-head").click();
-    await c.locator(".tool-details pre", { hasText: "GREETING" }).first().waitFor({ timeout: 5_000 });
+    const code = c.locator(".tool-details pre.code-view", { hasText: "GREETING" }).first();
+    await code.waitFor({ timeout: 5_000 });
+    // the file's code, highlighted, not the model's numbered lines
+    assert.ok(await code.locator(".hljs-string").count() > 0, "the read is highlighted");
+    assert.doesNotMatch(await code.innerText(), /^\s*\d+\t/m, "no line-number prefixes");
     assert.match(await c.locator(".item.user .user-chips").first().innerText(), /greet\.py/, "the context chip was sent");
     assert.match(await turnEnds().first().innerText(), /in · .* out/);
     await shot("01-answer-and-tool-card");

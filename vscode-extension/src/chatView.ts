@@ -3,6 +3,7 @@ import * as vscode from "vscode";
 import { type Action, type ChatState, emptyState, reduce } from "./shared/model";
 import type { SessionInfo } from "./protocol";
 import type { FromWebview, PanelEnv, ToWebview } from "./messages";
+import type { MentionOption } from "./shared/mentions";
 
 export type { FromWebview, PanelEnv } from "./messages";
 
@@ -63,6 +64,8 @@ export class ChatViewProvider implements vscode.WebviewViewProvider {
 
   /** Asks the webview to focus the input (after New chat, etc.). */
   focusInput(): void { this.post({ type: "focus" }); }
+
+  mentionOptions(query: string, options: MentionOption[]): void { this.post({ type: "mentions", query, options }); }
 
   private post(msg: ToWebview): void {
     if (this.view && this.ready) void this.view.webview.postMessage(msg);

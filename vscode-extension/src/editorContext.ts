@@ -6,6 +6,7 @@
 import * as vscode from "vscode";
 import type * as P from "./protocol";
 import type { PanelEnv } from "./messages";
+import type { Chip } from "./shared/model";
 
 export class EditorContext implements vscode.Disposable {
   private lastEditor: vscode.TextEditor | undefined;
@@ -37,20 +38,20 @@ export class EditorContext implements vscode.Disposable {
   }
 
   /** The `context` of codeloop/chat/start and the chips the message shows. */
-  chatContext(useFile: boolean, useSelection: boolean): { context: P.ChatContext; chips: string[] } {
+  chatContext(useFile: boolean, useSelection: boolean): { context: P.ChatContext; chips: Chip[] } {
     const context: P.ChatContext = {};
-    const chips: string[] = [];
+    const chips: Chip[] = [];
     const ed = this.editor;
     if (ed) {
       const label = vscode.workspace.asRelativePath(ed.document.uri, false);
-      if (useFile) { context.activeFile = ed.document.uri.toString(); chips.push(label); }
+      if (useFile) { context.activeFile = ed.document.uri.toString(); chips.push({ kind: "file", label }); }
       const sel = ed.selection;
       if (useSelection && !sel.isEmpty) {
         context.selection = {
           uri: ed.document.uri.toString(), text: ed.document.getText(sel),
           range: { start: { line: sel.start.line, character: sel.start.character }, end: { line: sel.end.line, character: sel.end.character } },
         };
-        chips.push(`${label}:${sel.start.line + 1}-${sel.end.line + 1}`);
+        chips.push({ kind: "selection", label: `${label}:${sel.start.line + 1}-${sel.end.line + 1}` });
       }
     }
     return { context, chips };

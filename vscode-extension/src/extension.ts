@@ -24,6 +24,7 @@ import { StatusItem } from "./status";
 import { Turns } from "./turns";
 import { routeWebview } from "./router";
 import { editorDiagnostics, saveDocuments } from "./workspaceRequests";
+import { Mentions, TerminalWatcher } from "./mentions";
 
 const config = () => vscode.workspace.getConfiguration("codeloop");
 const modelLabel = () => config().get<string>("model") || "default model";
@@ -38,6 +39,8 @@ class Codeloop implements vscode.Disposable {
   private readonly editor: EditorContext;
   readonly server: ServerClient;
   private readonly turns: Turns;
+  private readonly mentions: Mentions;
+  private readonly terminalWatcher: TerminalWatcher;
   private readonly subs: vscode.Disposable[] = [];
 
   constructor(private readonly ctx: vscode.ExtensionContext) {
@@ -69,7 +72,12 @@ class Codeloop implements vscode.Disposable {
       gone: (why) => { this.proposals.dropAll(why); this.approvals.dropAll(); this.turns.serverGone(why); },
       notice: (level, message) => this.notice(level, message),
     });
-    this.turns = new Turns(chat, this.server, this.editor, () => this.updateStatus());
+    this.terminalWatcher = new TerminalWatcher();
+    this.mentions = new Mentions({
+      editor: () => this.editor.editor,
+      lastCommand: () => this.terminalWatcher.last ?? this.terminal.lastCommand(),
+    });
+    this.turns = new Turns(chat, this.server, this.editor, this.mentions, () => this.updateStatus());
     this.updateStatus();
   }
 
@@ -80,6 +88,7 @@ class Codeloop implements vscode.Disposable {
     this.subs.push(this.chat.onMessage((m) => void routeWebview(m, {
       turns: this.turns, proposals: this.proposals, approvals: this.approvals, server: this.server,
       notice: (level, message) => this.notice(level, message), refreshProcesses: () => this.refreshProcesses(),
+      mentionQuery: async (query) => this.chat.mentionOptions(query, await this.mentions.suggest(query)),
     })));
     cmd("codeloop.openChat", () => this.chat.reveal());
     cmd("codeloop.newChat", () => this.turns.newChat());
@@ -147,6 +156,7 @@ class Codeloop implements vscode.Disposable {
   dispose(): void {
     for (const s of this.subs) s.dispose();
     this.editor.dispose();
+    this.terminalWatcher.dispose();
     this.proposals.dispose();
     this.terminal.dispose();
     this.status.dispose();

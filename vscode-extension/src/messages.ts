@@ -4,7 +4,8 @@
  * reducer in shared/model.ts).
  */
 import type { Action, ChatState } from "./shared/model";
-import type { ProcessInfo, SessionInfo } from "./protocol";
+import type { ImageAttachment, ProcessInfo, SessionInfo } from "./protocol";
+import type { MentionOption } from "./shared/mentions";
 
 /** What the panel shows around the chat: the server, the model, the editor's context. */
 export interface PanelEnv {
@@ -24,12 +25,15 @@ export type ToWebview =
   | { type: "apply"; action: Action }
   | { type: "env"; env: PanelEnv }
   | { type: "sessions"; sessions: SessionInfo[] }
-  | { type: "focus" };
+  | { type: "focus" }
+  /** Completions for the @-mention being typed. */
+  | { type: "mentions"; query: string; options: MentionOption[] };
 
 /** Webview → host. */
 export type FromWebview =
   | { type: "ready" }
-  | { type: "send"; text: string; useFile: boolean; useSelection: boolean }
+  | { type: "send"; text: string; useFile: boolean; useSelection: boolean; images?: ImageAttachment[] }
+  | { type: "mentionQuery"; query: string }
   | { type: "cancel" }
   | { type: "newChat" }
   | { type: "history" }

@@ -14,11 +14,13 @@ export interface Routes {
   server: ServerClient;
   notice(level: "info" | "warning" | "error", message: string): void;
   refreshProcesses(): Promise<void>;
+  mentionQuery(query: string): Promise<void>;
 }
 
 export async function routeWebview(m: FromWebview, r: Routes): Promise<void> {
   switch (m.type) {
-    case "send": return r.turns.send(m.text, m.useFile, m.useSelection);
+    case "send": return r.turns.send(m.text, m.useFile, m.useSelection, m.images ?? []);
+    case "mentionQuery": return r.mentionQuery(m.query);
     case "cancel": return r.turns.cancel();
     case "newChat": return r.turns.newChat();
     case "history": return r.turns.history();

@@ -9,6 +9,7 @@ import * as P from "./protocol";
 import type { ChatViewProvider } from "./chatView";
 import { errText, type ServerClient } from "./client";
 import type { EditorContext } from "./editorContext";
+import type { Mentions } from "./mentions";
 import { itemsFromTranscript } from "./shared/model";
 import { FOCUSED_COMMANDS, focusedArg, focusedLabel, where, withInstruction } from "./focused";
 
@@ -18,11 +19,14 @@ export class Turns {
   private focusedPending: string | undefined;
   /** Sessions whose turns run while the panel was busy with another: reported once. */
   private readonly elsewhere = new Set<string>();
+  /** The images of the queued messages (the panel's state lists their texts). */
+  private queuedImages: P.ImageAttachment[][] = [];
 
   constructor(
     private readonly chat: ChatViewProvider,
     private readonly server: ServerClient,
     private readonly editor: EditorContext,
+    private readonly mentions: Mentions,
     /** Called when "a turn is running" may have changed (the status bar). */
     private readonly changed: () => void,
   ) {}
@@ -34,22 +38,30 @@ export class Turns {
     this.chat.dispatch({ a: "notice", level, message });
   }
 
-  async send(text: string, useFile: boolean, useSelection: boolean): Promise<void> {
+  async send(text: string, useFile: boolean, useSelection: boolean, images: P.ImageAttachment[] = []): Promise<void> {
     text = text.trim();
-    if (!text) return;
+    if (!text && !images.length) return;
+    if (!text) text = "(see the attached image)";
     if (this.busy) {
       // One turn per session at a time: queue it and send it when the turn ends.
-      this.chat.dispatch({ a: "queue", queued: [...this.chat.state.queued, text] });
+      this.queuedImages = [...this.queuedImages.slice(0, this.chat.state.queued.length), images];
+      this.chat.dispatch({ a: "queue", queued: [...this.chat.state.queued, images.length ? `${text} [${images.length} image(s)]` : text] });
       return;
     }
     const client = await this.server.ready();
     if (!client) { this.notice("error", "The codeloop server is not running. See the notification, or run “codeloop: Restart Language Server”."); return; }
-    const { context, chips } = this.editor.chatContext(useFile && !text.startsWith("/"), useSelection && !text.startsWith("/"));
-    this.chat.dispatch({ a: "user", text, chips });
+    const slash = text.startsWith("/");
+    const { context, chips } = this.editor.chatContext(useFile && !slash, useSelection && !slash);
+    const { items, problems } = slash ? { items: [], problems: [] } : await this.mentions.resolve(text);
+    for (const it of items) chips.push({ kind: it.kind, label: it.label });
+    this.chat.dispatch({ a: "user", text, chips, images: images.length ? images.map((i) => ({ mimeType: i.mimeType, data: i.data })) : undefined });
+    for (const p of problems) this.notice("warning", p);
     this.awaitingStart = true;
     this.changed();
     try {
       const params: P.ChatStartParams = { text, context };
+      if (items.length) params.contextItems = items;
+      if (images.length && !slash) params.attachments = images;
       if (this.chat.state.sessionId) params.sessionId = this.chat.state.sessionId;
       const r = await client.sendRequest<P.ChatStartResult>(P.CHAT_START, params);
       this.chat.dispatch({ a: "turnStarted", sessionId: r.sessionId, turnId: r.turnId });
@@ -62,14 +74,18 @@ export class Turns {
   }
 
   unqueue(index: number): void {
+    this.queuedImages = this.queuedImages.filter((_, i) => i !== index);
     this.chat.dispatch({ a: "queue", queued: this.chat.state.queued.filter((_, i) => i !== index) });
   }
 
   private sendQueued(): void {
     const [next, ...rest] = this.chat.state.queued;
     if (next === undefined) return;
+    const [images, ...more] = this.queuedImages;
+    this.queuedImages = more;
     this.chat.dispatch({ a: "queue", queued: rest });
-    void this.send(next, true, false);
+    const text = images?.length ? next.replace(/ \[\d+ image\(s\)\]$/, "") : next;
+    void this.send(text, true, false, images ?? []);
   }
 
   cancel(): void {
@@ -82,6 +98,7 @@ export class Turns {
   newChat(): void {
     if (this.chat.state.running) this.cancel();
     this.chat.dispatch({ a: "reset" });
+    this.queuedImages = [];
     this.chat.dispatch({ a: "queue", queued: [] });
     void this.chat.reveal().then(() => this.chat.focusInput());
   }

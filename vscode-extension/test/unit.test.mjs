@@ -151,3 +151,24 @@ test("approval reasons in plain words, grouped, once per command", () => {
   assert.deepEqual(plainReasons(".env may hold secrets: reading it needs approval", ".env"), [{ why: ".env may hold secrets: reading it", commands: [] }]);
   assert.deepEqual(plainReasons(undefined), []);
 });
+
+const mentions = require("../out/shared/mentions.js");
+
+test("@-mentions: found in the text, completed at the caret", () => {
+  assert.deepEqual(mentions.findMentions("look at @src/a.py and @problems, not me@example.com; @src/a.py again"), ["src/a.py", "problems"]);
+  assert.deepEqual(mentions.mentionAt("explain @twe", 12), { start: 8, query: "twe" });
+  assert.equal(mentions.mentionAt("mail me@x", 9), undefined, "an @ inside a word is not a mention");
+  assert.deepEqual(mentions.applyMention("explain @twe now", { start: 8, query: "twe" }, "tweak.py"), { text: "explain @tweak.py now", caret: 18 });
+  assert.deepEqual(mentions.applyMention("see @sr", { start: 4, query: "sr" }, "src/"), { text: "see @src/", caret: 9 }, "a folder: go on typing into it");
+});
+
+test("a reopened user message with context parts and an image shows chips and a thumbnail, not the context text", () => {
+  const items = model.itemsFromTranscript([{ role: "user", content: [
+    { type: "text", text: "explain @greet.py" },
+    { type: "text", text: '<context kind="file" label="greet.py">\nGREETING = 1\n</context>' },
+    { type: "image_url", image_url: { url: "data:image/png;base64,AAAA" } },
+  ] }]);
+  assert.equal(items[0].text, "explain @greet.py");
+  assert.deepEqual(items[0].chips, [{ kind: "file", label: "greet.py" }]);
+  assert.deepEqual(items[0].images, [{ mimeType: "image/png", data: "AAAA" }]);
+});

@@ -12,7 +12,13 @@ import { type HunkContent, type HunkDecision, regionLabel } from "./review";
 export type ToolStatus = "running" | "done" | "failed" | "cancelled" | "denied";
 export type ProposalStatus = "pending" | "accepted" | "rejected" | "partial" | "edited" | "applied" | "cancelled" | string;
 
-export interface UserItem { kind: "user"; id: string; text: string; chips?: string[] }
+/** What a message carried besides its text: the active file, a selection, an @-mention, an image. */
+export interface Chip { kind: "file" | "folder" | "problems" | "selection" | "terminal" | "image"; label: string }
+export interface UserItem {
+  kind: "user"; id: string; text: string; chips?: Chip[];
+  /** Pasted images, shown as thumbnails (base64). */
+  images?: { mimeType: string; data: string }[];
+}
 export interface AssistantItem { kind: "assistant"; id: string; text: string; streaming: boolean }
 /** An approval the server asked for: on its command's tool card, or a card of its own. */
 export interface ApprovalInfo {
@@ -69,7 +75,7 @@ export interface ChatState {
 
 export type Action =
   | { a: "reset"; sessionId?: string; title?: string; items?: Item[] }
-  | { a: "user"; text: string; chips?: string[] }
+  | { a: "user"; text: string; chips?: Chip[]; images?: { mimeType: string; data: string }[] }
   | { a: "turnStarted"; sessionId: string; turnId: string }
   | { a: "event"; sessionId?: string; turnId?: string; event: AgentEvent }
   | { a: "proposal"; params: ProposalReviewParams; review: boolean }
@@ -112,7 +118,7 @@ export function reduce(s: ChatState, act: Action): string[] {
       return ["*"];
     }
     case "user": {
-      const it: UserItem = { kind: "user", id: nextId(s, "u"), text: act.text, chips: act.chips };
+      const it: UserItem = { kind: "user", id: nextId(s, "u"), text: act.text, chips: act.chips, images: act.images };
       s.items.push(it);
       if (!s.title && !act.text.startsWith("/")) s.title = firstLine(act.text, 60);
       return [it.id];
@@ -337,7 +343,7 @@ export function itemsFromTranscript(messages: OpenAIMessage[]): Item[] {
   for (const m of messages ?? []) {
     const text = contentText(m.content);
     if (m.role === "user") {
-      out.push({ kind: "user", id: id("u"), text });
+      out.push({ kind: "user", id: id("u"), ...userContent(m.content) });
     } else if (m.role === "assistant") {
       if (text.trim()) out.push({ kind: "assistant", id: id("a"), text, streaming: false });
       for (const c of m.tool_calls ?? []) {
@@ -359,6 +365,26 @@ export function itemsFromTranscript(messages: OpenAIMessage[]): Item[] {
     }
   }
   return out;
+}
+
+/** A user message's parts as the panel shows them: the text, @-mention chips, image thumbnails. */
+export function userContent(content: unknown): { text: string; chips?: Chip[]; images?: { mimeType: string; data: string }[] } {
+  if (!Array.isArray(content)) return { text: contentText(content) };
+  const texts: string[] = [];
+  const chips: Chip[] = [];
+  const images: { mimeType: string; data: string }[] = [];
+  for (const p of content as { type?: string; text?: string; image_url?: { url?: string } }[]) {
+    if (p?.type === "text" && typeof p.text === "string") {
+      const m = p.text.match(/^<context kind="(\w+)" label="([^"]*)">/);
+      if (m) chips.push({ kind: m[1] as Chip["kind"], label: m[2] });
+      else if (!p.text.startsWith("[The user attached")) texts.push(p.text);
+    } else if (p?.type === "image_url") {
+      const u = p.image_url?.url ?? "";
+      const m = u.match(/^data:([^;]+);base64,(.*)$/);
+      if (m) images.push({ mimeType: m[1], data: m[2] });
+    }
+  }
+  return { text: texts.join("\n"), chips: chips.length ? chips : undefined, images: images.length ? images : undefined };
 }
 
 export function contentText(content: unknown): string {

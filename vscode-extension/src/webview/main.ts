@@ -22,10 +22,11 @@ import markdown from "highlight.js/lib/languages/markdown";
 import {
   type ApprovalInfo, type ChatState, type HunkItem, type Item, type ProposalFileItem, type ProposalItem, type ToolItem, emptyState, formatUsage, reduce,
 } from "../shared/model";
-import type { ProcessInfo, SessionInfo } from "../protocol";
+import type { ImageAttachment, ProcessInfo, SessionInfo } from "../protocol";
 import type { FromWebview, PanelEnv, ToWebview } from "../messages";
 import { slashHelpLine } from "../shared/help";
 import { plainReasons } from "../shared/reasons";
+import { MENTION_KEYWORDS, type MentionOption, applyMention, mentionAt } from "../shared/mentions";
 
 for (const [name, lang] of Object.entries({ python, javascript, typescript, json, bash, shell, diff, yaml, ini, css, xml, go, rust, java, cpp, sql, markdown })) {
   hljs.registerLanguage(name, lang);
@@ -108,14 +109,16 @@ const processesEl = h("div", { class: "processes hidden" });
 const chips = h("div", { class: "chips" });
 const queuedEl = h("div", { class: "queued" });
 const input = h("textarea", {
-  class: "input", rows: "3", placeholder: "Ask codeloop… (Enter to send, Shift+Enter for a new line)", "aria-label": "Message",
+  class: "input", rows: "3", placeholder: "Ask codeloop… (@ to mention a file, problems, the terminal; paste a screenshot; Enter to send)", "aria-label": "Message",
 }) as HTMLTextAreaElement;
 const modeSelect = h("select", { class: "mode", title: "Permission mode (sends /mode)", "aria-label": "Mode" }) as HTMLSelectElement;
 for (const m of ["ask", "acceptEdits", "plan", "bypass"]) modeSelect.append(h("option", { value: m, text: m }));
 const sendBtn = h("button", { class: "send primary", title: "Send (Enter)" }, icon("send"), " Send") as HTMLButtonElement;
 const stopBtn = h("button", { class: "stop danger hidden", title: "Stop the running turn" }, icon("debug-stop"), " Stop") as HTMLButtonElement;
 const statusLine = h("span", { class: "status-line muted" });
-const composer = h("div", { class: "composer" }, chips, queuedEl, input,
+const attachmentsEl = h("div", { class: "attachments hidden" });
+const mentionMenu = h("div", { class: "mention-menu hidden", role: "listbox", "aria-label": "Mentions" });
+const composer = h("div", { class: "composer" }, chips, queuedEl, attachmentsEl, mentionMenu, input,
   h("div", { class: "composer-row" }, modeSelect, statusLine, h("span", { class: "spacer" }), stopBtn, sendBtn));
 app.append(header, historyPanel, log, pendingBar, processesEl, composer);
 
@@ -124,11 +127,135 @@ input.addEventListener("input", () => {
   local.draft = input.value; persist();
   vscode.postMessage({ type: "draft", text: input.value });
   autosize();
+  updateMentionMenu();
 });
 input.addEventListener("keydown", (e) => {
+  if (mention.open && !e.isComposing) {
+    if (e.key === "ArrowDown" || e.key === "ArrowUp") {
+      e.preventDefault();
+      const n = mention.options.length;
+      mention.index = (mention.index + (e.key === "ArrowDown" ? 1 : n - 1)) % Math.max(n, 1);
+      renderMentionMenu();
+      return;
+    }
+    if ((e.key === "Enter" || e.key === "Tab") && !e.shiftKey && mention.options.length) { e.preventDefault(); chooseMention(mention.index); return; }
+    if (e.key === "Escape") { e.preventDefault(); closeMentionMenu(); return; }
+  }
   if (e.key === "Enter" && !e.shiftKey && !e.isComposing) { e.preventDefault(); submit(); }
   if (e.key === "Escape" && state.running) { e.preventDefault(); vscode.postMessage({ type: "cancel" }); }
 });
+input.addEventListener("blur", () => setTimeout(closeMentionMenu, 150));
+input.addEventListener("click", updateMentionMenu);
+
+// ---- images: paste or drop a screenshot --------------------------------------------------------
+const IMAGE_TYPES = ["image/png", "image/jpeg", "image/gif", "image/webp"];
+const MAX_IMAGE_BYTES = 15 * 1024 * 1024;
+let pendingImages: ImageAttachment[] = [];
+
+function readImage(file: Blob): Promise<ImageAttachment | string> {
+  return new Promise((resolve) => {
+    if (file.size > MAX_IMAGE_BYTES) { resolve(`The image is too large (${(file.size / 1048576).toFixed(1)} MB; at most 15 MB).`); return; }
+    const reader = new FileReader();
+    reader.onerror = () => resolve("Could not read the image.");
+    reader.onload = async () => {
+      const url = String(reader.result);
+      const m = url.match(/^data:([^;]+);base64,(.*)$/);
+      if (m && IMAGE_TYPES.includes(m[1])) { resolve({ type: "image", mimeType: m[1] as ImageAttachment["mimeType"], data: m[2] }); return; }
+      // another format (BMP, SVG…): re-encode as PNG
+      try {
+        const bitmap = await createImageBitmap(file);
+        const canvas = document.createElement("canvas");
+        canvas.width = bitmap.width; canvas.height = bitmap.height;
+        canvas.getContext("2d")!.drawImage(bitmap, 0, 0);
+        resolve({ type: "image", mimeType: "image/png", data: canvas.toDataURL("image/png").split(",")[1] });
+      } catch { resolve(`This kind of image (${file.type || "unknown"}) cannot be sent.`); }
+    };
+    reader.readAsDataURL(file);
+  });
+}
+
+async function addImages(files: Blob[]): Promise<void> {
+  for (const f of files) {
+    const r = await readImage(f);
+    if (typeof r === "string") showComposerNote(r);
+    else pendingImages.push(r);
+  }
+  renderAttachments();
+}
+
+function renderAttachments(): void {
+  attachmentsEl.classList.toggle("hidden", pendingImages.length === 0);
+  attachmentsEl.replaceChildren(...pendingImages.map((img, i) => h("div", { class: "attachment" },
+    h("img", { src: `data:${img.mimeType};base64,${img.data}`, alt: `attached image ${i + 1}` }),
+    h("button", { class: "icon-btn attachment-remove", title: "Remove this image", "aria-label": `Remove image ${i + 1}`, onclick: () => { pendingImages.splice(i, 1); renderAttachments(); } }, icon("close")))));
+}
+
+let noteTimer = 0;
+function showComposerNote(text: string): void {
+  statusLine.textContent = text;
+  clearTimeout(noteTimer);
+  noteTimer = window.setTimeout(() => renderComposer(), 6000);
+}
+
+input.addEventListener("paste", (e) => {
+  const files = Array.from(e.clipboardData?.items ?? []).filter((i) => i.kind === "file" && i.type.startsWith("image/")).map((i) => i.getAsFile()).filter((f): f is File => !!f);
+  if (!files.length) return;
+  e.preventDefault();
+  void addImages(files);
+});
+composer.addEventListener("dragover", (e) => { if (e.dataTransfer?.types.includes("Files")) { e.preventDefault(); composer.classList.add("dropping"); } });
+composer.addEventListener("dragleave", () => composer.classList.remove("dropping"));
+composer.addEventListener("drop", (e) => {
+  composer.classList.remove("dropping");
+  const files = Array.from(e.dataTransfer?.files ?? []).filter((f) => f.type.startsWith("image/"));
+  if (!files.length) return;
+  e.preventDefault();
+  void addImages(files);
+});
+
+// ---- @-mentions ----------------------------------------------------------------------------
+const mention = { open: false, query: "", start: 0, options: [] as MentionOption[], index: 0 };
+const MENTION_ICONS: Record<string, string> = { file: "file", folder: "folder", problems: "warning", selection: "selection", terminal: "terminal", image: "file-media" };
+
+function updateMentionMenu(): void {
+  const at = mentionAt(input.value, input.selectionStart ?? input.value.length);
+  if (!at) { closeMentionMenu(); return; }
+  mention.start = at.start;
+  if (!mention.open || at.query !== mention.query) {
+    mention.query = at.query;
+    mention.open = true;
+    mention.options = MENTION_KEYWORDS.filter((k) => k.label.startsWith(at.query.toLowerCase()));
+    mention.index = 0;
+    vscode.postMessage({ type: "mentionQuery", query: at.query });
+  }
+  renderMentionMenu();
+}
+
+function closeMentionMenu(): void {
+  mention.open = false;
+  mentionMenu.classList.add("hidden");
+}
+
+function chooseMention(i: number): void {
+  const opt = mention.options[i];
+  if (!opt) return;
+  const r = applyMention(input.value, { start: mention.start, query: mention.query }, opt.label);
+  input.value = r.text;
+  input.setSelectionRange(r.caret, r.caret);
+  local.draft = input.value; persist();
+  vscode.postMessage({ type: "draft", text: input.value });
+  closeMentionMenu();
+  if (opt.kind === "folder") updateMentionMenu(); // go on into the folder
+  input.focus();
+}
+
+function renderMentionMenu(): void {
+  mentionMenu.classList.toggle("hidden", !mention.open || mention.options.length === 0);
+  mentionMenu.replaceChildren(...mention.options.map((o, i) => h("div", {
+    class: `mention-option${i === mention.index ? " selected" : ""}`, role: "option", "aria-selected": String(i === mention.index), "data-kind": o.kind,
+    onmousedown: (e: Event) => { e.preventDefault(); chooseMention(i); },
+  }, icon(MENTION_ICONS[o.kind] ?? "mention"), h("span", { class: "mention-label", text: o.label }), o.detail && h("span", { class: "muted mention-detail", text: o.detail }))));
+}
 sendBtn.addEventListener("click", submit);
 stopBtn.addEventListener("click", () => vscode.postMessage({ type: "cancel" }));
 modeSelect.addEventListener("change", () => vscode.postMessage({ type: "mode", mode: modeSelect.value }));
@@ -140,8 +267,11 @@ function autosize(): void {
 
 function submit(): void {
   const text = input.value.trim();
-  if (!text) return;
-  vscode.postMessage({ type: "send", text, useFile: local.useFile && !!env.activeFile, useSelection: local.useSelection && !!env.selection });
+  if (!text && !pendingImages.length) return;
+  closeMentionMenu();
+  vscode.postMessage({ type: "send", text, useFile: local.useFile && !!env.activeFile, useSelection: local.useSelection && !!env.selection, images: pendingImages.length ? pendingImages : undefined });
+  pendingImages = [];
+  renderAttachments();
   input.value = "";
   local.draft = ""; persist();
   vscode.postMessage({ type: "draft", text: "" });
@@ -246,7 +376,8 @@ function renderItem(it: Item): HTMLElement {
   switch (it.kind) {
     case "user":
       el.append(h("div", { class: "bubble", text: it.text }));
-      if (it.chips?.length) el.append(h("div", { class: "user-chips" }, ...it.chips.map((c) => h("span", { class: "chip small-chip" }, icon("file"), " ", c))));
+      if (it.images?.length) el.append(h("div", { class: "user-images" }, ...it.images.map((img, i) => h("img", { class: "user-image", src: `data:${img.mimeType};base64,${img.data}`, alt: `image ${i + 1}` }))));
+      if (it.chips?.length) el.append(h("div", { class: "user-chips" }, ...it.chips.map((c) => h("span", { class: "chip small-chip", "data-kind": c.kind, title: c.label }, icon(MENTION_ICONS[c.kind] ?? "file"), " ", c.label))));
       break;
     case "assistant": {
       const body = h("div", { class: `markdown${it.streaming ? " streaming" : ""}`, html: renderMarkdown(it.text) });
@@ -556,6 +687,13 @@ window.addEventListener("message", (e: MessageEvent) => {
       break;
     case "focus":
       input.focus();
+      break;
+    case "mentions":
+      if (mention.open && m.query === mention.query) {
+        mention.options = m.options;
+        mention.index = Math.min(mention.index, Math.max(0, m.options.length - 1));
+        renderMentionMenu();
+      }
       break;
   }
 });
