@@ -274,7 +274,13 @@ export class ProposalManager implements vscode.Disposable {
     const at = this.cursorHunk();
     if (!at) { void vscode.window.showInformationMessage("codeloop: put the cursor on a hunk of a proposed edit."); return; }
     await this.setHunk(at.ref, action);
-    if (this.pending.has(at.ref.proposalId)) await this.moveTo(1, true);
+    const p = this.pending.get(at.ref.proposalId);
+    if (!p) return; // that answered the proposal
+    const states = this.states(p);
+    if ((states.get(at.ref.uri) ?? []).some((s) => s.decision === "pending")) { await this.moveTo(1, true); return; }
+    // this file is decided: on to the next file with undecided hunks
+    const next = p.params.files.find((f) => (states.get(f.uri) ?? []).some((s) => s.decision === "pending"));
+    if (next) await this.openDiff(at.ref.proposalId, next.uri);
   }
 
   /** The editor showing a proposed side: the active one, else a visible one. */

@@ -48,6 +48,8 @@ export interface ProposalFileItem {
 }
 export interface ProposalItem {
   kind: "proposal"; id: string; proposalId: string; tool: string; status: ProposalStatus; message?: string;
+  /** The tool call that proposed it (its tool card says it waits for the review). */
+  callId?: string;
   review: boolean; // false: auto-accepted, shown for information only
   files: ProposalFileItem[];
 }
@@ -158,11 +160,11 @@ export function reduce(s: ChatState, act: Action): string[] {
       }
       closeStreaming(s);
       const it: ProposalItem = {
-        kind: "proposal", id: nextId(s, "p"), proposalId: p.proposalId, tool: p.tool, files,
+        kind: "proposal", id: nextId(s, "p"), proposalId: p.proposalId, tool: p.tool, files, callId: p.callId,
         status: act.review ? "pending" : "applied", review: act.review,
       };
       s.items.push(it);
-      return [it.id];
+      return [it.id, ...toolOf(s, p.callId)];
     }
     case "proposalStatus": {
       const it = s.items.find((i): i is ProposalItem => i.kind === "proposal" && i.proposalId === act.proposalId);
@@ -177,7 +179,7 @@ export function reduce(s: ChatState, act: Action): string[] {
       }
       it.status = act.status;
       if (act.message !== undefined) it.message = act.message;
-      return [it.id];
+      return [it.id, ...toolOf(s, it.callId)];
     }
     case "hunks": {
       const it = s.items.find((i): i is ProposalItem => i.kind === "proposal" && i.proposalId === act.proposalId);
@@ -231,6 +233,13 @@ function finishedStatus(ok: boolean, summary: string | undefined, result: string
   if (approval?.answer === "deny") return "denied";
   if (approval?.answer === "cancelled") return "cancelled";
   return "failed";
+}
+
+/** The id of the tool card of a call, if there is one (to redraw it). */
+function toolOf(s: ChatState, callId: string | undefined): string[] {
+  if (!callId) return [];
+  const t = s.items.find((i) => i.kind === "tool" && i.callId === callId);
+  return t ? [t.id] : [];
 }
 
 function closeStreaming(s: ChatState): string[] {

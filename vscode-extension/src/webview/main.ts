@@ -440,9 +440,10 @@ const ANSWER_TEXT: Record<string, string> = { allow_once: "allowed once", allow_
 function renderTool(t: ToolItem): HTMLElement {
   if (t.approval && !t.approval.answer) return renderApproval(t.approval, t);
   const open = local.expanded.includes(t.id);
-  const [iconName, iconClass] = STATUS_ICON[t.status] ?? ["loading", "codicon-modifier-spin"];
+  const reviewing = t.status === "running" && state.items.some((i) => i.kind === "proposal" && i.callId === t.callId && i.status === "pending");
+  const [iconName, iconClass] = reviewing ? ["diff", "stopped"] : STATUS_ICON[t.status] ?? ["loading", "codicon-modifier-spin"];
   const decision = t.approval?.answer && ANSWER_TEXT[t.approval.answer];
-  const sub = [t.resultSummary, t.status === "running" ? (t.approval?.answer === "allow_once" || t.approval?.answer === "allow_always" ? "running…" : "") : ""].filter(Boolean).join(" · ");
+  const sub = [t.resultSummary, reviewing ? "waiting for your review (below)" : t.status === "running" && (t.approval?.answer === "allow_once" || t.approval?.answer === "allow_always") ? "running…" : ""].filter(Boolean).join(" · ");
   const head = h("button", { class: "tool-head", "aria-expanded": String(open), onclick: () => toggleExpanded(t.id) },
     h("div", { class: "tool-row" },
       icon(iconName, iconClass), h("span", { class: "tool-name", text: t.name }),
