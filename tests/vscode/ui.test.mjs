@@ -232,7 +232,8 @@ describe("codeloop in VS Code", { skip, timeout: 300_000 }, () => {
     await c.locator("button.stop").click();
     await waitTurnEnds(6, 15_000);
     assert.ok(Date.now() - t0 < 15_000);
-    assert.notEqual(await tool.getAttribute("data-status"), "running");
+    assert.equal(await tool.getAttribute("data-status"), "cancelled", "a stopped command is not a failure");
+    assert.match(await tool.locator(".tool-head").innerText(), /stopped by you/);
     await waitFor(async () => { const t = await term.innerText(); return /\[(killed|exit code)/.test(t.slice(t.lastIndexOf("$ echo long-started"))); }, 10_000, "the terminal to show the command ended");
     await assert.doesNotReject(c.locator("button.stop.hidden").waitFor({ state: "attached", timeout: 5_000 }));
     const local = join(cs.ws, ".codeloop/settings.local.json");
