@@ -51,6 +51,9 @@ class Settings(BaseModel):
     prices: dict[str, Price] = Field(default_factory=dict)
     permissions: dict[str, list[str]] = Field(default_factory=dict)
     check_command: str | None = Field(None, alias="checkCommand")
+    # Images the user attaches: "auto" sends them to models known to take images (VISION_MODELS),
+    # "on" always, "off" never (a text note says an image was left out).
+    images: Literal["auto", "on", "off"] = "auto"
 
     def redacted(self) -> dict[str, Any]:
         data = self.model_dump(by_alias=True)
@@ -67,6 +70,25 @@ class Settings(BaseModel):
         if self.api_key is not None and self.api_key.get_secret_value():
             return self.api_key.get_secret_value()
         return "not-needed"
+
+
+# Model name families known to take image input (OpenAI-compatible `image_url` parts). A name
+# matches when it starts with one of these, after any `provider/` prefix, case-insensitively.
+VISION_MODELS: tuple[str, ...] = (
+    "gpt-4o", "gpt-4.1", "gpt-4-turbo", "gpt-4-vision", "gpt-5", "o1", "o3", "o4",
+    "claude-3", "claude-sonnet-4", "claude-opus-4", "claude-haiku-4", "claude-4",
+    "gemini", "pixtral", "mistral-small-3", "mistral-medium", "llava", "bakllava", "llama3.2-vision",
+    "llama-3.2-11b-vision", "llama-3.2-90b-vision", "llama-4", "qwen2-vl", "qwen2.5-vl", "qwen-vl",
+    "minicpm-v", "moondream", "gemma3", "grok-2-vision", "grok-4",
+)
+
+
+def takes_images(settings: Settings) -> bool:
+    """Whether the user's images go to the model as image parts (the `images` setting)."""
+    if settings.images != "auto":
+        return settings.images == "on"
+    name = settings.model.strip().lower().rsplit("/", 1)[-1]
+    return name.startswith(VISION_MODELS)
 
 
 def env_overrides(env: dict[str, str] | None = None) -> dict[str, Any]:

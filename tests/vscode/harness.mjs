@@ -72,7 +72,7 @@ export function recordedRequests(record) {
 }
 
 /** A temp workspace, user settings, the vsix installed; code-server listening. */
-export async function startCodeServer({ dir, baseUrl, files }) {
+export async function startCodeServer({ dir, baseUrl, files, settings = {} }) {
   const ws = join(dir, "workspace");
   const ud = join(dir, "user-data");
   const ext = join(dir, "extensions");
@@ -98,6 +98,7 @@ export async function startCodeServer({ dir, baseUrl, files }) {
     "chat.commandCenter.enabled": false,
     "window.commandCenter": false,
     "editor.minimap.enabled": false,
+    ...settings,
   }, null, 2));
   execFileSync(process.execPath, [CODE_SERVER, "--user-data-dir", ud, "--extensions-dir", ext, "--install-extension", VSIX], { stdio: "pipe" });
   const port = await freePort();

@@ -119,3 +119,41 @@ def quickfix(**_kwargs):
         },
         default=Text("I only know the quick-fix test scripts."),
     )
+
+
+# ---- per-hunk review, approvals by keyboard, the composer (tests/vscode/review.test.mjs) ----
+
+def numbered(name: str, n: int = 30) -> list[str]:
+    return [f"# {name} line {i}" for i in range(1, n + 1)]
+
+
+# Each test has its own file with two far-apart lines the model changes (two hunks).
+def _two_hunks(name: str) -> tuple[str, str]:
+    before = numbered(name)
+    after = list(before)
+    after[2] = f"{name.upper()}_TOP = 'proposed top'"
+    after[26] = f"{name.upper()}_BOTTOM = 'proposed bottom'"
+    return "\n".join(before) + "\n", "\n".join(after) + "\n"
+
+
+TWEAK_PY, TWEAK_PROPOSED = _two_hunks("tweak")
+LENS_PY, LENS_PROPOSED = _two_hunks("lens")
+KEYS_PY, KEYS_PROPOSED = _two_hunks("keys")
+
+
+def review(**_kwargs):
+    return Keyed(
+        {
+            "edit tweak.py": two_steps(Call("write_file", {"path": "tweak.py", "content": TWEAK_PROPOSED}), "Edited tweak.py."),
+            "edit lens.py": two_steps(Call("write_file", {"path": "lens.py", "content": LENS_PROPOSED}), "Edited lens.py."),
+            "edit keys.py": two_steps(Call("write_file", {"path": "keys.py", "content": KEYS_PROPOSED}), "Edited keys.py."),
+            "run two commands": two_steps(
+                Call("run_command", {"command": "echo first-approved && echo second-approved"}), "Both ran."
+            ),
+            "run a denied one": two_steps(Call("run_command", {"command": "echo should-not-run"}), "Understood."),
+            "run an always one": two_steps(Call("run_command", {"command": "echo always-ok"}), "Ran it."),
+            "what is in this screenshot": Text("A small red square.", chunk_size=6, delay=0.01),
+            "explain the mentioned file": Text("It is a file of numbered comment lines.", chunk_size=6, delay=0.01),
+        },
+        default=Text("I only know the review test scripts."),
+    )

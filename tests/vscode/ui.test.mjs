@@ -20,6 +20,8 @@ const GREET_PY = greetLines.join("\n") + "\n";
 
 let dir, model, cs, browser, page;
 const shot = (name) => page.screenshot({ path: join(ARTIFACTS, `${name}.png`) });
+/** An action in the chat view's title bar (New Chat, Chat History): VS Code's own buttons. */
+const viewAction = (label) => page.locator(`.part.sidebar .title-actions a.action-label[aria-label^="${label}"]`).first();
 const chat = () => page.frameLocator('iframe.webview[src*="extensionId=codeloop.codeloop"]').frameLocator("iframe#active-frame");
 
 async function runCommand(title) {
@@ -118,7 +120,11 @@ describe("codeloop in VS Code", { skip, timeout: 300_000 }, () => {
     assert.equal(await tool.getAttribute("data-status"), "done");
     assert.match(await tool.locator(".tool-arg").innerText(), /greet\.py/);
     await tool.locator(".tool-head").click();
-    await c.locator(".tool-details pre", { hasText: "GREETING" }).first().waitFor({ timeout: 5_000 });
+    const code = c.locator(".tool-details pre.code-view", { hasText: "GREETING" }).first();
+    await code.waitFor({ timeout: 5_000 });
+    // the file's code, highlighted, not the model's numbered lines
+    assert.ok(await code.locator(".hljs-string").count() > 0, "the read is highlighted");
+    assert.doesNotMatch(await code.innerText(), /^\s*\d+\t/m, "no line-number prefixes");
     assert.match(await c.locator(".item.user .user-chips").first().innerText(), /greet\.py/, "the context chip was sent");
     assert.match(await turnEnds().first().innerText(), /in · .* out/);
     await shot("01-answer-and-tool-card");
@@ -131,11 +137,12 @@ describe("codeloop in VS Code", { skip, timeout: 300_000 }, () => {
     await card.waitFor({ timeout: 20_000 });
     await page.locator(".tab", { hasText: "proposed by codeloop" }).first().waitFor({ timeout: 15_000 });
     await page.locator(".monaco-diff-editor").first().waitFor({ timeout: 15_000 });
-    assert.equal(await card.locator(".hunk-check").count(), 2, "two hunks");
-    // Accept/Reject in the diff editor's title bar
-    assert.ok(await page.locator('.editor-actions [aria-label*="Accept Proposal"]').count() > 0, "Accept in the diff title bar");
+    assert.equal(await card.locator(".hunk").count(), 2, "two hunks");
+    // Keep All / Undo All in the diff editor's title bar
+    assert.ok(await page.locator('.editor-actions [aria-label*="Keep All"]').count() > 0, "Keep All in the diff title bar");
+    assert.ok(await page.locator('.editor-actions [aria-label*="Undo All"]').count() > 0, "Undo All in the diff title bar");
     await shot("02a-diff-editor-and-card");
-    await card.locator('.hunk-check[data-hunk="1"]').uncheck();
+    await card.locator('.hunk[data-hunk="1"] button.undo').click();
     const accept = c.locator(".proposal-card .accept", { hasText: "Accept 1 of 2 hunks" });
     await assert.doesNotReject(accept.waitFor({ timeout: 5_000 }), "the Accept button counts the kept hunks");
     await shot("02b-one-hunk-unchecked");
@@ -167,7 +174,7 @@ describe("codeloop in VS Code", { skip, timeout: 300_000 }, () => {
     await shot("03b-rejected");
   });
 
-  it("3b. the proposed side can be edited in the diff editor; the title-bar Accept applies the user's version", async () => {
+  it("3b. the proposed side can be edited in the diff editor; the title-bar Keep All applies the user's version", async () => {
     const c = chat();
     await send("append a footer to greet.py");
     await c.locator('.proposal-card[data-status="pending"]').waitFor({ timeout: 20_000 });
@@ -178,7 +185,7 @@ describe("codeloop in VS Code", { skip, timeout: 300_000 }, () => {
     await page.keyboard.type("# edited by the user");
     await page.keyboard.press("Enter");
     await shot("03c-editing-the-proposal");
-    await page.locator('.editor-actions [aria-label*="Accept Proposal"]').first().click();
+    await page.locator('.editor-actions [aria-label*="Keep All"]').first().click();
     const file = join(cs.ws, "greet.py");
     const expected = GREET_PY.replace("'hello'", "'hello, world'") + "# footer\n# edited by the user\n";
     await waitFor(() => readFileSync(file, "utf8") === expected, 20_000, "the user's version on disk");
@@ -225,7 +232,8 @@ describe("codeloop in VS Code", { skip, timeout: 300_000 }, () => {
     await c.locator("button.stop").click();
     await waitTurnEnds(6, 15_000);
     assert.ok(Date.now() - t0 < 15_000);
-    assert.notEqual(await tool.getAttribute("data-status"), "running");
+    assert.equal(await tool.getAttribute("data-status"), "cancelled", "a stopped command is not a failure");
+    assert.match(await tool.locator(".tool-head").innerText(), /stopped by you/);
     await waitFor(async () => { const t = await term.innerText(); return /\[(killed|exit code)/.test(t.slice(t.lastIndexOf("$ echo long-started"))); }, 10_000, "the terminal to show the command ended");
     await assert.doesNotReject(c.locator("button.stop.hidden").waitFor({ state: "attached", timeout: 5_000 }));
     const local = join(cs.ws, ".codeloop/settings.local.json");
@@ -246,10 +254,12 @@ describe("codeloop in VS Code", { skip, timeout: 300_000 }, () => {
 
   it("7. New chat clears the panel; History reopens the earlier session", async () => {
     const c = chat();
-    await c.locator('button[aria-label="New chat"]').click();
+    // New chat and History are once, in the view's title bar, not again in the panel
+    assert.equal(await c.locator('.header button[aria-label="New chat"], .header button[aria-label="Chat history"]').count(), 0);
+    await viewAction("New Chat").click();
     await c.locator(".empty").waitFor({ timeout: 10_000 });
     assert.equal(await c.locator(".item").count(), 0);
-    await c.locator('button[aria-label="Chat history"]').click();
+    await viewAction("Chat History").click();
     const row = c.locator(".history .session", { hasText: "say hello from the test" }).first();
     await row.waitFor({ timeout: 15_000 });
     await shot("07a-history");
@@ -269,7 +279,7 @@ describe("codeloop in VS Code", { skip, timeout: 300_000 }, () => {
       30_000, "a new server process");
     assert.notEqual(after[0], before[0]);
     await shot("08a-restarted");
-    await c.locator('button[aria-label="New chat"]').click();
+    await viewAction("New Chat").click();
     await c.locator(".empty").waitFor({ timeout: 10_000 });
     await send("say hello again after the crash");
     await c.locator(".item.turnEnd").first().waitFor({ timeout: 60_000 });

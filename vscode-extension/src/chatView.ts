@@ -1,34 +1,11 @@
 /** The chat panel: a webview view whose state lives here, in the extension host. */
 import * as vscode from "vscode";
 import { type Action, type ChatState, emptyState, reduce } from "./shared/model";
-import type { ProcessInfo, SessionInfo } from "./protocol";
+import type { SessionInfo } from "./protocol";
+import type { FromWebview, PanelEnv, ToWebview } from "./messages";
+import type { MentionOption } from "./shared/mentions";
 
-export interface PanelEnv {
-  model: string;
-  mode: string;
-  serverState: "starting" | "running" | "stopped" | "error";
-  activeFile?: { uri: string; label: string };
-  selection?: { uri: string; label: string; lines: number };
-  processes: ProcessInfo[];
-}
-
-/** Messages from the webview. */
-export type FromWebview =
-  | { type: "ready" }
-  | { type: "send"; text: string; useFile: boolean; useSelection: boolean }
-  | { type: "cancel" }
-  | { type: "newChat" }
-  | { type: "history" }
-  | { type: "openSession"; id: string }
-  | { type: "proposal"; proposalId: string; action: "accept" | "reject" | "open"; hunks?: Record<string, number[]>; feedback?: string; uri?: string }
-  | { type: "approval"; id: string; answer: "allow_once" | "allow_always" | "deny" }
-  | { type: "kill"; id: string }
-  | { type: "mode"; mode: string }
-  | { type: "unqueue"; index: number }
-  | { type: "draft"; text: string }
-  | { type: "openFile"; uri: string }
-  | { type: "copy"; text: string }
-  | { type: "command"; command: string };
+export type { FromWebview, PanelEnv } from "./messages";
 
 export class ChatViewProvider implements vscode.WebviewViewProvider {
   static readonly viewId = "codeloop.chat";
@@ -88,7 +65,9 @@ export class ChatViewProvider implements vscode.WebviewViewProvider {
   /** Asks the webview to focus the input (after New chat, etc.). */
   focusInput(): void { this.post({ type: "focus" }); }
 
-  private post(msg: unknown): void {
+  mentionOptions(query: string, options: MentionOption[]): void { this.post({ type: "mentions", query, options }); }
+
+  private post(msg: ToWebview): void {
     if (this.view && this.ready) void this.view.webview.postMessage(msg);
   }
 

@@ -59,7 +59,15 @@ export interface ChatContext {
   activeFile?: string;
   selection?: { uri: string; text: string; range: Range };
 }
-export interface ChatStartParams { sessionId?: string; text: string; context?: ChatContext }
+/** An image pasted or dropped into the composer (base64 data, no data: prefix). */
+export interface ImageAttachment { type: "image"; mimeType: "image/png" | "image/jpeg" | "image/gif" | "image/webp"; data: string }
+/** An @-mention resolved by the extension: sent to the model as a text part. */
+export interface ContextItem { kind: "file" | "folder" | "problems" | "selection" | "terminal"; label: string; text: string }
+export interface ChatStartParams {
+  sessionId?: string; text: string; context?: ChatContext;
+  attachments?: ImageAttachment[];
+  contextItems?: ContextItem[];
+}
 export interface ChatStartResult { sessionId: string; turnId: string }
 
 export type AgentEvent =
@@ -93,7 +101,8 @@ export type ProposalDecision =
   | { decision: "accept" }
   | { decision: "reject"; feedback?: string }
   | { decision: "partial"; hunks: Record<string, number[]> }
-  | { decision: "edited"; editedText: Record<string, string> };
+  /** The user's text per file; `hunks`: the hunk ids not undone (for the model's information). */
+  | { decision: "edited"; editedText: Record<string, string>; hunks?: Record<string, number[]> };
 export interface ProposalResolvedParams {
   proposalId: string; status: string; message?: string;
   /** Present when the proposal was applied without review (auto-accept), so the panel can show what changed. */

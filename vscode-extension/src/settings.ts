@@ -2,7 +2,7 @@
 
 export const SETTING_KEYS = [
   "model", "baseUrl", "mode", "autoAccept", "maxTurns", "commandTimeout", "contextWindow", "compactThreshold",
-  "keepToolOutput", "permissions", "checkCommand",
+  "keepToolOutput", "permissions", "checkCommand", "images",
 ] as const;
 
 export type ConfigGetter = (key: string) => unknown;

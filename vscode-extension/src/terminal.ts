@@ -12,7 +12,8 @@ export class CodeloopTerminal implements vscode.Disposable {
   private readonly writeEmitter = new vscode.EventEmitter<string>();
   private opened = false;
   private backlog: string[] = [];
-  private readonly commands = new Map<string, { command: string; background: boolean }>();
+  private readonly commands = new Map<string, { command: string; background: boolean; output: string[]; size: number }>();
+  private last: { command: string; output: string; exitCode?: number } | undefined;
   private lastId: string | undefined;
   private readonly subs: vscode.Disposable[] = [];
 
@@ -46,9 +47,12 @@ export class CodeloopTerminal implements vscode.Disposable {
 
   show(): void { this.ensure(true); }
 
+  /** The last command the agent ran, with its output (for @terminal when VS Code reports none). */
+  lastCommand(): { command: string; output: string; exitCode?: number } | undefined { return this.last; }
+
   started(p: TerminalStartedParams): void {
     this.ensure(true);
-    this.commands.set(p.terminalId, { command: p.command, background: !!p.background });
+    this.commands.set(p.terminalId, { command: p.command, background: !!p.background, output: [], size: 0 });
     const bg = p.background ? ` \x1b[2m[background ${p.terminalId}]\x1b[0m` : "";
     const cwd = p.cwd ? `\x1b[2m${p.cwd}\x1b[0m\r\n` : "";
     this.write(`\r\n${cwd}\x1b[1;36m$\x1b[0m \x1b[1m${toCrlf(p.command)}\x1b[0m${bg}\r\n`);
@@ -62,6 +66,7 @@ export class CodeloopTerminal implements vscode.Disposable {
       this.write(`\x1b[2m[${p.terminalId}]\x1b[0m `);
     }
     this.lastId = p.terminalId;
+    if (info && info.size < 50_000) { info.output.push(p.data); info.size += p.data.length; }
     this.write(toCrlf(p.data));
   }
 
@@ -73,6 +78,7 @@ export class CodeloopTerminal implements vscode.Disposable {
       ? `\x1b[33m[killed${p.exitCode ? ` by signal ${-p.exitCode}` : ""}]${what}\x1b[0m`
       : p.exitCode === 0 ? `\x1b[32m[exit code 0]${what}\x1b[0m` : `\x1b[31m[exit code ${p.exitCode}]${what}\x1b[0m`;
     this.write(`\r\n${text}\r\n`);
+    if (info) this.last = { command: info.command, output: info.output.join(""), exitCode: p.exitCode ?? undefined };
     this.commands.delete(p.terminalId);
   }
 

@@ -40,7 +40,8 @@ test("turnEnd stops the turn and marks unfinished cards", () => {
   model.reduce(s, { a: "approval", id: "ap-1", params: { kind: "Bash", target: "rm x" } });
   model.reduce(s, { a: "event", event: { type: "turnEnd", status: "cancelled", promptTokens: 1200, completionTokens: 30, cost: 0.0012 } });
   assert.equal(s.running, undefined);
-  assert.equal(s.items[0].status, "failed");
+  assert.equal(s.items[0].status, "cancelled", "a stopped command is not a failure");
+  assert.equal(s.items[0].resultSummary, "stopped by you");
   assert.equal(s.items[1].answer, "cancelled");
   assert.equal(model.formatUsage(s.items[2]), "1,200 in · 30 out · $0.0012");
 });
@@ -55,13 +56,6 @@ test("proposals: review card, status updates, auto-accepted ones appear from res
   model.reduce(s, { a: "proposalStatus", proposalId: "p-2", status: "applied", message: "a.py: applied" });
   assert.equal(s.items.length, 2);
   assert.equal(s.items[1].review, false);
-});
-
-test("decisionForHunks: all, some, none", () => {
-  const files = [{ uri: "u1", hunks: [{ id: 0 }, { id: 1 }] }, { uri: "u2", hunks: [{ id: 0 }] }];
-  assert.deepEqual(model.decisionForHunks(files, {}), { decision: "accept" });
-  assert.deepEqual(model.decisionForHunks(files, { u1: [1] }), { decision: "partial", hunks: { u1: [1], u2: [0] } });
-  assert.deepEqual(model.decisionForHunks(files, { u1: [], u2: [] }), { decision: "reject" });
 });
 
 test("a reopened transcript becomes user, assistant and tool items", () => {
@@ -117,4 +111,64 @@ test("focused turns: the instruction is added to the command's argument; malform
   assert.equal(focused.focusedArg([{ range: {} }]), undefined);
   assert.equal(focused.focusedArg(["x"]), undefined);
   assert.deepEqual([...focused.FOCUSED_COMMANDS].sort(), ["codeloop.ask", "codeloop.explain", "codeloop.fixDiagnostic"]);
+});
+
+test("one card per command: the approval sits on its tool card, then collapses into it with the decision", () => {
+  const s = model.emptyState();
+  model.reduce(s, { a: "event", event: { type: "toolCallStarted", callId: "c1", name: "run_command", summary: "echo a && echo b" } });
+  const changed = model.reduce(s, { a: "approval", id: "ap-1", params: { kind: "Bash", target: "echo a && echo b", callId: "c1", reason: "x" } });
+  assert.equal(s.items.length, 1, "no second card");
+  assert.deepEqual(changed, [s.items[0].id]);
+  assert.equal(s.items[0].approval.target, "echo a && echo b");
+  model.reduce(s, { a: "approvalStatus", id: "ap-1", answer: "allow_once" });
+  assert.equal(s.items[0].approval.answer, "allow_once");
+  model.reduce(s, { a: "event", event: { type: "toolCallFinished", callId: "c1", name: "run_command", ok: true, summary: "exit 0 · 2 lines", result: "a\nb" } });
+  assert.equal(s.items[0].status, "done");
+  // a denied command is "denied", not a red failure
+  model.reduce(s, { a: "event", event: { type: "toolCallStarted", callId: "c2", name: "run_command", summary: "rm x" } });
+  model.reduce(s, { a: "approval", id: "ap-2", params: { kind: "Bash", target: "rm x", callId: "c2" } });
+  model.reduce(s, { a: "approvalStatus", id: "ap-2", answer: "deny" });
+  model.reduce(s, { a: "event", event: { type: "toolCallFinished", callId: "c2", name: "run_command", ok: false, summary: "The user denied permission", result: "The user denied permission to run this" } });
+  assert.equal(s.items[1].status, "denied");
+  // a call the server stopped: "stopped by you"
+  model.reduce(s, { a: "event", event: { type: "toolCallStarted", callId: "c3", name: "run_command", summary: "sleep 9" } });
+  model.reduce(s, { a: "event", event: { type: "toolCallFinished", callId: "c3", name: "run_command", ok: false, summary: "cancelled", result: "Cancelled: the user stopped this turn before the tool finished." } });
+  assert.equal(s.items[2].status, "cancelled");
+  assert.equal(s.items[2].resultSummary, "stopped by you");
+  // an approval no card claims still gets a card of its own
+  model.reduce(s, { a: "approval", id: "ap-3", params: { kind: "Read", target: ".env" } });
+  assert.equal(s.items[3].kind, "approval");
+});
+
+const { plainReasons } = require("../out/shared/reasons.js");
+
+test("approval reasons in plain words, grouped, once per command", () => {
+  const r = plainReasons("`echo watcher-up` needs approval: no allow rule matches it; `sleep 30` needs approval: no allow rule matches it; `sleep 30` needs approval: no allow rule matches it", "echo watcher-up & sleep 30");
+  assert.deepEqual(r, [{ why: "Not on your allow list", commands: ["echo watcher-up", "sleep 30"] }]);
+  assert.deepEqual(plainReasons("`rm x` needs approval (rule Bash(rm:*))", "rm x"), [{ why: "Your rule Bash(rm:*) says to ask", commands: [] }]);
+  assert.deepEqual(plainReasons("`curl x | sh` downloads and runs code: this always needs approval", "curl x | sh"),
+    [{ why: "Always asks: it downloads and runs code", commands: [] }]);
+  assert.deepEqual(plainReasons(".env may hold secrets: reading it needs approval", ".env"), [{ why: ".env may hold secrets: reading it", commands: [] }]);
+  assert.deepEqual(plainReasons(undefined), []);
+});
+
+const mentions = require("../out/shared/mentions.js");
+
+test("@-mentions: found in the text, completed at the caret", () => {
+  assert.deepEqual(mentions.findMentions("look at @src/a.py and @problems, not me@example.com; @src/a.py again"), ["src/a.py", "problems"]);
+  assert.deepEqual(mentions.mentionAt("explain @twe", 12), { start: 8, query: "twe" });
+  assert.equal(mentions.mentionAt("mail me@x", 9), undefined, "an @ inside a word is not a mention");
+  assert.deepEqual(mentions.applyMention("explain @twe now", { start: 8, query: "twe" }, "tweak.py"), { text: "explain @tweak.py now", caret: 18 });
+  assert.deepEqual(mentions.applyMention("see @sr", { start: 4, query: "sr" }, "src/"), { text: "see @src/", caret: 9 }, "a folder: go on typing into it");
+});
+
+test("a reopened user message with context parts and an image shows chips and a thumbnail, not the context text", () => {
+  const items = model.itemsFromTranscript([{ role: "user", content: [
+    { type: "text", text: "explain @greet.py" },
+    { type: "text", text: '<context kind="file" label="greet.py">\nGREETING = 1\n</context>' },
+    { type: "image_url", image_url: { url: "data:image/png;base64,AAAA" } },
+  ] }]);
+  assert.equal(items[0].text, "explain @greet.py");
+  assert.deepEqual(items[0].chips, [{ kind: "file", label: "greet.py" }]);
+  assert.deepEqual(items[0].images, [{ mimeType: "image/png", data: "AAAA" }]);
 });

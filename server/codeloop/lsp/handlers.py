@@ -7,6 +7,7 @@ keeps serving.
 
 from __future__ import annotations
 
+import binascii
 import logging
 from typing import Any
 
@@ -19,7 +20,7 @@ from codeloop.policy.engine import BYPASS_WARNING
 from codeloop.lsp.app import App
 from codeloop.lsp.documents import uri_to_path
 from codeloop.lsp import actions
-from codeloop.runtime.turns import TurnBusy, TurnContext, UnknownSession
+from codeloop.runtime.turns import ContextItem, ImageAttachment, TurnBusy, TurnContext, UnknownSession
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +50,64 @@ def _str(p: dict[str, Any], key: str, required: bool = True) -> str | None:
     if not isinstance(value, str):
         raise JsonRpcInvalidParams(f"parameter {key!r} must be a string")
     return value
+
+
+IMAGE_TYPES = ("image/png", "image/jpeg", "image/gif", "image/webp")
+MAX_IMAGES = 8
+MAX_IMAGE_BYTES = 20 * 1024 * 1024  # decoded, per image
+CONTEXT_KINDS = ("file", "folder", "problems", "selection", "terminal")
+MAX_CONTEXT_ITEMS = 50
+MAX_CONTEXT_CHARS = 1_000_000  # all items together
+
+
+def _attachments(value: Any) -> list[ImageAttachment]:
+    """``attachments: [{"type": "image", "mimeType": "image/png", "data": "<base64>"}]``"""
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise JsonRpcInvalidParams("'attachments' must be an array")
+    if len(value) > MAX_IMAGES:
+        raise JsonRpcInvalidParams(f"at most {MAX_IMAGES} attachments per message, got {len(value)}")
+    out = []
+    for i, a in enumerate(value):
+        if not isinstance(a, dict) or a.get("type") != "image":
+            raise JsonRpcInvalidParams(f"attachments[{i}] must be {{\"type\": \"image\", \"mimeType\", \"data\"}}")
+        mime, data = a.get("mimeType"), a.get("data")
+        if mime not in IMAGE_TYPES:
+            raise JsonRpcInvalidParams(f"attachments[{i}].mimeType must be one of {', '.join(IMAGE_TYPES)}, got {mime!r}")
+        if not isinstance(data, str) or not data:
+            raise JsonRpcInvalidParams(f"attachments[{i}].data must be a non-empty base64 string")
+        if len(data) * 3 // 4 > MAX_IMAGE_BYTES:
+            raise JsonRpcInvalidParams(f"attachments[{i}] is larger than {MAX_IMAGE_BYTES // (1024 * 1024)} MB")
+        try:
+            binascii.a2b_base64(data.encode("ascii"), strict_mode=True)
+        except (ValueError, binascii.Error) as e:
+            raise JsonRpcInvalidParams(f"attachments[{i}].data is not valid base64: {e}") from e
+        out.append(ImageAttachment(mime, data))
+    return out
+
+
+def _context_items(value: Any) -> list[ContextItem]:
+    """``contextItems: [{"kind": "file"|"folder"|"problems"|"selection"|"terminal", "label", "text"}]``"""
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise JsonRpcInvalidParams("'contextItems' must be an array")
+    if len(value) > MAX_CONTEXT_ITEMS:
+        raise JsonRpcInvalidParams(f"at most {MAX_CONTEXT_ITEMS} context items per message, got {len(value)}")
+    out = []
+    for i, c in enumerate(value):
+        if not isinstance(c, dict):
+            raise JsonRpcInvalidParams(f"contextItems[{i}] must be an object")
+        kind, label, text = c.get("kind"), c.get("label"), c.get("text")
+        if kind not in CONTEXT_KINDS:
+            raise JsonRpcInvalidParams(f"contextItems[{i}].kind must be one of {', '.join(CONTEXT_KINDS)}, got {kind!r}")
+        if not isinstance(label, str) or not isinstance(text, str):
+            raise JsonRpcInvalidParams(f"contextItems[{i}].label and .text must be strings")
+        out.append(ContextItem(kind, label.replace('"', "'"), text))
+    if sum(len(c.text) for c in out) > MAX_CONTEXT_CHARS:
+        raise JsonRpcInvalidParams(f"the context items hold more than {MAX_CONTEXT_CHARS:,} characters")
+    return out
 
 
 def register(server: LanguageServer, app: App) -> None:
@@ -118,6 +177,8 @@ def register(server: LanguageServer, app: App) -> None:
             active_file=ctx.get("activeFile") if isinstance(ctx.get("activeFile"), str) else None,
             selection=selection.get("text") if selection else None,
             selection_path=str(sel_path) if sel_path else None,
+            images=_attachments(p.get("attachments")),
+            context_items=_context_items(p.get("contextItems")),
         )
         return await _start(p.get("sessionId"), text, turn_ctx, None)
 

@@ -28,7 +28,7 @@ from codeloop.core.ports import (
     NullTerminal,
     Terminal,
 )
-from codeloop.config import Settings
+from codeloop.config import Settings, takes_images
 from codeloop.context import compaction, elision
 from codeloop.context.budget import OutputBudget, cut
 from codeloop.context.cost import CostTracker
@@ -108,6 +108,7 @@ class AgentSession:
             diagnostics=ports.diagnostics,
             read_memo=self.memo,
             command_timeout=settings.command_timeout,
+            images=takes_images(settings),
         )
         messages: list[dict[str, Any]] = []
         self.writer: SessionWriter | None = None
@@ -202,6 +203,7 @@ class AgentSession:
         self.policy.mode = settings.mode
         self.cost.set_prices(settings.prices)
         self.ctx.command_timeout = settings.command_timeout
+        self.ctx.images = takes_images(settings)
         if (old.base_url, old.api_key, old.request_timeout, old.max_retries) != (
             settings.base_url,
             settings.api_key,

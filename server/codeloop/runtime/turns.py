@@ -12,12 +12,12 @@ import asyncio
 import itertools
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
 from codeloop.commands.table import dispatch
-from codeloop.config import Settings
+from codeloop.config import Settings, takes_images
 from codeloop.context.prompt import EditorContext
 from codeloop.context.store import SessionStore
 from codeloop.core.events import Event, Notice, TurnEnd
@@ -56,11 +56,63 @@ class UnknownSession(Exception):
     pass
 
 
+@dataclass(frozen=True)
+class ImageAttachment:
+    """An image the user pasted or dropped into the message (base64, as it came)."""
+
+    mime_type: str
+    data: str
+
+
+@dataclass(frozen=True)
+class ContextItem:
+    """Context the user @-mentioned (a file, a folder, the problems, the selection, the terminal)."""
+
+    kind: str
+    label: str
+    text: str
+
+
 @dataclass
 class TurnContext:
     active_file: str | None = None
     selection_path: str | None = None
     selection: str | None = None
+    images: list[ImageAttachment] = field(default_factory=list)
+    context_items: list[ContextItem] = field(default_factory=list)
+
+
+IMAGES_LEFT_OUT = (
+    "[The user attached {n} image(s) to this message, but they were not sent: the model "
+    "{model!r} is not known to take images (setting `images`: {setting}). Say so if the request "
+    "needs them.]"
+)
+
+
+def user_content(text: str, ctx: TurnContext | None, settings: Settings) -> tuple[str | list[dict[str, Any]], str | None]:
+    """The user message for the model, and a notice for the user (images left out), if any.
+
+    Plain text without context items or images; else content parts: the text, each context
+    item as a text part, each image as an ``image_url`` part (a data URL), or a note instead
+    when the model does not take images.
+    """
+    if ctx is None or (not ctx.images and not ctx.context_items):
+        return text, None
+    parts: list[dict[str, Any]] = [{"type": "text", "text": text}]
+    for item in ctx.context_items:
+        parts.append({"type": "text", "text": f'<context kind="{item.kind}" label="{item.label}">\n{item.text}\n</context>'})
+    notice = None
+    if ctx.images:
+        if takes_images(settings):
+            for img in ctx.images:
+                parts.append({"type": "image_url", "image_url": {"url": f"data:{img.mime_type};base64,{img.data}"}})
+        else:
+            parts.append({"type": "text", "text": IMAGES_LEFT_OUT.format(n=len(ctx.images), model=settings.model, setting=settings.images)})
+            notice = (
+                f"{len(ctx.images)} image(s) not sent: the model {settings.model!r} is not known to take images. "
+                "Set `codeloop.images` to \"on\" if it does."
+            )
+    return parts, notice
 
 
 class _Slot:
@@ -191,10 +243,11 @@ class SessionService:
             raise TurnBusy("a turn is already running in this session; cancel it or wait")
         slot.turn_id = f"t-{next(self._turns)}"
         slot.session.editor_context = self._editor_context(context)
-        slot.task = self.tasks.spawn(self._run(slot, text, on_done), f"turn {slot.turn_id}")
+        slot.task = self.tasks.spawn(self._run(slot, text, on_done, context), f"turn {slot.turn_id}")
         return slot.session.id or "", slot.turn_id
 
-    async def _run(self, slot: _Slot, text: str, on_done: Callable[[TurnEnd | None], None] | None) -> TurnEnd | None:
+    async def _run(self, slot: _Slot, text: str, on_done: Callable[[TurnEnd | None], None] | None,
+                   context: TurnContext | None = None) -> TurnEnd | None:
         session = slot.session
         end: TurnEnd | None = None
         try:
@@ -204,7 +257,11 @@ class SessionService:
                 end = TurnEnd("done", "")
                 session.ports.sink.emit(end)
             else:
-                end = await session.send(reply.send if reply is not None and reply.send else text)
+                asked = reply.send if reply is not None and reply.send else text
+                content, notice = user_content(asked, context, session.settings)
+                if notice:
+                    session.ports.sink.emit(Notice(notice, "warning"))
+                end = await session.send(content)
         except asyncio.CancelledError:
             end = None
         except Exception as e:  # never let a turn die silently

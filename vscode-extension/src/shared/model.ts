@@ -6,27 +6,60 @@
 import type {
   AgentEvent, ApprovalAnswer, ApprovalRequestParams, OpenAIMessage, ProposalReviewParams,
 } from "../protocol";
+import { type HunkContent, type HunkDecision, regionLabel } from "./review";
 
-export type ToolStatus = "running" | "done" | "failed";
+/** cancelled: stopped by the user (Stop, a new chat); denied: the user said no to its approval. */
+export type ToolStatus = "running" | "done" | "failed" | "cancelled" | "denied";
 export type ProposalStatus = "pending" | "accepted" | "rejected" | "partial" | "edited" | "applied" | "cancelled" | string;
 
-export interface UserItem { kind: "user"; id: string; text: string; chips?: string[] }
+/** What a message carried besides its text: the active file, a selection, an @-mention, an image. */
+export interface Chip { kind: "file" | "folder" | "problems" | "selection" | "terminal" | "image"; label: string }
+export interface UserItem {
+  kind: "user"; id: string; text: string; chips?: Chip[];
+  /** Pasted images, shown as thumbnails (base64). */
+  images?: { mimeType: string; data: string }[];
+}
 export interface AssistantItem { kind: "assistant"; id: string; text: string; streaming: boolean }
+/** An approval the server asked for: on its command's tool card, or a card of its own. */
+export interface ApprovalInfo {
+  id: string; approvalKind: string; target: string; cwd?: string; reason?: string; suggestedRule?: string;
+  answer?: ApprovalAnswer | "cancelled";
+}
 export interface ToolItem {
   kind: "tool"; id: string; callId: string; name: string; summary: string; args?: unknown;
   status: ToolStatus; resultSummary?: string; result?: string;
+  /** The approval of this call: the card is the approval until it is answered. */
+  approval?: ApprovalInfo;
 }
 export interface RetryItem { kind: "retry"; id: string; attempt: number; maxAttempts: number; delay: number; reason: string }
 export interface NoticeItem { kind: "notice"; id: string; level: "info" | "warning" | "error"; message: string }
+/** A hunk on the proposal card: its diff and its state in the review (shared/review.ts). */
+export interface HunkItem {
+  id: number; header: string; diff: string;
+  decision: HunkDecision; content: HunkContent;
+  /** "line 7", "lines 7–8": where it is in the proposed side now. */
+  label: string;
+  added: number; removed: number;
+}
+export interface ProposalFileItem {
+  uri: string; path: string; isNew: boolean; diff: string; hunks: HunkItem[];
+  /** The proposed side holds the user's own edits (beyond Keep/Undo). */
+  userEdits?: boolean;
+}
 export interface ProposalItem {
   kind: "proposal"; id: string; proposalId: string; tool: string; status: ProposalStatus; message?: string;
+  /** The tool call that proposed it (its tool card says it waits for the review). */
+  callId?: string;
   review: boolean; // false: auto-accepted, shown for information only
-  files: { uri: string; path: string; isNew: boolean; diff: string; hunks: { id: number; header: string; diff: string }[] }[];
+  files: ProposalFileItem[];
 }
-export interface ApprovalItem {
-  kind: "approval"; id: string; approvalKind: string; target: string; cwd?: string; reason?: string;
-  suggestedRule?: string; answer?: ApprovalAnswer | "cancelled";
+/** The review state of one file's hunks, as the extension host computes it. */
+export interface HunkUpdate {
+  hunks: { id: number; decision: HunkDecision; content: HunkContent; start: number; end: number }[];
+  userEdits: boolean;
 }
+/** An approval no tool card claims (the server named no call). */
+export interface ApprovalItem extends ApprovalInfo { kind: "approval" }
 export interface TurnEndItem {
   kind: "turnEnd"; id: string; status: string; message?: string;
   promptTokens?: number; completionTokens?: number; cachedTokens?: number; cost?: number | null;
@@ -44,11 +77,12 @@ export interface ChatState {
 
 export type Action =
   | { a: "reset"; sessionId?: string; title?: string; items?: Item[] }
-  | { a: "user"; text: string; chips?: string[] }
+  | { a: "user"; text: string; chips?: Chip[]; images?: { mimeType: string; data: string }[] }
   | { a: "turnStarted"; sessionId: string; turnId: string }
   | { a: "event"; sessionId?: string; turnId?: string; event: AgentEvent }
   | { a: "proposal"; params: ProposalReviewParams; review: boolean }
   | { a: "proposalStatus"; proposalId: string; status: ProposalStatus; message?: string }
+  | { a: "hunks"; proposalId: string; files: Record<string, HunkUpdate> }
   | { a: "approval"; id: string; params: ApprovalRequestParams }
   | { a: "approvalStatus"; id: string; answer: ApprovalAnswer | "cancelled" }
   | { a: "queue"; queued: string[] }
@@ -86,7 +120,7 @@ export function reduce(s: ChatState, act: Action): string[] {
       return ["*"];
     }
     case "user": {
-      const it: UserItem = { kind: "user", id: nextId(s, "u"), text: act.text, chips: act.chips };
+      const it: UserItem = { kind: "user", id: nextId(s, "u"), text: act.text, chips: act.chips, images: act.images };
       s.items.push(it);
       if (!s.title && !act.text.startsWith("/")) s.title = firstLine(act.text, 60);
       return [it.id];
@@ -108,9 +142,16 @@ export function reduce(s: ChatState, act: Action): string[] {
     case "proposal": {
       const p = act.params;
       const existing = s.items.find((i): i is ProposalItem => i.kind === "proposal" && i.proposalId === p.proposalId);
-      const files = (p.files ?? []).map((f) => ({
+      const files: ProposalFileItem[] = (p.files ?? []).map((f) => ({
         uri: f.uri, path: f.path, isNew: !!f.isNew, diff: f.diff ?? "",
-        hunks: (f.hunks ?? []).map((h) => ({ id: h.id, header: h.header, diff: h.diff })),
+        hunks: (f.hunks ?? []).map((h) => {
+          const start = h.newStart ?? 0;
+          const { added, removed } = countDiff(h.diff ?? "");
+          return {
+            id: h.id, header: h.header, diff: h.diff, decision: "pending" as HunkDecision, content: "proposed" as HunkContent,
+            label: h.newStart === undefined ? h.header : regionLabel({ start, end: start + (h.newLines ?? 0) }), added, removed,
+          };
+        }),
       }));
       if (existing) {
         existing.files = files;
@@ -119,11 +160,11 @@ export function reduce(s: ChatState, act: Action): string[] {
       }
       closeStreaming(s);
       const it: ProposalItem = {
-        kind: "proposal", id: nextId(s, "p"), proposalId: p.proposalId, tool: p.tool, files,
+        kind: "proposal", id: nextId(s, "p"), proposalId: p.proposalId, tool: p.tool, files, callId: p.callId,
         status: act.review ? "pending" : "applied", review: act.review,
       };
       s.items.push(it);
-      return [it.id];
+      return [it.id, ...toolOf(s, p.callId)];
     }
     case "proposalStatus": {
       const it = s.items.find((i): i is ProposalItem => i.kind === "proposal" && i.proposalId === act.proposalId);
@@ -138,27 +179,67 @@ export function reduce(s: ChatState, act: Action): string[] {
       }
       it.status = act.status;
       if (act.message !== undefined) it.message = act.message;
+      return [it.id, ...toolOf(s, it.callId)];
+    }
+    case "hunks": {
+      const it = s.items.find((i): i is ProposalItem => i.kind === "proposal" && i.proposalId === act.proposalId);
+      if (!it) return [];
+      for (const f of it.files) {
+        const u = act.files[f.uri];
+        if (!u) continue;
+        f.userEdits = u.userEdits;
+        for (const h of f.hunks) {
+          const x = u.hunks.find((y) => y.id === h.id);
+          if (x) { h.decision = x.decision; h.content = x.content; h.label = regionLabel({ start: x.start, end: x.end }); }
+        }
+      }
       return [it.id];
     }
     case "approval": {
-      closeStreaming(s);
+      const changed = closeStreaming(s);
       const p = act.params;
-      const it: ApprovalItem = {
-        kind: "approval", id: act.id, approvalKind: p.kind, target: p.target, cwd: p.cwd, reason: p.reason,
-        suggestedRule: p.suggestedRule,
+      const info: ApprovalInfo = {
+        id: act.id, approvalKind: p.kind, target: p.target, cwd: p.cwd, reason: p.reason, suggestedRule: p.suggestedRule,
       };
+      // One card per command: the approval goes on the command's tool card.
+      const tool = p.callId ? [...s.items].reverse().find((i): i is ToolItem => i.kind === "tool" && i.callId === p.callId) : undefined;
+      if (tool && !tool.approval) {
+        tool.approval = info;
+        return [...changed, tool.id];
+      }
+      const it: ApprovalItem = { kind: "approval", ...info };
       s.items.push(it);
-      return [it.id];
+      return [...changed, it.id];
     }
     case "approvalStatus": {
-      const it = s.items.find((i): i is ApprovalItem => i.kind === "approval" && i.id === act.id);
+      const it = s.items.find((i) => (i.kind === "approval" && i.id === act.id) || (i.kind === "tool" && i.approval?.id === act.id));
       if (!it) return [];
-      it.answer = act.answer;
+      if (it.kind === "approval") it.answer = act.answer;
+      else if (it.kind === "tool" && it.approval) it.approval.answer = act.answer;
       return [it.id];
     }
     case "event":
       return reduceEvent(s, act.event, act.sessionId);
   }
+}
+
+const STOPPED = "stopped by you";
+
+/** A finished call's status: a stop or a denial is not a failure. */
+function finishedStatus(ok: boolean, summary: string | undefined, result: string | undefined, approval?: ApprovalInfo): ToolStatus {
+  if (ok) return "done";
+  const sum = (summary ?? "").trim().toLowerCase();
+  if (sum === "cancelled" || sum === STOPPED || (result ?? "").startsWith("Cancelled: the user stopped")) return "cancelled";
+  if (approval?.answer === "deny") return "denied";
+  if (approval?.answer === "cancelled") return "cancelled";
+  return "failed";
+}
+
+/** The id of the tool card of a call, if there is one (to redraw it). */
+function toolOf(s: ChatState, callId: string | undefined): string[] {
+  if (!callId) return [];
+  const t = s.items.find((i) => i.kind === "tool" && i.callId === callId);
+  return t ? [t.id] : [];
 }
 
 function closeStreaming(s: ChatState): string[] {
@@ -197,13 +278,15 @@ function reduceEvent(s: ChatState, ev: AgentEvent, sessionId?: string): string[]
       if (!it) {
         const n: ToolItem = {
           kind: "tool", id: nextId(s, "t"), callId: ev.callId, name: ev.name, summary: "",
-          status: ev.ok ? "done" : "failed", resultSummary: ev.summary, result: ev.result,
+          status: finishedStatus(ev.ok, ev.summary, ev.result), resultSummary: ev.summary, result: ev.result,
         };
+        if (n.status === "cancelled") n.resultSummary = STOPPED;
         s.items.push(n);
         return [n.id];
       }
-      it.status = ev.ok ? "done" : "failed";
-      it.resultSummary = ev.summary;
+      it.status = finishedStatus(ev.ok, ev.summary, ev.result, it.approval);
+      // a stop or a denial says so in the decision; the model-facing text is in the details
+      it.resultSummary = it.status === "cancelled" ? STOPPED : it.status === "denied" ? undefined : ev.summary;
       it.result = ev.result;
       return [it.id];
     }
@@ -238,9 +321,14 @@ function reduceEvent(s: ChatState, ev: AgentEvent, sessionId?: string): string[]
     }
     case "turnEnd": {
       const changed = closeStreaming(s);
-      // tool cards still running when the turn ended were cancelled
+      // tool cards still running when the turn ended were stopped; open approvals are void
       for (const i of s.items) {
-        if (i.kind === "tool" && i.status === "running") { i.status = "failed"; i.resultSummary = i.resultSummary ?? ev.status; changed.push(i.id); }
+        if (i.kind === "tool" && i.approval && !i.approval.answer) { i.approval.answer = "cancelled"; changed.push(i.id); }
+        if (i.kind === "tool" && i.status === "running") {
+          i.status = ev.status === "cancelled" ? "cancelled" : "failed";
+          i.resultSummary = ev.status === "cancelled" ? STOPPED : i.resultSummary ?? ev.status;
+          changed.push(i.id);
+        }
         if (i.kind === "approval" && !i.answer) { i.answer = "cancelled"; changed.push(i.id); }
       }
       const it: TurnEndItem = {
@@ -264,7 +352,7 @@ export function itemsFromTranscript(messages: OpenAIMessage[]): Item[] {
   for (const m of messages ?? []) {
     const text = contentText(m.content);
     if (m.role === "user") {
-      out.push({ kind: "user", id: id("u"), text });
+      out.push({ kind: "user", id: id("u"), ...userContent(m.content) });
     } else if (m.role === "assistant") {
       if (text.trim()) out.push({ kind: "assistant", id: id("a"), text, streaming: false });
       for (const c of m.tool_calls ?? []) {
@@ -286,6 +374,36 @@ export function itemsFromTranscript(messages: OpenAIMessage[]): Item[] {
     }
   }
   return out;
+}
+
+/** A user message's parts as the panel shows them: the text, @-mention chips, image thumbnails. */
+export function userContent(content: unknown): { text: string; chips?: Chip[]; images?: { mimeType: string; data: string }[] } {
+  if (!Array.isArray(content)) return { text: withoutTurnContext(contentText(content)) };
+  const texts: string[] = [];
+  const chips: Chip[] = [];
+  const images: { mimeType: string; data: string }[] = [];
+  for (const p of content as { type?: string; text?: string; image_url?: { url?: string } }[]) {
+    if (p?.type === "text" && typeof p.text === "string") {
+      if (p.text.startsWith(TURN_CONTEXT_OPEN)) continue;
+      const m = p.text.match(/^<context kind="(\w+)" label="([^"]*)">/);
+      if (m) chips.push({ kind: m[1] as Chip["kind"], label: m[2] });
+      else if (!p.text.startsWith("[The user attached")) texts.push(p.text);
+    } else if (p?.type === "image_url") {
+      const u = p.image_url?.url ?? "";
+      const m = u.match(/^data:([^;]+);base64,(.*)$/);
+      if (m) images.push({ mimeType: m[1], data: m[2] });
+    }
+  }
+  return { text: texts.join("\n"), chips: chips.length ? chips : undefined, images: images.length ? images : undefined };
+}
+
+/** The context block the server adds after the user's words (git status, open files, mode):
+ * for the model, not for the transcript. */
+const TURN_CONTEXT_OPEN = "<codeloop-context>";
+
+export function withoutTurnContext(text: string): string {
+  const at = text.indexOf("\n\n" + TURN_CONTEXT_OPEN);
+  return at >= 0 ? text.slice(0, at) : text.startsWith(TURN_CONTEXT_OPEN) ? "" : text;
 }
 
 export function contentText(content: unknown): string {
@@ -323,21 +441,14 @@ export function formatUsage(u: { promptTokens?: number; completionTokens?: numbe
   return parts.join(" · ");
 }
 
-/** The decision for a proposal given the hunks the user kept (per file uri). */
-export function decisionForHunks(
-  files: { uri: string; hunks: { id: number }[] }[], kept: Record<string, number[]>,
-): { decision: "accept" } | { decision: "reject"; feedback?: string } | { decision: "partial"; hunks: Record<string, number[]> } {
-  let total = 0;
-  let chosen = 0;
-  const hunks: Record<string, number[]> = {};
-  for (const f of files) {
-    const ids = new Set(f.hunks.map((h) => h.id));
-    const keep = (kept[f.uri] ?? f.hunks.map((h) => h.id)).filter((h) => ids.has(h));
-    total += f.hunks.length;
-    chosen += keep.length;
-    hunks[f.uri] = [...new Set(keep)].sort((x, y) => x - y);
+/** Lines added and removed by a unified diff (its `+`/`-` lines, not the headers). */
+export function countDiff(diff: string): { added: number; removed: number } {
+  let added = 0;
+  let removed = 0;
+  for (const l of diff.split("\n")) {
+    if (l.startsWith("+++") || l.startsWith("---")) continue;
+    if (l.startsWith("+")) added++;
+    else if (l.startsWith("-")) removed++;
   }
-  if (chosen === total) return { decision: "accept" };
-  if (chosen === 0) return { decision: "reject" };
-  return { decision: "partial", hunks };
+  return { added, removed };
 }

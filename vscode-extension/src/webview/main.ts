@@ -1,97 +1,23 @@
-/* The chat panel's script (bundled by esbuild with markdown-it, DOMPurify and highlight.js). */
-import MarkdownIt from "markdown-it";
-import DOMPurify from "dompurify";
-import hljs from "highlight.js/lib/core";
-import python from "highlight.js/lib/languages/python";
-import javascript from "highlight.js/lib/languages/javascript";
-import typescript from "highlight.js/lib/languages/typescript";
-import json from "highlight.js/lib/languages/json";
-import bash from "highlight.js/lib/languages/bash";
-import shell from "highlight.js/lib/languages/shell";
-import diff from "highlight.js/lib/languages/diff";
-import yaml from "highlight.js/lib/languages/yaml";
-import ini from "highlight.js/lib/languages/ini";
-import css from "highlight.js/lib/languages/css";
-import xml from "highlight.js/lib/languages/xml";
-import go from "highlight.js/lib/languages/go";
-import rust from "highlight.js/lib/languages/rust";
-import java from "highlight.js/lib/languages/java";
-import cpp from "highlight.js/lib/languages/cpp";
-import sql from "highlight.js/lib/languages/sql";
-import markdown from "highlight.js/lib/languages/markdown";
-import {
-  type Action, type ApprovalItem, type ChatState, type Item, type ProposalItem, type ToolItem, emptyState, formatUsage, reduce,
-} from "../shared/model";
+/*
+ * The chat panel's script (bundled by esbuild): the layout, the header and composer, the item
+ * log and its render loop, and the messages from the host. Cards are in cards.ts, the
+ * composer's images and @-mentions in composer.ts, markdown and highlighting in markdown.ts.
+ */
+import { type ChatState, type Item, type ProposalItem, emptyState, formatUsage, reduce } from "../shared/model";
 import type { ProcessInfo, SessionInfo } from "../protocol";
-import type { PanelEnv } from "../chatView";
+import type { PanelEnv, ToWebview } from "../messages";
+import { slashHelpLine } from "../shared/help";
+import { local, persist, vscode } from "./api";
+import { h, icon } from "./dom";
+import { decorateCode, renderMarkdown } from "./markdown";
+import { focusPendingApproval, initCards, renderApproval, renderProposal, renderTool } from "./cards";
+import { MENTION_ICONS, closeMentionMenu, hasImages, initComposer, mentionKey, mentionResults, takeImages, updateMentionMenu } from "./composer";
 
-for (const [name, lang] of Object.entries({ python, javascript, typescript, json, bash, shell, diff, yaml, ini, css, xml, go, rust, java, cpp, sql, markdown })) {
-  hljs.registerLanguage(name, lang);
-}
-hljs.registerAliases(["py"], { languageName: "python" });
-hljs.registerAliases(["js", "jsx", "mjs"], { languageName: "javascript" });
-hljs.registerAliases(["ts", "tsx"], { languageName: "typescript" });
-hljs.registerAliases(["sh", "zsh", "console"], { languageName: "bash" });
-hljs.registerAliases(["toml"], { languageName: "ini" });
-hljs.registerAliases(["html"], { languageName: "xml" });
-hljs.registerAliases(["c", "h", "hpp"], { languageName: "cpp" });
-
-declare function acquireVsCodeApi(): { postMessage(m: unknown): void; getState(): unknown; setState(s: unknown): void };
-const vscode = acquireVsCodeApi();
-
-const md: MarkdownIt = new MarkdownIt({
-  html: false, linkify: true, breaks: false,
-  highlight: (code: string, lang: string): string => {
-    const l = (lang || "").trim().toLowerCase();
-    try {
-      if (l && hljs.getLanguage(l)) return hljs.highlight(code, { language: l, ignoreIllegals: true }).value;
-    } catch { /* fall through */ }
-    return ""; // markdown-it escapes it
-  },
-});
-
-function renderMarkdown(text: string): string {
-  return DOMPurify.sanitize(md.render(text), { USE_PROFILES: { html: true } });
-}
-
-// ---- local, persisted UI state -----------------------------------------------------------
-interface Local {
-  draft: string;
-  useFile: boolean;
-  useSelection: boolean;
-  expanded: string[];
-  hunks: Record<string, Record<string, number[]>>; // proposalId -> uri -> kept hunk ids
-  reasons: Record<string, string>;
-}
-const saved = (vscode.getState() ?? {}) as Partial<Local>;
-const local: Local = {
-  draft: saved.draft ?? "", useFile: saved.useFile ?? true, useSelection: saved.useSelection ?? true,
-  expanded: saved.expanded ?? [], hunks: saved.hunks ?? {}, reasons: saved.reasons ?? {},
-};
-function persist(): void { vscode.setState(local); }
 
 let state: ChatState = emptyState();
 let env: PanelEnv = { model: "", mode: "ask", serverState: "starting", processes: [] };
 let sessions: SessionInfo[] | undefined;
 let historyOpen = false;
-
-// ---- DOM helpers -------------------------------------------------------------------------
-type Child = Node | string | null | undefined | false;
-function h<K extends keyof HTMLElementTagNameMap>(tag: K, attrs: Record<string, unknown> = {}, ...children: Child[]): HTMLElementTagNameMap[K] {
-  const el = document.createElement(tag);
-  for (const [k, v] of Object.entries(attrs)) {
-    if (v === undefined || v === null || v === false) continue;
-    if (k.startsWith("on") && typeof v === "function") el.addEventListener(k.slice(2).toLowerCase(), v as EventListener);
-    else if (k === "class") el.className = String(v);
-    else if (k === "text") el.textContent = String(v);
-    else if (k === "html") el.innerHTML = String(v);
-    else if (v === true) el.setAttribute(k, "");
-    else el.setAttribute(k, String(v));
-  }
-  for (const c of children) if (c !== null && c !== undefined && c !== false) el.append(c);
-  return el;
-}
-const icon = (name: string, extra = "") => h("span", { class: `codicon codicon-${name} ${extra}`.trim(), "aria-hidden": "true" });
 
 // ---- layout --------------------------------------------------------------------------------
 const app = document.getElementById("app")!;
@@ -101,20 +27,22 @@ const log = h("div", { class: "log", role: "log", "aria-live": "polite" });
 const empty = h("div", { class: "empty" },
   h("div", { class: "empty-title" }, icon("sparkle"), " codeloop"),
   h("p", { text: "Ask for a change, a fix, or an explanation. Edits are shown as diffs for you to review; commands ask before they run." }),
-  h("p", { class: "muted", text: "Slash commands: /help /mode /model /cost /context /compact /clear" }));
+  h("p", { class: "muted", text: slashHelpLine() }));
 const pendingBar = h("div", { class: "pending-bar hidden" });
 const processesEl = h("div", { class: "processes hidden" });
 const chips = h("div", { class: "chips" });
 const queuedEl = h("div", { class: "queued" });
 const input = h("textarea", {
-  class: "input", rows: "3", placeholder: "Ask codeloop… (Enter to send, Shift+Enter for a new line)", "aria-label": "Message",
+  class: "input", rows: "3", placeholder: "Ask codeloop… (@ to mention a file, problems, the terminal; paste a screenshot; Enter to send)", "aria-label": "Message",
 }) as HTMLTextAreaElement;
 const modeSelect = h("select", { class: "mode", title: "Permission mode (sends /mode)", "aria-label": "Mode" }) as HTMLSelectElement;
 for (const m of ["ask", "acceptEdits", "plan", "bypass"]) modeSelect.append(h("option", { value: m, text: m }));
 const sendBtn = h("button", { class: "send primary", title: "Send (Enter)" }, icon("send"), " Send") as HTMLButtonElement;
 const stopBtn = h("button", { class: "stop danger hidden", title: "Stop the running turn" }, icon("debug-stop"), " Stop") as HTMLButtonElement;
 const statusLine = h("span", { class: "status-line muted" });
-const composer = h("div", { class: "composer" }, chips, queuedEl, input,
+const attachmentsEl = h("div", { class: "attachments hidden" });
+const mentionMenu = h("div", { class: "mention-menu hidden", role: "listbox", "aria-label": "Mentions" });
+const composer = h("div", { class: "composer" }, chips, queuedEl, attachmentsEl, mentionMenu, input,
   h("div", { class: "composer-row" }, modeSelect, statusLine, h("span", { class: "spacer" }), stopBtn, sendBtn));
 app.append(header, historyPanel, log, pendingBar, processesEl, composer);
 
@@ -123,11 +51,20 @@ input.addEventListener("input", () => {
   local.draft = input.value; persist();
   vscode.postMessage({ type: "draft", text: input.value });
   autosize();
+  updateMentionMenu();
 });
 input.addEventListener("keydown", (e) => {
+  if (mentionKey(e)) return;
   if (e.key === "Enter" && !e.shiftKey && !e.isComposing) { e.preventDefault(); submit(); }
   if (e.key === "Escape" && state.running) { e.preventDefault(); vscode.postMessage({ type: "cancel" }); }
 });
+let noteTimer = 0;
+initComposer({
+  input, composer, attachmentsEl, mentionMenu,
+  note: (text) => { statusLine.textContent = text; clearTimeout(noteTimer); noteTimer = window.setTimeout(() => renderComposer(), 6000); },
+});
+initCards({ state: () => state, toggle: toggleExpanded, isTyping: () => document.activeElement === input && input.value.trim() !== "" });
+
 sendBtn.addEventListener("click", submit);
 stopBtn.addEventListener("click", () => vscode.postMessage({ type: "cancel" }));
 modeSelect.addEventListener("change", () => vscode.postMessage({ type: "mode", mode: modeSelect.value }));
@@ -139,8 +76,10 @@ function autosize(): void {
 
 function submit(): void {
   const text = input.value.trim();
-  if (!text) return;
-  vscode.postMessage({ type: "send", text, useFile: local.useFile && !!env.activeFile, useSelection: local.useSelection && !!env.selection });
+  if (!text && !hasImages()) return;
+  closeMentionMenu();
+  const images = takeImages();
+  vscode.postMessage({ type: "send", text, useFile: local.useFile && !!env.activeFile, useSelection: local.useSelection && !!env.selection, images: images.length ? images : undefined });
   input.value = "";
   local.draft = ""; persist();
   vscode.postMessage({ type: "draft", text: "" });
@@ -156,8 +95,7 @@ function renderHeader(): void {
     h("span", { class: "spacer" }),
     h("span", { class: `server-dot ${env.serverState}`, title: `server: ${env.serverState}` }),
     h("span", { class: "model muted", title: "model" }, env.model),
-    h("button", { class: "icon-btn", title: "Chat history", "aria-label": "Chat history", onclick: () => { historyOpen = !historyOpen; if (historyOpen) vscode.postMessage({ type: "history" }); renderHistory(); } }, icon("history")),
-    h("button", { class: "icon-btn", title: "New chat", "aria-label": "New chat", onclick: () => vscode.postMessage({ type: "newChat" }) }, icon("add")),
+    // New chat and History are in the view's title bar (package.json, view/title), not here.
   );
 }
 
@@ -212,11 +150,15 @@ function renderComposer(): void {
 
 function renderPending(): void {
   const pend = state.items.filter((i): i is ProposalItem => i.kind === "proposal" && i.status === "pending");
-  const appr = state.items.filter((i): i is ApprovalItem => i.kind === "approval" && !i.answer);
+  const appr: { id: string; target: string }[] = [];
+  for (const i of state.items) {
+    if (i.kind === "approval" && !i.answer) appr.push({ id: i.id, target: i.target });
+    if (i.kind === "tool" && i.approval && !i.approval.answer) appr.push({ id: i.id, target: i.approval.target });
+  }
   pendingBar.classList.toggle("hidden", pend.length + appr.length === 0);
   const parts: HTMLElement[] = [];
   for (const p of pend) parts.push(h("button", { class: "link", onclick: () => scrollToItem(p.id) }, icon("diff"), ` ${p.files.map((f) => f.path).join(", ")}`));
-  for (const a of appr) parts.push(h("button", { class: "link", onclick: () => scrollToItem(a.id) }, icon("terminal"), ` ${a.target.slice(0, 40)}`));
+  for (const a of appr) parts.push(h("button", { class: "link", onclick: () => { scrollToItem(a.id); document.querySelector<HTMLElement>(`#item-${a.id} .approval-card`)?.focus(); } }, icon("terminal"), ` ${a.target.slice(0, 40)}`));
   pendingBar.replaceChildren(h("span", { class: "muted", text: `Waiting for you (${pend.length + appr.length}):` }), ...parts);
 }
 
@@ -242,7 +184,8 @@ function renderItem(it: Item): HTMLElement {
   switch (it.kind) {
     case "user":
       el.append(h("div", { class: "bubble", text: it.text }));
-      if (it.chips?.length) el.append(h("div", { class: "user-chips" }, ...it.chips.map((c) => h("span", { class: "chip small-chip" }, icon("file"), " ", c))));
+      if (it.images?.length) el.append(h("div", { class: "user-images" }, ...it.images.map((img, i) => h("img", { class: "user-image", src: `data:${img.mimeType};base64,${img.data}`, alt: `image ${i + 1}` }))));
+      if (it.chips?.length) el.append(h("div", { class: "user-chips" }, ...it.chips.map((c) => h("span", { class: "chip small-chip", "data-kind": c.kind, title: c.label }, icon(MENTION_ICONS[c.kind] ?? "file"), " ", c.label))));
       break;
     case "assistant": {
       const body = h("div", { class: `markdown${it.streaming ? " streaming" : ""}`, html: renderMarkdown(it.text) });
@@ -275,131 +218,11 @@ function renderItem(it: Item): HTMLElement {
   return el;
 }
 
-function decorateCode(root: HTMLElement): void {
-  for (const pre of Array.from(root.querySelectorAll("pre"))) {
-    const code = pre.querySelector("code");
-    if (code && !code.classList.contains("hljs")) code.classList.add("hljs");
-    const btn = h("button", { class: "copy icon-btn", title: "Copy", "aria-label": "Copy code" }, icon("copy"));
-    btn.addEventListener("click", () => {
-      vscode.postMessage({ type: "copy", text: code?.textContent ?? pre.textContent ?? "" });
-      btn.replaceChildren(icon("check"));
-      setTimeout(() => btn.replaceChildren(icon("copy")), 1200);
-    });
-    pre.classList.add("code-block");
-    pre.append(btn);
-  }
-}
-
 function toggleExpanded(id: string): void {
   const i = local.expanded.indexOf(id);
   if (i >= 0) local.expanded.splice(i, 1); else local.expanded.push(id);
   persist();
   rerender([id]);
-}
-
-function renderTool(t: ToolItem): HTMLElement {
-  const open = local.expanded.includes(t.id);
-  const statusIcon = t.status === "running" ? icon("loading", "codicon-modifier-spin") : t.status === "done" ? icon("check", "ok") : icon("error", "fail");
-  const head = h("button", { class: "tool-head", "aria-expanded": String(open), onclick: () => toggleExpanded(t.id) },
-    statusIcon, h("span", { class: "tool-name", text: t.name }), t.summary && h("code", { class: "tool-arg", text: t.summary, title: t.summary }),
-    h("span", { class: "spacer" }),
-    t.resultSummary && h("span", { class: "tool-result-summary muted", text: t.resultSummary, title: t.resultSummary }),
-    icon(open ? "chevron-down" : "chevron-right", "chev"));
-  const card = h("div", { class: `card tool-card ${t.status}`, "data-status": t.status, "data-tool": t.name }, head);
-  if (open) {
-    const details = h("div", { class: "tool-details" });
-    if (t.args !== undefined) details.append(h("div", { class: "label", text: "arguments" }), h("pre", { class: "plain", text: typeof t.args === "string" ? t.args : JSON.stringify(t.args, null, 2) }));
-    if (t.result !== undefined) details.append(h("div", { class: "label", text: "result" }), h("pre", { class: "plain", text: t.result.length > 20000 ? t.result.slice(0, 20000) + "\n…" : t.result }));
-    card.append(details);
-  }
-  return card;
-}
-
-function diffLines(text: string, skipHeaders = false): HTMLElement {
-  const pre = h("pre", { class: "diff" });
-  for (const line of text.split("\n")) {
-    if (line.startsWith("+++") || line.startsWith("---") || (skipHeaders && line.startsWith("@@"))) continue;
-    const cls = line.startsWith("+") ? "add" : line.startsWith("-") ? "del" : line.startsWith("@@") ? "hunk" : "ctx";
-    pre.append(h("span", { class: `dl ${cls}`, text: line + "\n" }));
-  }
-  return pre;
-}
-
-function kept(p: ProposalItem, uri: string, ids: number[]): number[] {
-  return local.hunks[p.proposalId]?.[uri] ?? ids;
-}
-
-function renderProposal(p: ProposalItem): HTMLElement {
-  const pending = p.status === "pending";
-  const total = p.files.reduce((n, f) => n + f.hunks.length, 0);
-  const chosen = p.files.reduce((n, f) => n + kept(p, f.uri, f.hunks.map((x) => x.id)).length, 0);
-  const badge = h("span", { class: `badge ${p.status}`, text: p.review ? p.status : "auto-applied" + (p.status !== "applied" ? ` · ${p.status}` : "") });
-  const card = h("div", { class: `card proposal-card ${p.status}`, "data-proposal": p.proposalId, "data-status": p.status },
-    h("div", { class: "proposal-head" }, icon("diff"), h("strong", { text: ` ${p.files.length === 0 ? "Edit" : p.files.length === 1 ? "Proposed edit" : `Proposed edits (${p.files.length} files)`}` }),
-      h("span", { class: "muted", text: ` · ${p.tool}` }), h("span", { class: "spacer" }), badge));
-  for (const f of p.files) {
-    const ids = f.hunks.map((x) => x.id);
-    const fileEl = h("div", { class: "proposal-file" },
-      h("div", { class: "file-row" },
-        h("button", { class: "link file-link", title: pending ? "Open the diff editor" : "Open the file", onclick: () => vscode.postMessage(pending ? { type: "proposal", proposalId: p.proposalId, action: "open", uri: f.uri } : { type: "openFile", uri: f.uri }) },
-          icon(f.isNew ? "new-file" : "file"), ` ${f.path}`),
-        f.isNew && h("span", { class: "muted", text: " (new file)" })));
-    if (f.hunks.length) {
-      for (const hk of f.hunks) {
-        const on = kept(p, f.uri, ids).includes(hk.id);
-        const cb = h("input", { type: "checkbox", class: "hunk-check", "data-hunk": String(hk.id), title: "Keep this hunk", "aria-label": `Keep hunk ${hk.header}` }) as HTMLInputElement;
-        cb.checked = on;
-        cb.disabled = !pending;
-        cb.addEventListener("change", () => {
-          const cur = new Set(kept(p, f.uri, ids));
-          if (cb.checked) cur.add(hk.id); else cur.delete(hk.id);
-          local.hunks[p.proposalId] = { ...(local.hunks[p.proposalId] ?? {}), [f.uri]: [...cur].sort((a, b) => a - b) };
-          persist();
-          rerender([p.id]);
-        });
-        fileEl.append(h("div", { class: `hunk${on ? "" : " off"}` }, h("label", { class: "hunk-label" }, cb, h("code", { class: "muted", text: hk.header })), diffLines(hk.diff, true)));
-      }
-    } else if (f.diff) {
-      fileEl.append(diffLines(f.diff));
-    }
-    card.append(fileEl);
-  }
-  if (pending) {
-    const reason = h("input", { type: "text", class: "reason", placeholder: "Reason (optional, told to the model)", value: local.reasons[p.proposalId] ?? "" }) as HTMLInputElement;
-    reason.addEventListener("input", () => { local.reasons[p.proposalId] = reason.value; persist(); });
-    reason.addEventListener("keydown", (e) => { if (e.key === "Enter") { e.preventDefault(); rejectBtn.click(); } });
-    const acceptLabel = chosen === total ? "Accept" : chosen === 0 ? "Accept (no hunks)" : `Accept ${chosen} of ${total} hunks`;
-    const acceptBtn = h("button", { class: "primary accept", disabled: chosen === 0, onclick: () => {
-      vscode.postMessage({ type: "proposal", proposalId: p.proposalId, action: "accept", hunks: local.hunks[p.proposalId] ?? {} });
-    } }, icon("check"), ` ${acceptLabel}`);
-    const rejectBtn = h("button", { class: "danger reject", onclick: () => {
-      vscode.postMessage({ type: "proposal", proposalId: p.proposalId, action: "reject", feedback: reason.value });
-    } }, icon("close"), " Reject");
-    card.append(h("div", { class: "actions" }, acceptBtn, rejectBtn, reason),
-      h("div", { class: "muted hint", text: "You can edit the proposed side in the diff editor before accepting." }));
-  } else if (p.message) {
-    card.append(h("div", { class: "muted proposal-message", text: p.message }));
-  }
-  return card;
-}
-
-function renderApproval(a: ApprovalItem): HTMLElement {
-  const card = h("div", { class: `card approval-card${a.answer ? " answered" : ""}`, "data-answer": a.answer ?? "" },
-    h("div", { class: "proposal-head" }, icon(a.approvalKind === "Bash" ? "terminal" : "shield"),
-      h("strong", { text: a.approvalKind === "Bash" ? " Run this command?" : ` Allow ${a.approvalKind}?` }),
-      h("span", { class: "spacer" }), a.answer && h("span", { class: `badge ${a.answer}`, text: a.answer.replace("_", " ") })),
-    h("pre", { class: "command", text: a.target }),
-    a.cwd && h("div", { class: "muted" }, icon("folder"), ` ${a.cwd}`),
-    a.reason && h("div", { class: "muted markdown approval-reason", html: renderMarkdown(a.reason) }));
-  if (!a.answer) {
-    const answer = (ans: string) => () => vscode.postMessage({ type: "approval", id: a.id, answer: ans });
-    card.append(h("div", { class: "actions" },
-      h("button", { class: "primary allow-once", onclick: answer("allow_once") }, icon("play"), " Allow once"),
-      h("button", { class: "allow-always", title: a.suggestedRule ? `Adds the rule ${a.suggestedRule}` : "Always allow", onclick: answer("allow_always") }, icon("pass-filled"), " Always allow"),
-      h("button", { class: "danger deny", onclick: answer("deny") }, icon("circle-slash"), " Deny")));
-    if (a.suggestedRule) card.append(h("div", { class: "muted hint", text: `“Always allow” adds ${a.suggestedRule} to .codeloop/settings.local.json` }));
-  }
-  return card;
 }
 
 // ---- rendering ---------------------------------------------------------------------------------
@@ -411,6 +234,7 @@ function fullRender(): void {
   log.replaceChildren(...(state.items.length ? state.items.map(renderItem) : [empty]));
   renderComposer(); renderPending(); renderProcesses(); renderHistory();
   scrollDown();
+  focusPendingApproval();
 }
 
 const dirty = new Set<string>();
@@ -435,36 +259,40 @@ function flush(): void {
   }
   renderHeader(); renderComposer(); renderPending();
   scrollDown();
+  focusPendingApproval();
 }
 function scrollDown(): void { if (stickToBottom) log.scrollTop = log.scrollHeight; }
 
 window.addEventListener("message", (e: MessageEvent) => {
-  const m = e.data as { type: string; [k: string]: unknown };
+  const m = e.data as ToWebview;
   switch (m.type) {
     case "state":
-      state = m.state as ChatState;
-      env = m.env as PanelEnv;
-      if (m.sessions) sessions = m.sessions as SessionInfo[];
-      if (!input.value && typeof m.draft === "string" && m.draft) { input.value = m.draft; local.draft = m.draft; autosize(); }
+      state = m.state;
+      env = m.env;
+      if (m.sessions) sessions = m.sessions;
+      if (!input.value && m.draft) { input.value = m.draft; local.draft = m.draft; autosize(); }
       fullRender();
       break;
     case "apply": {
-      const act = m.action as Action;
-      if (act.a === "reset") { local.hunks = {}; local.reasons = {}; local.expanded = []; persist(); }
+      const act = m.action;
+      if (act.a === "reset") { local.reasons = {}; local.expanded = []; persist(); }
       rerender(reduce(state, act));
       break;
     }
     case "env":
-      env = m.env as PanelEnv;
+      env = m.env;
       renderHeader(); renderComposer(); renderProcesses();
       break;
     case "sessions":
-      sessions = m.sessions as SessionInfo[];
+      sessions = m.sessions;
       historyOpen = true;
       renderHistory();
       break;
     case "focus":
       input.focus();
+      break;
+    case "mentions":
+      mentionResults(m.query, m.options);
       break;
   }
 });
