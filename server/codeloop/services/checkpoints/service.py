@@ -33,6 +33,8 @@ from .store import CheckpointError, CheckpointStore, CommandMark
 
 log = logging.getLogger(__name__)
 
+APPLY_CONCURRENCY = 8  # files restored at once (each write is fsynced: they overlap)
+
 
 @dataclass
 class CommandRecording:
@@ -168,18 +170,20 @@ class CheckpointService:
         port = port or self.port
         choices = dict(choices or {})
         undo = await self.begin_step(f"before rewinding to {plan.checkpoint.id}")
-        outcomes: list[FileOutcome] = []
-        written: list[FileChange] = []
         by_path = chains(self.store.changes_after(plan.checkpoint.id))
-        for fp in plan.files:
-            try:
-                outcome, change = await self._apply_file(fp, choices.get(fp.path), changed_since, port, by_path)
-            except Exception as e:  # one file never stops the others
-                log.exception("rewind of %s failed", fp.path)
-                outcome, change = FileOutcome(fp.path, "failed", str(e) or type(e).__name__), None
-            outcomes.append(outcome)
-            if change is not None:
-                written.append(change)
+        gate = asyncio.Semaphore(APPLY_CONCURRENCY)
+
+        async def one(fp: FilePlan) -> tuple[FileOutcome, FileChange | None]:
+            async with gate:
+                try:
+                    return await self._apply_file(fp, choices.get(fp.path), changed_since, port, by_path)
+                except Exception as e:  # one file never stops the others
+                    log.exception("rewind of %s failed", fp.path)
+                    return FileOutcome(fp.path, "failed", str(e) or type(e).__name__), None
+
+        done = await asyncio.gather(*(one(fp) for fp in plan.files))
+        outcomes = [o for o, _ in done]
+        written = [c for _, c in done if c is not None]
         summary = summarize(plan.checkpoint, outcomes, plan.outside)
         await asyncio.to_thread(self.store.record_rewind, f"rewind to {plan.checkpoint.id}", written)
         await asyncio.to_thread(self.store.note_rewind, plan.checkpoint.id, undo.id, summary)

@@ -25,8 +25,10 @@ blob of the current content of every tracked file (the "live" set):
   overflow) the snapshot walks the tree and compares stats (scan.py).
 
 Racy stats (a file rewritten within the timestamp granularity with the same size) are
-handled as git does: an entry whose mtime/ctime is within ``RACY_NS`` of when it was read
-is re-hashed whenever it is looked at again.
+handled as git does: each snapshot first writes a marker file in the store and reads its
+timestamp (the file system's own clock, at its own granularity); an entry whose mtime or
+ctime is not older than that is "racy" and is re-hashed the next time it is looked at.
+When the store is on another file system, ``RACY_NS`` of wall-clock time stands in.
 """
 
 from __future__ import annotations
@@ -150,6 +152,8 @@ class CheckpointStore:
         self._closed = False
         self._exclude_stat: Stat | None = None
         self._interrupted: list[str] = []  # commands that were running when the session stopped
+        self._clock_ns = 0  # the file system's "now" at the start of the current snapshot
+        self._clock_same_fs: bool | None = None
 
     # -- opening ------------------------------------------------------------------------
 
@@ -337,7 +341,6 @@ class CheckpointStore:
         is not there (or not a file)."""
         path = os.path.join(self.root, rel)
         for _attempt in range(3):
-            t_read = time.time_ns()
             try:
                 lst = os.lstat(path)
             except OSError:
@@ -382,7 +385,7 @@ class CheckpointStore:
             after = stat_file(self.root, rel)
             if after is None or not after.same(st):
                 continue  # changed while being read: read again
-            racy = max(st.mtime_ns, st.ctime_ns) >= t_read - RACY_NS
+            racy = max(st.mtime_ns, st.ctime_ns) >= self._clock_ns
             if data is None:
                 return Entry(st, ContentRef(hasher.hexdigest(), size, st.mode, False, "size"), racy)
             return Entry(st, self.keep_bytes(data, st.mode), racy)
@@ -415,6 +418,7 @@ class CheckpointStore:
             t0 = time.perf_counter()
             with self._lock:
                 stale = dict(self._expected)
+                self._tick()
             cache = self._load_index()
             watcher = None
             note = ""
@@ -467,6 +471,27 @@ class CheckpointStore:
             self.prune()
         except Exception:
             log.exception("pruning the checkpoint store failed")
+
+    def _tick(self) -> None:
+        """Read the file system's clock (see "Racy stats" above)."""
+        if self._clock_same_fs is None:
+            try:
+                self._clock_same_fs = os.stat(self.dir).st_dev == os.stat(self.root).st_dev
+            except OSError:
+                self._clock_same_fs = False
+        if self._clock_same_fs:
+            path = self.dir / "clock"
+            try:
+                try:
+                    os.utime(path)  # metadata only: the file system's "now"
+                except FileNotFoundError:
+                    path.touch()
+                st = os.stat(path)
+                self._clock_ns = max(st.st_mtime_ns, st.st_ctime_ns)
+                return
+            except OSError:
+                pass
+        self._clock_ns = time.time_ns() - RACY_NS
 
     def _offline_changes(self, cache: dict[str, Entry], entries: dict[str, Entry]) -> list[FileChange]:
         """On a resume: what changed since the session last recorded anything (a command
@@ -564,6 +589,8 @@ class CheckpointStore:
                 return []
             t0 = time.perf_counter()
             candidates, mode, silent = self._candidates(full)
+            if candidates:
+                self._tick()  # before anything is read
             changed: list[FileChange] = []
             read = 0
             for rel in sorted(candidates):
