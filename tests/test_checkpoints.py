@@ -15,6 +15,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import pytest
@@ -538,8 +539,10 @@ async def test_blob_damage_is_reported_not_restored(ws: Path):
     cp = await cps.begin_turn(0)
     async with cps.command("rm") as rec:
         await sh(ws, "rm gen.py")
-    blob = cps.store.blobs.path_of(rec.changes[0].before.hash)
-    blob.write_bytes(b"\x00garbage")
+    path, offset, length = cps.store.blobs.location(rec.changes[0].before.hash)  # in the baseline's pack
+    with open(path, "r+b") as f:
+        f.seek(offset + 1)
+        f.write(b"garbage")
     res = await cps.apply_rewind(await cps.plan_rewind(cp.id))
     assert not (ws / "gen.py").exists()
     assert "lost from the checkpoint store" in res.summary
@@ -592,3 +595,61 @@ def test_journal_torn_line_in_the_middle_is_skipped_and_said(tmp_path: Path):
     assert [c.id for c in again.checkpoints] == ["c1", "c7"]
     assert again.begin_turn(4).id == "c8"
     again.close()
+
+
+async def test_symbolic_links_made_by_commands(ws: Path, settings):
+    cps = await CheckpointService.open(ws, "s-links", settings)
+    cp = await cps.begin_turn(0)
+    async with cps.command("ln") as rec:
+        await sh(ws, "ln -s gen.py alias.py && rm old_name.txt && ln -s src old_name.txt")
+    assert sorted((c.path, c.kind) for c in rec.changes) == [("alias.py", "created"), ("old_name.txt", "modified")]
+    assert all(c.after.why == "symlink" for c in rec.changes)
+    res = await cps.apply_rewind(await cps.plan_rewind(cp.id))
+    assert not os.path.lexists(ws / "alias.py")  # the session's link is removed, not its target
+    assert (ws / "gen.py").read_text() == "VALUE = 1\n"
+    assert not (ws / "old_name.txt").is_symlink() and (ws / "old_name.txt").read_text() == "moved around\n"
+    assert {o.path: o.status for o in res.files} == {"alias.py": "deleted", "old_name.txt": "restored"}
+    await cps.close()
+
+
+def test_blob_packs_dedup_gc_and_repack(tmp_path: Path):
+    from codeloop.services.checkpoints.blobs import BlobStore
+
+    store = BlobStore(tmp_path / "objects")
+    rng = random.Random(5)
+    datas = [rng.randbytes(3000) + b"x" * 3000 for _ in range(10)]
+    with store.batch():
+        hashes = [store.put(d)[0] for d in datas]
+        assert store.put(datas[0])[1] == 0  # stored once
+        assert store.get(hashes[3]) == datas[3]  # readable before the pack is finished
+    loose_h, _ = store.put(b"a loose blob" * 100)
+    [pack] = list((tmp_path / "objects" / "pack").glob("*.pack"))
+    assert pack.with_suffix(".idx").exists()
+    other = BlobStore(tmp_path / "objects")  # another process sees the pack
+    assert all(other.get(h) == d for h, d in zip(hashes, datas)) and other.get(loose_h) == b"a loose blob" * 100
+    # an unfinished pack (cut off before its index) is removed once old
+    orphan = pack.with_name("cut.pack")
+    orphan.write_bytes(b"\x00partial")
+    old = time.time() - 7200
+    for p in (tmp_path / "objects").rglob("*"):
+        if p.is_file():
+            os.utime(p, (old, old))
+    # keep 8 of 10: the pack stays as it is
+    assert other.gc(set(hashes[:8]) | {loose_h}, grace=60) == (0, 0)  # not worth rewriting
+    assert not orphan.exists()
+    store2 = BlobStore(tmp_path / "objects")
+    # keep 2 of 10: more than half is garbage, so the kept ones are rewritten into a new pack
+    for p in (tmp_path / "objects").rglob("*"):
+        if p.is_file():
+            os.utime(p, (old, old))
+    removed, freed = store2.gc(set(hashes[:2]), grace=60)
+    assert removed == 8 + 1 and freed > 0  # 8 packed, 1 loose
+    assert not pack.exists()
+    assert [store2.get(h) for h in hashes[:2]] == datas[:2] and store2.get(hashes[5]) is None
+    assert BlobStore(tmp_path / "objects").get(hashes[1]) == datas[1]
+    # keep nothing: the pack goes
+    for p in (tmp_path / "objects").rglob("*"):
+        if p.is_file():
+            os.utime(p, (old, old))
+    store2.gc(set(), grace=60)
+    assert not list((tmp_path / "objects" / "pack").glob("*.pack")) and store2.total_bytes() == 0

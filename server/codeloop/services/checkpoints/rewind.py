@@ -283,16 +283,17 @@ def undo_on_top(chain: list[FileChange], current: bytes | None,
     return True, cur, ""
 
 
-def plan_file(path: str, chain: list[FileChange], current: bytes | None, current_link: bool,
+def plan_file(path: str, chain: list[FileChange], current: bytes | None, link: ContentRef | None,
               load: Callable[[ContentRef | None], bytes | None]) -> FilePlan:
+    """The plan for one file: ``current`` is what the user has now (None: absent, or
+    ``link``: a symbolic link is there, as ``store.link_ref`` describes it)."""
     first = chain[0]
     last_session = next(c for c in reversed(chain) if c.who in SESSION_WHO)
     target, last = first.before, last_session.after
-    cur_ref = ref_of(current)
-    if current_link:
-        cur_ref = ContentRef("link", 0, None, False, "symlink")
+    current_link = link is not None
+    cur_ref = link if current_link else ref_of(current)
     outsider = any(c.who not in SESSION_WHO for c in chain)
-    user_changed = outsider or current_link or not same_state(cur_ref, last)
+    user_changed = outsider or not same_state(cur_ref, last)
     target_bytes = load(target) if target is not None else None
     target_ok = target is None or target_bytes is not None
     binary = any(x is not None and _text(x) is None for x in (current, target_bytes))

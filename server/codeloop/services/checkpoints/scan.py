@@ -11,7 +11,8 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
+import re
+from typing import NamedTuple
 from pathlib import Path
 
 import pathspec
@@ -23,8 +24,7 @@ ALWAYS_SKIP_NAMES = frozenset({".git"})
 ALWAYS_SKIP_PATHS = frozenset({".codeloop/checkpoints", ".codeloop/sessions"})
 
 
-@dataclass(frozen=True, slots=True)
-class Stat:
+class Stat(NamedTuple):
     """What a snapshot keeps of a file: enough to tell it changed without reading it."""
 
     size: int
@@ -38,13 +38,51 @@ class Stat:
         return cls(st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, st.st_mode & 0o7777)
 
     def same(self, other: "Stat | None") -> bool:
-        return (
-            other is not None
-            and self.size == other.size
-            and self.mtime_ns == other.mtime_ns
-            and self.ctime_ns == other.ctime_ns
-            and self.ino == other.ino
-        )
+        return other is not None and self[:4] == other[:4]
+
+
+_NAMED_GROUP = re.compile(r"\(\?P<[A-Za-z_][A-Za-z0-9_]*>")
+
+
+def _combine(patterns: list) -> "re.Pattern[str] | None":
+    if not patterns:
+        return None
+    try:
+        return re.compile("|".join(f"(?:{_NAMED_GROUP.sub('(?:', p.regex.pattern)})" for p in patterns))
+    except re.error:
+        return None
+
+
+class _Spec:
+    """One folder's ignore patterns, compiled for the walk: without negations, a path is
+    ignored when any pattern matches, so the patterns are one regex (and patterns that
+    only match folders are left out for files: a file below an ignored folder is never
+    reached); with negations, pathspec decides (last match wins)."""
+
+    __slots__ = ("spec", "exact", "dir_rx", "file_rx")
+
+    def __init__(self, spec: pathspec.GitIgnoreSpec) -> None:
+        self.spec = spec
+        pats = [p for p in spec.patterns if p.include is not None and getattr(p, "regex", None) is not None]
+        self.exact = any(p.include is False for p in pats)
+        self.dir_rx = self.file_rx = None
+        if not self.exact:
+            self.dir_rx = _combine(pats)
+            self.file_rx = _combine([p for p in pats if not str(getattr(p, "pattern", "")).rstrip().endswith("/")])
+            if (pats and self.dir_rx is None) or (self.file_rx is None and any(
+                    not str(getattr(p, "pattern", "")).rstrip().endswith("/") for p in pats)):
+                self.exact = True  # could not combine: per pattern
+
+    def match(self, sub: str, is_dir: bool) -> bool | None:
+        if self.exact:
+            return self.spec.check_file(sub + "/" if is_dir else sub).include
+        rx = self.dir_rx if is_dir else self.file_rx
+        if rx is None:
+            return None
+        return True if rx.search(sub + "/" if is_dir else sub) is not None else None
+
+    def files_matter(self) -> bool:
+        return self.exact or self.file_rx is not None
 
 
 class IgnoreRules:
@@ -54,12 +92,12 @@ class IgnoreRules:
         self.root = root
         self.exclude = tuple(exclude)
         self.skip_paths = ALWAYS_SKIP_PATHS | frozenset(skip_paths)
-        self._specs: dict[str, pathspec.GitIgnoreSpec | None] = {}
+        self._specs: dict[str, _Spec | None] = {}
 
     def reset(self) -> None:
         self._specs.clear()
 
-    def spec(self, rel_dir: str) -> pathspec.GitIgnoreSpec | None:
+    def spec(self, rel_dir: str) -> _Spec | None:
         """The patterns of the ignore files in folder ``rel_dir`` ("" is the root)."""
         if rel_dir in self._specs:
             return self._specs[rel_dir]
@@ -80,15 +118,15 @@ class IgnoreRules:
         spec = None
         if any(line.strip() and not line.lstrip().startswith("#") for line in lines):
             try:
-                spec = pathspec.GitIgnoreSpec.from_lines(lines)
+                spec = _Spec(pathspec.GitIgnoreSpec.from_lines(lines))
             except Exception:  # a malformed ignore file must not break snapshots
                 log.warning("could not parse the ignore files in %s", directory)
         self._specs[rel_dir] = spec
         return spec
 
-    def chain(self, rel_dir: str) -> list[tuple[str, pathspec.GitIgnoreSpec]]:
+    def chain(self, rel_dir: str) -> list[tuple[str, _Spec]]:
         """(folder, spec) for ``rel_dir`` and each of its ancestors that has patterns, root first."""
-        out: list[tuple[str, pathspec.GitIgnoreSpec]] = []
+        out: list[tuple[str, _Spec]] = []
         parts = rel_dir.split("/") if rel_dir else []
         for i in range(len(parts) + 1):
             d = "/".join(parts[:i])
@@ -98,15 +136,14 @@ class IgnoreRules:
         return out
 
     @staticmethod
-    def match(chain: list[tuple[str, pathspec.GitIgnoreSpec]], rel: str, is_dir: bool) -> bool:
-        """Whether ``rel`` (whose folder's chain this is) is ignored by these specs."""
-        result: bool | None = None
-        for d, s in chain:
-            sub = rel[len(d) + 1 :] if d else rel
-            r = s.check_file(sub + "/" if is_dir else sub).include
+    def match(chain: list[tuple[str, _Spec]], rel: str, is_dir: bool) -> bool:
+        """Whether ``rel`` (whose folder's chain this is) is ignored by these specs: the
+        deepest folder whose patterns say something decides."""
+        for d, s in reversed(chain):
+            r = s.match(rel[len(d) + 1 :] if d else rel, is_dir)
             if r is not None:
-                result = r
-        return bool(result)
+                return r
+        return False
 
     def skipped(self, rel: str, name: str, is_dir: bool) -> bool:
         if name in ALWAYS_SKIP_NAMES:
@@ -150,6 +187,7 @@ def walk(root: Path, rules: IgnoreRules, start: str = "",
             continue
         dirs.append(rel_dir)
         chain = rules.chain(rel_dir)
+        file_chain = chain if any(s.files_matter() for _, s in chain) else None
         prefix = rel_dir + "/" if rel_dir else ""
         with it:
             for e in it:
@@ -159,12 +197,12 @@ def walk(root: Path, rules: IgnoreRules, start: str = "",
                     is_dir = e.is_dir(follow_symlinks=False)
                 except OSError:
                     continue
-                if rules.skipped(rel, name, is_dir):
-                    continue
-                if chain and rules.match(chain, rel, is_dir):
-                    continue
                 if is_dir:
+                    if rules.skipped(rel, name, True) or (chain and rules.match(chain, rel, True)):
+                        continue
                     stack.append(rel)
+                    continue
+                if name in ALWAYS_SKIP_NAMES or (file_chain and rules.match(file_chain, rel, False)):
                     continue
                 try:
                     st = e.stat(follow_symlinks=False)

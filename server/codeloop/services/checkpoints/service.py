@@ -29,7 +29,7 @@ from .rewind import (
     summarize,
 )
 from .settings import CheckpointSettings
-from .store import CheckpointError, CheckpointStore, CommandMark
+from .store import CheckpointError, CheckpointStore, CommandMark, link_ref
 
 log = logging.getLogger(__name__)
 
@@ -151,9 +151,7 @@ class CheckpointService:
         by_path = chains(after)
         files: list[FilePlan] = []
         for rel in sorted(by_path):
-            path = abs_path(self.store.root, rel)
-            link = os.path.islink(path)
-            current = None if link else await port.read(path)
+            current, link = await self._current(rel, port)
             files.append(await asyncio.to_thread(plan_file, rel, by_path[rel], current, link, self.store.load))
         return RewindPlan(cp, files, outside_changes(after))
 
@@ -192,11 +190,8 @@ class CheckpointService:
     async def _apply_file(self, fp: FilePlan, choice: str | None, changed_since: str, port: RewindPort,
                           by_path: dict) -> tuple[FileOutcome, FileChange | None]:
         path = abs_path(self.store.root, fp.path)
-        link = os.path.islink(path)
-        current = None if link else await port.read(path)
-        if link != (fp.current is not None and fp.current.why == "symlink") or (
-            not link and ref_of(current) != _plain(fp.current)
-        ):
+        current, link = await self._current(fp.path, port)
+        if _plain(link if link is not None else ref_of(current)) != _plain(fp.current):
             # changed after the preview: plan this file again, and never act on a stale choice
             chain = by_path.get(fp.path)
             if chain is None:
@@ -238,6 +233,13 @@ class CheckpointService:
         status = "recreated" if fp.action == "recreate" else "restored"
         return FileOutcome(fp.path, status), FileChange(fp.path, before_ref, fp.target, "rewind", "")
 
+    async def _current(self, rel: str, port: RewindPort) -> tuple[bytes | None, ContentRef | None]:
+        """(what the user has now, or the symbolic link that is there instead)."""
+        path = abs_path(self.store.root, rel)
+        if os.path.islink(path):
+            return None, await asyncio.to_thread(link_ref, path)
+        return await port.read(path), None
+
     def _keep_current(self, current: bytes | None, fp: FilePlan) -> ContentRef | None:
         """Store what is there now, so the rewind can itself be undone."""
         if current is None:
@@ -256,7 +258,7 @@ class CheckpointService:
 
 
 def _plain(ref: ContentRef | None) -> ContentRef | None:
-    return None if ref is None else ContentRef(ref.hash, ref.size, None, True, "", ref.key)
+    return None if ref is None else ContentRef(ref.hash, ref.size, None, ref.kept, ref.why, ref.key)
 
 
 def _content(data: bytes) -> str | bytes:

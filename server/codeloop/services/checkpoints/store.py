@@ -34,6 +34,7 @@ When the store is on another file system, ``RACY_NS`` of wall-clock time stands 
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import errno
 import hashlib
 import json
@@ -52,7 +53,7 @@ from .blobs import BlobStore
 from .inotify import Watcher, WatcherUnavailable, WatchLimit
 from .journal import FORMAT_VERSION, Journal, change_record, now
 from .model import SESSION_WHO, Checkpoint, ContentRef, FileChange, TurnInfo, eol_key, same_state, sha256
-from .scan import IgnoreRules, Stat, is_ignore_file, stat_file, walk
+from .scan import IGNORE_FILES, IgnoreRules, Stat, is_ignore_file, stat_file, walk
 from .settings import CheckpointSettings
 
 try:
@@ -69,8 +70,19 @@ PRUNE_EVERY = 60.0  # seconds between prunes triggered by a full budget
 GC_GRACE = 3600.0
 
 
+BATCH_MIN = 8  # more new contents than this in one snapshot go into one pack
+PARALLEL_MIN = 16  # more files than this are read by a few threads (hashing and zlib release the GIL)
+
+
 def _workers() -> int:
     return max(1, min(4, os.cpu_count() or 1))
+
+
+def _map(fn, items: list) -> list:
+    if len(items) <= PARALLEL_MIN:
+        return [fn(x) for x in items]
+    with concurrent.futures.ThreadPoolExecutor(_workers(), thread_name_prefix="checkpoints") as ex:
+        return list(ex.map(fn, items))
 
 
 @dataclass(slots=True)
@@ -152,6 +164,7 @@ class CheckpointStore:
         self._closed = False
         self._exclude_stat: Stat | None = None
         self._interrupted: list[str] = []  # commands that were running when the session stopped
+        self._ignore_files: set[str] = set()  # tracked .gitignore/.ignore/.rgignore files
         self._clock_ns = 0  # the file system's "now" at the start of the current snapshot
         self._clock_same_fs: bool | None = None
 
@@ -302,23 +315,34 @@ class CheckpointStore:
 
     # -- contents -----------------------------------------------------------------------
 
-    def _room_for(self, n: int) -> bool:
+    def _maybe_prune(self, need: int = 0) -> None:
+        """Prune now if the store is near its budget (at most every PRUNE_EVERY seconds).
+        Only from the thread that holds the lock (never from the capture workers)."""
+        if not self._ready or self.blobs.total_bytes() + need <= self.settings.budget_bytes * 0.9:
+            return
+        if time.monotonic() - self._last_prune <= PRUNE_EVERY:
+            return
+        self._last_prune = time.monotonic()
+        try:
+            self.prune(need=need)
+        except Exception:
+            log.exception("pruning the checkpoint store failed")
+
+    def _room_for(self, n: int, may_prune: bool) -> bool:
         budget = self.settings.budget_bytes
         if self.blobs.total_bytes() + n <= budget:
             return True
-        if self._ready and time.monotonic() - self._last_prune > PRUNE_EVERY:
-            self._last_prune = time.monotonic()
-            try:
-                self.prune(need=n)
-            except Exception:
-                log.exception("pruning the checkpoint store failed")
+        if may_prune:
+            with self._lock:
+                self._maybe_prune(n)
         ok = self.blobs.total_bytes() + n <= budget
         if not ok and not self._budget_full:
             self._budget_full = True
             log.warning("checkpoint store is over its budget (%d bytes); new contents are not kept", budget)
         return ok
 
-    def keep_bytes(self, data: bytes, mode: int | None = None, *, durable: bool = False) -> ContentRef:
+    def keep_bytes(self, data: bytes, mode: int | None = None, *, durable: bool = False,
+                   may_prune: bool = True) -> ContentRef:
         """Store ``data`` (under the cap and the budget) and return its reference."""
         h = sha256(data)
         key = eol_key(data, h)
@@ -329,7 +353,7 @@ class CheckpointStore:
             self.blobs.touch(h)
         else:
             encoded = self.blobs.encode(data)
-            if not self._room_for(len(encoded)):
+            if not self._room_for(len(encoded), may_prune):
                 return ContentRef(h, len(data), mode, False, "budget", key)
             self.blobs.put_encoded(h, encoded)
         if durable:
@@ -347,12 +371,8 @@ class CheckpointStore:
                 return None
             fmt = lst.st_mode & 0o170000
             if fmt == 0o120000:  # a symbolic link: recorded, never copied or followed
-                try:
-                    target = os.fsencode(os.readlink(path))
-                except OSError:
-                    return None
-                st = Stat.of(lst)
-                return Entry(st, ContentRef("link:" + sha256(target), len(target), None, False, "symlink"), True)
+                ref = link_ref(path)
+                return None if ref is None else Entry(Stat.of(lst), ref, True)
             if fmt != 0o100000:
                 return None
             try:
@@ -388,7 +408,7 @@ class CheckpointStore:
             racy = max(st.mtime_ns, st.ctime_ns) >= self._clock_ns
             if data is None:
                 return Entry(st, ContentRef(hasher.hexdigest(), size, st.mode, False, "size"), racy)
-            return Entry(st, self.keep_bytes(data, st.mode), racy)
+            return Entry(st, self.keep_bytes(data, st.mode, may_prune=False), racy)
         log.warning("checkpoints: %s kept changing while being read", rel)
         st = stat_file(self.root, rel)
         if st is None:
@@ -429,6 +449,7 @@ class CheckpointStore:
                     note = f"no watcher: {e}"
             self._watcher = watcher
             files, _dirs = walk(self.root, self._rules, on_dir=self._on_dir if watcher is not None else None)
+            self._ignore_files = {p for p in files if p.endswith(IGNORE_FILES) and is_ignore_file(p)}
             watcher = self._watcher  # None if the watch limit was reached
             self._exclude_stat = self._info_exclude_stat()
             self.blobs.sizes()  # count the store once, for the budget
@@ -441,8 +462,8 @@ class CheckpointStore:
                 else:
                     todo.append(rel)
             if todo:
-                with concurrent.futures.ThreadPoolExecutor(_workers(), thread_name_prefix="checkpoints") as ex:
-                    for rel, entry in zip(todo, ex.map(self._capture, todo)):
+                with self.blobs.batch():
+                    for rel, entry in zip(todo, _map(self._capture, todo)):
                         if entry is not None:
                             entries[rel] = entry
             with self._lock:
@@ -592,9 +613,8 @@ class CheckpointStore:
             if candidates:
                 self._tick()  # before anything is read
             changed: list[FileChange] = []
-            read = 0
-            for rel in sorted(candidates):
-                st = candidates[rel]
+            todo: list[tuple[str, Stat | None, Entry | None]] = []
+            for rel, st in candidates.items():
                 old = self._entries.get(rel)
                 if rel in silent:
                     # tracked, or no longer, only because the ignore rules changed: no change
@@ -608,8 +628,15 @@ class CheckpointStore:
                     continue
                 if st is not None and old is not None and st.same(old.stat) and not old.racy:
                     continue
-                entry = self._capture(rel) if st is not None else None
-                read += entry is not None
+                todo.append((rel, st, old))
+            readable = [rel for rel, st, _ in todo if st is not None]
+            if readable:
+                self._maybe_prune(sum(candidates[r].size for r in readable))  # type: ignore[union-attr]
+            with (self.blobs.batch() if len(readable) > BATCH_MIN else contextlib.nullcontext()):
+                captured = dict(zip(readable, _map(self._capture, readable)))
+            read = len(readable)
+            for rel, st, old in todo:
+                entry = captured.get(rel)
                 if entry is None and old is None:
                     continue
                 if entry is not None and old is not None and entry.ref.hash == old.ref.hash:
@@ -626,6 +653,7 @@ class CheckpointStore:
                     if same_state(after, exp):
                         continue  # the disk caught up with a recorded change
                 changed.append(FileChange(rel, before, after, who, ""))  # type: ignore[arg-type]
+            changed.sort(key=lambda c: c.path)
             out = self._record(who, label, changed)
             self._stats.last_refresh = {
                 "mode": mode, "candidates": len(candidates), "read": read, "changes": len(out),
@@ -669,9 +697,10 @@ class CheckpointStore:
         files, dirs = walk(self.root, self._rules, on_dir=self._on_dir if self._watcher is not None else None)
         silent: set[str] = set()
         exclude_stat = self._info_exclude_stat()
+        ignore_files = {p for p in files if p.endswith(IGNORE_FILES) and is_ignore_file(p)}
+        ignore_files |= {p for p in self._ignore_files if p not in files}
         rules_changed = not _same_stat(exclude_stat, self._exclude_stat) or any(
-            is_ignore_file(p) and not _same_stat(files.get(p), self._entries[p].stat if p in self._entries else None)
-            for p in set(files) | {q for q in self._entries if is_ignore_file(q)}
+            not _same_stat(files.get(p), self._entries[p].stat if p in self._entries else None) for p in ignore_files
         )
         if rules_changed:
             old_rules = self._rules
@@ -686,6 +715,7 @@ class CheckpointStore:
             for p in self._entries:
                 if p not in files and os.path.lexists(os.path.join(self.root, p)) and self._rules.ignored(p, False):
                     silent.add(p)  # is ignored now
+        self._ignore_files = {p for p in files if p.endswith(IGNORE_FILES) and is_ignore_file(p)}
         if self._watcher is not None:
             live = set(dirs)
             for d in self._watcher.watched():
@@ -737,7 +767,10 @@ class CheckpointStore:
         try:
             rel = p.relative_to(self.root).as_posix()
         except ValueError:
-            return None
+            try:  # the same folder reached through a symbolic link
+                rel = (p.parent.resolve() / p.name).relative_to(self.root).as_posix()
+            except (ValueError, OSError):
+                return None
         return rel if rel not in ("", ".") and not rel.startswith("../") else None
 
     def record_edit(self, path: Path | str, before: str | bytes | None, after: str | bytes | None,
@@ -898,6 +931,15 @@ class CheckpointStore:
         except OSError:
             index = 0
         return {"blobs": self.blobs.total_bytes(), "blob_count": len(self.blobs.sizes()), "journals": journals, "index": index}
+
+
+def link_ref(path: str | Path) -> ContentRef | None:
+    """A symbolic link as a version of a path: its target's hash, never kept."""
+    try:
+        target = os.fsencode(os.readlink(path))
+    except OSError:
+        return None
+    return ContentRef("link:" + sha256(target), len(target), None, False, "symlink")
 
 
 def _journal_hashes(path: Path) -> set[str]:
