@@ -184,7 +184,7 @@ async def test_turn_rewinds_byte_for_byte_and_keeps_later_user_edits(ws: Path, s
     assert port.buffers[notes] == buffer_before  # the buffer, unsaved edits included
     assert now["src/app.py"] == user_text.encode()  # kept as the user has it
     assert now["build/out.o"] == b"rebuilt" and now["trace.log"].endswith(b"more\n")  # ignored: untouched
-    assert "kept (changed since" in result.summary and "src/app.py" in result.summary
+    assert "kept (changed since the session's change, so not touched): src/app.py." in result.summary, result.summary
     assert "deleted (created during the session): generated.txt, new_name.txt" in result.summary
     assert {o.path: o.status for o in result.files}["data.bin"] == "recreated"
 

@@ -19,6 +19,7 @@ import contextlib
 import json
 import logging
 import os
+import re
 import secrets
 import threading
 import time
@@ -40,6 +41,7 @@ COMPRESS_GAIN = 0.9  # keep the compressed form only when it is at most this sha
 TMP_SUFFIX = ".codeloop-tmp"
 SYNC_THREADS = 16
 REPACK_DEAD_SHARE = 0.5  # a pack more than half garbage is rewritten by gc
+FLUSH_BYTES = 1 << 20  # a batch writes its pack in chunks of about this size
 
 
 def _fsync_path(path: Path) -> None:
@@ -64,8 +66,11 @@ def _parallel(fn, items: list) -> None:
         list(ex.map(fn, items))
 
 
+_HASH = re.compile(r"[0-9a-f]{64}")
+
+
 def _is_hash(h: str) -> bool:
-    return len(h) == 64 and all(c in "0123456789abcdef" for c in h)
+    return _HASH.fullmatch(h) is not None
 
 
 @dataclass
@@ -76,6 +81,18 @@ class _Pack:
     size: int = 0
     fd: int | None = None  # open for appending while it is the current batch
     synced: bool = False
+    pending: list[bytes] = field(default_factory=list)  # appended, not yet written
+    written: int = 0  # bytes of the file written so far
+
+    def flush(self) -> None:
+        if self.pending and self.fd is not None:
+            data = b"".join(self.pending)
+            self.pending.clear()
+            view = memoryview(data)
+            while view:
+                n = os.write(self.fd, view)
+                view = view[n:]
+            self.written += len(data)
 
     @property
     def idx(self) -> Path:
@@ -147,11 +164,11 @@ class BlobStore:
                 self._packed.setdefault(h, name)
 
     def has(self, h: str) -> bool:
+        """Whether this store holds ``h`` (as counted at start and written since; a blob
+        another process wrote meanwhile may be stored again: harmless)."""
         self._load()
         with self._lock:
-            if h in self._packed or (self._loose is not None and h in self._loose):
-                return True
-        return self.path_of(h).is_file()  # written by another process
+            return h in self._packed or (self._loose is not None and h in self._loose)
 
     def sizes(self) -> dict[str, int]:
         """Every blob and its stored size."""
@@ -199,13 +216,12 @@ class BlobStore:
                 if h in self._packed:
                     return 0
                 assert batch.fd is not None
-                view = memoryview(encoded)
                 offset = batch.size
-                while view:
-                    n = os.write(batch.fd, view)
-                    view = view[n:]
+                batch.pending.append(encoded)
                 batch.objects[h] = (offset, len(encoded))
                 batch.size += len(encoded)
+                if batch.size - batch.written >= FLUSH_BYTES:
+                    batch.flush()
                 batch.synced = False
                 self._packed[h] = batch.name
                 self._total += len(encoded)
@@ -248,6 +264,7 @@ class BlobStore:
                     self._finish(pack)
 
     def _finish(self, pack: _Pack) -> None:
+        pack.flush()
         if pack.fd is not None:
             os.close(pack.fd)
             pack.fd = None
@@ -290,6 +307,7 @@ class BlobStore:
                     loose.append(self.path_of(h))
             for pack in packs:
                 if pack.fd is not None:
+                    pack.flush()
                     os.fsync(pack.fd)
                     self._write_idx(pack)  # so the pack is readable after a power loss too
                 else:
@@ -343,7 +361,13 @@ class BlobStore:
             if h not in self._packed and not self.path_of(h).is_file():
                 self._scan_packs()
             name = self._packed.get(h)
-            where = (self._packs[name].path, *self._packs[name].objects[h]) if name is not None else None
+            where = None
+            if name is not None:
+                pack = self._packs[name]
+                offset, length = pack.objects[h]
+                if offset + length > pack.written:
+                    pack.flush()
+                where = (pack.path, offset, length)
         if where is None:
             try:
                 return self.path_of(h).read_bytes()

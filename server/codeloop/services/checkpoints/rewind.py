@@ -371,20 +371,34 @@ def plan_file(path: str, chain: list[FileChange], current: bytes | None, link: C
     return fp
 
 
+CHANGED_SINCE = "changed since the session's last change"
+
+
 def summarize(checkpoint: Checkpoint, outcomes: list[FileOutcome], outside: list[tuple[str, str]] | None = None) -> str:
-    """What was done, in a form the model can be told."""
+    """What was done, in a form the user and the model can be told: "undone: …; kept
+    (changed since the session's change, not touched): …"."""
     where = (f"before user message {checkpoint.message_index}" if checkpoint.message_index is not None
              else f"checkpoint {checkpoint.id}")
     groups: dict[str, list[str]] = {}
     for o in outcomes:
-        groups.setdefault(o.status, []).append(o.path + (f" ({o.message})" if o.message and o.status in ("failed", "unavailable", "kept") else ""))
+        key = o.status
+        text = o.path
+        if o.status == "kept":
+            key = "kept-changed" if o.message.startswith(CHANGED_SINCE) else "kept"
+            extra = o.message[len(CHANGED_SINCE):].lstrip("; ") if key == "kept-changed" else o.message
+            if extra:
+                text += f" ({extra})"
+        elif o.message and o.status in ("failed", "unavailable"):
+            text += f" ({o.message})"
+        groups.setdefault(key, []).append(text)
     parts = []
     labels = [
         ("restored", "undone"),
         ("recreated", "recreated (deleted during the session)"),
         ("deleted", "deleted (created during the session)"),
-        ("rebased", "undone on top of later edits"),
-        ("kept", "kept (changed since, or chosen to keep)"),
+        ("rebased", "undone on top of the later edits"),
+        ("kept-changed", "kept (changed since the session's change, so not touched)"),
+        ("kept", "kept"),
         ("unavailable", "not restored"),
         ("failed", "failed"),
     ]

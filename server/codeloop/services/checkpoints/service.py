@@ -14,6 +14,7 @@ from pathlib import Path
 
 from .model import Checkpoint, ContentRef, FileChange, TurnInfo
 from .rewind import (
+    CHANGED_SINCE,
     DiskPort,
     FileOutcome,
     FilePlan,
@@ -198,7 +199,7 @@ class CheckpointService:
                 return FileOutcome(fp.path, "kept", "no longer changed by the session"), None
             fresh = await asyncio.to_thread(plan_file, fp.path, chain, current, link, self.store.load)
             if fresh.user_changed and not fp.user_changed:
-                return FileOutcome(fp.path, "kept", "changed after the preview; not touched"), None
+                return FileOutcome(fp.path, "kept", f"{CHANGED_SINCE}; after the preview"), None
             fp, choice = fresh, (choice if fresh.user_changed == fp.user_changed else None)
         if choice is None:
             choice = changed_since if fp.user_changed else fp.default
@@ -208,13 +209,13 @@ class CheckpointService:
             return FileOutcome(fp.path, "unavailable", fp.reason.split(": ", 1)[-1]), None
         if choice not in fp.choices:
             if fp.user_changed:
-                msg = "changed since the session's last change"
+                msg = CHANGED_SINCE
                 if choice == "rebase" and fp.rebase_note:
                     msg += f"; could not undo the session's changes on top: {fp.rebase_note}"
                 return FileOutcome(fp.path, "kept", msg), None
             return FileOutcome(fp.path, "kept", f"{choice!r} is not possible for it"), None
         if choice == "keep":
-            return FileOutcome(fp.path, "kept", "changed since the session's last change" if fp.user_changed else "chosen to keep"), None
+            return FileOutcome(fp.path, "kept", CHANGED_SINCE if fp.user_changed else "as chosen"), None
         before_ref = await asyncio.to_thread(self._keep_current, current, fp)
         if choice == "rebase":
             if fp.rebased is None:

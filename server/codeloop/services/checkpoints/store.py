@@ -70,6 +70,7 @@ PRUNE_EVERY = 60.0  # seconds between prunes triggered by a full budget
 GC_GRACE = 3600.0
 
 
+_OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
 BATCH_MIN = 8  # more new contents than this in one snapshot go into one pack
 PARALLEL_MIN = 16  # more files than this are read by a few threads (hashing and zlib release the GIL)
 
@@ -362,51 +363,54 @@ class CheckpointStore:
 
     def _capture(self, rel: str) -> Entry | None:
         """Read a file now: its stat and a reference to its (stored) content. None if it
-        is not there (or not a file)."""
+        is not there (or not a file). Reads through one descriptor (open, fstat, read,
+        fstat): a file rewritten in place while being read is read again; one replaced
+        meanwhile was read whole in its old version, and the new one is a new change."""
         path = os.path.join(self.root, rel)
         for _attempt in range(3):
             try:
-                lst = os.lstat(path)
-            except OSError:
-                return None
-            fmt = lst.st_mode & 0o170000
-            if fmt == 0o120000:  # a symbolic link: recorded, never copied or followed
-                ref = link_ref(path)
-                return None if ref is None else Entry(Stat.of(lst), ref, True)
-            if fmt != 0o100000:
-                return None
-            try:
-                fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0))
+                fd = os.open(path, _OPEN_FLAGS)
             except FileNotFoundError:
                 return None
             except OSError as e:
-                if e.errno in (errno.ELOOP,):
-                    continue
+                try:
+                    lst = os.lstat(path)
+                except OSError:
+                    return None
+                if (lst.st_mode & 0o170000) == 0o120000:  # a symbolic link: recorded, never followed
+                    ref = link_ref(path)
+                    return None if ref is None else Entry(Stat.of(lst), ref, True)
+                if (lst.st_mode & 0o170000) != 0o100000 or e.errno == errno.ELOOP:
+                    return None
                 st = Stat.of(lst)
                 return Entry(st, ContentRef(f"unreadable:{st.size}:{st.mtime_ns}", st.size, st.mode, False, "unreadable"), True)
             try:
                 st0 = os.fstat(fd)
+                if (st0.st_mode & 0o170000) != 0o100000:
+                    return None
                 st = Stat.of(st0)
+                hasher = None
                 if st.size > self.settings.max_file_bytes:
                     hasher = hashlib.sha256()
                     size = 0
-                    while True:
-                        chunk = os.read(fd, HASH_CHUNK)
-                        if not chunk:
-                            break
+                    while chunk := os.read(fd, HASH_CHUNK):
                         hasher.update(chunk)
                         size += len(chunk)
-                    data = None
+                    data = b""
                 else:
-                    with os.fdopen(os.dup(fd), "rb") as f:
-                        data = f.read()
+                    parts = []
+                    want = st.size + 1
+                    while chunk := os.read(fd, max(want, 65536)):
+                        parts.append(chunk)
+                        want = 65536
+                    data = parts[0] if len(parts) == 1 else b"".join(parts)
+                after = Stat.of(os.fstat(fd))
             finally:
                 os.close(fd)
-            after = stat_file(self.root, rel)
-            if after is None or not after.same(st):
+            if not after.same(st):
                 continue  # changed while being read: read again
             racy = max(st.mtime_ns, st.ctime_ns) >= self._clock_ns
-            if data is None:
+            if hasher is not None:
                 return Entry(st, ContentRef(hasher.hexdigest(), size, st.mode, False, "size"), racy)
             return Entry(st, self.keep_bytes(data, st.mode, may_prune=False), racy)
         log.warning("checkpoints: %s kept changing while being read", rel)
