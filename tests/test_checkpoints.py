@@ -653,3 +653,82 @@ def test_blob_packs_dedup_gc_and_repack(tmp_path: Path):
             os.utime(p, (old, old))
     store2.gc(set(), grace=60)
     assert not list((tmp_path / "objects" / "pack").glob("*.pack")) and store2.total_bytes() == 0
+
+
+async def test_overlapping_commands_are_both_the_sessions(ws: Path):
+    cps = await CheckpointService.open(ws, "s-overlap", CheckpointSettings())
+    cp = await cps.begin_turn(0)
+    async with cps.command("first") as first:
+        await sh(ws, "echo one >> gen.py")
+        async with cps.command("second") as second:
+            await sh(ws, "echo two > second.txt")
+    # what the first had done when the second started is the first's (a command's, not "unknown")
+    gen = [c for c in cps.store.changes if c.path == "gen.py"]
+    assert [(c.who, c.label) for c in gen] == [("command", "while running: first")]
+    assert [(c.path, c.who) for c in second.changes] == [("second.txt", "command")]
+    assert first.changes == []
+    await cps.apply_rewind(await cps.plan_rewind(cp.id))
+    assert (ws / "gen.py").read_text() == "VALUE = 1\n" and not (ws / "second.txt").exists()
+    await cps.close()
+
+
+async def test_watcher_fallbacks_overflow_and_watch_limit(ws: Path, monkeypatch):
+    from codeloop.services.checkpoints import inotify
+
+    cps = await CheckpointService.open(ws, "s-overflow", CheckpointSettings())
+    await cps.ready()
+    watcher = cps.store._watcher
+    assert watcher is not None
+    real_drain = watcher.drain
+
+    def overflowing():  # the kernel's queue overflowed (fs.inotify.max_queued_events)
+        batch = real_drain()
+        batch.overflow = True
+        return batch
+
+    monkeypatch.setattr(watcher, "drain", overflowing)
+    await cps.begin_turn(0)
+    async with cps.command("edit") as rec:
+        await sh(ws, "echo changed > gen.py")
+    assert [c.path for c in rec.changes] == ["gen.py"]
+    assert cps.store.stats().last_refresh["mode"] == "walk"
+    await cps.close()
+
+    def limited(self, abs_dir, rel_dir):  # fs.inotify.max_user_watches reached
+        raise inotify.WatchLimit(28, "the inotify watch limit is reached")
+
+    monkeypatch.setattr(inotify.Watcher, "add", limited)
+    cps = await CheckpointService.open(ws, "s-limit", CheckpointSettings())
+    await cps.ready()
+    stats = cps.store.stats()
+    assert not stats.watcher and "watch limit" in stats.watcher_note
+    await cps.begin_turn(0)
+    async with cps.command("rm") as rec:
+        await sh(ws, "rm gen.py")
+    assert [(c.path, c.kind) for c in rec.changes] == [("gen.py", "deleted")]
+    await cps.close()
+
+
+async def test_periodic_rescan_catches_writes_inotify_cannot_see(ws: Path):
+    cps = await CheckpointService.open(ws, "s-mmap", CheckpointSettings(rescan_seconds=0.001))
+    await cps.ready()
+    await cps.begin_turn(0)
+    # a write through mmap: no inotify event
+    await py(ws, """
+        import mmap
+        with open("gen.py", "r+b") as f:
+            m = mmap.mmap(f.fileno(), 0)
+            m[0:5] = b"HELLO"
+            m.flush()
+            m.close()
+    """)
+    await asyncio.sleep(0.01)
+    await cps.begin_turn(1)  # the rescan
+    seen = [c for c in cps.store.changes if c.path == "gen.py"]
+    assert seen and seen[-1].who == "unknown" and seen[-1].after.hash != seen[-1].before.hash
+    cp = cps.checkpoint_for_message(1)
+    async with cps.command("rewrite") as rec:
+        await sh(ws, "echo agent > gen.py")
+    await cps.apply_rewind(await cps.plan_rewind(cp.id))
+    assert (ws / "gen.py").read_bytes().startswith(b"HELLO")  # the version before the command, not older
+    await cps.close()
