@@ -189,27 +189,32 @@ def walk(root: Path, rules: IgnoreRules, start: str = "",
         chain = rules.chain(rel_dir)
         file_chain = chain if any(s.files_matter() for _, s in chain) else None
         prefix = rel_dir + "/" if rel_dir else ""
+        skip_names = ALWAYS_SKIP_NAMES
+        new = tuple.__new__
         with it:
             for e in it:
                 name = e.name
-                rel = prefix + name
                 try:
-                    is_dir = e.is_dir(follow_symlinks=False)
+                    if e.is_dir(follow_symlinks=False):
+                        rel = prefix + name
+                        if rules.skipped(rel, name, True) or (chain and rules.match(chain, rel, True)):
+                            continue
+                        stack.append(rel)
+                        continue
                 except OSError:
                     continue
-                if is_dir:
-                    if rules.skipped(rel, name, True) or (chain and rules.match(chain, rel, True)):
-                        continue
-                    stack.append(rel)
+                if name in skip_names:
                     continue
-                if name in ALWAYS_SKIP_NAMES or (file_chain and rules.match(file_chain, rel, False)):
+                rel = prefix + name
+                if file_chain and rules.match(file_chain, rel, False):
                     continue
                 try:
                     st = e.stat(follow_symlinks=False)
                 except OSError:
                     continue
-                if (st.st_mode & 0o170000) in (_REG, _LNK):
-                    files[rel] = Stat.of(st)
+                fmt = st.st_mode & 0o170000
+                if fmt == _REG or fmt == _LNK:
+                    files[rel] = new(Stat, (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, st.st_mode & 0o7777))
     return files, dirs
 
 
