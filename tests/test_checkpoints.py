@@ -732,3 +732,19 @@ async def test_periodic_rescan_catches_writes_inotify_cannot_see(ws: Path):
     await cps.apply_rewind(await cps.plan_rewind(cp.id))
     assert (ws / "gen.py").read_bytes().startswith(b"HELLO")  # the version before the command, not older
     await cps.close()
+
+
+def test_the_documented_settings_are_the_real_ones():
+    import re as _re
+
+    doc = (Path(__file__).resolve().parent.parent / "docs" / "checkpoints.md").read_text(encoding="utf-8")
+    table = doc.split("## Settings", 1)[1].split("\n\n", 2)[1]
+    keys = _re.findall(r"^\| `(\w+)` \|", table, _re.M)
+    assert keys == ["enabled", "budgetBytes", "maxFileBytes", "exclude", "watch", "rescanSeconds"]
+    defaults = CheckpointSettings()
+    values = {"enabled": True, "budgetBytes": 1, "maxFileBytes": 1, "exclude": [], "watch": False, "rescanSeconds": 1}
+    st, warnings = CheckpointSettings.from_mapping({k: values[k] for k in keys})
+    assert warnings == [] and st.watch is False and st.budget_bytes == 1
+    assert "| `budgetBytes` | 2 GiB |" in table and defaults.budget_bytes == 2 * 1024 ** 3
+    assert "| `maxFileBytes` | 16 MiB |" in table and defaults.max_file_bytes == 16 * MiB
+    assert "| `rescanSeconds` | `600` |" in table and defaults.rescan_seconds == 600
