@@ -748,3 +748,18 @@ def test_the_documented_settings_are_the_real_ones():
     assert "| `budgetBytes` | 2 GiB |" in table and defaults.budget_bytes == 2 * 1024 ** 3
     assert "| `maxFileBytes` | 16 MiB |" in table and defaults.max_file_bytes == 16 * MiB
     assert "| `rescanSeconds` | `600` |" in table and defaults.rescan_seconds == 600
+
+
+async def test_an_explicit_restore_is_not_applied_to_edits_made_after_the_preview(ws: Path):
+    cps = await CheckpointService.open(ws, "s-late2", CheckpointSettings())
+    cp = await cps.begin_turn(0)
+    async with cps.command("echo"):
+        await sh(ws, "echo agent >> gen.py")
+    (ws / "gen.py").write_text("the user's first edit\n")
+    plan = await cps.plan_rewind(cp.id)
+    assert plan.file("gen.py").user_changed and "the user's first edit" in plan.file("gen.py").diff
+    (ws / "gen.py").write_text("the user's second edit, not in the preview\n")
+    res = await cps.apply_rewind(plan, {"gen.py": "restore"})
+    assert (ws / "gen.py").read_text() == "the user's second edit, not in the preview\n"
+    assert res.files[0].status == "kept" and "after the preview" in res.summary
+    await cps.close()

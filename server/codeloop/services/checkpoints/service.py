@@ -198,9 +198,11 @@ class CheckpointService:
             if chain is None:
                 return FileOutcome(fp.path, "kept", "no longer changed by the session"), None
             fresh = await asyncio.to_thread(plan_file, fp.path, chain, current, link, self.store.load)
-            if fresh.user_changed and not fp.user_changed:
-                return FileOutcome(fp.path, "kept", f"{CHANGED_SINCE}; after the preview"), None
-            fp, choice = fresh, (choice if fresh.user_changed == fp.user_changed else None)
+            if fresh.user_changed or choice == "keep":
+                # what was chosen was chosen for what the preview showed
+                return FileOutcome(fp.path, "kept", f"{CHANGED_SINCE}; after the preview"
+                                   if fresh.user_changed else "as chosen"), None
+            fp, choice = fresh, None
         if choice is None:
             choice = changed_since if fp.user_changed else fp.default
         if not fp.user_changed and fp.action == "none":
