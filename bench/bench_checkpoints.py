@@ -31,7 +31,6 @@ import json
 import os
 import random
 import shutil
-import statistics
 import subprocess
 import tempfile
 import time

@@ -528,7 +528,7 @@ async def test_dedup_and_index_make_a_second_session_cheap(ws: Path):
     assert second.store.stats().baseline_read_files == 0  # the stat cache vouched for every file
     assert second.store.blobs.total_bytes() == blobs  # nothing stored twice
     (ws / "copy.bin").write_bytes((ws / "data.bin").read_bytes())
-    async with second.command("noop") as rec:
+    async with second.command("noop"):
         pass
     assert second.store.blobs.total_bytes() == blobs  # same content: the same blob
     await second.close()
@@ -727,7 +727,7 @@ async def test_periodic_rescan_catches_writes_inotify_cannot_see(ws: Path):
     seen = [c for c in cps.store.changes if c.path == "gen.py"]
     assert seen and seen[-1].who == "unknown" and seen[-1].after.hash != seen[-1].before.hash
     cp = cps.checkpoint_for_message(1)
-    async with cps.command("rewrite") as rec:
+    async with cps.command("rewrite"):
         await sh(ws, "echo agent > gen.py")
     await cps.apply_rewind(await cps.plan_rewind(cp.id))
     assert (ws / "gen.py").read_bytes().startswith(b"HELLO")  # the version before the command, not older
