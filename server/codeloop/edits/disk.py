@@ -223,13 +223,14 @@ def _make_parents(directory: Path) -> list[Path]:
     return list(reversed(missing))
 
 
-def _write_temp(path: Path, data: bytes, mode: int | None) -> str:
+def _write_temp(path: Path, data: bytes, mode: int | None, durable: bool = True) -> str:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".codeloop-tmp")
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
-            os.fsync(f.fileno())
+            if durable:
+                os.fsync(f.fileno())
         os.chmod(tmp, mode if mode is not None else 0o666 & ~_UMASK)
     except BaseException:
         _unlink(tmp)
@@ -237,17 +238,29 @@ def _write_temp(path: Path, data: bytes, mode: int | None) -> str:
     return tmp
 
 
-def write_atomic(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` atomically (a temp file in the same folder, fsync,
-    rename), keeping the file's mode. Readers see the old or the new file, never half."""
+def write_atomic(path: Path, text: str | bytes, *, mode: int | None = None, durable: bool = True) -> None:
+    """Write ``text`` (str as UTF-8, or bytes as they are) to ``path`` atomically (a temp
+    file in the same folder, fsync, rename), keeping the file's mode (``mode`` is used
+    for a new file). Readers see the old or the new file, never half.
+
+    ``durable=False`` skips the fsyncs: still atomic for other processes and across a
+    crash of this one, but not across a power loss (for caches and content-checked data).
+    With ``durable`` the folder is fsynced too, so the rename itself survives a power loss.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
-    mode = path.stat().st_mode & 0o7777 if path.exists() else None
-    tmp = _write_temp(path, text.encode("utf-8"), mode)
+    try:
+        mode = path.stat().st_mode & 0o7777
+    except FileNotFoundError:
+        pass
+    data = text if isinstance(text, bytes) else text.encode("utf-8")
+    tmp = _write_temp(path, data, mode, durable)
     try:
         os.replace(tmp, path)
     except BaseException:
         _unlink(tmp)
         raise
+    if durable:
+        fsync_dir(path.parent)
 
 
 def _unlink(path: str) -> None:
