@@ -17,10 +17,13 @@ EDGE = str(Path(__file__).resolve().parent / "mcp_servers" / "edge_server.py")
 BIN = Path(sys.executable).parent
 
 
-def edge(name: str, *flags: str, source: str = "user", env: dict[str, str] | None = None) -> ServerConfig:
-    """The edge server over stdio."""
+def edge(name: str, *flags: str, source: str = "user", env: dict[str, str] | None = None,
+         label: str | None = None) -> ServerConfig:
+    """The edge server over stdio; ``--name`` is ``label`` (default: the server's name), which
+    also marks its command line."""
+    args = (EDGE, "--name", label or name, *flags)
     return ServerConfig(name=name, transport="stdio", source=source, origin="test", command=sys.executable,  # type: ignore[arg-type]
-                        args=(EDGE, *flags), env=env or {}, raw={"command": "python", "args": [EDGE, *flags]})
+                        args=args, env=env or {}, raw={"command": "python", "args": list(args)})
 
 
 def free_port() -> int:

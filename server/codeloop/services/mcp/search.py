@@ -32,7 +32,8 @@ ONE_LINE = 90
 
 _STOP = frozenset("a an and any are as at be by can do for from get how i in is it me my of on or some that the "
                   "this to tool tools use using want with".split())
-_WORD = re.compile(r"[A-Za-z][a-z]+|[A-Z]+(?![a-z])|\d+|[a-z]+")
+_RUN = re.compile(r"[A-Za-z0-9]+")
+_WORD = re.compile(r"[A-Z]?[a-z]+|[A-Z]+(?![a-z])|\d+")
 
 
 @dataclass(frozen=True)
@@ -68,12 +69,13 @@ def schema_tokens(tools: Sequence[McpToolInfo]) -> int:
 
 def _catalog(tools: Sequence[McpToolInfo], budget: int) -> str:
     """One line per tool; names only when that is too long; counts per server at worst."""
+    room = budget - count_tools([search_tool_schema("")])
     with_desc = "\n".join(f"- {t.qualified_name}: {one_line(t.description)}" if t.description
                           else f"- {t.qualified_name}" for t in tools)
-    if count_tokens(with_desc) <= budget // 2:
+    if count_tokens(with_desc) <= room:
         return with_desc
     names = "\n".join(f"- {t.qualified_name}" for t in tools)
-    if count_tokens(names) <= budget // 2:
+    if count_tokens(names) <= room:
         return names
     counts: dict[str, int] = {}
     for t in tools:
@@ -133,8 +135,18 @@ def _stem(word: str) -> str:
     return word
 
 
-def _terms(text: str) -> list[str]:
-    return [_stem(w.lower()) for w in _WORD.findall(text or "") if w.lower() not in _STOP]
+def _terms(text: str, query: bool = False) -> list[str]:
+    """Words, split at ``_``, ``-`` and camelCase, stemmed. A run of letters and digits
+    (``srv2``) also stays whole; in a query it is only whole."""
+    out: list[str] = []
+    for run in _RUN.findall(text or ""):
+        parts = _WORD.findall(run)
+        if len(parts) > 1 and any(c.isdigit() for c in run) and any(c.isalpha() for c in run):
+            out.append(run.lower())
+            if query:
+                continue
+        out += [_stem(w.lower()) for w in parts if w.lower() not in _STOP]
+    return out
 
 
 @dataclass
@@ -163,7 +175,7 @@ def search_tools(query: str, tools: Sequence[McpToolInfo], limit: int = DEFAULT_
                     out.append(t)
         return out[:MAX_LIMIT]
     required = [_stem(w[1:].lower()) for w in q.split() if w.startswith("+") and len(w) > 1]
-    terms = list(dict.fromkeys(_terms(q.replace("+", " "))))
+    terms = list(dict.fromkeys(_terms(q.replace("+", " "), query=True)))
     if not terms:
         return []
     docs = _docs(tools)
