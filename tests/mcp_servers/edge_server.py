@@ -21,11 +21,19 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from mcp.server.mcpserver import Context, Image, MCPServer
-from mcp.server.mcpserver.exceptions import ToolError
-from mcp.types import EmbeddedResource, ResourceLink, TextContent, TextResourceContents, ToolAnnotations
+if TYPE_CHECKING:
+    from mcp.server.mcpserver import Context, Image, MCPServer
+
+
+def import_sdk() -> None:
+    """The SDK is imported after the flags that act before serving (a crash at start does
+    not wait for it). Into the module's globals: the SDK reads the tools' annotations."""
+    from mcp.server.mcpserver import Context, Image, MCPServer
+
+    globals().update(Context=Context, Image=Image, MCPServer=MCPServer)
+
 
 # A 1x1 red PNG.
 PNG = base64.b64decode(
@@ -69,6 +77,9 @@ def make_generated_tool(server: MCPServer, i: int) -> None:
 
 
 def build(args: argparse.Namespace) -> MCPServer:
+    from mcp.server.mcpserver.exceptions import ToolError
+    from mcp.types import EmbeddedResource, ResourceLink, TextContent, TextResourceContents, ToolAnnotations
+
     server = MCPServer(args.name, instructions="Edge-case server for codeloop's MCP client tests.",
                        log_level="WARNING")
 
@@ -209,6 +220,7 @@ def main() -> None:
         sys.stdout.flush()
     global WIRE_FD
     WIRE_FD = os.dup(1)
+    import_sdk()
     server = build(args)
     if args.transport == "stdio" and args.legacy:
         asyncio.run(serve_legacy_stdio(server))
@@ -218,6 +230,11 @@ def main() -> None:
         server.run("sse", host="127.0.0.1", port=args.port)
     else:
         server.run("streamable-http", host="127.0.0.1", port=args.port)
+    if args.stubborn:
+        # Does not stop when its stdin closes, nor on SIGTERM: only SIGKILL ends it.
+        log("stdin closed; staying alive anyway")
+        while True:
+            time.sleep(1)
 
 
 if __name__ == "__main__":

@@ -50,6 +50,7 @@ log = logging.getLogger(__name__)
 HTTP_TIMEOUT = 30.0
 HTTP_READ_TIMEOUT = 300.0
 MAX_TOOL_PAGES = 100
+EXIT_DRAIN = 0.2  # seconds between a stdio server's exit and the end of its stream
 _NOTE_CHARS = 300
 
 
@@ -130,10 +131,20 @@ async def _stdio_streams(proc: StdioProcess, slog: ServerLog, on_eof: Callable[[
             slog.note(f"writing to the server failed: {e}")
             await read_send.aclose()  # the session sees the end instead of waiting forever
 
+    async def watch_exit() -> None:
+        # The end of stdout is not enough: a child the server started may hold the pipe
+        # open after the server is gone. So the server's exit ends the stream too (after
+        # a moment for the reader to pass on what it wrote last).
+        await proc.wait_exit(None)
+        await anyio.sleep(EXIT_DRAIN)
+        on_eof()
+        await read_send.aclose()
+
     try:
         async with anyio.create_task_group() as tg:
             tg.start_soon(reader)
             tg.start_soon(writer)
+            tg.start_soon(watch_exit)
             try:
                 yield read_recv, write_send
             finally:
@@ -240,8 +251,7 @@ class Connection:
         finally:
             self._ready = False
         if scope.cancelled_caught:
-            detail = await self.loss_reason() if self.lost_reason else ""
-            raise StartFailed(f"did not start within {startup_timeout:g} s" + (f" ({detail})" if detail else ""))
+            raise StartFailed(f"did not start within {startup_timeout:g} s")
         if self.lost_reason is not None and not self._stopping:
             raise ConnectionLost(await self.loss_reason())
 
