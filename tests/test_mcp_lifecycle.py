@@ -70,14 +70,18 @@ async def test_a_server_that_fails_at_start_is_failed_with_its_stderr_and_retrie
         await m.close()
 
 
-async def test_a_command_that_does_not_exist(tmp_path: Path) -> None:
-    m = McpManager([ServerConfig(name="ghost", transport="stdio", source="user", origin="t",
-                                 command="no-such-mcp-server --stdio")], root=tmp_path, max_failures=1)
+async def test_a_command_that_does_not_exist_or_a_missing_directory(tmp_path: Path) -> None:
+    m = McpManager([
+        ServerConfig(name="ghost", transport="stdio", source="user", origin="t", command="no-such-mcp-server --stdio"),
+        ServerConfig(name="nowhere", transport="stdio", source="user", origin="t", command=sys.executable,
+                     cwd=str(tmp_path / "missing")),
+    ], root=tmp_path, max_failures=1)
     try:
         await m.start()
-        await wait_for(lambda: m.state("ghost").status == "failed", 10)
+        await wait_for(lambda: all(s.status == "failed" for s in m.states()), 10)
         assert m.state("ghost").last_error == (
             'failed to start: command not found: no-such-mcp-server --stdio (put its arguments in "args")')
+        assert m.state("nowhere").last_error == f"failed to start: the working directory {tmp_path / 'missing'} does not exist"
     finally:
         await m.close()
 
@@ -281,3 +285,20 @@ async def test_non_interactive_runs_need_trust_project(tmp_path: Path) -> None:
     finally:
         await m.close()
     assert not (root / ".codeloop" / "settings.local.json").exists()  # still nothing remembered
+
+
+async def test_close_does_not_wait_for_an_unanswered_question(tmp_path: Path) -> None:
+    root = consent_project(tmp_path, ["proj"])
+    cfg = load_config(root, config_home=tmp_path / "cfg")
+    asked = asyncio.Event()
+
+    async def away(request: ConsentRequest) -> bool | None:
+        asked.set()
+        await asyncio.Event().wait()  # the user never answers
+        return None
+
+    m = McpManager(cfg.servers, root=root, consent=ProjectConsent(root, user_data_dir=tmp_path / "data"), ask=away)
+    await m.start()
+    await asyncio.wait_for(asked.wait(), 10)
+    assert m.state("proj").status == "needs-consent"
+    await asyncio.wait_for(m.close(), 5)  # not the servers' grace periods: there is no server

@@ -302,17 +302,18 @@ class Connection:
         if cfg.transport == "stdio":
             env = {**self.environ, **dict(cfg.env)}
             cwd = Path(cfg.cwd) if cfg.cwd else self.root
+            if not await asyncio.to_thread(cwd.is_dir):
+                raise StartFailed(f"the working directory {cwd} does not exist")
             proc = StdioProcess([cfg.command or "", *cfg.args], env=env, cwd=cwd, stderr_path=self.slog.path)
             try:
                 await proc.start()
             except FileNotFoundError:
                 hint = " (put its arguments in \"args\")" if cfg.command and " " in cfg.command.strip() else ""
                 raise StartFailed(f"command not found: {cfg.command}{hint}") from None
-            except NotADirectoryError:
-                raise StartFailed(f"the working directory {cwd} does not exist") from None
             except OSError as e:
                 raise StartFailed(f"cannot run {cfg.command}: {e.strerror or e}") from None
             self.process = proc
+            stack.callback(proc.kill_now)  # the last resort if the transport is never entered
             self.slog.note(f"started pid {proc.pid}: {cfg.command_line()}")
             return _stdio_streams(proc, self.slog, self._on_eof, self.stdin_grace, self.term_grace)
         headers = dict(cfg.headers)

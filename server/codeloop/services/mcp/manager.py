@@ -118,6 +118,7 @@ class McpManager:
         self._connections: list[Connection] = []
         self._started = False
         self._closing = False
+        self._ask_task: asyncio.Task[Any] | None = None
 
     # -- public: lifecycle -------------------------------------------------------------
 
@@ -151,11 +152,13 @@ class McpManager:
                 self._set(st, "needs-consent", error=None)
                 to_ask.append(st)
         if to_ask and self.ask is not None:
-            self._spawn(self._ask_all(to_ask), "mcp-consent")
+            self._ask_task = self._spawn(self._ask_all(to_ask), "mcp-consent")
 
     async def close(self) -> None:
         """Stop every server (process groups killed) and every task of ours."""
         self._closing = True
+        if self._ask_task is not None:
+            self._ask_task.cancel()  # a question nobody answered: nothing to wait for
         for st in self._servers.values():
             if st.conn is not None:
                 st.conn.stop()
@@ -280,7 +283,9 @@ class McpManager:
         except ConnectionLost:
             reason = await conn.loss_reason()
             tail = st.slog.tail(8) if st.slog is not None else ""
-            text = f"the MCP server {server!r} stopped during the call: {reason}; it will be restarted"
+            text = f"the MCP server {server!r} stopped during the call: {reason}"
+            if not self._closing:
+                text += "; it will be restarted"
             if tail:
                 text += f"\nIts last output on stderr:\n{tail}"
             return error_result(text, failure="crashed", server=server, tool=tool)
