@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
@@ -21,7 +21,7 @@ pytestmark = pytest.mark.asyncio(loop_scope="module")
 
 
 @pytest.fixture(scope="module")
-def http_servers() -> AsyncIterator[tuple[HttpServer, HttpServer]]:
+def http_servers() -> Iterator[tuple[HttpServer, HttpServer]]:
     web = HttpServer().start()
     sse = HttpServer(transport="sse").start()
     yield web, sse
