@@ -60,6 +60,7 @@ async def test_every_server_is_ready_in_its_era(manager: McpManager) -> None:
     assert by["web"].protocol_version == "2026-07-28"
     assert by["modern"].tool_count == 12 and by["many"].tool_count == 212
     assert by["modern"].pid and by["web"].pid is None
+    assert by["legacy"].instructions == "Edge-case server for codeloop's MCP client tests."
     echo = manager.tool("mcp__modern__echo")
     assert echo is not None and echo.read_only and echo.server == "modern" and echo.name == "echo"
     assert echo.schema()["function"]["parameters"]["required"] == ["text"]

@@ -55,6 +55,7 @@ class ServerState:
     retry_in: float | None = None  # seconds until the next automatic restart
     protocol_version: str | None = None
     server_version: str | None = None
+    instructions: str | None = None  # what the server asks the model to know (for the system prompt)
 
 
 @dataclass(frozen=True)

@@ -528,6 +528,7 @@ class McpManager:
             pid=conn.pid if conn is not None else None, restarts=st.restarts, retry_in=retry,
             protocol_version=conn.protocol_version if conn is not None else None,
             server_version=conn.server_version if conn is not None else None,
+            instructions=conn.instructions if conn is not None else None,
         )
 
     def _emit(self, kind: Literal["tools", "state"], st: _Server) -> None:
