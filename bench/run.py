@@ -28,7 +28,11 @@ sys.path.insert(0, str(BENCH))
 
 from common import machine  # noqa: E402
 
+<<<<<<< HEAD
 BENCHMARKS = ["overhead", "responsiveness", "search", "proposals", "memory", "tokens", "code_actions", "checkpoints"]
+=======
+BENCHMARKS = ["overhead", "responsiveness", "search", "proposals", "memory", "tokens", "code_actions", "mcp"]
+>>>>>>> h/mcp
 TIMEOUT = 900  # seconds per benchmark
 
 

@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-OURS = ["overhead", "responsiveness", "search", "proposals", "memory", "tokens", "checkpoints"]
+OURS = ["overhead", "responsiveness", "search", "proposals", "memory", "tokens", "checkpoints", "mcp"]
 
 
 def test_quick_run_produces_every_result(tmp_path: Path) -> None:
@@ -47,6 +47,8 @@ def test_quick_run_produces_every_result(tmp_path: Path) -> None:
     cp = by_name["checkpoints"]["data"]
     assert cp["watcher"]["nothing_changed_ms"]["n"] > 0 and cp["walk"]["hundred_changed_ms"]["n"] > 0
     assert cp["session"]["steps"] > 0 and cp["restored_exactly"] is True
+    assert {"0", "20", "200"} <= set(by_name["mcp"]["data"]["tokens"])
+    assert by_name["mcp"]["data"]["startup"]["with_slow_s"]
     # The Markdown table was written next to the JSON, and as latest.md.
     md = (out / "latest.md").read_text()
     assert "| metric | codeloop | reference | ratio | target |" in md
