@@ -27,7 +27,7 @@ from common import TESTS, result, row
 
 from codeloop.context.tokens import TOKENIZER_NAME, count_tools
 from codeloop.services.mcp import McpManager, ServerConfig, plan_tools
-from codeloop.tools import default_tools
+from codeloop.tools.builtin import BuiltinTools
 
 EDGE = str(TESTS / "mcp_servers" / "edge_server.py")
 WINDOW = 128_000
@@ -56,7 +56,7 @@ async def mcp_tools(n: int, root: Path) -> list[Any]:
 
 
 async def tokens(root: Path) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-    builtin = [t.schema() for t in default_tools()]
+    builtin = [t.schema() for t in BuiltinTools().tools()]
     listing = await mcp_tools(200, root)
     rows = []
     data: dict[str, Any] = {"builtin_tools": len(builtin), "window": WINDOW}

@@ -46,10 +46,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
-from codeloop.context.sessions import default_user_data_dir, workspace_hash
+from codeloop.context.store import default_user_data_dir, workspace_hash
 from codeloop.edits.disk import write_atomic
 from codeloop.services.mcp.config import ServerConfig
-from codeloop.services.mcp.logs import ensure_gitignore
+from codeloop.edits.disk import ensure_codeloop_gitignore
 
 log = logging.getLogger(__name__)
 
@@ -275,7 +275,7 @@ class ProjectConsent:
     async def _update(self, change: Any) -> None:
         path = self.path
         if self.in_git:
-            await asyncio.to_thread(ensure_gitignore, path.parent)
+            await asyncio.to_thread(ensure_codeloop_gitignore, self.root)
 
         def rmw() -> dict[str, Any]:
             data: dict[str, Any] = {}

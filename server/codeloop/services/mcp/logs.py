@@ -20,34 +20,6 @@ LOG_DIR = Path(".codeloop") / "mcp-logs"
 ROTATE_BYTES = 2 * 1024 * 1024
 TAIL_BYTES = 4096
 TAIL_LINES = 20
-GITIGNORE_LINES = ("mcp-logs/", "settings.local.json")
-
-
-def ensure_gitignore(codeloop_dir: Path, lines: tuple[str, ...] = GITIGNORE_LINES) -> None:
-    """Add ``lines`` to ``<codeloop_dir>/.gitignore`` (keeping what is there), atomically."""
-    gi = codeloop_dir / ".gitignore"
-    try:
-        existing = gi.read_text(encoding="utf-8") if gi.exists() else ""
-    except (OSError, UnicodeDecodeError):
-        return
-    have = {line.strip() for line in existing.splitlines()}
-    missing = [x for x in lines if x not in have and "/" + x not in have]
-    if not missing:
-        return
-    text = existing + ("" if not existing or existing.endswith("\n") else "\n") + "\n".join(missing) + "\n"
-    tmp = gi.with_name(f".gitignore.{os.getpid()}.tmp")
-    try:
-        codeloop_dir.mkdir(parents=True, exist_ok=True)
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, gi)
-    except OSError as e:
-        log.warning("could not update %s: %s", gi, e)
-        try:
-            tmp.unlink()
-        except OSError:
-            pass
-
-
 def log_file_name(server: str) -> str:
     safe = re.sub(r"[^A-Za-z0-9_.-]", "_", server).lstrip(".") or "_"
     return f"{safe}.log"

@@ -35,7 +35,8 @@ from codeloop.services.mcp.adapter import (
 from codeloop.services.mcp.config import ConfigProblem, ServerConfig
 from codeloop.services.mcp.info import McpEvent, McpToolInfo, ServerState, Status
 from codeloop.services.mcp.consent import ConsentAsker, ProjectConsent, request_for
-from codeloop.services.mcp.logs import LOG_DIR, ServerLog, ensure_gitignore, log_file_name
+from codeloop.edits.disk import ensure_codeloop_gitignore
+from codeloop.services.mcp.logs import LOG_DIR, ServerLog, log_file_name
 from codeloop.services.mcp.names import NameRegistry
 from codeloop.services.mcp.results import McpCallResult, convert, error_result
 
@@ -128,7 +129,7 @@ class McpManager:
             return
         self._started = True
         if self._servers and self._log_dir_is_ours():
-            await asyncio.to_thread(ensure_gitignore, self.root / ".codeloop")
+            await asyncio.to_thread(ensure_codeloop_gitignore, self.root)
         project = [st for st in self._servers.values() if st.config.needs_consent and st.slog is not None]
         if project and self.consent is not None:
             await self.consent.load()
