@@ -226,13 +226,6 @@ class Tool(BaseTool, Generic[I]):
     def parameters(self) -> dict[str, Any]:
         return type(self).schema_of()["function"]["parameters"]  # type: ignore[no-any-return]
 
-    def summary(self, args: I) -> str:
-        # TODO(lead): the search tools get their own summaries once their split lands.
-        for key in ("pattern", "path"):
-            value = getattr(args, key, None)
-            if isinstance(value, str) and value:
-                return value
-        return ""
 
     def schema(self) -> dict[str, Any]:
         return type(self).schema_of()
@@ -244,6 +237,9 @@ class Tool(BaseTool, Generic[I]):
         if cached is None:
             params = cls.Input.model_json_schema()
             params.pop("title", None)
+            # Unknown arguments are refused by validate() anyway (extra="forbid"); saying so
+            # in every request's schema costs tokens and tells the model nothing.
+            params.pop("additionalProperties", None)
             for name, prop in list(params.get("properties", {}).items()):
                 prop.pop("title", None)
                 params["properties"][name] = _optional(prop)

@@ -34,7 +34,12 @@ from codeloop.tools.text import numbered, split_lines
 from codeloop.tools.workspace import InvalidPath, PathOutsideWorkspace
 
 MAX_LINES = 2000
-MAX_CHARS = 24_000  # below the per-call output budget (30k), so reads end on whole lines the memo can track
+# What one read shows at most: a first look at a file (no limit given) shows up to
+# FIRST_LOOK_CHARS, and says how to continue; a read of a range the model chose (a limit
+# given) up to MAX_CHARS. Both are below the per-call output budget (30k), so reads end on
+# whole lines the memo can track.
+FIRST_LOOK_CHARS = 12_000
+MAX_CHARS = 24_000
 MAX_LINE_CHARS = 2000
 MAX_FILE_BYTES = 20 * 1024 * 1024
 BINARY_SNIFF = 8192
@@ -262,6 +267,7 @@ class ReadFile(Tool["ReadFile.Input"]):
                 f"offset {args.offset} is past the end of {display}, which has {total} lines"
             )
         limit = min(args.limit, MAX_LINES)
+        max_chars = MAX_CHARS if "limit" in args.model_fields_set else FIRST_LOOK_CHARS
         out: list[str] = []
         used = 0
         n = args.offset
@@ -269,7 +275,7 @@ class ReadFile(Tool["ReadFile.Input"]):
             if len(line) > MAX_LINE_CHARS:
                 line = line[:MAX_LINE_CHARS] + f" [... line cut, {len(line) - MAX_LINE_CHARS} more characters]"
             entry = numbered(n, line)
-            if used + len(entry) + 1 > MAX_CHARS and out:
+            if used + len(entry) + 1 > max_chars and out:
                 break
             out.append(entry)
             used += len(entry) + 1

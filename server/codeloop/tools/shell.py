@@ -257,7 +257,6 @@ class RunCommand(_ShellTool["RunCommand.Input"]):
     )
     read_only = False
     kind = "Bash"
-    guidance = "Prefer the dedicated tools over shell equivalents (read_file over cat, grep/glob/list_dir over find)."
 
     class Input(ToolInput):
         command: str = Field(description="The command line.")

@@ -150,7 +150,9 @@ class Workspace:
                 f"path {shown(raw)} could not be resolved ({type(e).__name__}), so it is treated as outside the workspace"
             ) from None
         if not settled:
-            raise PathOutsideWorkspace(f"path {shown(raw)} could not be resolved (a symlink loop?), so it is treated as outside the workspace")
+            raise PathOutsideWorkspace(
+                f"path {shown(raw)} could not be resolved (a symlink loop?), so it is treated as outside the workspace"
+            )
         if real != self.root and self.root not in real.parents:
             hint = ""
             if text != raw:

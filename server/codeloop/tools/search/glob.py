@@ -13,7 +13,7 @@ from pydantic import Field
 
 import codeloop.tools.search.rg as rg
 from codeloop.policy.types import PermissionRequest
-from codeloop.tools.base import Tool, ToolContext, ToolError, ToolInput
+from codeloop.tools.base import Tool, ToolContext, ToolError, ToolInput, ToolResult, first_line, plural
 from codeloop.tools.files import file_permission
 from codeloop.tools.search.ignore import IgnoreMatcher, glob_spec, walk_files
 from codeloop.tools.search.scope import check_argument, dropped_note, first_inside, search_start
@@ -120,16 +120,24 @@ def _ordered(root: Path, names: list[str]) -> tuple[list[str], bool, list[str], 
 class Glob(Tool["Glob.Input"]):
     name = "glob"
     description = (
-        "Find files by name with a glob pattern (e.g. \"**/*.py\", \"src/**/test_*.ts\", "
-        "\"*.md\"), respecting .gitignore. Returns workspace-relative paths, newest first "
-        "(by path when over 1,000 match)."
+        "Find files by name with a glob (\"**/*.py\", \"src/**/test_*.ts\"), respecting .gitignore; "
+        "newest first."
     )
     read_only = True
     kind = "Read"
 
     class Input(ToolInput):
-        pattern: str = Field(description='Glob pattern, e.g. "**/*.py". A pattern without "/" matches file names at any depth.')
-        path: str = Field(".", description="Directory to search in, relative to the workspace root.")
+        pattern: str = Field(description='The glob; without "/" it matches names at any depth.')
+        path: str = Field(".", description="Folder to search in.")
+
+    def summary(self, args: Input) -> str:
+        return args.pattern if args.path in (".", "") else f"{args.pattern} in {args.path}"
+
+    def outcome(self, args: Input, result: ToolResult) -> str:
+        if not result.ok:
+            return first_line(result.text)
+        names = [ln for ln in result.text.splitlines() if ln and not ln.startswith(("[", "("))]
+        return plural(len(names), "file") if names else "no files"
 
     def permission(self, args: Input, ctx: ToolContext) -> PermissionRequest | None:
         return file_permission("Read", args.path, ctx)

@@ -11,7 +11,7 @@ from pydantic import Field
 
 import codeloop.tools.search.rg as rg
 from codeloop.policy.types import PermissionRequest
-from codeloop.tools.base import Tool, ToolContext, ToolError, ToolInput
+from codeloop.tools.base import Tool, ToolContext, ToolError, ToolInput, ToolResult, first_line, plural
 from codeloop.tools.files import file_permission
 from codeloop.tools.search.fs import read_beneath
 from codeloop.tools.search.ignore import IgnoreMatcher, glob_spec, walk_files
@@ -161,23 +161,33 @@ def _overlay_buffers(ctx: ToolContext, results: dict[str, FileHits], q: GrepQuer
 class Grep(Tool["Grep.Input"]):
     name = "grep"
     description = (
-        "Search file contents with a regular expression (ripgrep syntax), respecting .gitignore. "
-        'output_mode "content" (default) prints `path:line:text` for matching lines; '
-        '"files_with_matches" lists matching files; "count" gives matches per file. Filter '
-        "files with glob (e.g. \"*.py\", \"src/**/*.ts\"). Prefer this over running grep/rg with run_command."
+        "Search file contents with a regex (ripgrep syntax), respecting .gitignore: `path:line:text` "
+        "lines, or the matching files, or counts per file."
     )
     read_only = True
     kind = "Read"
+    guidance = "Search with grep, glob and list_dir rather than grep or find in run_command."
 
     class Input(ToolInput):
-        pattern: str = Field(description="Regular expression to search for, e.g. `def \\w+_handler` or `TODO`.")
-        path: str = Field(".", description="File or directory to search, relative to the workspace root.")
-        glob: str | None = Field(None, description='Only search files matching this glob, e.g. "*.py" or "src/**/*.ts".')
-        output_mode: GrepMode = Field(
-            "content", description='"content" (matching lines), "files_with_matches" or "count".'
-        )
+        pattern: str = Field(description="The regex.")
+        path: str = Field(".", description="File or folder to search.")
+        glob: str | None = Field(None, description='Only files matching this glob ("*.py", "src/**/*.ts").')
+        output_mode: GrepMode = Field("content", description="Lines, files or counts.")
         case_insensitive: bool = Field(False, description="Ignore case.")
-        context: int = Field(0, ge=0, le=20, description="Lines of context around each match (content mode).")
+        context: int = Field(0, ge=0, le=20, description="Lines of context around each match.")
+
+    def summary(self, args: Input) -> str:
+        where = "" if args.path in (".", "") else f" in {args.path}"
+        return args.pattern + where + (f" ({args.glob})" if args.glob else "")
+
+    def outcome(self, args: Input, result: ToolResult) -> str:
+        if not result.ok:
+            return first_line(result.text)
+        lines = [ln for ln in result.text.splitlines() if ln and not ln.startswith(("[", "("))]
+        if args.output_mode == "content":
+            files = {ln.split(":", 1)[0] for ln in lines if ":" in ln}
+            return f"{plural(len(lines), 'line')} in {plural(len(files), 'file')}" if lines else "no matches"
+        return plural(len(lines), "file") if lines else "no matches"
 
     def permission(self, args: Input, ctx: ToolContext) -> PermissionRequest | None:
         return file_permission("Read", args.path, ctx)

@@ -11,7 +11,7 @@ from pathlib import Path
 from pydantic import Field
 
 from codeloop.policy.types import PermissionRequest
-from codeloop.tools.base import Tool, ToolContext, ToolError, ToolInput
+from codeloop.tools.base import Tool, ToolContext, ToolError, ToolInput, ToolResult, first_line, plural
 from codeloop.tools.files import file_permission
 from codeloop.tools.search.fs import DIR_FLAGS, open_beneath
 from codeloop.tools.search.ignore import ALWAYS_SKIP, IgnoreMatcher
@@ -79,16 +79,22 @@ def _list_dir(ctx: ToolContext, start: SearchStart, depth: int) -> tuple[list[st
 
 class ListDir(Tool["ListDir.Input"]):
     name = "list_dir"
-    description = (
-        "List a directory of the workspace (directories end with '/'), skipping files ignored by "
-        ".gitignore. depth > 1 shows subdirectories as an indented tree."
-    )
+    description = "List a folder (folders end with '/'), skipping what .gitignore ignores; depth > 1 gives a tree."
     read_only = True
     kind = "Read"
 
     class Input(ToolInput):
-        path: str = Field(".", description="Directory to list, relative to the workspace root.")
-        depth: int = Field(1, ge=1, le=5, description="How many levels to show (1 = just this directory).")
+        path: str = Field(".", description="The folder.")
+        depth: int = Field(1, ge=1, le=5, description="Levels to show.")
+
+    def summary(self, args: Input) -> str:
+        return args.path or "."
+
+    def outcome(self, args: Input, result: ToolResult) -> str:
+        if not result.ok:
+            return first_line(result.text)
+        entries = [ln for ln in result.text.splitlines() if ln.strip() and not ln.startswith(("[", "("))]
+        return plural(len(entries), "entry").replace("entrys", "entries")
 
     def permission(self, args: Input, ctx: ToolContext) -> PermissionRequest | None:
         return file_permission("Read", args.path, ctx)
