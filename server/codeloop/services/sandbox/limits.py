@@ -177,7 +177,10 @@ class PidsCgroups:
         self._pending.clear()
 
     def prune_stale(self) -> None:
-        """Remove the empty cgroups left by codeloop processes that are gone."""
+        """Kill what is left in the cgroups of codeloop processes that are gone, and remove them.
+
+        (A server killed within the first milliseconds of starting a command can leave that
+        command running: bubblewrap arms --die-with-parent only once it has set up.)"""
         try:
             entries = list(os.scandir(self.base))
         except OSError:
@@ -190,7 +193,4 @@ class PidsCgroups:
             except ValueError:
                 continue
             if pid != os.getpid() and not _alive(pid):
-                try:
-                    os.rmdir(e.path)
-                except OSError:
-                    pass
+                CommandCgroup(Path(e.path), self.version).kill_and_remove(wait=0.5)

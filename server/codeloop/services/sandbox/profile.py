@@ -47,9 +47,17 @@ SECRET_ENV_NAMES = frozenset({
     "DBUS_SYSTEM_BUS_ADDRESS", "DOCKER_HOST", "XDG_RUNTIME_DIR", "KRB5CCNAME",
     "AWS_ACCESS_KEY_ID", "AWS_PROFILE", "GOOGLE_APPLICATION_CREDENTIALS", "KUBECONFIG",
 })
-SECRET_ENV_PATTERN = re.compile(
-    r"(TOKEN|SECRET|PASSWORD|PASSWD|PASSPHRASE|API_?KEY|ACCESS_?KEY|PRIVATE_?KEY|CREDENTIAL|AUTH)", re.I
-)
+# A name is a credential when one of its words (split at "_") is one of these, or its last word
+# is KEY/KEYS (OPENAI_API_KEY, AWS_SECRET_ACCESS_KEY, GITHUB_TOKEN, NPM_CONFIG__AUTH, DB_PASSWORD).
+SECRET_ENV_WORDS = frozenset({"TOKEN", "TOKENS", "SECRET", "SECRETS", "PASSWORD", "PASSWD", "PASSPHRASE",
+                              "APIKEY", "CREDENTIAL", "CREDENTIALS", "AUTH", "COOKIE", "COOKIES"})
+
+
+def is_secret_env(name: str) -> bool:
+    if name in SECRET_ENV_NAMES:
+        return True
+    words = name.upper().split("_")
+    return bool(SECRET_ENV_WORDS.intersection(words)) or words[-1] in ("KEY", "KEYS")
 
 
 # System directories that passwd entries use as a home (daemons' accounts): no secrets to hide.
@@ -149,7 +157,7 @@ def scrub_env(env: Mapping[str, str]) -> tuple[dict[str, str], list[str]]:
     kept: dict[str, str] = {}
     removed: list[str] = []
     for name, value in env.items():
-        if name in SECRET_ENV_NAMES or SECRET_ENV_PATTERN.search(name):
+        if is_secret_env(name):
             removed.append(name)
         else:
             kept[name] = value
