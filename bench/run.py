@@ -28,7 +28,7 @@ sys.path.insert(0, str(BENCH))
 
 from common import machine  # noqa: E402
 
-BENCHMARKS = ["overhead", "responsiveness", "search", "proposals", "memory", "tokens", "code_actions"]
+BENCHMARKS = ["overhead", "responsiveness", "search", "proposals", "memory", "tokens", "code_actions", "sandbox"]
 TIMEOUT = 900  # seconds per benchmark
 
 

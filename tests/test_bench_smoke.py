@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-OURS = ["overhead", "responsiveness", "search", "proposals", "memory", "tokens"]
+OURS = ["overhead", "responsiveness", "search", "proposals", "memory", "tokens", "sandbox"]
 
 
 def test_quick_run_produces_every_result(tmp_path: Path) -> None:
@@ -44,6 +44,9 @@ def test_quick_run_produces_every_result(tmp_path: Path) -> None:
     assert by_name["proposals"]["data"]["edits"] > 0
     assert by_name["memory"]["data"]["after_kb"] > 0
     assert by_name["tokens"]["data"]["naive_per_request"] and by_name["tokens"]["data"]["codeloop_per_request"]
+    sandbox = by_name["sandbox"]["data"]
+    assert sandbox["median_ms"]["true"]["none"] > 0 and sandbox["median_ms"]["pytest"]["none"] > 0
+    assert not sandbox["failures"], sandbox["failures"]  # each backend that works here ran both commands
     # The Markdown table was written next to the JSON, and as latest.md.
     md = (out / "latest.md").read_text()
     assert "| metric | codeloop | reference | ratio | target |" in md

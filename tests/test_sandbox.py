@@ -21,7 +21,6 @@ import base64
 import hashlib
 import json
 import os
-import platform
 import shutil
 import signal
 import socket
@@ -39,7 +38,6 @@ import pytest
 from codeloop.services.sandbox import (
     Sandbox,
     SandboxSettings,
-    SandboxUnavailable,
     parse_sandbox_setting,
     real_home,
     secret_homes,

@@ -22,6 +22,7 @@ DEVICES_RW = ("/dev/null", "/dev/zero", "/dev/full", "/dev/random", "/dev/urando
 # Mounted over in the bubblewrap view: a private /tmp (the sandbox's temp dir) and an empty /run
 # (no daemon sockets: D-Bus, systemd, Docker, user agents under /run/user).
 OVERLAID = ("/tmp", "/run")
+PROC_READ_ONLY = ("/proc/sys", "/proc/sysrq-trigger", "/proc/fs", "/proc/irq", "/proc/bus")
 RLIMIT_FLAGS = ("as", "core", "cpu", "data", "fsize", "memlock", "nofile", "nproc", "stack")
 
 
@@ -96,6 +97,11 @@ def bwrap_argv(bwrap: str, lay: Layout, *, seccomp_fd: int | None) -> list[str]:
     op("/", "--ro-bind", "/", "/")
     op("/dev", "--dev", "/dev")
     op("/proc", "--proc", "/proc")
+    # Kernel knobs in the new /proc stay writable for root otherwise (uid 0 owns them):
+    # /proc/sys/kernel/core_pattern or .../modprobe would run a program outside the sandbox.
+    for knob in PROC_READ_ONLY:
+        if os.path.exists(knob):
+            op(knob, "--ro-bind", knob, knob)
     op("/tmp", "--bind", str(lay.private_tmp), "/tmp")
     op("/run", "--tmpfs", "/run")
     if lay.network:

@@ -30,7 +30,6 @@ import os
 import shutil
 import signal
 import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -578,10 +577,8 @@ class Sandbox:
 
     @property
     def process_limit(self) -> int | None:
-        probe = self.probes.get(self.backend)
-        if probe is not None and (probe.limit != "none" or self._probing):
-            return self.settings.max_processes
-        return None
+        """The task cap of each sandboxed command, when one verifiably holds."""
+        return self.settings.max_processes if self.active and self._limit_active() else None
 
     @property
     def private_tmp(self) -> Path:
@@ -597,18 +594,16 @@ class Sandbox:
         if not self.active:
             return {}
         keys = ["fs", "tmp", "secrets", "devices", "sockets"]
-        probe = self.probes[self.backend]
         if self.backend == "bubblewrap":
             keys += ["workspace-config", "pid-namespace", "signals", "shm"]
             if not self.network:
                 keys.append("network")
         else:
-            abi = L.landlock_abi()
-            if not self.network and abi >= 4:
-                keys.append("network")
-            if abi >= 6:
+            if not self.network:
+                keys.append("network")  # seccomp refuses non-Unix sockets; Landlock (ABI 4+) TCP too
+            if L.landlock_abi() >= 6:
                 keys.append("signals")
-        if probe.limit != "none":
+        if self._limit_active():
             keys.append("process-limit")
         return {k: GUARANTEES[k] for k in GUARANTEES if k in keys}
 
@@ -624,13 +619,14 @@ class Sandbox:
                 "inside the workspace nothing is protected: Landlock cannot make .git/hooks, .git/config, "
                 ".codeloop/, .vscode/, .claude/ or .mcp.json read-only inside a writable directory",
                 "no private loopback: with the network off, localhost is refused too",
+                "/dev/shm is shared with the host (POSIX semaphores need it)",
             ]
-            if L.landlock_abi() < 4 and not self.network:
-                out.append(f"Landlock ABI {L.landlock_abi()} cannot refuse TCP; only other sockets are refused")
+            if L.landlock_abi() < 6:
+                out.append(f"Landlock ABI {L.landlock_abi()} cannot stop signals to the user's other processes")
         if self.network:
             out.append("network on: the host's network and localhost services are reachable")
         probe = self.probes[self.backend]
-        if probe.limit == "none":
+        if not self._limit_active():
             out.append(f"no process limit: {probe.limit_note or self._limit_note}")
         return out
 
@@ -660,8 +656,7 @@ class Sandbox:
         return "sandbox: " + ", ".join(parts)
 
     def refusal_message(self) -> str:
-        lines = [f"The sandbox is on (setting \"sandbox\": \"on\") but no sandbox works here, so the command was "
-                 f"not run."]
+        lines = ['The sandbox is on (setting "sandbox": "on") but no sandbox works here, so the command was not run.']
         for p in self.probes.values():
             lines.append(f"- {p.summary()}")
         lines.append("Fix one of these, or set \"sandbox\" to \"auto\" or \"off\" to run commands unsandboxed.")
@@ -784,7 +779,7 @@ class Sandbox:
         if prlimit:
             return [prlimit, *rlimit_args(limits), "--"]
         spec = {"rlimits": {k.upper(): v for k, v in limits.items()}}
-        return [python_executable(), "-I", "-S", str(LAUNCHER), json.dumps(spec), "--"]
+        return [python_executable(), "-I", "-S", str(LAUNCHER), L.encode_spec(spec), "--"]
 
     def _bwrap(self, argv: list[str], lay: Layout, prep: Prepared, limits: dict[str, tuple[int, int]],
                nproc: int | None, cgroup: CommandCgroup | None) -> list[str]:
@@ -807,14 +802,7 @@ class Sandbox:
         inner_limits = dict(limits)
         if nproc is not None and "nproc" not in inner_limits:
             inner_limits["nproc"] = (nproc, nproc)  # set inside the user namespace: counts only the sandbox
-        abi = _landlock_abi_or_0()
-        if lay.network and abi >= 6:
-            # With the host's network shared, abstract Unix sockets (X11, some buses) would be
-            # reachable: scope them (and signals) with Landlock inside the sandbox.
-            spec = {"landlock": {"abi": abi, "handled_fs": 0, "scoped": L.scopes_for_abi(abi), "rules": []},
-                    "rlimits": {k.upper(): v for k, v in inner_limits.items()}}
-            inner = [python_executable(), "-I", "-S", str(LAUNCHER), json.dumps(spec), "--"]
-        elif inner_limits:
+        if inner_limits:
             inner = self._rlimit_wrapper(inner_limits)
         outer: list[str] = []
         if cgroup is not None:
@@ -838,7 +826,7 @@ class Sandbox:
             spec["nproc_headroom"] = nproc
         if cgroup is not None:
             spec["cgroup_procs"] = str(cgroup.procs)
-        return [python_executable(), "-I", "-S", str(LAUNCHER), json.dumps(spec), "--"] + argv
+        return [python_executable(), "-I", "-S", str(LAUNCHER), L.encode_spec(spec), "--"] + argv
 
     # -- running (tests, the benchmark, probing)
 
@@ -914,13 +902,6 @@ def _kill_group(pgid: int) -> None:
         os.killpg(pgid, signal.SIGKILL)
     except OSError:
         pass
-
-
-def _landlock_abi_or_0() -> int:
-    try:
-        return L.landlock_abi()
-    except OSError:
-        return 0
 
 
 def _normalize_rlimits(rlimits: Mapping[str, tuple[int, int] | int] | None) -> dict[str, tuple[int, int]]:

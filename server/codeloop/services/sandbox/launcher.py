@@ -3,7 +3,7 @@
 This module is both imported (by the parent, to build seccomp programs and probe Landlock) and
 run as a script in the child, before the command::
 
-    python -I -S launcher.py SPEC_JSON -- COMMAND ARGS...
+    python -I -S launcher.py SPEC -- COMMAND ARGS...
 
 It must therefore import nothing but the standard library (no ``codeloop``, no ``site``). In
 order, it: joins a pids cgroup, sets resource limits, arms the parent-death signal, drops
@@ -12,7 +12,9 @@ a seccomp filter, and ``execvp``s the command. Any failure is fatal: it prints
 ``codeloop sandbox: ...`` to stderr and exits with 126, and the command never runs
 unrestricted (fail closed).
 
-The spec (JSON, all keys optional)::
+SPEC is :func:`encode_spec` of a dict (``marshal`` in hex: the launcher runs on the same
+interpreter, and importing ``json`` would cost it more than everything else it does). Keys,
+all optional::
 
     {"cgroup_procs": "/sys/fs/cgroup/.../cgroup.procs",
      "rlimits": {"NPROC": [soft, hard], "CPU": [s, h], "AS": [...], ...},
@@ -32,9 +34,8 @@ from __future__ import annotations
 
 import ctypes
 import errno
-import json
+import marshal
 import os
-import platform
 import struct
 import sys
 
@@ -178,8 +179,19 @@ RET_KILL_PROCESS = 0x80000000
 RET_ERRNO = 0x00050000
 
 
+def encode_spec(spec: dict) -> str:
+    return marshal.dumps(spec).hex()
+
+
+def decode_spec(text: str) -> dict:
+    spec = marshal.loads(bytes.fromhex(text))
+    if not isinstance(spec, dict):
+        raise ValueError("the spec is not a dict")
+    return spec
+
+
 def machine() -> str:
-    m = platform.machine().lower()
+    m = os.uname().machine.lower()
     return {"amd64": "x86_64", "arm64": "aarch64"}.get(m, m)
 
 
@@ -374,10 +386,10 @@ def apply(spec: dict) -> None:
 
 def main(argv: list[str]) -> int:
     if len(argv) < 4 or argv[2] != "--":
-        sys.stderr.write("usage: launcher.py SPEC_JSON -- COMMAND [ARGS...]\n")
+        sys.stderr.write("usage: launcher.py SPEC -- COMMAND [ARGS...]\n")
         return 126
     try:
-        spec = json.loads(argv[1])
+        spec = decode_spec(argv[1])
         apply(spec)
     except Exception as e:  # fail closed: never run the command unrestricted
         sys.stderr.write(f"codeloop sandbox: could not set up the sandbox: {e}\n")
