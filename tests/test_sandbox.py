@@ -459,6 +459,9 @@ def test_prepare_is_argv_only_and_the_group_kill_stops_everything(backend: str, 
         assert prep.preexec_fn is None and prep.start_new_session and prep.sandboxed and prep.backend == backend
         assert "OPENAI_API_KEY" in prep.removed_env and "OPENAI_API_KEY" not in prep.env
         assert prep.env["CODELOOP_SANDBOX"] == backend
+        assert prep.pass_fds == ()  # self-contained: the MCP SDK's stdio client can spawn it too
+        status = sb.run(["/bin/sh", "-c", "grep -E '^(Seccomp|NoNewPrivs):' /proc/self/status"], ws).stdout
+        assert "Seccomp:\t2" in status and "NoNewPrivs:\t1" in status, status  # the filter is on
         proc = subprocess.Popen(prep.argv, cwd=prep.cwd, env=prep.env, pass_fds=prep.pass_fds,
                                 start_new_session=True)
         deadline = time.monotonic() + 10
@@ -658,3 +661,73 @@ def test_workspace_plan_protects_git_and_editor_config(ws: Path) -> None:
     sub.mkdir()
     inner = workspace_plan(sub)  # a workspace inside a repository: its git dir must stay writable
     assert ws / ".git" in inner.writable_outside and ws / ".git" / "hooks" in inner.read_only
+
+
+def test_the_documented_settings_parse() -> None:
+    """docs/sandbox.md's JSON examples are valid settings, and its table names every key."""
+    import re
+
+    doc = (ROOT / "docs" / "sandbox.md").read_text(encoding="utf-8")
+    blocks = re.findall(r"```json\n(.*?)```", doc, re.S)
+    assert len(blocks) >= 2
+    for block in blocks:
+        value = json.loads(block)["sandbox"]
+        settings, problems = parse_sandbox_setting(value)
+        assert problems == [], (block, problems)
+    assert parse_sandbox_setting(json.loads(blocks[1])["sandbox"])[0].to_json() == json.loads(blocks[1])["sandbox"]
+    table_keys = set(re.findall(r"^\| `(\w+)` \|", doc, re.M))
+    assert table_keys == {info.alias or name for name, info in SandboxSettings.model_fields.items()}
+
+
+_MCP_SERVER = '''
+import os
+from mcp.server.fastmcp import FastMCP
+
+app = FastMCP("sandboxed")
+
+
+@app.tool()
+def where() -> str:
+    """Say where this server runs, and try to write the home directory."""
+    try:
+        with open(os.path.join(os.environ["HOME"], "written-by-mcp"), "w") as f:
+            f.write("x")
+        wrote = "wrote the home"
+    except OSError as e:
+        wrote = "home refused: " + e.strerror
+    return os.environ.get("CODELOOP_SANDBOX", "none") + "; " + wrote
+
+
+app.run()
+'''
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_an_mcp_stdio_server_runs_inside(backend: str, ws: Path, home: Path, tmp_path: Path) -> None:
+    """The prepared argv is all the official MCP SDK's stdio client needs (it takes no fds or
+    preexec_fn): a real FastMCP server runs sandboxed and answers a tool call."""
+    pytest.importorskip("mcp")
+    from mcp import ClientSession, StdioServerParameters
+    from mcp.client.stdio import stdio_client
+
+    (ws / "server.py").write_text(_MCP_SERVER)
+    sb = make(backend, ws, home, tmp_path)
+
+    async def call() -> str:
+        prep = sb.prepare([PY, str(ws / "server.py")], ws, base_env(HOME=str(home)))
+        params = StdioServerParameters(command=prep.argv[0], args=prep.argv[1:], env=prep.env, cwd=prep.cwd)
+        try:
+            async with stdio_client(params) as (r, w):
+                async with ClientSession(r, w) as session:
+                    await session.initialize()
+                    result = await session.call_tool("where", {})
+                    return result.content[0].text
+        finally:
+            prep.cleanup()
+
+    try:
+        text = asyncio.run(asyncio.wait_for(call(), 60))
+        assert text.startswith(f"{backend}; home refused"), text
+        assert not (home / "written-by-mcp").exists()
+    finally:
+        sb.close()

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import fcntl
+import hashlib
 import json
 import logging
 import os
@@ -785,12 +786,10 @@ class Sandbox:
                nproc: int | None, cgroup: CommandCgroup | None) -> list[str]:
         if not self._bwrap_path:
             raise SandboxUnavailable("bwrap is no longer on PATH")
-        program = L.seccomp_program(deny_unix=True, deny_other_sockets=False)
-        fd = os.memfd_create("codeloop-seccomp", os.MFD_CLOEXEC)
-        os.write(fd, program)
-        os.lseek(fd, 0, os.SEEK_SET)
-        prep.pass_fds = tuple(prep.pass_fds) + (fd,)
-        prep._cleanups.append(lambda: os.close(fd))
+        filter_file = self._seccomp_file()
+        # The filter reaches bwrap on an fd the wrapper shell opens: the argv is self-contained
+        # (no fds to pass), so any spawner works, the MCP SDK's stdio client included.
+        fd = next(n for n in range(9, 2, -1) if n not in prep.pass_fds)
 
         made = self._placeholders.acquire(
             [ph.path for ph in lay.plan.placeholders],
@@ -804,10 +803,29 @@ class Sandbox:
             inner_limits["nproc"] = (nproc, nproc)  # set inside the user namespace: counts only the sandbox
         if inner_limits:
             inner = self._rlimit_wrapper(inner_limits)
-        outer: list[str] = []
-        if cgroup is not None:
-            outer = ["/bin/sh", "-c", 'echo 0 > "$0" || exit 126; exec "$@"', str(cgroup.procs)]
+        join = 'echo 0 > "$1" || exit 126; ' if cgroup is not None else ""
+        outer = ["/bin/sh", "-c", f'{join}shift; exec "$@" {fd}< "$0"', str(filter_file),
+                 str(cgroup.procs) if cgroup is not None else "-"]
         return outer + bwrap_argv(self._bwrap_path, lay, seccomp_fd=fd) + ["--"] + inner + argv
+
+    def _seccomp_file(self) -> Path:
+        """The bubblewrap seccomp program, written once in the state dir (which no sandboxed
+        command can write: it is under the host's /tmp, or wherever the caller put it)."""
+        program = L.seccomp_program(deny_unix=True, deny_other_sockets=False)
+        name = f"seccomp-{hashlib.sha256(program).hexdigest()[:16]}.bpf"
+        path = self._state_dir / name
+        with self._lock:
+            try:
+                if path.read_bytes() == program:
+                    return path
+            except OSError:
+                pass
+            if not self._placeholders._ensure_dir():
+                raise SandboxUnavailable(f"the sandbox state directory {self._state_dir} is not usable")
+            tmp = path.with_name(f".{name}.{os.getpid()}")
+            tmp.write_bytes(program)
+            os.replace(tmp, path)
+        return path
 
     def _landlock(self, argv: list[str], lay: Layout, limits: dict[str, tuple[int, int]], nproc: int | None,
                   cgroup: CommandCgroup | None) -> list[str]:

@@ -167,13 +167,15 @@ class PidsCgroups:
         return cg
 
     def release(self, cg: CommandCgroup) -> None:
-        if not cg.kill_and_remove(wait=0.5):
+        """Kill what is left in ``cg`` and remove it; if its tasks are still exiting, retry at the
+        next release (never waits)."""
+        if not cg.kill_and_remove(wait=0):
             self._pending.append(cg)
-        self._pending = [c for c in self._pending if not c.kill_and_remove(wait=0)]
+        self._pending = [c for c in self._pending if c is cg or not c.kill_and_remove(wait=0)]
 
     def close(self) -> None:
         for c in self._pending:
-            c.kill_and_remove()
+            c.kill_and_remove(wait=1.0)
         self._pending.clear()
 
     def prune_stale(self) -> None:
