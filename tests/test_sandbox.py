@@ -274,6 +274,8 @@ def test_probe_is_cached_and_describes_each_backend(ws: Path, home: Path, tmp_pa
             assert {"fs", "tmp", "secrets", "network", "sockets"} <= set(g)
             assert ("workspace-config" in g) == (backend == "bubblewrap")
             assert sb.info()["backend"] == backend and sb.unavailable_reason is None
+            # autoAllow only where an unknown command is really contained (not under Landlock)
+            assert sb.auto_allow == (backend == "bubblewrap") == sb.info()["autoAllow"]
         finally:
             sb.close()
             again.close()
@@ -583,7 +585,7 @@ def test_network_on_reaches_a_local_server(backend: str, ws: Path, home: Path, t
     t.start()
     sb = make(backend, ws, home, tmp_path, settings={"mode": "on", "network": True})
     try:
-        assert "network" not in sb.guarantees() and "network on" in sb.describe()
+        assert "network" not in sb.guarantees() and "network on" in sb.describe() and not sb.auto_allow
         code = f"import socket; socket.create_connection(('127.0.0.1', {port}), timeout=5).sendall(b'hello')"
         res = sb.run([PY, "-c", code], ws)
         assert res.returncode == 0, res.stderr

@@ -577,6 +577,15 @@ class Sandbox:
         return "; ".join(p.summary() for p in failed)
 
     @property
+    def auto_allow(self) -> bool:
+        """Whether the policy may run an *unknown* command without asking because it is
+        sandboxed (``autoAllow``): only when the sandbox really contains it, i.e. it cannot
+        plant a git hook or an editor/agent config in the workspace (bubblewrap, not Landlock)
+        and cannot send the workspace anywhere (network off)."""
+        g = self.guarantees()
+        return bool(self.settings.auto_allow and "workspace-config" in g and "network" in g)
+
+    @property
     def process_limit(self) -> int | None:
         """The task cap of each sandboxed command, when one verifiably holds."""
         return self.settings.max_processes if self.active and self._limit_active() else None
@@ -673,6 +682,7 @@ class Sandbox:
             "guarantees": sorted(self.guarantees()),
             "limitations": self.limitations() if self.mode != "off" else [],
             "processLimit": self.process_limit,
+            "autoAllow": self.auto_allow,
             "unavailable": {p.name: p.summary() for p in self.probes.values() if not p.ok},
         }
 
