@@ -2,10 +2,11 @@
 
 Usage by a process runner::
 
-    sandbox = Sandbox.probe(settings, workspace)          # once, at start-up (blocking: ~50 ms;
+    sandbox = Sandbox.probe(settings, workspace)          # once, at start-up (blocking: 0.1-0.3 s,
                                                            # call it through asyncio.to_thread)
     print(sandbox.describe())                              # one line for a banner
-    prep = sandbox.prepare(["/bin/bash", "-c", cmd], cwd, env)   # may raise SandboxUnavailable
+    prep = sandbox.prepare(["/bin/bash", "-c", cmd], cwd, env)   # may raise SandboxUnavailable;
+                                                           # ~1 ms of file work: to_thread is best
     try:
         proc = await asyncio.create_subprocess_exec(
             *prep.argv, cwd=prep.cwd, env=prep.env, pass_fds=prep.pass_fds,
@@ -14,10 +15,11 @@ Usage by a process runner::
     finally:
         prep.cleanup()                                     # once the process group has ended
 
-``prepare`` only builds an argv (plus env and fds to pass): no ``preexec_fn``, so it works with
-any spawner (asyncio, the MCP SDK's stdio client, ``subprocess``) and with threads around. The
-process it starts is the sandbox's outermost process: killing its process group (the runner's
-``start_new_session``) kills the whole sandbox.
+``prepare`` only builds an argv and an environment (``pass_fds`` are the caller's own, passed
+through): no ``preexec_fn`` and no fds of its own, so it works with any spawner (asyncio,
+``subprocess``, the MCP SDK's stdio client, which takes only a command and its arguments) and
+with threads around. The process it starts is the sandbox's outermost process: killing its
+process group (the runner's ``start_new_session``) kills the whole sandbox.
 """
 
 from __future__ import annotations
@@ -842,6 +844,7 @@ class Sandbox:
         abi = L.landlock_abi()
         spec: dict[str, Any] = {
             "pdeathsig": True,
+            "parent_pid": os.getpid(),  # the spawner: prepare() is called where the command is spawned
             "landlock": landlock_spec(abi, lay),
             "seccomp": {"deny_unix": True, "deny_other_sockets": not lay.network},
             "chdir": str(lay.cwd),

@@ -19,7 +19,7 @@ all optional::
     {"cgroup_procs": "/sys/fs/cgroup/.../cgroup.procs",
      "rlimits": {"NPROC": [soft, hard], "CPU": [s, h], "AS": [...], ...},
      "nproc_headroom": 512,           # RLIMIT_NPROC = the uid's current tasks + this
-     "pdeathsig": true,
+     "pdeathsig": true,               # SIGKILL when the parent dies ("parent_pid": who it is)
      "keep_caps": [0, 1, 3],          # as root: the capabilities that survive (others dropped)
      "landlock": {"abi": 7, "handled_fs": int, "handled_net": int, "scoped": int,
                   "rules": [[path, access], ...]},
@@ -369,7 +369,8 @@ def apply(spec: dict) -> None:
         apply_rlimits(limits)
     if spec.get("pdeathsig"):
         _check(libc().prctl(PR_SET_PDEATHSIG, 9, 0, 0, 0), "prctl(PR_SET_PDEATHSIG)")
-        if os.getppid() == 1:  # the parent is already gone
+        parent = spec.get("parent_pid")
+        if parent and os.getppid() != int(parent):  # the parent died before the signal was armed
             os._exit(137)
     if spec.get("keep_caps") is not None and os.geteuid() == 0:
         drop_capabilities([int(c) for c in spec["keep_caps"]])

@@ -24,6 +24,7 @@ from pathlib import Path
 log = logging.getLogger(__name__)
 
 PREFIX = "codeloop-sandbox-"
+_COUNTER = itertools.count(1)  # shared by every manager of this process: names never collide
 
 
 def _pids_hierarchy() -> tuple[str, Path] | None:
@@ -129,7 +130,6 @@ class PidsCgroups:
     def __init__(self, version: str, base: Path) -> None:
         self.version = version
         self.base = base
-        self._counter = itertools.count(1)
         self._pending: list[CommandCgroup] = []
 
     @classmethod
@@ -156,7 +156,7 @@ class PidsCgroups:
                     ctl.write_text("+pids")
             except OSError:
                 pass
-        path = self.base / f"{PREFIX}{os.getpid()}-{next(self._counter)}"
+        path = self.base / f"{PREFIX}{os.getpid()}-{next(_COUNTER)}"
         os.mkdir(path, 0o755)
         cg = CommandCgroup(path, self.version)
         try:
