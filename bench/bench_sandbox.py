@@ -85,7 +85,7 @@ async def run(quick: bool) -> dict[str, Any]:
         failures: list[str] = []
         try:
             for cmd, argv in commands.items():
-                for v, sb in variants.items():  # warm-up
+                for v, sb in variants.items() if not quick else ():  # warm-up
                     _, rc = await _once(sb, argv, ws, env)
                     if rc != 0:
                         failures.append(f"{cmd} under {v}: exit code {rc}")
@@ -123,7 +123,7 @@ def main(quick: bool = False) -> dict[str, Any]:
     for backend, ms in data["probe_ms"].items():
         rows.append(row(f"probe {backend} (once per start)", ms, "ms"))
     notes = [f"Reference: the same command spawned the same way, unsandboxed. Medians of {data['n']['true']} "
-             f"(true) and {data['n']['pytest']} (pytest) interleaved runs after a warm-up; prepare() and "
+             f"(true) and {data['n']['pytest']} (pytest) interleaved runs after a warm-up (none in --quick); prepare() and "
              f"cleanup() included. Load average at the end: {data['loadavg']} (the machine is shared)."]
     for backend, info in data["backends"].items():
         notes.append(f"{backend}: {info.get('description') or info.get('unavailable')}")
