@@ -488,7 +488,8 @@ _PARENT = r"""
 import os, sys, subprocess, time
 sys.path.insert(0, sys.argv[1])
 from codeloop.services.sandbox import Sandbox
-sb = Sandbox.probe("on", sys.argv[2], sys.argv[3], backends=[sys.argv[4]], state_dir=sys.argv[2] + "/../state")
+sb = Sandbox.probe("on", sys.argv[2], sys.argv[3], backends=[sys.argv[4]], state_dir=sys.argv[2] + "/../state",
+                   temp_dir=sys.argv[2] + "/..")  # this process is killed: nothing of it may stay in /tmp
 prep = sb.prepare(["/bin/sh", "-c", "sleep %s & sleep %s" % (sys.argv[5], sys.argv[5])], sys.argv[2])
 p = subprocess.Popen(prep.argv, cwd=prep.cwd, env=prep.env, pass_fds=prep.pass_fds, start_new_session=True)
 print(p.pid, flush=True)
