@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what the VS Code UI tests (tests/vscode/) need, idempotently:
-#   - Debian packages: chromium (driven by playwright-core) and the headers code-server's
-#     native modules build against;
+#   - Debian packages: chromium (driven by playwright-core), the headers code-server's
+#     native modules build against, and bubblewrap (the command sandbox; scripts/test.sh
+#     installs it too when the VS Code tests are skipped);
 #   - code-server 4.100.3 (VS Code 1.100, the last line on Node 20), cached OUTSIDE the
 #     checkout in ${CODELOOP_CACHE:-$HOME/.cache/codeloop}/code-server-4.100.3;
 #   - the npm workspace (npm ci at the repo root), then builds and packages the extension.
@@ -16,7 +17,7 @@ log() { printf '[install-vscode-test-env] %s\n' "$*" >&2; }
 
 # ---- 1. Debian packages (only the missing ones) ---------------------------------------
 need=()
-for pkg in libkrb5-dev libx11-dev libxkbfile-dev libsecret-1-dev pkg-config chromium; do
+for pkg in libkrb5-dev libx11-dev libxkbfile-dev libsecret-1-dev pkg-config chromium bubblewrap; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || need+=("$pkg")
 done
 if ((${#need[@]})); then

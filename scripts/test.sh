@@ -21,12 +21,26 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
   touch "$stamp"
 fi
 
-# 2. The VS Code test environment: Debian packages, code-server, npm workspace, the .vsix.
+# 2. Debian packages the Python tests need, VS Code tests or not: bubblewrap (the sandbox's
+#    first backend; tests/test_sandbox*.py run commands under it for real). Only the missing
+#    ones; without apt (not Debian/Ubuntu) the sandbox tests say why they skip.
+need=()
+for pkg in bubblewrap; do
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || need+=("$pkg")
+done
+if ((${#need[@]})) && command -v apt-get >/dev/null; then
+  SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+  log "apt-get install ${need[*]}"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+
+# 3. The VS Code test environment: Debian packages, code-server, npm workspace, the .vsix.
 if [ "${CODELOOP_SKIP_VSCODE:-0}" != "1" ]; then
   bash scripts/install-vscode-test-env.sh
 fi
 
-# 3. Run everything; report all failures, not just the first suite's.
+# 4. Run everything; report all failures, not just the first suite's.
 status=0
 log "pytest"
 .venv/bin/python -m pytest -q -p no:cacheprovider "$@" || status=$?

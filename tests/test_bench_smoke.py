@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-OURS = ["overhead", "responsiveness", "search", "proposals", "memory", "tokens", "checkpoints", "mcp"]
+OURS = ["overhead", "responsiveness", "search", "proposals", "memory", "tokens", "checkpoints", "mcp", "sandbox"]
 
 
 def test_quick_run_produces_every_result(tmp_path: Path) -> None:
@@ -49,6 +49,9 @@ def test_quick_run_produces_every_result(tmp_path: Path) -> None:
     assert cp["session"]["steps"] > 0 and cp["restored_exactly"] is True
     assert {"0", "20", "200"} <= set(by_name["mcp"]["data"]["tokens"])
     assert by_name["mcp"]["data"]["startup"]["with_slow_s"]
+    sandbox = by_name["sandbox"]["data"]
+    assert sandbox["median_ms"]["true"]["none"] > 0 and sandbox["median_ms"]["pytest"]["none"] > 0
+    assert not sandbox["failures"], sandbox["failures"]  # each backend that works here ran both commands
     # The Markdown table was written next to the JSON, and as latest.md.
     md = (out / "latest.md").read_text()
     assert "| metric | codeloop | reference | ratio | target |" in md
