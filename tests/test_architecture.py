@@ -183,3 +183,13 @@ def test_a_tool_name_is_spelled_only_in_the_tools_modules() -> None:
         if hits:
             found[module] = sorted(hits)
     assert found == {}
+
+
+def test_no_merge_conflict_markers_are_left_in_the_tree() -> None:
+    import subprocess
+
+    out = subprocess.run(
+        ["git", "grep", "-n", "-I", "-E", "^(<<<<<<< |>>>>>>> )", "--", ".", ":!tests/test_architecture.py"],
+        cwd=PACKAGE.parent.parent, capture_output=True, text=True,
+    )
+    assert out.stdout == ""
