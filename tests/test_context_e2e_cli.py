@@ -162,7 +162,7 @@ def test_chat_slash_commands(model_server, run_cli, tmp_path):
     # /context: the table, with the memory files.
     assert "static instructions" in out and "memory AGENTS.md" in out and "tokenizer: o200k_base" in out
     assert re.search(r"conversation +\d+  tokens as sent \(\d+ messages\)", out), out
-    assert re.search(r"tool schemas +\d+  tokens \(\d+ tools\)", out) and "keepToolOutput=12,000" in out
+    assert re.search(r"tool schemas +\d+  tokens \(\d+ tools\)", out) and "keepToolOutput=4,000" in out
     # /cost after one request of 1,200 in and 30 out.
     assert "This turn:    1 requests, 1,200 in, 30 out, no price known" in out
     assert "This session: 1 requests, 1,200 in, 30 out, no price known" in out
@@ -229,7 +229,7 @@ def test_cost_line_at_the_end_of_run_with_a_price_from_project_settings(model_se
     result = run_cli(["run", "--cwd", str(tmp_path), "--yes", "list the files"], server.base_url)
     assert result.code == 0, result.both
     # (600*1000 + 400*100 + 100*2000 + 1500*1000 + 200*2000) / 1e6 = 2.74
-    assert "[2,500 in / 300 out (400 cached), $2.7400]" in result.out
+    assert "[2,500 in / 300 out (400 cached, 16% hit rate), $2.7400]" in result.out
     assert result.out.rstrip().splitlines()[-1] == "session: 2 requests, 2,500 in (400 cached, 16% hit rate), 300 out, $2.74"
 
     # Without a known price there is no cost line, only the token counts.

@@ -46,7 +46,7 @@ class Settings(BaseModel):
     # How long old tool results stay in requests verbatim, in tokens x model steps:
     # a result of N tokens stays for about keep_tool_output / N steps (then a note
     # says how to get it again). See codeloop.context.elision.
-    keep_tool_output: int = Field(12_000, ge=0, alias="keepToolOutput")
+    keep_tool_output: int = Field(4_000, ge=0, alias="keepToolOutput")
     session_storage: Literal["workspace", "user"] = Field("workspace", alias="sessionStorage")
     prices: dict[str, Price] = Field(default_factory=dict)
     permissions: dict[str, list[str]] = Field(default_factory=dict)

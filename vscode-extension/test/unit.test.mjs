@@ -44,6 +44,8 @@ test("turnEnd stops the turn and marks unfinished cards", () => {
   assert.equal(s.items[0].resultSummary, "stopped by you");
   assert.equal(s.items[1].answer, "cancelled");
   assert.equal(model.formatUsage(s.items[2]), "1,200 in · 30 out · $0.0012");
+  assert.equal(model.formatUsage({ promptTokens: 2000, cachedTokens: 1500, completionTokens: 10 }),
+    "2,000 in (1,500 cached, 75% hit rate) · 10 out");
 });
 
 test("proposals: review card, status updates, auto-accepted ones appear from resolved", () => {

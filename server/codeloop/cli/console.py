@@ -79,7 +79,8 @@ class ConsoleSink:
                 self.line(s("33", event.message))
             tokens = f"{event.prompt_tokens:,} in / {event.completion_tokens:,} out"
             if event.cached_tokens:
-                tokens += f" ({event.cached_tokens:,} cached)"
+                rate = f", {event.cached_tokens / event.prompt_tokens:.0%} hit rate" if event.prompt_tokens else ""
+                tokens += f" ({event.cached_tokens:,} cached{rate})"
             cost = f", ${event.cost:.4f}" if event.cost is not None else ""
             if event.prompt_tokens or event.completion_tokens:
                 self.line(s("2", f"[{tokens}{cost}]"))

@@ -53,10 +53,11 @@ MIN_STEP_TOKENS = 150
 # (see codeloop.context.elision).
 KEEP_OUTPUT_SHARE = 0.25
 # Elision in batches, for providers' prompt caches (codeloop.context.elision.elide):
-# nothing new is elided until this many tokens are due, then the rule is tightened to
-# this share of keepToolOutput for the batch. Chosen from bench/bench_tokens.py's sweep.
-ELIDE_BATCH = 0
-ELIDE_HEADROOM = 1.0
+# nothing new is elided until this many tokens are due, then every old large result goes
+# in one rewrite (headroom 0: down to the last steps). Chosen from bench/bench_tokens.py's
+# sweep of batch sizes, headrooms and keepToolOutput values (bench/README.md).
+ELIDE_BATCH = 6_000
+ELIDE_HEADROOM = 0.0
 
 
 @dataclass

@@ -38,7 +38,7 @@ MAX_LINES = 2000
 # FIRST_LOOK_CHARS, and says how to continue; a read of a range the model chose (a limit
 # given) up to MAX_CHARS. Both are below the per-call output budget (30k), so reads end on
 # whole lines the memo can track.
-FIRST_LOOK_CHARS = 12_000
+FIRST_LOOK_CHARS = 8_000
 MAX_CHARS = 24_000
 MAX_LINE_CHARS = 2000
 MAX_FILE_BYTES = 20 * 1024 * 1024

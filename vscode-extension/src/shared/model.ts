@@ -435,7 +435,11 @@ export function keyArgument(args: unknown): string {
 export function formatUsage(u: { promptTokens?: number; completionTokens?: number; cachedTokens?: number; cost?: number | null }): string {
   const parts: string[] = [];
   const fmt = (n: number) => n.toLocaleString("en-US");
-  if (u.promptTokens != null) parts.push(`${fmt(u.promptTokens)} in` + (u.cachedTokens ? ` (${fmt(u.cachedTokens)} cached)` : ""));
+  if (u.promptTokens != null) {
+    // The cache hit rate: what providers bill at a fraction of the input price.
+    const rate = u.cachedTokens && u.promptTokens ? ` (${fmt(u.cachedTokens)} cached, ${Math.round((100 * u.cachedTokens) / u.promptTokens)}% hit rate)` : "";
+    parts.push(`${fmt(u.promptTokens)} in` + rate);
+  }
   if (u.completionTokens != null) parts.push(`${fmt(u.completionTokens)} out`);
   if (u.cost != null) parts.push(u.cost < 0.01 ? `$${u.cost.toFixed(4)}` : `$${u.cost.toFixed(2)}`);
   return parts.join(" · ");
