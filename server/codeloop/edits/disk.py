@@ -9,7 +9,6 @@ differs, nothing is written and the outcome is "stale".
 from __future__ import annotations
 
 import asyncio
-import difflib
 import logging
 import os
 import stat
@@ -18,6 +17,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from codeloop.edits.change import ChangeOutcome, ChangeSet, FileChange, FileOutcome
+from codeloop.edits.diff import diff_stats
 
 log = logging.getLogger(__name__)
 
@@ -32,22 +32,6 @@ def _umask() -> int:
 
 
 _UMASK = _umask()
-
-
-def line_delta(old: str | None, new: str) -> tuple[int, int]:
-    """(added, removed) line counts between two texts."""
-    a = (old or "").splitlines()
-    b = new.splitlines()
-    if old is None:
-        return len(b), 0
-    added = removed = 0
-    matcher = difflib.SequenceMatcher(None, a, b, autojunk=False)
-    for tag, i1, i2, j1, j2 in matcher.get_opcodes():
-        if tag in ("replace", "delete"):
-            removed += i2 - i1
-        if tag in ("replace", "insert"):
-            added += j2 - j1
-    return added, removed
 
 
 def _read_current(path: Path) -> tuple[str | None, bool]:
@@ -186,7 +170,7 @@ class DiskChangeApplier:
         parts = []
         files = []
         for c in changes.changes:
-            added, removed = line_delta(c.old_text, c.new_text)
+            added, removed = diff_stats(c.old_text, c.new_text)
             name = self.display(c.path)
             if c.old_text is None:
                 parts.append(f"created {name} (+{added} lines)")
