@@ -230,7 +230,8 @@ async def test_a_server_that_cut_the_prompt_is_reported_once(model_server, tmp_p
     # Ollama with a 4,096-token window: it counts only what it kept. The file read makes the
     # prompt about 3 times that; the request before it (the tool schemas and the task) fits.
     (tmp_path / "big.txt").write_text("".join(f"line {i}: some words to fill the window up\n" for i in range(1000)))
-    steps = [ToolCalls([Call("read_file", {"path": "big.txt"})]), ToolCalls([Call("list_dir", {"path": "."})]), Text("ok")]
+    read = Call("read_file", {"path": "big.txt", "limit": 1000})  # a range asked for: up to 24,000 characters
+    steps = [ToolCalls([read]), ToolCalls([Call("list_dir", {"path": "."})]), Text("ok")]
     server = model_server(Script(steps), provider="ollama", context_window=4096)
     agent, sink, procs = make_agent(server, tmp_path)
     assert (await agent.send("look around")).status == "done"

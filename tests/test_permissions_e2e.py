@@ -45,8 +45,11 @@ def assert_planning_request(req: ChatRequest) -> None:
     names = set(req.tool_names())
     assert not names & MUTATING, f"mutating tools offered in plan mode: {sorted(names & MUTATING)}"
     assert {"read_file", "grep", "run_command"} <= names, names
-    assert PLAN_TEXT in req.system_text()
-    assert "plan" in req.system_text().lower()
+    # The mode is told in the context block of the user's message (the system prompt stays
+    # byte for byte the same, for prompt caches).
+    told = req.system_text() + "\n".join(req.user_texts())
+    assert PLAN_TEXT in told
+    assert PLAN_TEXT not in req.system_text()
 
 
 def plan_turn_script(marker: str) -> Script:

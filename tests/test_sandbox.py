@@ -684,9 +684,9 @@ def test_the_documented_settings_parse() -> None:
 
 _MCP_SERVER = '''
 import os
-from mcp.server.fastmcp import FastMCP
+from mcp.server.mcpserver import MCPServer
 
-app = FastMCP("sandboxed")
+app = MCPServer("sandboxed")
 
 
 @app.tool()
@@ -708,7 +708,7 @@ app.run()
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_an_mcp_stdio_server_runs_inside(backend: str, ws: Path, home: Path, tmp_path: Path) -> None:
     """The prepared argv is all the official MCP SDK's stdio client needs (it takes no fds or
-    preexec_fn): a real FastMCP server runs sandboxed and answers a tool call."""
+    preexec_fn): a real MCPServer (the SDK's server API) runs sandboxed and answers a tool call."""
     pytest.importorskip("mcp")
     from mcp import ClientSession, StdioServerParameters
     from mcp.client.stdio import stdio_client

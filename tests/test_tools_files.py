@@ -46,10 +46,18 @@ async def test_read_file_numbers_lines_and_pages(ws: Path) -> None:
 async def test_read_file_caps_lines_and_chars(ws: Path) -> None:
     (ws / "big.txt").write_text("".join(f"{i}\n" for i in range(1, 3001)))
     ctx = make_ctx(ws)
-    r = await call(ctx, "read_file", path="big.txt")
+    # A range the model asked for: up to 2000 lines (within 24,000 characters).
+    r = await call(ctx, "read_file", path="big.txt", limit=2000)
     lines = r.text.splitlines()
     assert lines[1999] == "2000\t2000"
     assert lines[-1] == "... 1000 more lines. Call read_file with offset=2001 to continue."
+    # A first look (no limit): up to 8,000 characters, then how to go on.
+    r = await call(ctx, "read_file", path="big.txt")
+    assert len(r.text) <= 8_000 + 100
+    lines = r.text.splitlines()
+    shown = len(lines) - 1
+    assert lines[shown - 1] == f"{shown}\t{shown}"
+    assert lines[-1] == f"... {3000 - shown} more lines. Call read_file with offset={shown + 1} to continue."
 
     # ~100k character cap, long lines cut at 2000 characters
     (ws / "wide.txt").write_text(("x" * 5000 + "\n") * 100)

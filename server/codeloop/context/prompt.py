@@ -200,6 +200,11 @@ class PromptBuilder:
             ordered.append(f"(No longer in effect: {gone}.)\n")
         return TURN_CONTEXT_OPEN + "\n" + "".join(s.rstrip("\n") + "\n" for s in ordered) + TURN_CONTEXT_CLOSE
 
+    def mark_memory_shown(self) -> None:
+        """Every memory file in scope now counts as shown (a resumed session: the system
+        prompt or the history already carries them)."""
+        self._shown_memory.update(rel for rel, _, _ in self._memory_files())
+
     def new_memory(self, path: Path) -> str | None:
         """Touch ``path``; the memory files of folders that come into scope with it and the
         model has not been shown yet, as a block to add to the tool result, or None."""

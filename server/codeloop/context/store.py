@@ -11,7 +11,8 @@ Records, one JSON object a line:
     {"type": "message", "message": {...}, "ts"}
     {"type": "usage", "model", "prompt_tokens", "completion_tokens", "cached_tokens", "ts"}
     {"type": "compaction", "summary", "messages": [...], "ts"}   replaces every message so far
-    {"type": "meta", "title"?, "touched"?, ..., "ts"}   touched: a folder whose memory files are in the prompt
+    {"type": "meta", "title"?, "touched"?, "system"?, ..., "ts"}   touched: a folder whose memory files are in the
+                                                            prompt; system: the system prompt requests carry
 
 Each record is written, flushed and fsynced as it is added, so a crash loses at
 most the record being written; a cut last line is dropped on load and reported.
@@ -169,6 +170,9 @@ class LoadedSession:
     compactions: int = 0
     usage: list[dict[str, Any]] = field(default_factory=list)  # the usage records, in order
     touched: list[str] = field(default_factory=list)  # folders (relative) whose memory files are in the prompt
+    # The system prompt the session's requests carry (the latest one written); a resumed
+    # session sends the same bytes, so a provider's prompt cache still holds.
+    system: str | None = None
 
 
 class SessionWriter:
@@ -418,6 +422,8 @@ class SessionStore:
             touched = record.get("touched")
             if isinstance(touched, str) and touched not in out.touched:
                 out.touched.append(touched)
+            if isinstance(record.get("system"), str):
+                out.system = record["system"]
 
     def _info(self, path: Path) -> SessionInfo | None:
         try:

@@ -112,6 +112,9 @@ class AgentSession:
             images=takes_images(settings),
         )
         messages: list[dict[str, Any]] = []
+        # The system prompt, frozen for the session between rewrite points (compaction):
+        # it must stay byte for byte the same for providers' prompt caches to hold.
+        self._system_text: str | None = None
         self.writer: SessionWriter | None = None
         self.load_warnings: list[str] = []
         if self.store is not None:
@@ -124,6 +127,10 @@ class AgentSession:
                 self.cost.new_turn()
                 for rel in loaded.touched:
                     self.prompt.touch(self.root / rel / "_")  # (touch() takes a file; its folder counts)
+                # The same system prompt as before the session closed (prompt caches), and
+                # the memory files it or the history already showed are not shown again.
+                self._system_text = loaded.system
+                self.prompt.mark_memory_shown()
                 self.writer = self.store.open_for_append(resume)
                 repaired, added = answer_unresolved(messages)
                 if added:
@@ -158,9 +165,6 @@ class AgentSession:
             messages=messages,
         )
         self.turn_lock = asyncio.Lock()
-        # The system prompt, frozen for the session between rewrite points (compaction):
-        # it must stay byte for byte the same for providers' prompt caches to hold.
-        self._system_text: str | None = None
         self._pending_memory: list[str] = []  # memory files to show with the next tool result
         self._step_tokens = 0  # tokens of tool output since the last model call
         self._elided: set[str] = set()  # tool call ids whose results requests no longer carry
@@ -221,6 +225,11 @@ class AgentSession:
     async def _system_prompt(self) -> str:
         if self._system_text is None:
             self._system_text = (await self.prompt.system()).text
+            if self.writer is not None:
+                try:
+                    self.writer.append_meta(system=self._system_text)
+                except Exception:
+                    log.exception("could not persist the system prompt")
         return self._system_text
 
     async def assembled_prompt(self) -> Any:
