@@ -11,7 +11,9 @@ Records, one JSON object a line:
     {"type": "message", "message": {...}, "ts"}
     {"type": "usage", "model", "prompt_tokens", "completion_tokens", "cached_tokens", "ts"}
     {"type": "compaction", "summary", "messages": [...], "ts"}   replaces every message so far
-    {"type": "meta", "title"?, "touched"?, ..., "ts"}   touched: a folder whose memory files are in the prompt
+    {"type": "meta", "title"?, "touched"?, "todos"?, ..., "ts"}   touched: a folder whose memory files are in
+                                                          the prompt; todos: the todo list now (the last wins)
+    {"type": "subagent", "call_id", "agent", "message", "ts"}   a message of the sub-agent run by that tool call
 
 Each record is written, flushed and fsynced as it is added, so a crash loses at
 most the record being written; a cut last line is dropped on load and reported.
@@ -169,6 +171,9 @@ class LoadedSession:
     compactions: int = 0
     usage: list[dict[str, Any]] = field(default_factory=list)  # the usage records, in order
     touched: list[str] = field(default_factory=list)  # folders (relative) whose memory files are in the prompt
+    todos: Any = None  # the todo list as last saved (context.todos.from_session reads it)
+    # The sub-agents' conversations, by the parent's tool call id: {"agent", "messages"}.
+    subagents: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 class SessionWriter:
@@ -233,6 +238,10 @@ class SessionWriter:
 
     def append_meta(self, **fields: Any) -> None:
         self._write({"type": "meta", **fields, "ts": _now()})
+
+    def append_subagent(self, call_id: str, agent: str, message: dict[str, Any]) -> None:
+        """A message of the sub-agent the parent's tool call ``call_id`` runs."""
+        self._write({"type": "subagent", "call_id": call_id, "agent": agent, "message": message, "ts": _now()})
 
     # -- writing -----------------------------------------------------------------
 
@@ -418,6 +427,15 @@ class SessionStore:
             touched = record.get("touched")
             if isinstance(touched, str) and touched not in out.touched:
                 out.touched.append(touched)
+            if "todos" in record:
+                out.todos = record["todos"]
+        elif kind == "subagent":
+            msg, call_id = record.get("message"), record.get("call_id")
+            if isinstance(msg, dict) and isinstance(call_id, str):
+                entry = out.subagents.setdefault(call_id, {"agent": str(record.get("agent") or ""), "messages": []})
+                entry["messages"].append(msg)
+            else:
+                out.warnings.append(f"line {line_no}: a sub-agent record without a message or call id")
 
     def _info(self, path: Path) -> SessionInfo | None:
         try:

@@ -517,6 +517,8 @@ def _search_start(ctx: ToolContext, path: str) -> tuple[Path, str]:
 
 class Grep(Tool["Grep.Input"]):
     name = "grep"
+    claude_names = ("Grep",)
+    claude_fields = {"path": ("path", "path"), "case_insensitive": ("-i", "same"), "context": ("-C", "same")}
     description = (
         "Search file contents with a regular expression (ripgrep syntax), respecting .gitignore. "
         'output_mode "content" (default) prints `path:line:text` for matching lines; '
@@ -651,6 +653,8 @@ def _by_mtime(root: Path, names: list[str]) -> tuple[list[str], bool]:
 
 class Glob(Tool["Glob.Input"]):
     name = "glob"
+    claude_names = ("Glob",)
+    claude_fields = {"path": ("path", "path")}
     description = (
         "Find files by name with a glob pattern (e.g. \"**/*.py\", \"src/**/test_*.ts\", "
         "\"*.md\"), respecting .gitignore. Returns workspace-relative paths, newest first "
@@ -731,6 +735,8 @@ def _list_dir(ctx: ToolContext, start: Path, depth: int) -> tuple[list[str], int
 
 class ListDir(Tool["ListDir.Input"]):
     name = "list_dir"
+    claude_names = ("LS",)
+    claude_fields = {"path": ("path", "path")}
     description = (
         "List a directory of the workspace (directories end with '/'), skipping files ignored by "
         ".gitignore. depth > 1 shows subdirectories as an indented tree."

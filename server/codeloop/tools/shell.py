@@ -177,6 +177,8 @@ class _ShellTool(Tool[I]):
 
 class RunCommand(_ShellTool["RunCommand.Input"]):
     name = "run_command"
+    claude_names = ("Bash",)
+    claude_fields = {"timeout": ("timeout", "ms")}
     description = (
         "Run a shell command (bash) in the workspace and return its combined stdout/stderr "
         "and exit code. Use it for builds, tests, git, installing packages, etc. The command "
@@ -240,6 +242,8 @@ class RunCommand(_ShellTool["RunCommand.Input"]):
 
 class ReadCommandOutput(_ShellTool["ReadCommandOutput.Input"]):
     name = "read_command_output"
+    claude_names = ("BashOutput",)
+    claude_fields = {"id": ("bash_id", "same")}
     description = (
         "Page through the full output of a recent run_command (id like \"cmd-3\") or a "
         "background process (id like \"bg-1\"), with line numbers. Use it when a command's "
@@ -304,6 +308,8 @@ def page_output(rec: CommandRecord, offset: int, limit: int) -> str:
 
 class StartProcess(_ShellTool["StartProcess.Input"]):
     name = "start_process"
+    claude_names = ("Bash",)  # Claude Code's Bash with run_in_background
+    claude_extra = {"run_in_background": True}
     description = (
         "Start a long-running command in the background (a dev server, a watcher) and return "
         "its id (like \"bg-1\") with its first second of output. Check on it with "
@@ -387,6 +393,8 @@ def _one_line(command: str) -> str:
 
 class ReadProcessLogs(_ShellTool["ReadProcessLogs.Input"]):
     name = "read_process_logs"
+    claude_names = ("BashOutput",)
+    claude_fields = {"id": ("bash_id", "same")}
     description = (
         "Show the most recent output of a background process (or a recent command) and "
         "whether it is still running or its exit code."
@@ -419,6 +427,8 @@ class ReadProcessLogs(_ShellTool["ReadProcessLogs.Input"]):
 
 class KillProcess(Tool["KillProcess.Input"]):
     name = "kill_process"
+    claude_names = ("KillShell", "KillBash")
+    claude_fields = {"id": ("shell_id", "same")}
     description = "Stop a background process (and everything it started) by its id, e.g. \"bg-1\"."
     read_only = False
     kind = None
