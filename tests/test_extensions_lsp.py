@@ -171,3 +171,31 @@ async def test_a_custom_command_over_lsp(model_server, tmp_path):
         assert "/explain" in notice["message"] and "Explain a symbol (project)" in notice["message"]
     finally:
         await stop_editor(editor)
+
+
+async def test_notification_hooks_run_when_an_approval_or_a_review_waits(model_server, tmp_path):
+    ws = tmp_path / "ws"
+    ws.mkdir()
+    log = tmp_path / "notes.jsonl"
+    record = f"{PY} -c \"import sys; open({str(log)!r}, 'a').write(sys.stdin.read() + chr(10))\""
+    server = model_server(Script([
+        ToolCalls([Call("run_command", {"command": "echo asked"})]),
+        ToolCalls([Call("write_file", {"path": "new.txt", "content": "reviewed\n"})]),
+        Text("done"),
+    ]))
+    env = user_env(server.base_url, tmp_path, {"Notification": [{"hooks": [{"type": "command", "command": record}]}]})
+    editor = await start_editor(ws, env)  # ask mode: the command is approved, the file reviewed
+    try:
+        started = await editor.chat("go")
+        assert (await editor.turn_end(started["turnId"]))["status"] == "done"
+        assert len(editor.approvals) == 1 and len(editor.reviews) == 1
+
+        def notes() -> list[dict]:
+            return [json.loads(x) for x in log.read_text().splitlines() if x.strip()] if log.exists() else []
+
+        await editor.wait_for(lambda: len(notes()) == 2, 20, "both notifications")
+        kinds = sorted((n["notification_type"], n["message"]) for n in notes())
+        assert kinds == [("permission_prompt", "codeloop needs your permission: Bash echo asked"),
+                         ("review_prompt", "codeloop proposes a change to new.txt for your review")]
+    finally:
+        await stop_editor(editor)

@@ -268,3 +268,71 @@ def test_prompt_hooks_and_project_hooks_without_consent(model_server, run_cli, t
     assert out.out.count("Skipped 1 hook(s) from this project's settings") == 1
     events = [r["hook_event_name"] for r in homes.records()]
     assert events == ["SessionStart", "UserPromptSubmit", "UserPromptSubmit"]
+
+
+def test_pre_compact_can_block_a_compaction_and_session_end_runs_at_exit(model_server, run_cli, tmp_path):
+    homes = Homes(tmp_path / "h")
+    ws = tmp_path / "ws"
+    ws.mkdir()
+    keep = homes.script("keep.py", RECORD + """
+    print("keep the full history while we debug", file=sys.stderr)
+    sys.exit(2)
+    """)
+    record = homes.script("record.py", RECORD)
+    homes.hooks({"PreCompact": [group("manual", keep)], "SessionEnd": [group(None, record)]})
+    server = model_server(Keyed({"hello": Text("hi")}))
+    out = run_cli(["chat", "--cwd", str(ws), "--yes"], server.base_url, stdin="hello\n/compact\n", **homes.env)
+    assert out.code == 0, out.both
+    assert "A PreCompact hook blocked the compaction: keep the full history while we debug" in out.out
+    assert len(server.chat_requests) == 1, "no summary was requested"
+    ran = homes.records()
+    assert [(r["hook_event_name"], r.get("trigger"), r.get("reason")) for r in ran] == [
+        ("PreCompact", "manual", None), ("SessionEnd", None, "prompt_input_exit")]
+
+
+def test_a_hooks_ask_makes_the_user_answer_even_in_bypass_mode(model_server, run_cli, tmp_path):
+    homes = Homes(tmp_path / "h")
+    ws = tmp_path / "ws"
+    ws.mkdir()
+    ask = homes.script("ask.py", RECORD + """
+    print(json.dumps({"hookSpecificOutput": {"hookEventName": "PreToolUse", "permissionDecision": "ask",
+                                             "permissionDecisionReason": "deploys need a human"}}))
+    """)
+    homes.hooks({"PreToolUse": [group("Bash", ask)]})
+
+    def after(req):
+        # --yes has nobody to ask: the question is refused, so the command did not run.
+        assert "The user denied permission to run this (Bash: touch deployed.txt)" in results(req)
+        return Text("not deployed")
+
+    server = model_server(Script([ToolCalls([Call("run_command", {"command": "touch deployed.txt"})]), after]))
+    out = run_cli(["run", "deploy", "--cwd", str(ws), "--yes"], server.base_url, **homes.env)
+    assert out.code == 0, out.both
+    assert not (ws / "deployed.txt").exists()
+
+
+def test_hooks_are_reloaded_when_a_settings_file_changes(model_server, run_cli, tmp_path):
+    homes = Homes(tmp_path / "h")
+    ws = tmp_path / "ws"
+    ws.mkdir()
+    guard = homes.script("guard.py", RECORD + """
+    print("no more commands today", file=sys.stderr)
+    sys.exit(2)
+    """)
+
+    def first(req):
+        # The user adds a hook while the chat runs; the next tool call meets it.
+        homes.hooks({"PreToolUse": [group("Bash", guard)]})
+        return Text("ok")
+
+    def after(req):
+        assert "Blocked by a PreToolUse hook: no more commands today" in results(req)
+        return Text("blocked now")
+
+    server = model_server(Keyed({
+        "one": first,
+        "two": Script([ToolCalls([Call("run_command", {"command": "echo two"})]), after]),
+    }))
+    out = run_cli(["chat", "--cwd", str(ws), "--yes"], server.base_url, stdin="one\ntwo\n", **homes.env)
+    assert out.code == 0, out.both
+    assert "blocked now" in out.out and len(homes.records()) == 1

@@ -7,6 +7,7 @@ apart by their system prompt (each sub-agent has its own) and their first user m
 from __future__ import annotations
 
 import json
+import sys
 import textwrap
 import threading
 from pathlib import Path
@@ -69,9 +70,18 @@ def test_an_explore_sub_agent_searches_and_returns_only_its_answer(model_server,
 
     parent = Script([first, after_task], name="parent")
     server = model_server(lambda req: child(req) if is_child(req, "explore") else parent(req))
-    out = run_cli(["run", "find the login handler", "--cwd", str(ws), "--yes"], server.base_url, **homes_env(tmp_path))
+    env = homes_env(tmp_path)
+    # A child's stop runs SubagentStop hooks, the parent's Stop hooks.
+    log = tmp_path / "stops.jsonl"
+    record = f"{sys.executable} -c \"import sys; open({str(log)!r}, 'a').write(sys.stdin.read() + chr(10))\""
+    (tmp_path / "claude-home" / "settings.json").write_text(json.dumps({"hooks": {
+        event: [{"hooks": [{"type": "command", "command": record}]}] for event in ("Stop", "SubagentStop")}}))
+    out = run_cli(["run", "find the login handler", "--cwd", str(ws), "--yes"], server.base_url, **env)
     assert out.code == 0, out.both
     assert server.failures == []
+    stops = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
+    assert [s["hook_event_name"] for s in stops] == ["SubagentStop", "Stop"]
+    assert "│ explore: ⚙ hook SubagentStop" in out.out
     # The child: a fresh conversation (its prompt only), read-only tools, no task of its own.
     first_child = children[0]
     assert [m["role"] for m in first_child.messages] == ["system", "user"]

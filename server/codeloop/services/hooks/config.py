@@ -240,16 +240,19 @@ def parse_hooks(data: Any, sf: SettingsFile, text: str = "") -> _FileResult:
             if raw_matcher is None:
                 raw_matcher = ""
             if not isinstance(raw_matcher, str):
-                problem(f"{gpath}.matcher", f"must be a string (a tool name or a regular expression), not {type(raw_matcher).__name__}; this group is skipped", json.dumps(event))
+                problem(f"{gpath}.matcher", "must be a string (a tool name or a regular expression), not "
+                        f"{type(raw_matcher).__name__}; this group is skipped", json.dumps(event))
                 continue
             try:
                 matcher = Matcher.parse(raw_matcher)
             except re.error as e:
-                problem(f"{gpath}.matcher", f"{raw_matcher!r} is not a valid regular expression ({e}); this group is skipped", json.dumps(raw_matcher))
+                problem(f"{gpath}.matcher", f"{raw_matcher!r} is not a valid regular expression ({e}); "
+                        "this group is skipped", json.dumps(raw_matcher))
                 continue
             entries = group.get("hooks")
             if not isinstance(entries, list):
-                problem(f"{gpath}.hooks", f"must be a list of hook objects, not {type(entries).__name__ if entries is not None else 'missing'}", json.dumps(event))
+                got = type(entries).__name__ if entries is not None else "missing"
+                problem(f"{gpath}.hooks", f"must be a list of hook objects, not {got}", json.dumps(event))
                 continue
             for hi, entry in enumerate(entries):
                 hpath = f"{gpath}.hooks[{hi}]"
@@ -309,7 +312,8 @@ def load_file(sf: SettingsFile) -> _FileResult | None:
     try:
         data = json.loads(text)
     except json.JSONDecodeError as e:
-        return _FileResult(problems=[Problem(f"{label}:{e.lineno}", f"invalid JSON ({e.msg}, column {e.colno}); no hooks loaded from it", sf.path)])
+        return _FileResult(problems=[Problem(f"{label}:{e.lineno}",
+                                             f"invalid JSON ({e.msg}, column {e.colno}); no hooks loaded from it", sf.path)])
     return parse_hooks(data, sf, text)
 
 
