@@ -173,3 +173,25 @@ def test_a_project_agent_file_gets_only_its_tools_and_its_turn_cap(model_server,
     for req in children:
         assert sorted(req.tool_names()) == ["grep", "read_file"]
         assert "You review code. Report bugs with file and line." in req.system_text()
+
+
+def test_in_plan_mode_sub_agents_get_only_what_plan_mode_shows(model_server, run_cli, tmp_path):
+    ws = tmp_path / "ws"
+    ws.mkdir()
+    children: list[ChatRequest] = []
+
+    def child(req):
+        children.append(req)
+        return Text("looked around")
+
+    def first(req):
+        assert "task" in req.tool_names() and "write_file" not in req.tool_names()
+        return ToolCalls([Call("task", {"description": "look", "prompt": "Look around."})])  # general
+
+    parent = Script([first, Text("here is the plan")])
+    server = model_server(lambda req: child(req) if is_child(req, "general") else parent(req))
+    out = run_cli(["run", "plan it", "--cwd", str(ws), "--mode", "plan"], server.base_url, **homes_env(tmp_path))
+    assert out.code == 0, out.both
+    names = set(children[0].tool_names())
+    assert "read_file" in names and "run_command" in names  # commands stay, each decided by plan mode
+    assert not names & {"write_file", "edit_file", "apply_patch", "task", "todo_write"}

@@ -125,7 +125,7 @@ class HookRan(Event):
 
 @dataclass(frozen=True, slots=True)
 class TodosChanged(Event):
-    """The session's todo list changed (``todo_write``): the whole list, in order."""
+    """The session's todo list changed (the todo tool): the whole list, in order."""
 
     type: ClassVar[str] = "todosChanged"
     todos: tuple[dict[str, str], ...]  # {"content", "activeForm", "status"}

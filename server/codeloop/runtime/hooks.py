@@ -212,6 +212,8 @@ class HookPort:
 
     async def on_stop(self, active: bool, answer: str) -> StopVerdict:
         r = await self.hooks.run(self.stop_event, {"stop_hook_active": active}, self.sink)
+        if r.stop and r.stop_reason:
+            self.sink.emit(Notice(f"A {self.stop_event} hook ended the turn: {r.stop_reason}"))
         return StopVerdict(go_on=r.reason if r.blocked and not r.stop else None)
 
 

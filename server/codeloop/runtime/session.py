@@ -46,6 +46,7 @@ from codeloop.runtime.todos import SessionTodos
 from codeloop.services.hooks import ProjectTrust
 from codeloop.tools.base import BaseTool, ToolContext, elided_head
 from codeloop.tools.builtin import BuiltinTools
+from codeloop.tools.todo import TodoWrite
 from codeloop.tools.processes import ProcessManager
 from codeloop.tools.registry import ToolRegistry, ToolSource
 from codeloop.tools.workspace import Workspace
@@ -104,11 +105,13 @@ class AgentSession:
             session_id=lambda: self.id or "", transcript_path=lambda: str(self.writer.path) if self.writer else "",
             permission_mode=lambda: str(self.policy.mode)), self.tasks, trust=trust)
         self.approver: Approver = _NotifyingApprover(ports.approver, self.hooks)
-        self.todos = SessionTodos(ports.sink, self._persist_todos)
+        self.todos = SessionTodos(ports.sink, self._persist_todos, TodoWrite.name)
         self.subagent_log: dict[str, dict[str, Any]] = {}  # the sub-agents' messages, by the parent's call
         self._start_source = start_source or ("resume" if resume else "startup")
         self._start_context: str | None = None
         self._started = False
+        self._turn_number = 0
+        self._compact_blocked_told = -1
         self.prompt = PromptBuilder(self.root, guidance=[t.guidance for t in self.tools.all() if t.guidance])
         self.editor_context: EditorContext | None = None
         self.model = ModelClient(settings)
@@ -194,6 +197,7 @@ class AgentSession:
     async def send(self, text: str) -> TurnEnd:
         async with self.turn_lock:
             self._prompt_generation += 1
+            self._turn_number += 1
             self.budget.new_turn()
             self.cost.new_turn()
             await self.subagents.refresh()
@@ -245,6 +249,11 @@ class AgentSession:
 
     def price(self, usage: dict[str, int], model: str) -> float | None:
         return self._price(usage, model)
+
+    def workspace_changed(self) -> None:
+        """Something changed the workspace outside the loop's own calls (a sub-agent): the
+        prompt's git status and the like are rebuilt at the next step."""
+        self._prompt_generation += 1
 
     def set_mode(self, mode: Mode) -> None:
         """The permission mode, from the next tool call on."""
@@ -367,8 +376,11 @@ class AgentSession:
     async def compact(self, focus: str | None, *, auto: bool = False) -> compaction.CompactionResult:
         blocked = await self.hooks.pre_compact("auto" if auto else "manual", focus)
         if blocked is not None:
-            self.ports.sink.emit(Notice(f"A PreCompact hook blocked the compaction: {blocked}", "warning"))
-            return compaction.CompactionResult(False, list(self.agent.messages), error=f"a PreCompact hook blocked it: {blocked}")
+            if not auto or self._turn_number != self._compact_blocked_told:  # auto: once a turn
+                self._compact_blocked_told = self._turn_number
+                self.ports.sink.emit(Notice(f"A PreCompact hook blocked the compaction: {blocked}", "warning"))
+            return compaction.CompactionResult(False, list(self.agent.messages),
+                                               error=f"a PreCompact hook blocked it: {blocked}")
         result = await compaction.compact(
             self.agent.messages, self._summarize, focus=focus, view=self.view_of(self.agent.messages).messages
         )

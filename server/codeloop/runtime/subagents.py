@@ -104,6 +104,8 @@ class ParentSession(Protocol):
 
     def price(self, usage: dict[str, int], model: str) -> float | None: ...
 
+    def workspace_changed(self) -> None: ...
+
     def record_subagent(self, call_id: str, agent: str, message: dict[str, Any]) -> None: ...
 
 
@@ -229,6 +231,8 @@ class SubagentSource:
             end = await child.send(args.prompt)
         finally:
             sink.flush()
+            if not all(t.read_only for t in tools):
+                s.workspace_changed()  # its edits and commands may have changed what the prompt shows
             if own_model:
                 s.tasks.spawn(model.close(), f"close the model client of sub-agent {bp.name}")
         return _answer(bp, child, end, cap)
@@ -260,8 +264,10 @@ class TaskTool(Tool["TaskTool.Input"]):
         "time when their agents are read-only."
     )
     description = base_description
-    read_only = False
-    kind = None  # the child's own calls are each decided by the policy
+    # It changes nothing itself: each of its child's calls is decided by the policy, and the
+    # child gets only the tools the mode shows (so an explore agent works in plan mode too).
+    read_only = True
+    kind = None
     claude_names = ("Task",)
     for_subagents = False  # no nesting
     guidance = "Delegate broad searches to task with subagent_type explore (several at once when independent)."

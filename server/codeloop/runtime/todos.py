@@ -1,5 +1,5 @@
-"""The session's todo list (``todo_write``): shown live, kept in the session file, and
-put back in the context after a compaction summary."""
+"""The session's todo list (the todo tool, ``tools/todo.py``): shown live, kept in the
+session file, and put back in the context after a compaction summary."""
 
 from __future__ import annotations
 
@@ -17,9 +17,11 @@ log = logging.getLogger(__name__)
 class SessionTodos:
     """Implements ``tools.base.TodoStore``: every change is an event and a session record."""
 
-    def __init__(self, sink: EventSink, persist: Callable[[list[dict[str, str]]], None] | None = None) -> None:
+    def __init__(self, sink: EventSink, persist: Callable[[list[dict[str, str]]], None] | None = None,
+                 tool: str = "the todo tool") -> None:
         self.sink = sink
         self.persist = persist
+        self.tool = tool  # the tool's name, for the note after a summary
         self.items: list[Todo] = []
 
     def current(self) -> Sequence[Todo]:
@@ -44,7 +46,7 @@ class SessionTodos:
 
     def note(self) -> str | None:
         """The list as it stands in the context after a compaction summary (None: empty)."""
-        return context_note(self.items)
+        return context_note(self.items, self.tool)
 
 
 __all__ = ["SessionTodos"]
