@@ -52,3 +52,26 @@ def test_the_help_comes_from_the_table_and_each_host_gets_its_own():
     assert "/exit" in HELP_TEXT and "/exit" not in help_text("lsp")
     # /exit is not a command in the editor: it is sent to the agent as text
     assert parse("/exit", "lsp").name == "unknown"
+
+
+def test_custom_commands_join_the_help_and_the_table_for_clients_but_built_ins_win(tmp_path):
+    from codeloop.commands.table import describe
+    from codeloop.context.custom_commands import load_custom_commands
+
+    cmds = tmp_path / ".claude" / "commands"
+    (cmds / "frontend").mkdir(parents=True)
+    (cmds / "fix-issue.md").write_text("---\ndescription: Fix a GitHub issue\nargument-hint: [number]\n---\nFix #$1\n")
+    (cmds / "frontend" / "component.md").write_text("Make a component named $1\n")
+    (cmds / "compact.md").write_text("A file named like a built-in command\n")
+    custom = load_custom_commands(tmp_path)
+    text = help_text("cli", custom)
+    assert "/fix-issue [number]" in text and "Fix a GitHub issue (project)" in text
+    assert "/component" in text and "Make a component named $1 (project:frontend)" in text
+    assert "A file named like a built-in command" not in text
+    table = describe("lsp", custom)
+    assert {"name": "compact", "synopsis": "[focus]", "source": "built-in"}.items() <= next(
+        r for r in table if r["name"] == "compact").items()
+    assert [r for r in table if r["source"] != "built-in"] == [
+        {"name": "fix-issue", "synopsis": "[number]", "description": "Fix a GitHub issue", "source": "project"},
+        {"name": "component", "synopsis": "", "description": "Make a component named $1", "source": "project:frontend"},
+    ]

@@ -6,7 +6,10 @@ import textwrap
 from pathlib import Path
 
 from codeloop.context.agent_defs import agent_dirs, describe_for_model, load_agent_defs, parse_agent
-from codeloop.context.tool_names import resolve_tool_names
+from codeloop.tools.builtin import BuiltinTools
+from codeloop.tools.registry import select_tools
+
+TOOLS = {t.name: t for t in BuiltinTools().tools()}
 
 
 def md(path: Path, text: str) -> Path:
@@ -38,8 +41,9 @@ def test_a_claude_code_agent_file_as_it_is(tmp_path):
     assert a.prompt == "You are a senior code reviewer.\n\nRun git diff to see recent changes."
     assert (a.path, a.scope, a.origin) == (p, "project", "claude")
     assert a.extra == {"color": "blue"}
-    tools, unknown = resolve_tool_names(a.tools, ["read_file", "grep", "glob", "run_command", "edit_file"])
-    assert tools == ["read_file", "grep", "glob", "run_command"] and unknown == []
+    parent = [TOOLS[n] for n in ("read_file", "grep", "glob", "run_command", "edit_file")]
+    tools, unknown = select_tools(a.tools, parent)
+    assert [t.name for t in tools] == ["read_file", "grep", "glob", "run_command"] and unknown == []
 
 
 def test_codeloop_fields_lists_inherit_and_defaults(tmp_path):

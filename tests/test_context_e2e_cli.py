@@ -13,10 +13,12 @@ from scripted_model import Call, ChatRequest, Keyed, Script, Text, ToolCalls, Us
 
 from codeloop.context.compaction import SUMMARY_INSTRUCTIONS, SUMMARY_PREFIX
 from codeloop.context.prompt import STATIC_PROMPT, PromptBuilder
+from codeloop.runtime.subagents import TaskTool
 from codeloop.tools.builtin import BuiltinTools
 
-# The static part: the instructions, then each tool's own guidance line.
-STATIC_PART = PromptBuilder(Path("."), guidance=[t.guidance for t in BuiltinTools().tools() if t.guidance]).static
+# The static part: the instructions, then each tool's own guidance line (the session's tools: the built-in ones, then the sub-agents' task tool).
+STATIC_PART = PromptBuilder(Path("."), guidance=[*(t.guidance for t in BuiltinTools().tools() if t.guidance),
+                                                 TaskTool.guidance]).static
 from codeloop.context.store import workspace_hash
 from codeloop.commands.table import help_text
 

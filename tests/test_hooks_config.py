@@ -7,9 +7,17 @@ from pathlib import Path
 
 import pytest
 
-from codeloop.context.tool_names import CLAUDE_ALIASES, names_for_matching, resolve_tool_names
-from codeloop.services.hooks import Matcher, load_hooks, settings_stamp
-from codeloop.services.hooks.dialect import from_claude, input_changes, patch_files, to_claude
+from codeloop.services.hooks import HookEngine, Matcher, load_hooks, settings_stamp
+from codeloop.services.hooks.dialect import from_claude, input_changes
+from codeloop.services.hooks.dialect import to_claude as _to_claude
+from codeloop.tools.builtin import BuiltinTools
+from codeloop.tools.registry import select_tools
+
+TOOLS = {t.name: t for t in BuiltinTools().tools()}
+
+
+def to_claude(name, tool_input, root):
+    return _to_claude(TOOLS.get(name), name, tool_input, root)
 
 
 def write(path: Path, data) -> Path:
@@ -162,17 +170,16 @@ def test_matcher_semantics(matcher, name, hit):
     ("Read", "read_file", True),
     ("Grep|Glob|LS", "list_dir", True),
     ("run_command|edit_file", "run_command", True),
-    ("run_command|edit_file", "Bash", True),  # a caller that names the call Claude Code's way
     ("TodoWrite", "todo_write", True),
-    ("Task", "task", True),
     ("mcp__.*", "mcp__fs__read", True),
     (".*_file", "edit_file", True),
 ])
 def test_claude_code_names_select_codeloop_tools(dirs, matcher, tool, hit):
     root, home, claude = dirs
     write(root / ".claude" / "settings.json", hooks_of("PostToolUse", matcher, "x"))
-    (hook,), _ = load_hooks(root)
-    assert hook.selects(tool) is hit
+    hooks, _ = load_hooks(root)
+    # The engine asks the tool for its other names (BaseTool.claude_names).
+    assert bool(HookEngine(hooks, root, trust=None).matching("PostToolUse", tool, include_untrusted=True)) is hit
 
 
 def test_non_tool_events_match_their_own_field_or_nothing(dirs):
@@ -188,15 +195,16 @@ def test_non_tool_events_match_their_own_field_or_nothing(dirs):
     assert t.selects(None)  # Stop has no matcher field
 
 
-def test_the_alias_table_and_tool_resolution():
-    assert CLAUDE_ALIASES["run_command"][0] == "Bash"
-    assert names_for_matching("edit_file") == ("edit_file", "Edit", "MultiEdit")
-    available = ["read_file", "grep", "glob", "list_dir", "run_command", "start_process", "edit_file",
-                 "write_file", "apply_patch", "mcp__gh__search"]
-    tools, unknown = resolve_tool_names(["Read", "Grep", "Glob", "mcp__gh__search", "NotebookEdit"], available)
-    assert tools == ["read_file", "grep", "glob", "mcp__gh__search"] and unknown == ["NotebookEdit"]
-    tools, unknown = resolve_tool_names(["Bash", "edit_file"], available)
-    assert tools == ["run_command", "start_process", "edit_file"] and unknown == []
+def test_each_tool_knows_its_claude_code_names_and_tool_lists_resolve_through_them():
+    assert TOOLS["run_command"].claude_names[0] == "Bash"
+    assert TOOLS["edit_file"].names() == ("edit_file", "Edit", "MultiEdit")
+    assert TOOLS["get_diagnostics"].names() == ("get_diagnostics",)
+    available = [TOOLS[n] for n in ("read_file", "grep", "glob", "list_dir", "run_command", "start_process",
+                                     "edit_file", "write_file", "apply_patch")]
+    tools, unknown = select_tools(["Read", "Grep", "Glob", "NotebookEdit"], available)
+    assert [t.name for t in tools] == ["read_file", "grep", "glob"] and unknown == ["NotebookEdit"]
+    tools, unknown = select_tools(["Bash", "edit_file"], available)
+    assert [t.name for t in tools] == ["run_command", "start_process", "edit_file"] and unknown == []
 
 
 def test_to_and_from_claude_inputs(tmp_path):
@@ -213,14 +221,15 @@ def test_to_and_from_claude_inputs(tmp_path):
     assert to_claude("get_diagnostics", {"paths": []}, root) == ("get_diagnostics", {"paths": []})
     assert to_claude("mcp__s__t", {"q": 1}, root) == ("mcp__s__t", {"q": 1})
     # Back: paths inside the workspace become workspace paths again; outside ones stay absolute.
-    assert from_claude("write_file", {"file_path": str(root / "x.txt"), "content": "c"}, root) == {"path": "x.txt", "content": "c"}
-    assert from_claude("write_file", {"file_path": "/etc/passwd", "content": "c"}, root) == {"path": "/etc/passwd", "content": "c"}
-    assert from_claude("start_process", {"command": "x", "run_in_background": True}, root) == {"command": "x"}
-    assert from_claude("run_command", {"command": "x", "timeout": 2000}, root) == {"command": "x", "timeout": 2.0}
+    write, start, run = TOOLS["write_file"], TOOLS["start_process"], TOOLS["run_command"]
+    assert from_claude(write, {"file_path": str(root / "x.txt"), "content": "c"}, root) == {"path": "x.txt", "content": "c"}
+    assert from_claude(write, {"file_path": "/etc/passwd", "content": "c"}, root) == {"path": "/etc/passwd", "content": "c"}
+    assert from_claude(start, {"command": "x", "run_in_background": True}, root) == {"command": "x"}
+    assert from_claude(run, {"command": "x", "timeout": 2000}, root) == {"command": "x", "timeout": 2.0}
     # Changes only: the same file spelled differently is no change.
     orig = {"path": str(root / "a.py"), "content": "c"}
-    assert input_changes("write_file", orig, {"file_path": str(root / "a.py")}, "claude", root) == {}
-    assert input_changes("write_file", orig, {"content": "d"}, "claude", root) == {"content": "d"}
+    assert input_changes(write, "write_file", orig, {"file_path": str(root / "a.py")}, "claude", root) == {}
+    assert input_changes(write, "write_file", orig, {"content": "d"}, "claude", root) == {"content": "d"}
 
 
 def test_apply_patch_is_shown_as_an_edit_of_its_files(tmp_path):
@@ -230,9 +239,8 @@ def test_apply_patch_is_shown_as_an_edit_of_its_files(tmp_path):
         "--- a/gone.txt\n+++ /dev/null\n@@ -1 +0,0 @@\n-g\n"
     )
     files = [str(tmp_path / "src" / "one.py"), str(tmp_path / "new.txt"), str(tmp_path / "gone.txt")]
-    assert patch_files(patch, tmp_path) == files
     name, inp = to_claude("apply_patch", {"patch": patch}, tmp_path)
     assert name == "Edit" and inp == {"patch": patch, "file_paths": files}
     single = "--- a/x.py\n+++ b/x.py\n@@ -1 +1 @@\n-a\n+b\n"
     assert to_claude("apply_patch", {"patch": single}, tmp_path)[1]["file_path"] == str(tmp_path / "x.py")
-    assert from_claude("apply_patch", {"patch": "p2", "file_path": "x", "file_paths": []}, tmp_path) == {"patch": "p2"}
+    assert from_claude(TOOLS["apply_patch"], {"patch": "p2", "file_path": "x", "file_paths": []}, tmp_path) == {"patch": "p2"}

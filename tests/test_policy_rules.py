@@ -168,6 +168,18 @@ def test_policy_files_are_protected_even_in_bypass(world: dict[str, Path]) -> No
     assert d.action == "ask"
 
 
+def test_claude_code_settings_are_protected_in_the_project_and_the_user_folders(world, monkeypatch, tmp_path) -> None:
+    # The hooks' settings files (issue 17): the project's, the user's ~/.claude, and a
+    # Claude Code folder moved with $CLAUDE_CONFIG_DIR.
+    moved = tmp_path / "claude-config"
+    monkeypatch.setenv("CLAUDE_CONFIG_DIR", str(moved))
+    p = make(world, "bypass", allow=["Edit"])
+    for target in (".claude/settings.json", ".claude/settings.local.json", str(world["home"] / ".claude" / "settings.json"),
+                   str(moved / "settings.json"), str(moved / "agents" / "x.md")):
+        d = p.decide(edit(world, target))
+        assert d.action == "ask" and d.confirm, target
+
+
 def test_reads_and_the_secrets_default(world: dict[str, Path]) -> None:
     root, home = world["root"], world["home"]
     p = make(world)

@@ -149,10 +149,11 @@ def test_registry_and_schemas() -> None:
     assert names == {
         "read_file", "write_file", "edit_file", "apply_patch", "grep", "glob", "list_dir",
         "run_command", "read_command_output", "start_process", "list_processes",
-        "read_process_logs", "kill_process", "get_diagnostics",
+        "read_process_logs", "kill_process", "get_diagnostics", "todo_write",
     }
     ro = {t.name for t in default_registry().all() if t.read_only}
-    assert ro == {"read_file", "grep", "glob", "list_dir", "read_command_output", "list_processes", "read_process_logs", "get_diagnostics"}
+    assert ro == {"read_file", "grep", "glob", "list_dir", "read_command_output", "list_processes", "read_process_logs",
+                  "get_diagnostics", "todo_write"}
     for schema in default_registry().schemas():
         fn = schema["function"]
         assert fn["description"]

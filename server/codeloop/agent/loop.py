@@ -22,9 +22,9 @@ from codeloop.core.events import (
 )
 from codeloop.agent.completion import Completion, ToolCallRequest
 from codeloop.agent.model import ModelClient, ModelError
-from codeloop.core.ports import ApprovalRequest, Approver, EventSink, MessageLog
+from codeloop.core.ports import ApprovalRequest, Approver, BeforeTool, EventSink, MessageLog, ToolHooks
 from codeloop.policy.types import Decision, Kind, PermissionRequest
-from codeloop.tools.base import BaseTool, ToolContext, ToolResult, first_line
+from codeloop.tools.base import ArgumentsError, BaseTool, ToolContext, ToolResult, first_line
 from codeloop.tools.registry import ToolRegistry
 
 log = logging.getLogger(__name__)
@@ -32,6 +32,9 @@ log = logging.getLogger(__name__)
 CANCELLED_RESULT = "Cancelled: the user stopped this turn before the tool finished."
 CANCELLED_SUMMARY = "stopped by you"
 IMAGES_NOTE = "The images the tool calls above returned:"
+# A Stop hook may send the agent back to work at most this many times in one turn.
+MAX_STOP_CONTINUATIONS = 3
+STOP_HOOK_PREFIX = "[A Stop hook asks you to continue]\n"
 
 
 class Policy(Protocol):
@@ -86,6 +89,9 @@ class _Call:
     args: Any = None
     early: ToolResult | None = None  # an error found while parsing
     result: ToolResult | None = None
+    arguments: dict[str, Any] | None = None  # the JSON object the model sent
+    ran: dict[str, Any] | None = None  # the arguments it ran with (None: it did not run)
+    before: BeforeTool | None = None  # what the PreToolUse hooks said
 
 
 class Agent:
@@ -104,6 +110,7 @@ class Agent:
         log_messages: MessageLog | None = None,
         hooks: AgentHooks | None = None,
         messages: list[dict[str, Any]] | None = None,
+        tool_hooks: ToolHooks | None = None,
     ) -> None:
         self.model = model
         self.tools = tools
@@ -116,6 +123,9 @@ class Agent:
         self.hooks = hooks or AgentHooks()
         self.messages: list[dict[str, Any]] = list(messages or [])
         self.last_prompt_tokens = 0
+        self.tool_hooks = tool_hooks
+        self._totals: TurnTotals | None = None  # the running turn's
+        self._halt: str | None = None  # a hook ended the turn: what to tell the user
 
     # -- history -------------------------------------------------------------
 
@@ -157,7 +167,9 @@ class Agent:
         # The user's message joins the history once the model has answered it, so a
         # turn that fails on an API error does not leave the history half-done.
         pending: list[dict[str, Any]] | None = [user]
-        totals = TurnTotals()
+        totals = self._totals = TurnTotals()
+        self._halt = None
+        continued = 0  # times a Stop hook sent the agent back to work this turn
         try:
             for _step in range(self.max_turns):
                 if self.hooks.before_model_call is not None:
@@ -191,8 +203,16 @@ class Agent:
                     pending = None
                 self._commit(completion.as_message())
                 if not completion.tool_calls:
-                    return self._end("done", "", totals)
+                    go_on = await self._stop_hooks(continued, completion.content)
+                    if go_on is None:
+                        return self._end("done", "", totals)
+                    continued += 1
+                    self._commit({"role": "user", "content": STOP_HOOK_PREFIX + go_on})
+                    continue
                 await self._run_tools(completion.tool_calls)
+                if self._halt is not None:
+                    self.emit(Notice(f"A hook ended the turn: {self._halt}", "warning"))
+                    return self._end("done", self._halt, totals)
             return self._end(
                 "max_turns",
                 f"Stopped after {self.max_turns} model calls without a final answer (the "
@@ -232,6 +252,11 @@ class Agent:
             )
         )
 
+    def add_usage(self, usage: dict[str, int], cost: float | None) -> None:
+        """Count requests made on this turn's behalf elsewhere (a sub-agent's) into its totals."""
+        if self._totals is not None:
+            self._totals.add(usage, cost)
+
     def _end(self, status: Any, message: str, totals: TurnTotals) -> TurnEnd:
         event = TurnEnd(
             status,
@@ -256,7 +281,7 @@ class Agent:
             else:
                 call.tool, call.args = parsed
             calls.append(call)
-        concurrent = len(calls) > 1 and all(c.tool is not None and c.tool.read_only for c in calls)
+        concurrent = len(calls) > 1 and all(self._concurrent(c) for c in calls)
         try:
             if concurrent:
                 await asyncio.gather(*(self._run_one(c) for c in calls))
@@ -289,15 +314,17 @@ class Agent:
                 arguments = {"_raw": req.arguments}
         except json.JSONDecodeError:
             arguments = {"_raw": req.arguments[:500]}
+        call.arguments = arguments
         self.emit(ToolCallStarted(req.id, req.name, summary, arguments, tool.origin if tool is not None else ""))
         try:
             if call.early is not None:
                 result = call.early
             else:
                 assert tool is not None and args is not None
-                result = await self._guarded(tool, args, req.id)
+                result = await self._guarded(call)
             if self.hooks.fit_tool_result is not None and result.ok and tool is not None:
-                result = ToolResult(result.ok, self.hooks.fit_tool_result(tool, args, result.text), result.images)
+                result = ToolResult(result.ok, self.hooks.fit_tool_result(tool, call.args, result.text), result.images)
+            result = await self._after_tool(call, result)
         except asyncio.CancelledError:
             self.emit(ToolCallFinished(req.id, req.name, False, CANCELLED_SUMMARY, CANCELLED_RESULT, "cancelled"))
             raise
@@ -316,8 +343,10 @@ class Agent:
             log.exception("outcome summary of %s failed", call.tool.name)
             return first_line(result.text)
 
-    async def _guarded(self, tool: BaseTool, args: Any, call_id: str) -> ToolResult:
-        """Apply the permission policy, then run the tool."""
+    async def _guarded(self, call: _Call) -> ToolResult:
+        """Run the PreToolUse hooks, apply the permission policy, then run the tool."""
+        tool, args, call_id = call.tool, call.args, call.request.id
+        assert tool is not None
         ctx = replace(self.context, call_id=call_id, review_edits=True)
         if not self.visible(tool):
             note = (self.policy.describe_mode() if self.policy is not None else None) or ""
@@ -325,18 +354,24 @@ class Agent:
                 False,
                 f"Error: {tool.name} is not available in the current mode. {note}".strip(),
             )
+        refused = await self._before_tool(call)
+        if refused is not None:
+            return refused
+        args = call.args
+        hook = call.before.permission if call.before is not None else None
         try:
             request = tool.permission(args, ctx)
         except Exception as e:  # a tool's bug (or a path it cannot handle) refuses the call
             log.exception("permission check of %s failed", tool.name)
             return ToolResult(False, f"Error: {tool.name} could not check this call: {type(e).__name__}: {e}")
         if request is None or self.policy is None:
-            if request is not None and request.kind in ("Bash",):
-                # No policy engine: ask for every command.
-                denied = await self._ask(request, None, call_id)
+            if (request is not None and request.kind in ("Bash",)) or hook == "ask":
+                # No policy engine: ask for every command (and what a hook wants asked).
+                request = request or PermissionRequest("Tool", tool.name, ctx.workspace.root)
+                denied = await self._ask(request, self._hook_question(call) if hook == "ask" else None, call_id)
                 if denied is not None:
                     return denied
-            return await self.tools.run(tool, args, ctx)
+            return await self._run(call, ctx)
         before = list(getattr(self.policy, "problems", None) or [])
         decision = self.policy.decide(request)
         # decide() re-reads the settings files when they changed: report new problems
@@ -347,16 +382,95 @@ class Agent:
         if decision.action == "deny":
             why = decision.reason + (f" (rule {decision.rule})" if decision.rule else "")
             return ToolResult(False, f"Permission denied: {why}. Do not retry this; choose another way or ask the user.")
+        granted = hook == "allow" and _hook_may_allow(decision)
         if request.kind in ("Edit", "Write") and not decision.confirm:
             # Edits are asked by their review (the diff), not by an approval.
-            ctx.review_edits = decision.action == "ask"
-        elif decision.action == "ask":
+            ctx.review_edits = (decision.action == "ask" and not granted) or hook == "ask"
+        elif decision.action == "ask" and not granted:
             # decision.confirm: the user answers this very call whatever the mode, and the
             # edit is reviewed too (no applier may land it unseen).
             denied = await self._ask(request, decision, call_id)
             if denied is not None:
                 return denied
-        return await self.tools.run(tool, args, ctx)
+        elif decision.action == "allow" and hook == "ask":
+            denied = await self._ask(request, self._hook_question(call), call_id)
+            if denied is not None:
+                return denied
+        return await self._run(call, ctx)
+
+    async def _run(self, call: _Call, ctx: ToolContext) -> ToolResult:
+        assert call.tool is not None
+        call.ran = call.arguments if call.ran is None else call.ran
+        return await self.tools.run(call.tool, call.args, ctx)
+
+    def _concurrent(self, call: _Call) -> bool:
+        if call.tool is None:
+            return False
+        try:
+            return bool(call.tool.concurrent(call.args))
+        except Exception:  # a tool's bug: run it on its own
+            log.exception("%s.concurrent failed", call.tool.name)
+            return False
+
+    # -- hooks (the user's commands around tool calls and the stop) ----------------------
+
+    async def _before_tool(self, call: _Call) -> ToolResult | None:
+        """PreToolUse: a refusal for the model, or None to go on (``call.args`` may now be
+        the hooks' rewrite, checked by the tool)."""
+        if self.tool_hooks is None or call.tool is None:
+            return None
+        tool = call.tool
+        before = call.before = await self.tool_hooks.before_tool(tool.name, dict(call.arguments or {}), call.request.id)
+        if before.stop:
+            self._halt = before.stop_reason or f"a PreToolUse hook stopped before {tool.name}"
+            return ToolResult(False, f"Not run: a hook ended the turn before {tool.name} ran.")
+        if before.blocked or before.permission == "deny":
+            why = before.reason or "no reason given"
+            return ToolResult(False, f"Blocked by a PreToolUse hook: {why}")
+        if before.updated_input is not None:
+            try:
+                call.args = tool.validate(dict(before.updated_input))
+            except ArgumentsError as e:
+                return ToolResult(False, f"Error: a PreToolUse hook rewrote the arguments of {tool.name}, "
+                                         f"and they are not valid for it: {e}")
+            except Exception as e:  # a validator bug must not kill the loop
+                log.exception("validating hook arguments for %s failed", tool.name)
+                return ToolResult(False, f"Error: could not check the arguments a hook gave {tool.name}: {e}")
+            call.ran = dict(before.updated_input)
+        return None
+
+    def _hook_question(self, call: _Call) -> Decision:
+        why = call.before.permission_reason if call.before is not None else None
+        return Decision("ask", f"a PreToolUse hook asks for your answer{': ' + why if why else ''}")
+
+    async def _after_tool(self, call: _Call, result: ToolResult) -> ToolResult:
+        """PostToolUse (when the tool ran): the hooks' feedback, and PreToolUse's context,
+        join the result."""
+        notes = [call.before.context] if call.before is not None and call.before.context else []
+        if self.tool_hooks is not None and call.tool is not None and call.ran is not None:
+            after = await self.tool_hooks.after_tool(call.tool.name, dict(call.ran), call.request.id, result.text,
+                                                     result.ok)
+            if after.feedback:
+                notes.append(after.feedback)
+            if after.stop and self._halt is None:
+                self._halt = after.stop_reason or f"a PostToolUse hook stopped after {call.tool.name}"
+        if not notes:
+            return result
+        text = result.text + "".join(f"\n\n[hook] {n}" for n in notes)
+        return ToolResult(result.ok, text, result.images)
+
+    async def _stop_hooks(self, continued: int, answer: str) -> str | None:
+        """Stop (SubagentStop for a sub-agent): the instruction to go on with, or None."""
+        if self.tool_hooks is None:
+            return None
+        verdict = await self.tool_hooks.on_stop(continued > 0, answer)
+        if verdict.go_on is None:
+            return None
+        if continued >= MAX_STOP_CONTINUATIONS:
+            self.emit(Notice(f"A Stop hook asked to go on again; the turn ends here (at most "
+                             f"{MAX_STOP_CONTINUATIONS} continuations a turn). It said: {verdict.go_on}", "warning"))
+            return None
+        return verdict.go_on
 
     async def _ask(self, request: PermissionRequest, decision: Decision | None, call_id: str) -> ToolResult | None:
         answer = await self.approver.approve(
@@ -382,4 +496,10 @@ class Agent:
         return None
 
 
-__all__ = ["Agent", "AgentHooks", "Policy", "TurnTotals"]
+def _hook_may_allow(decision: Decision) -> bool:
+    """A hook's "allow" skips only the question the policy asks by default: never a deny
+    or an ask rule, the catastrophic class, or a change to the agent's own configuration."""
+    return decision.action == "ask" and decision.rule is None and not decision.catastrophic and not decision.confirm
+
+
+__all__ = ["Agent", "AgentHooks", "MAX_STOP_CONTINUATIONS", "Policy", "TurnTotals"]

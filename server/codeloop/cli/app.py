@@ -14,6 +14,7 @@ from typing import Any
 
 from codeloop import __version__
 from codeloop.cli.console import ConsoleSink, TerminalApprover, ask_line, terminal_confirm
+from codeloop.commands.custom import expand as expand_custom
 from codeloop.commands.table import dispatch
 from codeloop.config import Settings
 from codeloop.context.store import SessionStore
@@ -53,7 +54,7 @@ def settings_from_args(args: argparse.Namespace) -> tuple[Settings, list[str]]:
 
 
 def build_session(args: argparse.Namespace, sink: ConsoleSink, resume: str | None = None,
-                  persist: bool = True) -> AgentSession:
+                  persist: bool = True, start_source: str | None = None) -> AgentSession:
     settings, problems = settings_from_args(args)
     for p in problems:
         sink.emit(Notice(p, "warning"))
@@ -78,7 +79,7 @@ def build_session(args: argparse.Namespace, sink: ConsoleSink, resume: str | Non
     changes = CheckedApplier(applier, checker, applier.display)
     session = AgentSession(
         settings, root, Ports(sink=sink, approver=approver, changes=changes, diagnostics=checker),
-        resume=resume, persist=persist,
+        resume=resume, persist=persist, start_source=start_source,
     )
     for p in session.policy.problems:
         sink.emit(Notice(p, "warning"))
@@ -105,8 +106,8 @@ class ReplHost:
 
     async def _switch(self, resume: str | None) -> AgentSession:
         previous = self._session
-        session = build_session(self.args, self.sink, resume=resume)
-        await previous.close()
+        session = build_session(self.args, self.sink, resume=resume, start_source=None if resume else "clear")
+        await previous.close("clear" if resume is None else "other")
         # /model and /mode hold for the whole REPL, not just one conversation.
         session.update_settings(
             session.settings.model_copy(update={"model": previous.settings.model, "mode": previous.policy.mode})
@@ -155,7 +156,8 @@ async def cmd_run(args: argparse.Namespace) -> int:
     sink = ConsoleSink()
     session = build_session(args, sink)
     try:
-        end = await _run_turn(session, args.task)
+        # A custom command (/fix-issue 12) stands for its prompt; built-in commands are the chat's.
+        end = await _run_turn(session, await expand_custom(args.task, session.root) or args.task)
         if session.cost.session_cost() is not None:
             sink.line(sink.style("2", session.cost.render_short()))
         return _exit_code(end)
@@ -173,6 +175,8 @@ async def cmd_chat(args: argparse.Namespace) -> int:
     host = ReplHost(args, sink, build_session(args, sink, resume=resume or None))
     if resume:
         sink.line(sink.style("2", f"Resumed session {host.session.id} ({len(host.session.messages)} messages)."))
+        if host.session.todos.items:
+            sink.emit(host.session.todos.event())
     sink.line(sink.style("2", "codeloop chat: type a message, /help for commands, Ctrl-D to quit, Ctrl-C stops a turn."))
     last = EXIT_OK
     try:
@@ -198,7 +202,7 @@ async def cmd_chat(args: argparse.Namespace) -> int:
             end = await _run_turn(host.session, reply.send if reply is not None and reply.send else text)
             last = _exit_code(end)
     finally:
-        await host.session.close()
+        await host.session.close("prompt_input_exit")
 
 
 async def _pick_session(args: argparse.Namespace, sink: ConsoleSink) -> Any:

@@ -9,12 +9,16 @@ import sys
 from pathlib import Path
 from typing import TextIO
 
+from codeloop.context.todos import from_session, render_checklist
 from codeloop.core.events import (
     ErrorEvent,
     Event,
+    HookRan,
     Notice,
     Retry,
+    SubagentEvent,
     TextDelta,
+    TodosChanged,
     ToolCallFinished,
     ToolCallStarted,
     TurnEnd,
@@ -41,6 +45,29 @@ class ConsoleSink:
         self.style = Style(out)
         self.at_line_start = True
         self.last_end: TurnEnd | None = None
+        self.unicode = (getattr(out, "encoding", "") or "").lower().replace("-", "") in ("utf8", "utf16")
+
+    def _nested(self, nested: SubagentEvent) -> None:
+        """A sub-agent's events, indented under the task call that runs it."""
+        s, event = self.style, nested.event
+        bar = s("2", f"  │ {nested.agent}:")
+        if isinstance(event, TextDelta):
+            for row in event.text.strip().splitlines():
+                self.line(f"{bar} {row}")
+        elif isinstance(event, ToolCallStarted):
+            self.line(f"{bar} " + s("36", f"● {event.name}") + (f"({event.summary})" if event.summary else ""))
+        elif isinstance(event, ToolCallFinished):
+            mark = "⎿" if event.ok else "⎿ ■" if event.status == "cancelled" else "⎿ ✗"
+            self.line(f"{bar}   {mark} {event.summary}")
+        elif isinstance(event, HookRan):
+            if event.phase == "end":
+                self.line(f"{bar} " + s("2", f"⚙ {event.line}"))
+        elif isinstance(event, (Notice, ErrorEvent)):
+            self.line(f"{bar} " + s("33", f"ℹ {event.message}"))
+        elif isinstance(event, Retry):
+            self.line(f"{bar} " + s("33", f"↻ retry {event.attempt}/{event.max_attempts}: {event.reason}"))
+        elif isinstance(event, TurnEnd) and event.status != "done":
+            self.line(f"{bar} " + s("33", f"stopped ({event.status}): {event.message}"))
 
     def line(self, text: str) -> None:
         if not self.at_line_start:
@@ -51,7 +78,19 @@ class ConsoleSink:
 
     def emit(self, event: Event) -> None:
         s = self.style
-        if isinstance(event, TextDelta):
+        if isinstance(event, SubagentEvent):
+            self._nested(event)
+        elif isinstance(event, HookRan):
+            if event.phase == "end":
+                self.line(s("33" if event.status in ("blocked", "denied", "warning", "timeout", "error") else "2",
+                            f"  ⚙ {event.line}"))
+        elif isinstance(event, TodosChanged):
+            todos, _ = from_session(list(event.todos))
+            done = sum(1 for t in todos if t.status == "completed")
+            self.line(s("1", f"  ☰ Todos ({done}/{len(todos)} done)"))
+            for row in render_checklist(todos, unicode=self.unicode).splitlines():
+                self.line(f"    {row}")
+        elif isinstance(event, TextDelta):
             self.out.write(event.text)
             self.out.flush()
             self.at_line_start = event.text.endswith("\n")

@@ -10,10 +10,13 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Literal, Protocol
 
+from codeloop.commands.custom import for_workspace
 from codeloop.commands.parse import SlashCommand, parse_slash
 from codeloop.config import Settings
+from codeloop.context.custom_commands import CustomCommands
 from codeloop.policy.engine import BYPASS_WARNING
 from codeloop.policy.types import MODES, Mode
 
@@ -37,6 +40,7 @@ class CommandSession(Protocol):
     @property
     def messages(self) -> list[dict[str, Any]]: ...
 
+    root: Path  # the workspace (its custom commands)
     settings: Settings
     policy: Any  # .mode
     cost: Any  # .render()
@@ -165,7 +169,7 @@ async def _resume(host: CommandHost, arg: str | None) -> Reply:
 
 
 async def _help(host: CommandHost, arg: str | None) -> Reply:
-    return Reply(help_text(host.name))
+    return Reply(help_text(host.name, await custom_commands(host)))
 
 
 async def _exit(host: CommandHost, arg: str | None) -> Reply:
@@ -216,14 +220,30 @@ def commands_for(host: str) -> list[Command]:
     return [c for c in COMMANDS if c.offered_in(host)]
 
 
-def help_text(host: str) -> str:
+def help_text(host: str, custom: CustomCommands | None = None) -> str:
     rows = [
         f"  /{c.name}{(' ' + c.synopsis) if c.synopsis else ''}".ljust(40) + c.description for c in commands_for(host)
     ]
-    return (
-        "Commands:\n" + "\n".join(rows)
-        + "\nAnything else is sent to the agent. Start a message with // to send a literal leading slash."
-    )
+    text = "Commands:\n" + "\n".join(rows)
+    if custom is not None and custom.commands:
+        lines = [f"  /{name}{(' ' + c.argument_hint) if c.argument_hint else ''}".ljust(40)
+                 + f"{c.description} {c.label}" for name, c in _custom_rows(custom) if lookup(name, host) is None]
+        text += "\nCustom commands (Markdown files; the built-in commands above win):\n" + "\n".join(lines)
+    return text + "\nAnything else is sent to the agent. Start a message with // to send a literal leading slash."
+
+
+def _custom_rows(custom: CustomCommands) -> list[tuple[str, Any]]:
+    """(what to type after the slash, the command) for each custom command."""
+    names = [c.name for c in custom.commands]
+    return [(c.name if names.count(c.name) == 1 or not c.namespace else c.qualified, c) for c in custom.commands]
+
+
+async def custom_commands(host: CommandHost) -> CustomCommands | None:
+    """The custom commands of the host's workspace, as the files say now (None: no workspace)."""
+    root = getattr(host.session, "root", None)
+    if root is None:
+        return None
+    return await for_workspace(root).get()
 
 
 def parse(text: str, host: str) -> SlashCommand | None:
@@ -251,7 +271,13 @@ async def dispatch(text: str, host: CommandHost) -> Reply | None:
     if parsed is None:
         return None
     if parsed.name == "unknown":
-        return Reply(f"Unknown command /{parsed.raw}.\n" + help_text(host.name), "warning")
+        custom = await custom_commands(host)
+        command, why = custom.lookup(parsed.raw) if custom is not None else (None, None)
+        if command is not None:
+            return Reply(f"/{command.qualified} {command.label}", send=command.expand(parsed.arg))
+        if why is not None:
+            return Reply(why, "warning")
+        return Reply(f"Unknown command /{parsed.raw}.\n" + help_text(host.name, custom), "warning")
     if parsed.error is not None:
         return Reply(parsed.error, "warning")
     cmd = lookup(parsed.name, host.name)
@@ -263,12 +289,21 @@ async def dispatch(text: str, host: CommandHost) -> Reply | None:
         return Reply(f"/{cmd.name} failed: {e}", "error")
 
 
-def describe(host: str) -> Sequence[dict[str, str]]:
-    """The table for a client (the panel's completion and help)."""
-    return [{"name": c.name, "synopsis": c.synopsis, "description": c.description} for c in commands_for(host)]
+def describe(host: str, custom: CustomCommands | None = None) -> Sequence[dict[str, str]]:
+    """The table for a client (the panel's completion and help): the built-in commands,
+    then the custom ones (``source`` says where they come from). ``custom``: from
+    ``await custom_commands(host)``."""
+    out = [{"name": c.name, "synopsis": c.synopsis, "description": c.description, "source": "built-in"}
+           for c in commands_for(host)]
+    for name, c in _custom_rows(custom) if custom is not None else []:
+        if lookup(name, host) is None:  # a built-in command of that name wins
+            out.append({"name": name, "synopsis": c.argument_hint or "", "description": c.description,
+                        "source": c.label.strip("()")})
+    return out
 
 
 __all__ = [
-    "COMMANDS", "Command", "CommandHost", "CommandSession", "Reply", "commands_for", "describe", "dispatch",
+    "COMMANDS", "Command", "CommandHost", "CommandSession", "Reply", "commands_for", "custom_commands", "describe",
+    "dispatch",
     "help_text", "lookup", "parse",
 ]

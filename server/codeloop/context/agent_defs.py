@@ -23,7 +23,7 @@ code), and codeloop's own files override Claude Code's where both exist. Within 
 files are read in name order; a second file defining the same name is a problem.
 
 ``tools`` names may be Claude Code's (``Read``, ``Bash``, ``Edit``…) or codeloop's; they are
-kept as written here, and :func:`codeloop.context.tool_names.resolve_tool_names` turns them
+kept as written here, and ``codeloop.tools.registry.select_tools`` turns them
 into codeloop tools against what the parent has (a child never gets more than its parent).
 Other front matter keys (``color``, ``permissionMode``…) are kept in ``extra``.
 """

@@ -13,6 +13,9 @@ Records, one JSON object a line:
     {"type": "compaction", "summary", "messages": [...], "ts"}   replaces every message so far
     {"type": "meta", "title"?, "touched"?, "system"?, ..., "ts"}   touched: a folder whose memory files are in the
                                                             prompt; system: the system prompt requests carry
+    {"type": "meta", "title"?, "touched"?, "todos"?, ..., "ts"}   touched: a folder whose memory files are in
+                                                          the prompt; todos: the todo list now (the last wins)
+    {"type": "subagent", "call_id", "agent", "message", "ts"}   a message of the sub-agent run by that tool call
 
 Each record is written, flushed and fsynced as it is added, so a crash loses at
 most the record being written; a cut last line is dropped on load and reported.
@@ -173,6 +176,9 @@ class LoadedSession:
     # The system prompt the session's requests carry (the latest one written); a resumed
     # session sends the same bytes, so a provider's prompt cache still holds.
     system: str | None = None
+    todos: Any = None  # the todo list as last saved (context.todos.from_session reads it)
+    # The sub-agents' conversations, by the parent's tool call id: {"agent", "messages"}.
+    subagents: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 class SessionWriter:
@@ -237,6 +243,10 @@ class SessionWriter:
 
     def append_meta(self, **fields: Any) -> None:
         self._write({"type": "meta", **fields, "ts": _now()})
+
+    def append_subagent(self, call_id: str, agent: str, message: dict[str, Any]) -> None:
+        """A message of the sub-agent the parent's tool call ``call_id`` runs."""
+        self._write({"type": "subagent", "call_id": call_id, "agent": agent, "message": message, "ts": _now()})
 
     # -- writing -----------------------------------------------------------------
 
@@ -424,6 +434,15 @@ class SessionStore:
                 out.touched.append(touched)
             if isinstance(record.get("system"), str):
                 out.system = record["system"]
+            if "todos" in record:
+                out.todos = record["todos"]
+        elif kind == "subagent":
+            msg, call_id = record.get("message"), record.get("call_id")
+            if isinstance(msg, dict) and isinstance(call_id, str):
+                entry = out.subagents.setdefault(call_id, {"agent": str(record.get("agent") or ""), "messages": []})
+                entry["messages"].append(msg)
+            else:
+                out.warnings.append(f"line {line_no}: a sub-agent record without a message or call id")
 
     def _info(self, path: Path) -> SessionInfo | None:
         try:

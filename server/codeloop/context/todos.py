@@ -1,4 +1,4 @@
-"""The todo list of a ``todo_write`` tool, in Claude Code's schema (pure functions).
+"""The todo list of the todo tool (Claude Code's ``TodoWrite``), in its schema (pure functions).
 
 ``{"todos": [{"content": "Run the tests", "activeForm": "Running the tests",
 "status": "pending" | "in_progress" | "completed"}]}`` — each call replaces the whole list.
@@ -48,7 +48,7 @@ TODO_WRITE_SCHEMA: dict[str, Any] = {
 
 
 class TodoError(ValueError):
-    """A ``todo_write`` call that cannot be taken; the message lists every problem."""
+    """A todo tool call that cannot be taken; the message lists every problem."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,7 +98,7 @@ def _check_item(i: int, item: Any, errors: list[str]) -> Todo | None:
 
 
 def parse_todo_write(args: Any) -> list[Todo]:
-    """The new list from a ``todo_write`` call's arguments. Raises TodoError.
+    """The new list from a todo tool call's arguments. Raises TodoError.
 
     Accepts the list given as a JSON string too (``{"todos": "[...]"}``), which some
     models send. Unknown item fields (Claude Code's older ``id``, ``priority``) are ignored.
@@ -151,7 +151,7 @@ def render_for_model(todos: Sequence[Todo]) -> str:
 
 
 def tool_result(todos: Sequence[Todo]) -> str:
-    """What ``todo_write`` answers: the list it now holds, and a nudge when it looks off."""
+    """What the todo tool answers: the list it now holds, and a nudge when it looks off."""
     text = "Todo list updated.\n" + render_for_model(todos)
     busy = counts(todos)["in_progress"]
     if busy > 1:
@@ -228,9 +228,10 @@ def from_session(data: Any) -> tuple[list[Todo], list[str]]:
     return out, problems
 
 
-def context_note(todos: Sequence[Todo]) -> str | None:
-    """The list as it must stand in the context after a compaction summary (None: empty)."""
+def context_note(todos: Sequence[Todo], tool: str = "the todo tool") -> str | None:
+    """The list as it must stand in the context after a compaction summary (None: empty);
+    ``tool`` is the name the model updates it with."""
     if not todos:
         return None
-    return ("Your current todo list (kept across the summary; update it with todo_write as you go):\n"
+    return (f"Your current todo list (kept across the summary; update it with {tool} as you go):\n"
             + render_for_model(todos))

@@ -103,3 +103,48 @@ class TurnEnd(Event):
     completion_tokens: int = 0
     cached_tokens: int = 0
     cost: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class HookRan(Event):
+    """A hook (a user's command run at a point of the agent's life) started or ended:
+    a dim line in the CLI, a small card in the panel, the log in plain clients."""
+
+    type: ClassVar[str] = "hookRan"
+    run_id: str
+    hook_event: str  # "PreToolUse", "Stop", …
+    phase: Literal["start", "end"]
+    status: str  # "running" at the start; then "ok", "blocked", "denied", "warning", "timeout", "error"
+    label: str  # the command (its first line) and the settings file it comes from
+    line: str  # one plain line: what ran and how it ended
+    target: str | None = None  # the tool (or SessionStart source, …) it ran for
+    call_id: str = ""  # the tool call it ran for (PreToolUse, PostToolUse)
+    scope: str = "user"  # "user" or "project"
+    duration: float | None = None  # seconds, once ended
+
+
+@dataclass(frozen=True, slots=True)
+class TodosChanged(Event):
+    """The session's todo list changed (the todo tool): the whole list, in order."""
+
+    type: ClassVar[str] = "todosChanged"
+    todos: tuple[dict[str, str], ...]  # {"content", "activeForm", "status"}
+    changes: tuple[str, ...] = ()  # "started: …", "completed: …", "added: …", "removed: …"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"type": self.type, "todos": [dict(t) for t in self.todos], "changes": list(self.changes)}
+
+
+@dataclass(frozen=True, slots=True)
+class SubagentEvent(Event):
+    """An event of a sub-agent's conversation, nested under the parent's tool call that
+    runs it (``parent_call_id``). The child's text arrives as one ``textDelta`` per step."""
+
+    type: ClassVar[str] = "subagent"
+    parent_call_id: str
+    agent: str  # the sub-agent's name ("explore", "general", a definition's name)
+    event: Event
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"type": self.type, "parentCallId": self.parent_call_id, "agent": self.agent,
+                "event": self.event.to_dict()}

@@ -136,6 +136,65 @@ class MessageLog(Protocol):
     def append(self, message: dict[str, Any]) -> None: ...
 
 
+HookPermission = Literal["allow", "ask", "deny"]
+
+
+@dataclass(frozen=True, slots=True)
+class BeforeTool:
+    """What the hooks said before a tool call (Claude Code's PreToolUse).
+
+    ``blocked``: do not run it; ``reason`` tells the model why. ``permission`` is a
+    REQUEST to the policy, never a decision: "ask" makes the user answer even where the
+    policy allows; "allow" skips the question only where the policy would ask by default
+    (never over a deny or ask rule, the catastrophic class, or a change to the agent's own
+    configuration). ``updated_input``: the arguments to run instead (checked by the tool).
+    ``context``: added to the call's result for the model. ``stop``: end the turn now
+    (the call does not run); ``stop_reason`` is for the user.
+    """
+
+    blocked: bool = False
+    reason: str | None = None
+    permission: HookPermission | None = None
+    permission_reason: str | None = None
+    updated_input: dict[str, Any] | None = None
+    context: str | None = None
+    stop: bool = False
+    stop_reason: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AfterTool:
+    """What the hooks said after a tool ran (PostToolUse): ``feedback`` is added to the
+    result the model gets; ``stop`` ends the turn after this step."""
+
+    feedback: str | None = None
+    stop: bool = False
+    stop_reason: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class StopVerdict:
+    """What the hooks said when the agent was about to end its turn (Stop, SubagentStop):
+    ``go_on`` is the instruction to continue with (None: the turn ends)."""
+
+    go_on: str | None = None
+
+
+@runtime_checkable
+class ToolHooks(Protocol):
+    """The user's hooks around the loop's tool calls and its stop (the runtime runs them;
+    the loop only reads the answers). Never raises, except CancelledError."""
+
+    async def before_tool(self, name: str, arguments: dict[str, Any], call_id: str) -> BeforeTool: ...
+
+    async def after_tool(self, name: str, arguments: dict[str, Any], call_id: str, result: str,
+                         ok: bool) -> AfterTool: ...
+
+    async def on_stop(self, active: bool, answer: str) -> StopVerdict:
+        """``active``: the agent is already going on because of a stop hook this turn."""
+        ...
+
+
 # Null adapters: used where a host has nothing to offer.
 
 

@@ -17,12 +17,16 @@ from typing import Any
 from lsprotocol import types as lsp
 from pygls.lsp.server import LanguageServer
 
+from codeloop.context.todos import from_session, progress_message, render_checklist
 from codeloop.core.events import (
     ErrorEvent,
     Event,
+    HookRan,
     Notice,
     Retry,
+    SubagentEvent,
     TextDelta,
+    TodosChanged,
     ToolCallFinished,
     ToolCallStarted,
     TurnEnd,
@@ -147,6 +151,8 @@ class LspClient:
             if prog is not None:  # a focused turn (code action) also shows $/progress
                 if isinstance(event, ToolCallStarted):
                     self._report(prog, f"{event.name} {event.summary}".strip())
+                elif isinstance(event, TodosChanged):
+                    self._report(prog, _todo_progress(event))
                 elif isinstance(event, TurnEnd):
                     self.end_progress(session_id, turn_id, event.status)
             return
@@ -164,6 +170,9 @@ class LspClient:
     def _plain_event(self, session_id: str, turn_id: str, event: Event) -> None:
         key = (session_id, turn_id)
         prog = self._progress.get(key)
+        if isinstance(event, (HookRan, TodosChanged, SubagentEvent)):
+            self._plain_extension_event(prog, event)
+            return
         if isinstance(event, TextDelta):
             self._answers.setdefault(key, []).append(event.text)
             return
@@ -196,6 +205,28 @@ class LspClient:
                     shown = shown[:SHOW_LIMIT].rstrip() + "… (the full answer is in the log)"
                 self.server.window_show_message(lsp.ShowMessageParams(type=lsp.MessageType.Info, message=f"codeloop: {shown}"))
             self.end_progress(session_id, turn_id, event.status)
+
+    def _plain_extension_event(self, prog: _Progress | None, event: Event) -> None:
+        """Hooks, the todo list and sub-agents for a plain client: the log, and the turn's
+        ``$/progress`` for the todo list."""
+        if isinstance(event, HookRan):
+            if event.phase == "end":
+                self.log(f"[codeloop] ⚙ {event.line}")
+        elif isinstance(event, TodosChanged):
+            self._report(prog, _todo_progress(event))
+            todos, _ = from_session(list(event.todos))
+            self.log("[codeloop] todos:\n" + render_checklist(todos, unicode=False), lsp.MessageType.Info)
+        elif isinstance(event, SubagentEvent):
+            inner = event.event
+            if isinstance(inner, ToolCallStarted):
+                self._report(prog, f"{event.agent}: {inner.name} {inner.summary}".strip())
+                self.log(f"[codeloop]   │ {event.agent}: ● {inner.name}({inner.summary})")
+            elif isinstance(inner, ToolCallFinished):
+                self.log(f"[codeloop]   │ {event.agent}:   ⎿ {inner.summary}")
+            elif isinstance(inner, TextDelta) and inner.text.strip():
+                self.log(f"[codeloop]   │ {event.agent}: {inner.text.strip()}")
+            elif isinstance(inner, HookRan) and inner.phase == "end":
+                self.log(f"[codeloop]   │ {event.agent}: ⚙ {inner.line}")
 
     def _report(self, prog: _Progress | None, message: str) -> None:
         if prog is None:
@@ -498,6 +529,11 @@ class LspClient:
             if path is not None:
                 versions[path] = version if isinstance(version, int) else None
         return out, versions
+
+
+def _todo_progress(event: TodosChanged) -> str:
+    todos, _ = from_session(list(event.todos))
+    return "todos: " + progress_message(todos)
 
 
 def _as_dict(value: Any) -> dict[str, Any]:

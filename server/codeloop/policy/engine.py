@@ -173,7 +173,8 @@ class PermissionPolicy:
         p = Path(os.path.normpath(path))
         if p in {Path(os.path.normpath(f)) for f in self._files()}:
             return True
-        for base in (self.config_home, self.home / ".claude"):
+        claude_dir = os.environ.get("CLAUDE_CONFIG_DIR")  # Claude Code's user folder, moved
+        for base in (self.config_home, self.home / ".claude", *([Path(claude_dir)] if claude_dir else [])):
             if p == base or base in p.parents:
                 return True
         try:

@@ -42,6 +42,12 @@ def default_config_home() -> Path:
     return base / "codeloop"
 
 
+def default_claude_home() -> Path:
+    """Claude Code's user folder: ``$CLAUDE_CONFIG_DIR`` or ``~/.claude``."""
+    env = os.environ.get("CLAUDE_CONFIG_DIR")
+    return Path(env) if env else Path.home() / ".claude"
+
+
 def _line_of(text: str | None, needle: str, start: int = 0) -> int | None:
     if not text:
         return None

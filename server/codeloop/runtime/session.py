@@ -19,6 +19,8 @@ from codeloop.core.tasks import Tasks
 from codeloop.agent.loop import Agent, AgentHooks
 from codeloop.agent.model import ModelClient
 from codeloop.core.ports import (
+    ApprovalDecision,
+    ApprovalRequest,
     Approver,
     ChangeApplier,
     DiagnosticsSource,
@@ -38,8 +40,13 @@ from codeloop.context.store import SessionStore, SessionWriter, answer_unresolve
 from codeloop.context.tokens import count_messages, count_tokens, count_tools
 from codeloop.policy import PermissionPolicy
 from codeloop.policy.types import Mode
+from codeloop.runtime.hooks import HookPort, SessionHooks, SessionInfo
+from codeloop.runtime.subagents import SubagentSource
+from codeloop.runtime.todos import SessionTodos
+from codeloop.services.hooks import ProjectTrust
 from codeloop.tools.base import BaseTool, ToolContext, elided_head
 from codeloop.tools.builtin import BuiltinTools
+from codeloop.tools.todo import TodoWrite
 from codeloop.tools.processes import ProcessManager
 from codeloop.tools.registry import ToolRegistry, ToolSource
 from codeloop.tools.workspace import Workspace
@@ -82,6 +89,8 @@ class AgentSession:
         resume: str | None = None,
         persist: bool = True,
         sources: list[ToolSource] | None = None,
+        trust: ProjectTrust | None = None,
+        start_source: str | None = None,
     ) -> None:
         self.settings = settings
         self.root = Path(root).resolve()
@@ -93,7 +102,22 @@ class AgentSession:
         self.memo = FileReadMemo(self.root)
         self.budget = OutputBudget()
         self.cost = CostTracker(settings.prices)
-        self.tools = ToolRegistry([BuiltinTools(), *(sources or [])])
+        self.sink = ports.sink
+        self.subagents = SubagentSource(self)
+        self.tools = ToolRegistry([BuiltinTools(), self.subagents, *(sources or [])])
+        # Hooks (the user's commands at points of the agent's life); a project's own hooks
+        # run only once ``trust`` says the user consented.
+        self.hooks = SessionHooks(self.root, ports.sink, self.tools.get, SessionInfo(
+            session_id=lambda: self.id or "", transcript_path=lambda: str(self.writer.path) if self.writer else "",
+            permission_mode=lambda: str(self.policy.mode)), self.tasks, trust=trust)
+        self.approver: Approver = _NotifyingApprover(ports.approver, self.hooks)
+        self.todos = SessionTodos(ports.sink, self._persist_todos, TodoWrite.name)
+        self.subagent_log: dict[str, dict[str, Any]] = {}  # the sub-agents' messages, by the parent's call
+        self._start_source = start_source or ("resume" if resume else "startup")
+        self._start_context: str | None = None
+        self._started = False
+        self._turn_number = 0
+        self._compact_blocked_told = -1
         self.prompt = PromptBuilder(self.root, guidance=[t.guidance for t in self.tools.all() if t.guidance])
         self.editor_context: EditorContext | None = None
         self.model = ModelClient(settings)
@@ -110,6 +134,7 @@ class AgentSession:
             read_memo=self.memo,
             command_timeout=settings.command_timeout,
             images=takes_images(settings),
+            todos=self.todos,
         )
         messages: list[dict[str, Any]] = []
         # The system prompt, frozen for the session between rewrite points (compaction):
@@ -131,6 +156,8 @@ class AgentSession:
                 # the memory files it or the history already showed are not shown again.
                 self._system_text = loaded.system
                 self.prompt.mark_memory_shown()
+                self.load_warnings += self.todos.restore(loaded.todos)
+                self.subagent_log = loaded.subagents
                 self.writer = self.store.open_for_append(resume)
                 repaired, added = answer_unresolved(messages)
                 if added:
@@ -151,7 +178,7 @@ class AgentSession:
             tools=self.tools,
             context=self.ctx,
             sink=ports.sink,
-            approver=ports.approver,
+            approver=self.approver,
             policy=self.policy,
             max_turns=settings.max_turns,
             log_messages=self.writer,
@@ -163,6 +190,7 @@ class AgentSession:
                 view=self._view,
             ),
             messages=messages,
+            tool_hooks=HookPort(self.hooks, ports.sink),
         )
         self.turn_lock = asyncio.Lock()
         self._pending_memory: list[str] = []  # memory files to show with the next tool result
@@ -185,15 +213,71 @@ class AgentSession:
         """Run a turn. The user's message carries a context block with what changed since
         the last one (git status, the editor, the mode), so the system prompt never has to."""
         async with self.turn_lock:
+            self._turn_number += 1
             self.budget.new_turn()
             self.cost.new_turn()
+            await self.subagents.refresh()
+            prompt = await self._hooked_prompt(text)
+            if prompt is None:  # a UserPromptSubmit hook dropped it (the user was told why)
+                end = TurnEnd("done", "The prompt was not sent: a hook blocked it.")
+                self.ports.sink.emit(end)
+                return end
             block = await self.prompt.turn_context(self.editor_context, mode_note=self.policy.describe_mode())
-            return await self.agent.send(with_context(text, block))
+            return await self.agent.send(with_context(prompt, block))
 
-    async def close(self) -> None:
+    async def close(self, reason: str = "other") -> None:
+        """End the session (``reason`` for SessionEnd hooks: clear, prompt_input_exit, other)."""
+        if self._started:
+            await self.hooks.session_end(reason)
         await self.processes.shutdown()
         await self.model.close()
         await self.tasks.wait()
+
+    # -- the user's hooks around a prompt --------------------------------------------
+
+    async def _hooked_prompt(self, text: str | list[dict[str, Any]]) -> str | list[dict[str, Any]] | None:
+        """SessionStart (first turn) and UserPromptSubmit: the prompt with their context,
+        or None when a hook blocks it (it is not sent, and not kept). A prompt with parts
+        (images, @-mentions) shows the hooks its text."""
+        if not self._started:
+            self._started = True
+            self._start_context = await self.hooks.session_start(self._start_source)
+        words = text if isinstance(text, str) else "\n".join(
+            str(p.get("text")) for p in text if isinstance(p, dict) and p.get("type") == "text"
+        )
+        blocked, context = await self.hooks.user_prompt(words)
+        if blocked is not None:
+            self.ports.sink.emit(Notice(f"Your prompt was not sent: {blocked}", "warning"))
+            return None
+        extra = [c for c in (self._start_context, context) if c]
+        self._start_context = None
+        if not extra:
+            return text
+        added = "".join(f"\n\n[context from a hook]\n{c}" for c in extra)
+        if isinstance(text, str):
+            return text + added
+        return [*text, {"type": "text", "text": added.lstrip("\n")}]
+
+    def _persist_todos(self, todos: list[dict[str, str]]) -> None:
+        if self.writer is not None:
+            self.writer.append_meta(todos=todos)
+
+    def record_subagent(self, call_id: str, agent: str, message: dict[str, Any]) -> None:
+        """A sub-agent's message: kept with the session (a resume shows it)."""
+        self.subagent_log.setdefault(call_id, {"agent": agent, "messages": []})["messages"].append(message)
+        if self.writer is not None:
+            try:
+                self.writer.append_subagent(call_id, agent, message)
+            except Exception:  # persistence must never break a turn
+                log.exception("could not persist a sub-agent message")
+
+    def price(self, usage: dict[str, int], model: str) -> float | None:
+        return self._price(usage, model)
+
+    def workspace_changed(self) -> None:
+        """Something changed the workspace outside the loop's own calls (a sub-agent). Nothing
+        to do: the system prompt never shows what changes (the git status goes with the next
+        user message's context block)."""
 
     def set_mode(self, mode: Mode) -> None:
         """The permission mode, from the next tool call on."""
@@ -319,10 +403,18 @@ class AgentSession:
         await self.compact(None, auto=True)
 
     async def compact(self, focus: str | None, *, auto: bool = False) -> compaction.CompactionResult:
+        blocked = await self.hooks.pre_compact("auto" if auto else "manual", focus)
+        if blocked is not None:
+            if not auto or self._turn_number != self._compact_blocked_told:  # auto: once a turn
+                self._compact_blocked_told = self._turn_number
+                self.ports.sink.emit(Notice(f"A PreCompact hook blocked the compaction: {blocked}", "warning"))
+            return compaction.CompactionResult(False, list(self.agent.messages),
+                                               error=f"a PreCompact hook blocked it: {blocked}")
         result = await compaction.compact(
             self.agent.messages, self._summarize, focus=focus, view=self.view_of(self.agent.messages).messages
         )
         if result.ok:
+            await self._after_summary(result.messages)
             self.agent.messages[:] = result.messages
             self.memo.forget_all()
             # A deliberate rewrite point: the system prompt is rebuilt with every memory
@@ -339,6 +431,14 @@ class AgentSession:
         else:
             self.ports.sink.emit(Notice(f"Compaction failed, the conversation is unchanged: {result.error}", "warning"))
         return result
+
+    async def _after_summary(self, messages: list[dict[str, Any]]) -> None:
+        """What must stand in the context after a summary: the todo list as it is now, and
+        what SessionStart hooks (source "compact") add. Joined to the summary message."""
+        extra = [n for n in (self.todos.note(), await self.hooks.session_start("compact")) if n]
+        at = next((i for i, m in enumerate(messages) if compaction.is_summary(m)), None)
+        if extra and at is not None:
+            messages[at] = {**messages[at], "content": messages[at]["content"] + "".join(f"\n\n{e}" for e in extra)}
 
     async def _summarize(self, messages: list[dict[str, Any]], instructions: str) -> str:
         # ``messages`` come from the view (old large outputs elided), so the request fits.
@@ -423,6 +523,21 @@ class _TouchingApplier:
     async def apply(self, changes: Any) -> Any:
         for c in changes.changes:
             self.session.touch(c.path)
+        if changes.review:
+            names = ", ".join(c.path.name for c in changes.changes)
+            self.session.hooks.notify(f"codeloop proposes a change to {names} for your review", "review_prompt")
         # The memo keeps the text the model last read, so a re-read after this
         # change sends only what changed.
         return await self.inner.apply(changes)
+
+
+class _NotifyingApprover:
+    """Runs the Notification hooks (in the background) when the user is asked."""
+
+    def __init__(self, inner: Approver, hooks: SessionHooks) -> None:
+        self.inner = inner
+        self.hooks = hooks
+
+    async def approve(self, request: ApprovalRequest) -> ApprovalDecision:
+        self.hooks.notify(f"codeloop needs your permission: {request.kind} {request.target}", "permission_prompt")
+        return await self.inner.approve(request)

@@ -161,7 +161,8 @@ class SessionService:
 
     # -- sessions --------------------------------------------------------------
 
-    def _new_session(self, resume: str | None = None, settings: Settings | None = None) -> _Slot:
+    def _new_session(self, resume: str | None = None, settings: Settings | None = None,
+                     start_source: str | None = None) -> _Slot:
         holder: dict[str, _Slot] = {}
 
         def turn() -> str:
@@ -179,7 +180,8 @@ class SessionService:
             diagnostics=self.diagnostics,
         )
         session = AgentSession(
-            settings or self.settings, self.root, ports, policy=self.policy, store=self.store, resume=resume
+            settings or self.settings, self.root, ports, policy=self.policy, store=self.store, resume=resume,
+            start_source=start_source,
         )
         ids["id"] = session.id or ""
         slot = _Slot(session)
@@ -223,16 +225,20 @@ class SessionService:
             "sessionId": slot.session.id,
             "messages": slot.session.messages,
             "warnings": slot.session.load_warnings,
+            "todos": [t.to_json() for t in slot.session.todos.items],
+            "subagents": slot.session.subagent_log,
         }
 
     def transcript(self, session_id: str) -> dict[str, Any]:
         if session_id in self.slots:
-            return {"sessionId": session_id, "messages": self.slots[session_id].session.messages}
+            session = self.slots[session_id].session
+            return {"sessionId": session_id, "messages": session.messages, "subagents": session.subagent_log}
         try:
             loaded = self.store.load(session_id)
         except (FileNotFoundError, KeyError, ValueError) as e:
             raise UnknownSession(f"no session {session_id!r} in this workspace") from e
-        return {"sessionId": session_id, "messages": loaded.messages, "warnings": loaded.warnings}
+        return {"sessionId": session_id, "messages": loaded.messages, "warnings": loaded.warnings,
+                "subagents": loaded.subagents}
 
     # -- turns -----------------------------------------------------------------
 
@@ -366,7 +372,7 @@ class _SlotHost:
         # A /model chosen in this chat holds in the new conversation (the mode is the
         # workspace's: the policy is shared).
         settings = self.service.settings.model_copy(update={"model": self.slot.session.settings.model})
-        return self.service._new_session(settings=settings).session
+        return self.service._new_session(settings=settings, start_source="clear").session
 
     async def resume(self, session_id: str) -> AgentSession:
         try:

@@ -25,7 +25,8 @@ import json
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar, Generic, TypeVar
+from collections.abc import Mapping, Sequence
+from typing import Any, ClassVar, Generic, Protocol, TypeVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
@@ -38,7 +39,9 @@ from codeloop.core.ports import (
     ReadMemo,
     Terminal,
 )
+from codeloop.context.todos import Todo
 from codeloop.policy.types import Kind, PermissionRequest
+from codeloop.tools import claude
 from codeloop.tools.processes import ProcessManager
 from codeloop.tools.workspace import Workspace
 
@@ -50,6 +53,14 @@ class ToolInput(BaseModel):
 
 
 I = TypeVar("I", bound=ToolInput)  # noqa: E741 - the input type of a tool
+
+
+class TodoStore(Protocol):
+    """The session's todo list (``todo_write``): the host shows it and keeps it."""
+
+    def current(self) -> Sequence[Todo]: ...
+
+    def replace(self, todos: Sequence[Todo]) -> None: ...
 
 
 @dataclass
@@ -67,6 +78,8 @@ class ToolContext:
     command_timeout: float = DEFAULT_COMMAND_TIMEOUT
     # Whether the model takes image parts (images a tool returns are sent to it).
     images: bool = False
+    # The session's todo list (None: this conversation has none, e.g. a sub-agent).
+    todos: TodoStore | None = None
     # Set per call by the loop: False when the policy lets edits land unreviewed.
     review_edits: bool = True
     call_id: str = ""
@@ -136,6 +149,19 @@ class BaseTool(ABC):
     guidance: str = ""
     # Tool search: a deferred tool's schema is sent only once the model loaded it.
     deferred: bool = False
+    # Whether a sub-agent may be given this tool (not the tools that act on the parent's
+    # own conversation: its todo list, starting sub-agents).
+    for_subagents: bool = True
+    # Claude Code's names for this tool (configs written for Claude Code name them: hook
+    # matchers, an agent file's ``tools``). The first is the ``tool_name`` a hook written
+    # for Claude Code is sent; every one of them selects this tool. (): its own name only.
+    claude_names: tuple[str, ...] = ()
+    # Input fields Claude Code spells differently: {field: (Claude Code's field, how)},
+    # how = "same" (renamed), "path" (absolute there) or "ms" (seconds here, ms there).
+    claude_fields: ClassVar[Mapping[str, tuple[str, str]]] = {}
+    # Fields Claude Code's tool has that this one does not take: added on the way out,
+    # dropped on the way back (``Bash`` with ``run_in_background`` for start_process).
+    claude_extra: ClassVar[Mapping[str, Any]] = {}
 
     # -- schema and arguments ------------------------------------------------------
 
@@ -162,6 +188,34 @@ class BaseTool(ABC):
     def permission(self, args: Any, ctx: ToolContext) -> PermissionRequest | None:
         """What the policy must decide before this call runs (None: nothing)."""
         return None
+
+    def concurrent(self, args: Any) -> bool:
+        """Whether this call may run at the same time as the step's other calls (when all
+        of them may): calls that change nothing, by default."""
+        return self.read_only
+
+    # -- Claude Code's dialect (hooks written for Claude Code) ---------------------------
+
+    def names(self) -> tuple[str, ...]:
+        """Every name that selects this tool: its own, then Claude Code's."""
+        return (self.name, *(n for n in self.claude_names if n != self.name))
+
+    def claude_input(self, args: Mapping[str, Any], root: Path) -> dict[str, Any]:
+        """The call's arguments (the JSON object) as Claude Code's tool takes them."""
+        return claude.to_claude(args, self.claude_fields, self.claude_extra, root)
+
+    def from_claude_input(self, data: Mapping[str, Any], root: Path) -> dict[str, Any]:
+        """Arguments in Claude Code's fields (a hook's ``updatedInput``) back in this tool's."""
+        return claude.from_claude(data, self.claude_fields, set(self.claude_extra), root)
+
+    def same_argument(self, key: str, old: Any, new: Any, root: Path) -> bool:
+        """Whether ``new`` says the same as ``old`` for argument ``key`` (a path given back
+        in another spelling of the same file is the same)."""
+        if old == new:
+            return True
+        spec = self.claude_fields.get(key)
+        return (spec is not None and spec[1] == "path" and isinstance(old, str) and isinstance(new, str)
+                and claude.absolute(old, root) == claude.absolute(new, root))
 
     # -- what the agent knows about the tool ------------------------------------------
 
@@ -341,6 +395,7 @@ __all__ = [
     "DEFAULT_COMMAND_TIMEOUT",
     "Image",
     "SchemaTool",
+    "TodoStore",
     "Tool",
     "ToolContext",
     "ToolError",

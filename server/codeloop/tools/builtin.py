@@ -7,9 +7,8 @@ siblings) and list it here. Nothing else needs to know its name.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
-from codeloop.tools.base import BaseTool, Tool
+from codeloop.tools.base import BaseTool
 from codeloop.tools.registry import ToolRegistry
 from codeloop.tools.diagnostics import GetDiagnostics
 from codeloop.tools.files import EditFile, ReadFile, WriteFile
@@ -23,8 +22,9 @@ from codeloop.tools.shell import (
     RunCommand,
     StartProcess,
 )
+from codeloop.tools.todo import TodoWrite
 
-TOOL_CLASSES: list[type[Tool[Any]]] = [
+TOOL_CLASSES: list[type[BaseTool]] = [
     *SEARCH_TOOLS,
     ReadFile,
     WriteFile,
@@ -37,6 +37,7 @@ TOOL_CLASSES: list[type[Tool[Any]]] = [
     ReadProcessLogs,
     KillProcess,
     GetDiagnostics,
+    TodoWrite,
 ]
 
 

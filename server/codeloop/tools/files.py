@@ -175,6 +175,8 @@ class ReadFile(Tool["ReadFile.Input"]):
     )
     read_only = True
     kind = "Read"
+    claude_names = ("Read",)
+    claude_fields = {"path": ("file_path", "path")}
     guidance = "Read files with read_file rather than cat or sed in run_command."
 
     class Input(ToolInput):
@@ -305,6 +307,8 @@ class WriteFile(Tool["WriteFile.Input"]):
     )
     read_only = False
     kind = "Write"
+    claude_names = ("Write",)
+    claude_fields = {"path": ("file_path", "path")}
     large_arguments = ("content",)
     guidance = "Use write_file only for new files or when you truly replace a whole file."
 
@@ -394,6 +398,8 @@ class EditFile(Tool["EditFile.Input"]):
     )
     read_only = False
     kind = "Edit"
+    claude_names = ("Edit", "MultiEdit")
+    claude_fields = {"path": ("file_path", "path")}
     large_arguments = ("new_string", "old_string")
     guidance = "Change existing files with edit_file (small, exact replacements)."
 

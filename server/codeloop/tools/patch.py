@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import unidiff
 from pydantic import Field
@@ -19,6 +21,7 @@ from pydantic import Field
 from codeloop.edits.change import FileChange
 from codeloop.policy.types import PermissionRequest
 from codeloop.tools.base import Tool, ToolContext, ToolError, ToolInput
+from codeloop.tools.claude import absolute
 from codeloop.tools.files import _existing_text, land, resolve_path, try_resolve
 from codeloop.tools.text import split_lines
 
@@ -374,8 +377,22 @@ class ApplyPatch(Tool["ApplyPatch.Input"]):
     class Input(ToolInput):
         patch: str = Field(description="The diff.")
 
+    # A patch edits and creates files: Claude Code's Edit (and Write) hooks see it, as an
+    # Edit with the patch and every file it touches (``file_path`` too when there is one).
+    claude_names = ("Edit", "MultiEdit", "Write")
+
     def summary(self, args: Input) -> str:
         return ", ".join(_patch_paths(args.patch)) or "(patch)"
+
+    def claude_input(self, args: Mapping[str, Any], root: Path) -> dict[str, Any]:
+        files = list(dict.fromkeys(absolute(p, root) for p in _patch_paths(str(args.get("patch", "")))))
+        out = {**args, "file_paths": files}
+        if len(files) == 1:
+            out["file_path"] = files[0]
+        return out
+
+    def from_claude_input(self, data: Mapping[str, Any], root: Path) -> dict[str, Any]:
+        return {k: v for k, v in data.items() if k not in ("file_path", "file_paths")}
 
     def permission(self, args: Input, ctx: ToolContext) -> PermissionRequest:
         paths = _patch_paths(args.patch)

@@ -49,6 +49,22 @@ class StaticSource:
         return 0
 
 
+def select_tools(names: Iterable[str], available: Iterable[BaseTool]) -> tuple[list[BaseTool], list[str]]:
+    """The tools of ``available`` that ``names`` select (a tool's own name or one of its
+    Claude Code names: ``Bash`` selects every shell-like tool that calls itself so), in the
+    order of ``available``; and the names that select none (for a clear problem)."""
+    tools = list(available)
+    chosen: set[str] = set()
+    unknown: list[str] = []
+    for name in names:
+        hit = {t.name for t in tools if name in t.names()}
+        if hit:
+            chosen |= hit
+        else:
+            unknown.append(name)
+    return [t for t in tools if t.name in chosen], unknown
+
+
 class ToolRegistry:
     def __init__(self, sources: Iterable[ToolSource] | Iterable[BaseTool]) -> None:
         items = list(sources)
@@ -166,4 +182,4 @@ class ToolRegistry:
         return ToolResult(True, out)
 
 
-__all__ = ["StaticSource", "ToolRegistry", "ToolSource"]
+__all__ = ["StaticSource", "ToolRegistry", "ToolSource", "select_tools"]

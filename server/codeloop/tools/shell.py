@@ -250,6 +250,8 @@ class _ShellTool(Tool[I]):
 
 class RunCommand(_ShellTool["RunCommand.Input"]):
     name = "run_command"
+    claude_names = ("Bash",)
+    claude_fields = {"timeout": ("timeout", "ms")}
     description = (
         "Run a bash command in the workspace; returns its output and exit code. No stdin (nothing "
         "interactive). Long output is shortened; page the rest with read_command_output. Use "
@@ -312,6 +314,8 @@ class RunCommand(_ShellTool["RunCommand.Input"]):
 
 class ReadCommandOutput(_ShellTool["ReadCommandOutput.Input"]):
     name = "read_command_output"
+    claude_names = ("BashOutput",)
+    claude_fields = {"id": ("bash_id", "same")}
     description = "Page the full output of a command (\"cmd-3\") or background process (\"bg-1\")."
     read_only = True
     kind = None
@@ -372,6 +376,8 @@ def page_output(rec: CommandRecord, offset: int, limit: int) -> str:
 
 class StartProcess(_ShellTool["StartProcess.Input"]):
     name = "start_process"
+    claude_names = ("Bash",)  # Claude Code's Bash with run_in_background
+    claude_extra = {"run_in_background": True}
     description = (
         "Start a long-running command (dev server, watcher) in the background; returns its id (\"bg-1\") "
         "and first output. It stops with the session."
@@ -457,6 +463,8 @@ def _one_line(command: str) -> str:
 
 class ReadProcessLogs(_ShellTool["ReadProcessLogs.Input"]):
     name = "read_process_logs"
+    claude_names = ("BashOutput",)
+    claude_fields = {"id": ("bash_id", "same")}
     description = "Recent output and status of a background process or command."
     read_only = True
     kind = None
@@ -486,6 +494,8 @@ class ReadProcessLogs(_ShellTool["ReadProcessLogs.Input"]):
 
 class KillProcess(Tool["KillProcess.Input"]):
     name = "kill_process"
+    claude_names = ("KillShell", "KillBash")
+    claude_fields = {"id": ("shell_id", "same")}
     description = "Stop a background process and what it started."
     read_only = False
     kind = None

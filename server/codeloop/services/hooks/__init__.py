@@ -4,8 +4,8 @@ Public API::
 
     hooks, problems = load_hooks(root, config_home, claude_home)      # blocking; or await aload_hooks(...)
     engine = HookEngine(hooks, root, trust, on_run=callback, problems=problems)
-    result = await engine.run("PreToolUse", {"tool_name": "run_command", "tool_input": {...}})
-    engine.matching("PreToolUse", "run_command")                       # what would run
+    result = await engine.run("PreToolUse", {"tool_name": tool.name, "tool_input": {...}})
+    engine.matching("PreToolUse", tool.name)                         # what would run
 
 See :mod:`.config` (files, matchers), :mod:`.engine` (outcomes, aggregation),
 :mod:`.dialect` (what hooks written for Claude Code are sent) and :mod:`.runner`.

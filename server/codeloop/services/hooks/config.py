@@ -2,7 +2,7 @@
 
 Hooks live under ``"hooks"`` in the settings files, in Claude Code's shape::
 
-    {"hooks": {"PreToolUse": [{"matcher": "Bash|edit_file",
+    {"hooks": {"PreToolUse": [{"matcher": "Bash|Edit",
                                "hooks": [{"type": "command", "command": "…", "timeout": 30}]}]}}
 
 Files, in the order their hooks are kept (that order breaks ties when several hooks
@@ -26,13 +26,12 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from codeloop.context.tool_names import names_for_matching
+from codeloop.policy.sources import default_claude_home  # noqa: F401 - part of this package's API
 
 Scope = Literal["user", "project"]
 # Which payload shape a hook is sent: Claude Code's tool names and input fields, or codeloop's.
@@ -87,12 +86,6 @@ class SettingsFile:
     path: Path
     scope: Scope
     dialect: Dialect
-
-
-def default_claude_home() -> Path:
-    """Claude Code's user folder: ``$CLAUDE_CONFIG_DIR`` or ``~/.claude``."""
-    env = os.environ.get("CLAUDE_CONFIG_DIR")
-    return Path(env) if env else Path.home() / ".claude"
 
 
 def settings_files(root: Path, config_home: Path | None, claude_home: Path | None) -> list[SettingsFile]:
@@ -164,19 +157,19 @@ class HookConfig:
     def is_project(self) -> bool:
         return self.scope == "project"
 
-    def selects(self, target: str | None) -> bool:
+    def selects(self, target: str | None, aliases: tuple[str, ...] = ()) -> bool:
         """Whether this hook runs for ``target`` (a tool name, a SessionStart source, …).
 
-        Tool names are tried under every name they have (codeloop's and Claude Code's,
-        see :mod:`codeloop.context.tool_names`), so ``Bash`` selects ``run_command`` and
-        ``run_command`` selects a call given as ``Bash``. Events without a matcher field
-        (UserPromptSubmit, Stop, SubagentStop) ignore the matcher.
+        A tool is tried under every name it has: ``aliases`` are its other names (the
+        tool's Claude Code names, ``BaseTool.claude_names``), so ``Bash`` selects the shell
+        tools. Events without a matcher field (UserPromptSubmit, Stop, SubagentStop)
+        ignore the matcher.
         """
         if self.event not in MATCHER_FIELD or self.matcher.matches_all:
             return True
         if target is None:
             return False
-        candidates = names_for_matching(target) if self.event in TOOL_EVENTS else (target,)
+        candidates = (target, *aliases) if self.event in TOOL_EVENTS else (target,)
         return any(self.matcher.test(c) for c in candidates)
 
     def label(self, root: Path | None = None) -> str:
@@ -247,16 +240,19 @@ def parse_hooks(data: Any, sf: SettingsFile, text: str = "") -> _FileResult:
             if raw_matcher is None:
                 raw_matcher = ""
             if not isinstance(raw_matcher, str):
-                problem(f"{gpath}.matcher", f"must be a string (a tool name or a regular expression), not {type(raw_matcher).__name__}; this group is skipped", json.dumps(event))
+                problem(f"{gpath}.matcher", "must be a string (a tool name or a regular expression), not "
+                        f"{type(raw_matcher).__name__}; this group is skipped", json.dumps(event))
                 continue
             try:
                 matcher = Matcher.parse(raw_matcher)
             except re.error as e:
-                problem(f"{gpath}.matcher", f"{raw_matcher!r} is not a valid regular expression ({e}); this group is skipped", json.dumps(raw_matcher))
+                problem(f"{gpath}.matcher", f"{raw_matcher!r} is not a valid regular expression ({e}); "
+                        "this group is skipped", json.dumps(raw_matcher))
                 continue
             entries = group.get("hooks")
             if not isinstance(entries, list):
-                problem(f"{gpath}.hooks", f"must be a list of hook objects, not {type(entries).__name__ if entries is not None else 'missing'}", json.dumps(event))
+                got = type(entries).__name__ if entries is not None else "missing"
+                problem(f"{gpath}.hooks", f"must be a list of hook objects, not {got}", json.dumps(event))
                 continue
             for hi, entry in enumerate(entries):
                 hpath = f"{gpath}.hooks[{hi}]"
@@ -316,7 +312,8 @@ def load_file(sf: SettingsFile) -> _FileResult | None:
     try:
         data = json.loads(text)
     except json.JSONDecodeError as e:
-        return _FileResult(problems=[Problem(f"{label}:{e.lineno}", f"invalid JSON ({e.msg}, column {e.colno}); no hooks loaded from it", sf.path)])
+        return _FileResult(problems=[Problem(f"{label}:{e.lineno}",
+                                             f"invalid JSON ({e.msg}, column {e.colno}); no hooks loaded from it", sf.path)])
     return parse_hooks(data, sf, text)
 
 

@@ -1,6 +1,6 @@
 """The hooks engine: which hooks run for an event, running them, and what they decided.
 
-``await engine.run("PreToolUse", {"tool_name": "run_command", "tool_input": {...}})``
+``await engine.run("PreToolUse", {"tool_name": tool.name, "tool_input": {...}})``
 runs every matching hook at once and folds their outcomes into one :class:`HookResult`.
 
 What a hook's exit says (Claude Code's rules):
@@ -38,8 +38,9 @@ from pathlib import Path
 from typing import Any, Literal, Protocol
 
 from codeloop.services.hooks.config import EVENTS, MATCHER_FIELD, TOOL_EVENTS, HookConfig, Problem
-from codeloop.services.hooks.dialect import MODE_TO_CLAUDE, input_changes, to_claude
+from codeloop.services.hooks.dialect import MODE_TO_CLAUDE, ToolLookup, input_changes, to_claude
 from codeloop.services.hooks.runner import RawRun, run_hook_command
+from codeloop.tools.base import BaseTool
 
 log = logging.getLogger(__name__)
 
@@ -230,7 +231,7 @@ def _cut(text: str, limit: int = EXCERPT_CHARS) -> str:
 
 def interpret(event: str, hook: HookConfig, run_id: str, raw: RawRun, *, tool: str | None = None,
               tool_input: Mapping[str, Any] | None = None, root: Path | None = None,
-              label: str | None = None) -> HookOutcome:
+              label: str | None = None, tool_obj: BaseTool | None = None) -> HookOutcome:
     """What one hook's exit code and output mean for ``event`` (see the module docstring)."""
     name = label or hook.label(root)
     base = dict(hook=hook, run_id=run_id, exit_code=raw.exit_code, duration=raw.duration,
@@ -321,7 +322,8 @@ def interpret(event: str, hook: HookConfig, run_id: str, raw: RawRun, *, tool: s
                     if not isinstance(upd, dict):
                         warnings.append(f"{event} hook {name}: \"updatedInput\" must be an object; ignored")
                     elif tool is not None:
-                        changes = input_changes(tool, dict(tool_input or {}), upd, hook.dialect, root or Path("."))
+                        changes = input_changes(tool_obj, tool, dict(tool_input or {}), upd, hook.dialect,
+                                                root or Path("."))
                         if changes:
                             fields["updated_input"] = changes
             if event in CONTEXT_EVENTS and _str(hso.get("additionalContext")):
@@ -386,12 +388,16 @@ class HookEngine:
     ``configs`` come from :func:`codeloop.services.hooks.load_hooks`; ``trust`` answers
     whether the project's own hooks may run (without it they never do); ``on_run`` is
     called with a :class:`HookRun` when each hook starts and ends (it may return an
-    awaitable; its errors are logged, never raised).
+    awaitable; its errors are logged, never raised). ``tools`` finds the tool a call names
+    (the session's registry): what it knows of itself (its Claude Code names and fields)
+    is what matchers select and what hooks written for Claude Code are sent; without it,
+    the built-in tools.
     """
 
     def __init__(self, configs: Iterable[HookConfig], project_dir: Path, trust: ProjectTrust | None = None,
                  on_run: OnRun | None = None, *, session: HookSession | None = None,
-                 problems: Iterable[Problem] = (), env: Mapping[str, str] | None = None) -> None:
+                 problems: Iterable[Problem] = (), env: Mapping[str, str] | None = None,
+                 tools: ToolLookup | None = None) -> None:
         self.configs: tuple[HookConfig, ...] = tuple(configs)
         self.project_dir = Path(project_dir)
         self.trust = trust
@@ -400,6 +406,7 @@ class HookEngine:
         self.problems: tuple[Problem, ...] = tuple(problems)
         self._env = dict(env) if env is not None else None
         self._ids = itertools.count(1)
+        self.tools: ToolLookup = tools if tools is not None else _builtin_lookup()
 
     # -- what runs ---------------------------------------------------------------
 
@@ -429,10 +436,11 @@ class HookEngine:
         if event not in EVENTS:
             raise ValueError(f"unknown hook event {event!r}; events: {', '.join(EVENTS)}")
         ok_project = include_untrusted or self.trusted()
+        aliases = self._aliases(target) if event in TOOL_EVENTS else ()
         seen: set[str] = set()
         out: list[HookConfig] = []
         for h in self.configs:
-            if h.event != event or not h.selects(target) or (h.is_project and not ok_project):
+            if h.event != event or not h.selects(target, aliases) or (h.is_project and not ok_project):
                 continue
             if h.command in seen:
                 continue  # Claude Code runs identical commands once
@@ -441,6 +449,19 @@ class HookEngine:
         return out
 
     # -- running -----------------------------------------------------------------
+
+    def _tool(self, name: str | None) -> BaseTool | None:
+        if name is None:
+            return None
+        try:
+            return self.tools(name)
+        except Exception:  # a lookup bug must not break the hooks
+            log.exception("looking up tool %r for the hooks failed", name)
+            return None
+
+    def _aliases(self, name: str | None) -> tuple[str, ...]:
+        tool = self._tool(name)
+        return tool.names() if tool is not None else ()
 
     def _environment(self) -> dict[str, str]:
         env = dict(self._env) if self._env is not None else dict(os.environ)
@@ -463,7 +484,7 @@ class HookEngine:
         if event in TOOL_EVENTS and dialect == "claude" and isinstance(payload.get("tool_name"), str):
             tool = payload["tool_name"]
             tool_input = payload.get("tool_input") if isinstance(payload.get("tool_input"), dict) else {}
-            name, cinput = to_claude(tool, tool_input, self.project_dir)
+            name, cinput = to_claude(self._tool(tool), tool, tool_input, self.project_dir)
             out["tool_name"] = name
             out["tool_input"] = cinput
             out["codeloop_tool_name"] = tool
@@ -488,7 +509,7 @@ class HookEngine:
         try:
             raw = await run_hook_command(hook.command, data, self.project_dir, env, hook.timeout)
             outcome = interpret(event, hook, run_id, raw, tool=tool, tool_input=tool_input, root=self.project_dir,
-                                label=hook.label(self.project_dir))
+                                label=hook.label(self.project_dir), tool_obj=self._tool(tool))
         except asyncio.CancelledError:
             end = HookRun("end", run_id, event, hook, target, started,
                           HookOutcome(hook, run_id, None, time.time() - started, error="cancelled"))
@@ -538,9 +559,16 @@ class HookEngine:
     def with_configs(self, configs: Iterable[HookConfig], problems: Iterable[Problem] = ()) -> "HookEngine":
         """The same engine (session, trust, callback) over reloaded hooks."""
         new = HookEngine(configs, self.project_dir, self.trust, self.on_run, session=self.session,
-                         problems=problems, env=self._env)
+                         problems=problems, env=self._env, tools=self.tools)
         new._ids = self._ids
         return new
+
+
+def _builtin_lookup() -> ToolLookup:
+    from codeloop.tools.builtin import BuiltinTools  # noqa: PLC0415 - only engines built without a registry
+
+    by_name = {t.name: t for t in BuiltinTools().tools()}
+    return by_name.get
 
 
 __all__ = [

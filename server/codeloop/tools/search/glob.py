@@ -119,6 +119,8 @@ def _ordered(root: Path, names: list[str]) -> tuple[list[str], bool, list[str], 
 
 class Glob(Tool["Glob.Input"]):
     name = "glob"
+    claude_names = ("Glob",)
+    claude_fields = {"path": ("path", "path")}
     description = (
         "Find files by name with a glob (\"**/*.py\", \"src/**/test_*.ts\"), respecting .gitignore; "
         "newest first."

@@ -160,6 +160,8 @@ def _overlay_buffers(ctx: ToolContext, results: dict[str, FileHits], q: GrepQuer
 
 class Grep(Tool["Grep.Input"]):
     name = "grep"
+    claude_names = ("Grep",)
+    claude_fields = {"path": ("path", "path"), "case_insensitive": ("-i", "same"), "context": ("-C", "same")}
     description = (
         "Search file contents with a regex (ripgrep syntax), respecting .gitignore: `path:line:text` "
         "lines, or the matching files, or counts per file."

@@ -79,6 +79,8 @@ def _list_dir(ctx: ToolContext, start: SearchStart, depth: int) -> tuple[list[st
 
 class ListDir(Tool["ListDir.Input"]):
     name = "list_dir"
+    claude_names = ("LS",)
+    claude_fields = {"path": ("path", "path")}
     description = "List a folder (folders end with '/'), skipping what .gitignore ignores; depth > 1 gives a tree."
     read_only = True
     kind = "Read"
