@@ -144,7 +144,12 @@ async def test_partial_acceptance_applies_one_hunk_and_tells_the_model(editor_fa
 
     def after(req):
         result = req.last_tool_results()[0]
-        assert "applied hunk(s) 2 of 2" in result and "rejected hunk(s) 1" in result
+        # Precise: which hunk, where in the file, and the rejected text.
+        assert "accepted 1 of 2 hunks" in result
+        assert "accepted: hunk 2 of 2, now line 18 of the file" in result
+        assert "REJECTED: hunk 1 of 2, line 2 of the file" in result
+        assert "-line 2\n" in result and "+line TWO" in result
+        assert "+line EIGHTEEN" not in result.split("REJECTED")[1]
         return Text("understood")
 
     scenario = Script([ToolCalls([Call("write_file", {"path": "f.txt", "content": TWO_HUNKS_NEW})]), after])

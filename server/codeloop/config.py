@@ -51,6 +51,8 @@ class Settings(BaseModel):
     prices: dict[str, Price] = Field(default_factory=dict)
     permissions: dict[str, list[str]] = Field(default_factory=dict)
     check_command: str | None = Field(None, alias="checkCommand")
+    # The language server publishes the check command's diagnostics (off: the user's linters show them).
+    publish_diagnostics: bool = Field(False, alias="publishDiagnostics")
 
     def redacted(self) -> dict[str, Any]:
         data = self.model_dump(by_alias=True)
