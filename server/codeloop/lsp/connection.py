@@ -39,11 +39,12 @@ class ClientFeatures:
         exp = caps.experimental if isinstance(caps.experimental, dict) else {}
         ours = exp.get(M.EXPERIMENTAL_KEY) or {}
         if isinstance(ours, dict):
-            f.proposal_review = ours.get("proposalReview") is True
-            f.approvals = ours.get("approvals") is True
-            f.events = ours.get("events") is True
-            f.diagnostics = ours.get("diagnostics") is True
-            f.save = ours.get("save") is True
+            on = {flag for flag in M.EXPERIMENTAL_FLAGS if ours.get(flag) is True}
+            f.proposal_review = "proposalReview" in on
+            f.approvals = "approvals" in on
+            f.events = "events" in on
+            f.diagnostics = "diagnostics" in on
+            f.save = "save" in on
         ws = caps.workspace
         if ws is not None:
             f.apply_edit = bool(ws.apply_edit)
