@@ -3,7 +3,7 @@
 A 20,000-line Python file and 10 scattered edits (renames inside a line, an inserted
 line, a deleted line, a replaced block). We time what the language server does to turn
 the ChangeSet into a proposal: ``build_file_proposal`` (hunks, unified diff, per-hunk
-diffs, minimal TextEdits) plus the LSP WorkspaceEdit (``LspClient.workspace_edit``)
+diffs, minimal TextEdits) plus the LSP WorkspaceEdit (``codeloop.lsp.editing.workspace_edit``)
 serialised as it goes on the wire. The TextEdits are compared with a whole-file
 replace: their number and total size (replaced range text + new text).
 """

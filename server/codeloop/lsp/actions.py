@@ -80,31 +80,49 @@ def _to_lsp(d: wire.Diagnostic) -> lsp.Diagnostic:
     )
 
 
-def _touches(d: wire.Diagnostic, r: lsp.Range) -> bool:
+def _touches(d: lsp.Diagnostic | DiagnosticInfo, r: lsp.Range) -> bool:
     """Whether the diagnostic touches the requested lines (clients differ: VS Code sends those
     intersecting the range, Neovim those on the cursor's line; some send all of them)."""
+    if isinstance(d, DiagnosticInfo):
+        return d.line <= r.end.line and d.end_line >= r.start.line
     return d.range.start.line <= r.end.line and d.range.end.line >= r.start.line
 
 
+def _line_of(d: lsp.Diagnostic | DiagnosticInfo) -> int:
+    return d.line if isinstance(d, DiagnosticInfo) else d.range.start.line
+
+
+def _message_of(d: lsp.Diagnostic | DiagnosticInfo) -> str:
+    return " ".join(d.message.split())
+
+
+def _severity_of(d: lsp.Diagnostic | DiagnosticInfo) -> int:
+    if isinstance(d, DiagnosticInfo):
+        return _SEVERITY.get(d.severity, 1)
+    return int(d.severity) if d.severity is not None else 1
+
+
 def code_actions(params: lsp.CodeActionParams, own: OwnProblems | None = None, own_source: str = "") -> list[lsp.CodeAction]:
-    """The actions for a range. Cheap: no model, no I/O, no document text."""
+    """The actions for a range. Cheap: no model, no I/O, no document text; only the
+    diagnostics on the requested lines are converted."""
     uri = params.text_document.uri
     only = [str(getattr(k, "value", k)) for k in (params.context.only or [])]
     r = params.range
     out: list[lsp.CodeAction] = []
     if _wants(only, lsp.CodeActionKind.QuickFix.value):
-        diags = [_from_client(d) for d in params.context.diagnostics or []]
-        diags = [d for d in diags if _touches(d, r)]
+        found: list[lsp.Diagnostic | DiagnosticInfo] = [d for d in params.context.diagnostics or [] if _touches(d, r)]
         if own is not None:
-            seen = {(d.range.start.line, " ".join(d.message.split())) for d in diags}
+            seen = {(_line_of(d), _message_of(d)) for d in found}
             for info in own(uri_to_path(uri), r.start.line, r.end.line):
-                d = _from_own(info, own_source)
-                if (d.range.start.line, " ".join(d.message.split())) not in seen:
-                    diags.append(d)
-        if len(diags) > MAX_FIX_ACTIONS:
-            diags.sort(key=lambda d: (abs(d.range.start.line - r.start.line), d.severity or 1))
-            diags = diags[:MAX_FIX_ACTIONS]
-        for d in diags:
+                key = (_line_of(info), _message_of(info))
+                if key not in seen:
+                    seen.add(key)
+                    found.append(info)
+        if len(found) > MAX_FIX_ACTIONS:
+            found.sort(key=lambda d: (abs(_line_of(d) - r.start.line), _severity_of(d)))
+            found = found[:MAX_FIX_ACTIONS]
+        for item in found:
+            d = _from_own(item, own_source) if isinstance(item, DiagnosticInfo) else _from_client(item)
             short = d.message.splitlines()[0] if d.message else "this problem"
             if len(short) > 60:
                 short = short[:57] + "…"
@@ -113,7 +131,7 @@ def code_actions(params: lsp.CodeActionParams, own: OwnProblems | None = None, o
                 lsp.CodeAction(
                     title=f"Fix with codeloop: {short}",
                     kind=lsp.CodeActionKind.QuickFix,
-                    diagnostics=[_to_lsp(d)],
+                    diagnostics=[item if isinstance(item, lsp.Diagnostic) else _to_lsp(d)],
                     command=lsp.Command(title="Fix with codeloop", command=M.CMD_FIX, arguments=[arg]),
                 )
             )

@@ -13,6 +13,7 @@ editor opened the document with stands for the disk. Whoever needs the real answ
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from pathlib import Path
@@ -26,7 +27,10 @@ from codeloop.lsp.tasks import TaskGroup
 log = logging.getLogger(__name__)
 
 
+@functools.lru_cache(maxsize=4096)
 def uri_to_path(uri: str) -> Path | None:
+    """The resolved path of a file URI (cached: resolving costs a system call per component,
+    and every request names its document)."""
     try:
         fs = to_fs_path(uri)
         return Path(fs).resolve() if fs else None

@@ -207,7 +207,7 @@ def register(server: LanguageServer, host: Host) -> None:
         if s.own is None:
             return actions.code_actions(params)
         path = uri_to_path(params.text_document.uri)
-        return actions.code_actions(params, s.own.on_lines, (s.diagnostics.source_for(path) or "") if path else "")
+        return actions.code_actions(params, s.own.on_lines, (s.own.source_name(path) or "") if path else "")
 
     @server.feature(lsp.TEXT_DOCUMENT_HOVER)
     def hover(params: lsp.HoverParams) -> lsp.Hover | None:

@@ -53,7 +53,8 @@ class OwnDiagnostics:
         self.conn = conn
         self.publish = publish
         self.delay = delay
-        self._found: dict[Path, tuple[int, list[DiagnosticInfo]]] = {}  # path -> (version checked, diagnostics)
+        # path -> (version checked, diagnostics by line)
+        self._found: dict[Path, tuple[int, dict[int, list[DiagnosticInfo]]]] = {}
         self._pending: dict[Path, asyncio.Task[None]] = {}
         self._published: set[Path] = set()
         self.checks = 0  # checks run (for tests and the benchmark)
@@ -84,13 +85,20 @@ class OwnDiagnostics:
         now = self.documents.get(path)
         if found is None or now is None:
             return
-        self._found[path] = (doc.version, found)
+        by_line: dict[int, list[DiagnosticInfo]] = {}
+        for d in found:
+            for line in range(d.line, min(d.end_line, d.line + 50) + 1):
+                by_line.setdefault(line, []).append(d)
+        self._found[path] = (doc.version, by_line)
         if self.publish():
             self._published.add(path)
             name = self.service.source_for(path) or "check"
             self.conn.publish_diagnostics(self.documents.uri(path), doc.version, [_to_lsp(d, name) for d in found])
         elif path in self._published:
             self._clear(path)
+
+    def source_name(self, path: Path) -> str | None:
+        return self.service.source_for(path)
 
     def forget(self, path: Path | None) -> None:
         if path is None:
@@ -113,7 +121,19 @@ class OwnDiagnostics:
         entry = self._found.get(path)
         if entry is None:
             return []
-        return [d for d in entry[1] if d.line <= last and d.end_line >= first]
+        by_line = entry[1]
+        out: list[DiagnosticInfo] = []
+        seen: set[int] = set()
+        if last - first > len(by_line):
+            lines = sorted(x for x in by_line if first <= x <= last)
+        else:
+            lines = [x for x in range(first, last + 1) if x in by_line]
+        for line in lines:
+            for d in by_line[line]:
+                if id(d) not in seen:
+                    seen.add(id(d))
+                    out.append(d)
+        return out
 
     async def settled(self) -> None:
         """Waits for the checks in flight (tests)."""

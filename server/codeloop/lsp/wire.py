@@ -22,6 +22,17 @@ from pygls.exceptions import JsonRpcInvalidParams
 from codeloop.lsp import methods as M
 
 
+_OPTIONAL: dict[type, tuple[tuple[str, str], ...]] = {}
+
+
+def _optional_fields(cls: type["Wire"]) -> tuple[tuple[str, str], ...]:
+    found = _OPTIONAL.get(cls)
+    if found is None:
+        found = tuple((n, f.alias or n) for n, f in cls.model_fields.items() if not f.is_required())
+        _OPTIONAL[cls] = found
+    return found
+
+
 class Wire(BaseModel):
     model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="ignore")
 
@@ -29,9 +40,9 @@ class Wire(BaseModel):
     def _omit_empty_optionals(self, handler: Any) -> Any:
         data = handler(self)
         if isinstance(data, dict):
-            for name, field in type(self).model_fields.items():
-                if not field.is_required() and getattr(self, name) is None:
-                    data.pop(field.alias or name, None)
+            for name, alias in _optional_fields(type(self)):
+                if getattr(self, name) is None:
+                    data.pop(alias, None)
                     data.pop(name, None)
         return data
 
