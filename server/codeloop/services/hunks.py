@@ -100,7 +100,7 @@ def map_line(a: str, b: str, line: int) -> int:
     """Where 0-based line ``line`` of ``a`` is in ``b`` (a changed line: where its hunk starts)."""
     offset = 0
     for h in compute_hunks(a, b):
-        if h.old_end <= line and not (h.old_start == h.old_end == line):
+        if h.old_end <= line:  # before the line (an insertion right before it included)
             offset += len(h.new_lines) - len(h.old_lines)
         elif h.old_start <= line:
             return h.new_start

@@ -80,10 +80,11 @@ def enclosing_block(text: str, line: int) -> tuple[int, int] | None:
     if start is None:
         return None
     base = _indent(lines[start])
+    definition = start
     while start > 0 and lines[start - 1].strip().startswith("@") and _indent(lines[start - 1]) == base:
         start -= 1  # decorators belong to the definition
     end = len(lines)
-    for j in range(start + 1, len(lines)):
+    for j in range(definition + 1, len(lines)):
         if lines[j].strip() and _indent(lines[j]) <= base and not lines[j].lstrip().startswith("@"):
             closing = lines[j].lstrip()[:1] in ("}", ")", "]") or lines[j].strip() in ("end", "end;", "};")
             end = j + 1 if closing else j
