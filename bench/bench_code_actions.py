@@ -158,12 +158,28 @@ async def _run(quick: bool) -> dict[str, Any]:
                 inside = [d for d in diags if start <= d["range"]["start"]["line"] <= start + 40]
                 return _params(uri, (start, 0), (start + 40, 0), inside)
 
+            # Neovim: no diagnostics in the request; codeloop's own check supplies them. The
+            # check of the opened document runs once in the background (pyflakes over 20k
+            # lines takes seconds of CPU): measure once it is done, as a user would meet it.
+            def own(i: int) -> dict[str, Any]:
+                line = diag_lines[(i * 3) % len(diag_lines)]
+                return _params(uri, (line, 8), (line, 8), [])
+
+            t_open = time.monotonic()
+            while time.monotonic() < t_open + 300:
+                _took, res = await timed(own(0))
+                if any(a["title"].startswith("Fix") for a in res or []):
+                    break
+                await asyncio.sleep(0.25)
+            first_check_s = round(time.monotonic() - t_open, 2)
+
             for i in range(warmup):
                 await timed(cursor(i))
 
             samples: dict[str, list[float]] = {}
             checks: dict[str, int] = {}
-            for name, make in (("cursor", cursor), ("all diagnostics", everything), ("selection", selection)):
+            for name, make in (("cursor", cursor), ("all diagnostics", everything), ("selection", selection),
+                               ("own diagnostics", own)):
                 out = []
                 offered = 0
                 for i in range(n):
@@ -193,25 +209,6 @@ async def _run(quick: bool) -> dict[str, Any]:
             samples["after typing"] = out
             checks["after typing"] = offered
 
-            # Neovim: no diagnostics in the request; codeloop's own check supplies them.
-            def own(i: int) -> dict[str, Any]:
-                line = diag_lines[(i * 3) % len(diag_lines)]
-                return _params(uri, (line, 8), (line, 8), [])
-
-            deadline = time.monotonic() + 300
-            while time.monotonic() < deadline:
-                _took, res = await timed(own(0))
-                if any(a["title"].startswith("Fix") for a in res or []):
-                    break
-                await asyncio.sleep(0.5)
-            out = []
-            offered = 0
-            for i in range(n):
-                took, res = await timed(own(i))
-                out.append(took)
-                offered += sum(1 for a in res or [] if a["title"].startswith("Fix"))
-            samples["own diagnostics"] = out
-            checks["own diagnostics (fixes)"] = offered
 
             out = []
             for i in range(n):
@@ -252,6 +249,7 @@ async def _run(quick: bool) -> dict[str, Any]:
         f"{LINES:,}-line Python document, {DIAGNOSTICS} diagnostics, {n} requests per case after {warmup} warm-up requests; "
         "time from writing the request to reading the response, over stdio, from a pygls client.",
         "No model server runs: listing code actions never calls the model.",
+        f"codeloop's own check of the opened document (pyflakes, in the background) was ready after {first_check_s} s.",
         f"Reference: hover on the same document, p50 {reference['p50']} ms, p99 {reference['p99']} ms (ratio = codeAction / hover).",
         f"Actions offered per case (sanity): {checks}.",
     ]

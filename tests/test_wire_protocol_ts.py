@@ -280,3 +280,16 @@ def test_the_parser_sees_a_disagreement():
 
 def test_protocol_ts_exists():
     assert isinstance(PROTOCOL_TS, Path) and PROTOCOL_TS.exists()
+
+
+def test_the_hot_path_argument_builders_match_their_models():
+    built = wire.fix_args("file:///a.py", (1, 2), (1, 5), "undefined name 'x'", 1, "pyflakes", "F821")
+    model = wire.FixDiagnosticArgs(
+        uri="file:///a.py",
+        diagnostic=wire.Diagnostic(
+            range=wire.Range(start=wire.Position(line=1, character=2), end=wire.Position(line=1, character=5)),
+            message="undefined name 'x'", severity=1, source="pyflakes", code="F821",
+        ),
+    )
+    assert built == wire.dump(model)
+    assert wire.dump(wire.parse(wire.FixDiagnosticArgs, built)) == built

@@ -37,47 +37,25 @@ def _wants(only: list[str], kind: str) -> bool:
     return any(kind == k or kind.startswith(k + ".") for k in only)
 
 
-def _range(r: lsp.Range) -> wire.Range:
-    return wire.Range(
-        start=wire.Position(line=r.start.line, character=r.start.character),
-        end=wire.Position(line=r.end.line, character=r.end.character),
-    )
-
-
-def _from_client(d: lsp.Diagnostic) -> wire.Diagnostic:
-    return wire.Diagnostic(
-        range=_range(d.range),
-        message=d.message,
-        severity=int(d.severity) if d.severity is not None else 1,
-        source=d.source or "",
-        code=str(d.code) if d.code is not None else "",
-    )
-
-
 _SEVERITY = {"error": 1, "warning": 2, "information": 3, "hint": 4}
 
 
-def _from_own(d: DiagnosticInfo, source: str) -> wire.Diagnostic:
-    pos = wire.Position(line=d.line, character=d.character)
-    end = wire.Position(line=d.end_line, character=max(d.end_character, d.character))
-    return wire.Diagnostic(
-        range=wire.Range(start=pos, end=end), message=d.message, severity=_SEVERITY.get(d.severity, 1),
-        source=d.source or source, code=d.code,
-    )
-
-
-def _to_lsp(d: wire.Diagnostic) -> lsp.Diagnostic:
-    r = d.range
-    return lsp.Diagnostic(
-        range=lsp.Range(
-            start=lsp.Position(line=r.start.line, character=r.start.character),
-            end=lsp.Position(line=r.end.line, character=r.end.character),
-        ),
-        message=d.message,
-        severity=lsp.DiagnosticSeverity(d.severity) if d.severity in (1, 2, 3, 4) else None,
-        source=d.source or None,
-        code=d.code if d.code not in ("", None) else None,
-    )
+def _fix(uri: str, d: lsp.Diagnostic | DiagnosticInfo, own_source: str) -> tuple[str, dict[str, object], lsp.Diagnostic]:
+    """(message, the command's argument, the LSP diagnostic) for one problem."""
+    if isinstance(d, DiagnosticInfo):
+        severity = _SEVERITY.get(d.severity, 1)
+        start, end = (d.line, d.character), (d.end_line, max(d.end_character, d.character))
+        source, code = d.source or own_source, d.code
+        diag = lsp.Diagnostic(
+            range=lsp.Range(start=lsp.Position(line=start[0], character=start[1]), end=lsp.Position(line=end[0], character=end[1])),
+            message=d.message, severity=lsp.DiagnosticSeverity(severity), source=source or None, code=code or None,
+        )
+    else:
+        severity = int(d.severity) if d.severity is not None else 1
+        start = (d.range.start.line, d.range.start.character)
+        end = (d.range.end.line, d.range.end.character)
+        source, code, diag = d.source or "", str(d.code) if d.code is not None else "", d
+    return d.message, wire.fix_args(uri, start, end, d.message, severity, source, code), diag
 
 
 def _touches(d: lsp.Diagnostic | DiagnosticInfo, r: lsp.Range) -> bool:
@@ -122,20 +100,20 @@ def code_actions(params: lsp.CodeActionParams, own: OwnProblems | None = None, o
             found.sort(key=lambda d: (abs(_line_of(d) - r.start.line), _severity_of(d)))
             found = found[:MAX_FIX_ACTIONS]
         for item in found:
-            d = _from_own(item, own_source) if isinstance(item, DiagnosticInfo) else _from_client(item)
-            short = d.message.splitlines()[0] if d.message else "this problem"
+            message, arg, diag = _fix(uri, item, own_source)
+            short = message.splitlines()[0] if message else "this problem"
             if len(short) > 60:
                 short = short[:57] + "…"
-            arg = wire.dump(wire.FixDiagnosticArgs(uri=uri, diagnostic=d))
             out.append(
                 lsp.CodeAction(
                     title=f"Fix with codeloop: {short}",
                     kind=lsp.CodeActionKind.QuickFix,
-                    diagnostics=[item if isinstance(item, lsp.Diagnostic) else _to_lsp(d)],
+                    diagnostics=[diag],
                     command=lsp.Command(title="Fix with codeloop", command=M.CMD_FIX, arguments=[arg]),
                 )
             )
-    arg = wire.dump(wire.FocusArgs(uri=uri, range=_range(r)))
+    rng = {"start": {"line": r.start.line, "character": r.start.character}, "end": {"line": r.end.line, "character": r.end.character}}
+    arg = {"uri": uri, "range": rng}  # dump(FocusArgs(uri, range)), checked by tests/test_wire_protocol_ts.py
     if _wants(only, lsp.CodeActionKind.RefactorRewrite.value):
         out.append(
             lsp.CodeAction(

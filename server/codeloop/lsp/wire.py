@@ -346,6 +346,14 @@ class FixDiagnosticArgs(Wire):
     session_id: str | None = None
 
 
+def fix_args(uri: str, start: tuple[int, int], end: tuple[int, int], message: str, severity: int,
+             source: str, code: str) -> dict[str, Any]:
+    """``dump(FixDiagnosticArgs(...))`` without pydantic: built for every diagnostic on every
+    code-action request (the hot path). ``tests/test_wire_protocol_ts.py`` checks it is the same."""
+    rng = {"start": {"line": start[0], "character": start[1]}, "end": {"line": end[0], "character": end[1]}}
+    return {"uri": uri, "diagnostic": {"range": rng, "message": message, "severity": severity, "source": source, "code": code}}
+
+
 class FocusArgs(Wire):
     """``codeloop.ask`` / ``codeloop.explain`` ``[{uri, range, instruction?, sessionId?}]``. An
     empty range (a cursor) means the enclosing function, or the cursor's line."""
