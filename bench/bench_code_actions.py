@@ -166,7 +166,8 @@ async def _run(quick: bool) -> dict[str, Any]:
                 return _params(uri, (line, 8), (line, 8), [])
 
             t_open = time.monotonic()
-            while time.monotonic() < t_open + 300:
+            # (--quick, a smoke run, does not wait for it: its "own diagnostics" may offer no fix.)
+            while time.monotonic() < t_open + (0 if quick else 300):
                 _took, res = await timed(own(0))
                 if any(a["title"].startswith("Fix") for a in res or []):
                     break
