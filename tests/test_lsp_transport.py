@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import queue
+import re
 import subprocess
 import threading
 import time
@@ -298,3 +299,30 @@ def test_property_every_request_is_answered_and_the_server_keeps_serving(wire: W
     wire.initialize()
     _property(wire=wire, counter=[0])
     wire.alive("at-the-end")
+
+
+def test_stdin_from_a_file_is_read_in_a_thread_with_the_same_rules(tmp_path: Path) -> None:
+    """stdin that is not a pipe (a file, a terminal) takes the worker-thread path."""
+    script = tmp_path / "in.jsonrpc"
+    script.write_bytes(
+        frame(request(1, "initialize", {"processId": None, "rootUri": tmp_path.as_uri(), "capabilities": {}}))
+        + frame({"jsonrpc": "2.0", "method": "initialized", "params": {}})
+        + b"junk junk junk\r\n\r\n"
+        + frame(request(2, "codeloop/session/list", {}))
+        + frame(request(3, "textDocument/hover", {"textDocument": 1}))
+    )  # then the end of the file: the requests read before it are still answered
+    with script.open("rb") as stdin:
+        proc = subprocess.run(CODELOOP + ["lsp"], stdin=stdin, capture_output=True, env=cli_env("http://127.0.0.1:9/v1"),
+                              cwd=tmp_path, timeout=60)
+    out = proc.stdout
+    answers = {}
+    while out:
+        head, _, rest = out.partition(b"\r\n\r\n")
+        length = int(re.search(rb"Content-Length: (\d+)", head).group(1))
+        msg = json.loads(rest[:length])
+        out = rest[length:]
+        if "id" in msg:
+            answers[msg["id"]] = msg
+    assert answers[2]["result"] == {"sessions": []}
+    assert answers[3]["error"]["code"] == -32602
+    assert proc.returncode == 0

@@ -79,15 +79,23 @@ class FrameReader:
         self._eof = False
         self.stall = stall
         self.skipped = 0  # bytes dropped as unreadable (for tests and logs)
+        self._pending: asyncio.Future[bytes] | None = None
 
     async def _more(self, timeout: float | None = None) -> bool:
-        """Reads one chunk into the buffer. False at end of stream or after ``timeout``."""
+        """Reads one chunk into the buffer. False at end of stream or after ``timeout``.
+
+        A read still pending at the timeout is kept for the next call, never cancelled: a
+        read in a worker thread (files, terminals) cannot be cancelled without losing its bytes."""
         if self._eof:
             return False
-        try:
-            chunk = await (asyncio.wait_for(self._read(), timeout) if timeout else self._read())
-        except asyncio.TimeoutError:
-            return False
+        if self._pending is None:
+            self._pending = asyncio.ensure_future(self._read())
+        if timeout is not None:
+            done, _ = await asyncio.wait({self._pending}, timeout=timeout)
+            if not done:
+                return False
+        chunk = await self._pending
+        self._pending = None
         if not chunk:
             self._eof = True
             return False
@@ -421,6 +429,10 @@ def serve_stdio(server: LanguageServer) -> None:
             read = lambda: loop.run_in_executor(None, stdin.read1, CHUNK)  # noqa: E731
         try:
             await pump(FrameReader(read), Dispatcher(server), stop)
+            # The client went away (end of stream): requests already read still get answered.
+            inflight = [f for f in server.protocol._request_futures.values() if isinstance(f, asyncio.Future) and not f.done()]
+            if inflight:
+                await asyncio.wait(inflight, timeout=5)
         finally:
             # Let what is buffered reach the editor (the response to shutdown, say).
             for _ in range(100):
