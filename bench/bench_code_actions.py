@@ -12,7 +12,14 @@ from a pygls ``LanguageClient`` over stdio, request written to response read, fo
 - ``selection``: a 40-line selection (Ask / Explain offered too);
 - ``after typing``: an incremental ``didChange`` (one character) right before each
   cursor request, so the latency includes the server applying the edit to the
-  20k-line buffer (requests are handled in order).
+  20k-line buffer (requests are handled in order);
+- ``own diagnostics``: what Neovim sends, ``"diagnostics": []`` (a client gets only what a
+  server published), the fixes coming from codeloop's own background check of the buffer
+  (pyflakes); measured once that check has run.
+
+Reference, measured in the same run: ``hover`` on the same document (no proposal pending),
+the cheapest request the server answers: the ratio shows what listing actions adds to a round
+trip. Target: p99 < 10 ms for every case.
 
 Run: ``python bench/bench_code_actions.py [--quick]``. Writes
 ``bench/results/code_actions.json`` and ``.md``. ``main(quick) -> dict`` returns
@@ -40,7 +47,7 @@ RESULTS = BENCH / "results"
 LINES = 20_000
 DIAGNOSTICS = 200
 TARGET_P50_MS = 5.0
-TARGET_P99_MS = 50.0
+TARGET_P99_MS = 10.0
 
 
 def _document() -> tuple[str, list[dict[str, Any]]]:
@@ -151,12 +158,29 @@ async def _run(quick: bool) -> dict[str, Any]:
                 inside = [d for d in diags if start <= d["range"]["start"]["line"] <= start + 40]
                 return _params(uri, (start, 0), (start + 40, 0), inside)
 
+            # Neovim: no diagnostics in the request; codeloop's own check supplies them. The
+            # check of the opened document runs once in the background (pyflakes over 20k
+            # lines takes seconds of CPU): measure once it is done, as a user would meet it.
+            def own(i: int) -> dict[str, Any]:
+                line = diag_lines[(i * 3) % len(diag_lines)]
+                return _params(uri, (line, 8), (line, 8), [])
+
+            t_open = time.monotonic()
+            # (--quick, a smoke run, does not wait for it: its "own diagnostics" may offer no fix.)
+            while time.monotonic() < t_open + (0 if quick else 300):
+                _took, res = await timed(own(0))
+                if any(a["title"].startswith("Fix") for a in res or []):
+                    break
+                await asyncio.sleep(0.25)
+            first_check_s = round(time.monotonic() - t_open, 2)
+
             for i in range(warmup):
                 await timed(cursor(i))
 
             samples: dict[str, list[float]] = {}
             checks: dict[str, int] = {}
-            for name, make in (("cursor", cursor), ("all diagnostics", everything), ("selection", selection)):
+            for name, make in (("cursor", cursor), ("all diagnostics", everything), ("selection", selection),
+                               ("own diagnostics", own)):
                 out = []
                 offered = 0
                 for i in range(n):
@@ -186,6 +210,15 @@ async def _run(quick: bool) -> dict[str, Any]:
             samples["after typing"] = out
             checks["after typing"] = offered
 
+
+            out = []
+            for i in range(n):
+                line = diag_lines[i % len(diag_lines)]
+                t0 = time.perf_counter()
+                await send("textDocument/hover", {"textDocument": {"uri": uri}, "position": {"line": line, "character": 4}})
+                out.append(time.perf_counter() - t0)
+            reference = summary_ms(out)
+
             await send("shutdown", None)
             client.protocol.notify("exit", None)
         finally:
@@ -201,13 +234,14 @@ async def _run(quick: bool) -> dict[str, Any]:
     rows = []
     for name, st in stats.items():
         for q, target in (("p50", TARGET_P50_MS), ("p99", TARGET_P99_MS)):
+            ref = reference[q]
             rows.append(
                 {
                     "metric": f"codeAction latency, {name}, {q}",
                     "value": st[q],
                     "unit": "ms",
-                    "reference": None,
-                    "ratio": None,
+                    "reference": ref,
+                    "ratio": round(st[q] / ref, 2) if ref else None,
                     "target": f"<= {target:g} ms",
                     "met": st[q] <= target,
                 }
@@ -216,6 +250,8 @@ async def _run(quick: bool) -> dict[str, Any]:
         f"{LINES:,}-line Python document, {DIAGNOSTICS} diagnostics, {n} requests per case after {warmup} warm-up requests; "
         "time from writing the request to reading the response, over stdio, from a pygls client.",
         "No model server runs: listing code actions never calls the model.",
+        f"codeloop's own check of the opened document (pyflakes, in the background) was ready after {first_check_s} s.",
+        f"Reference: hover on the same document, p50 {reference['p50']} ms, p99 {reference['p99']} ms (ratio = codeAction / hover).",
         f"Actions offered per case (sanity): {checks}.",
     ]
     return {
@@ -223,7 +259,7 @@ async def _run(quick: bool) -> dict[str, Any]:
         "title": "Code-action latency (20k-line document, 200 diagnostics)",
         "rows": rows,
         "notes": notes,
-        "data": {"stats": stats, "offered": checks, "quick": quick, "lines": LINES, "diagnostics": DIAGNOSTICS,
+        "data": {"stats": stats, "reference_hover": reference, "offered": checks, "quick": quick, "lines": LINES, "diagnostics": DIAGNOSTICS,
                  "machine": {"nproc": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()}},
     }
 
@@ -234,7 +270,7 @@ def main(quick: bool = False) -> dict[str, Any]:
 
 def to_markdown(res: dict[str, Any]) -> str:
     lines = [f"# {res['title']}", "", "| case | p50 (ms) | p99 (ms) | mean (ms) | max (ms) | n |", "|---|---:|---:|---:|---:|---:|"]
-    for name, st in res["data"]["stats"].items():
+    for name, st in {**res["data"]["stats"], "reference: hover": res["data"]["reference_hover"]}.items():
         lines.append(f"| {name} | {st['p50']} | {st['p99']} | {st['mean']} | {st['max']} | {st['n']} |")
     met = all(r["met"] for r in res["rows"])
     lines += ["", f"Targets: p50 <= {TARGET_P50_MS:g} ms, p99 <= {TARGET_P99_MS:g} ms: {'met' if met else 'NOT met'}.", ""]

@@ -3,7 +3,7 @@
 A 20,000-line Python file and 10 scattered edits (renames inside a line, an inserted
 line, a deleted line, a replaced block). We time what the language server does to turn
 the ChangeSet into a proposal: ``build_file_proposal`` (hunks, unified diff, per-hunk
-diffs, minimal TextEdits) plus the LSP WorkspaceEdit (``LspClient.workspace_edit``)
+diffs, minimal TextEdits) plus the LSP WorkspaceEdit (``codeloop.lsp.editing.workspace_edit``)
 serialised as it goes on the wire. The TextEdits are compared with a whole-file
 replace: their number and total size (replaced range text + new text).
 """
@@ -70,14 +70,12 @@ def edit_size(old: str, e: Any) -> int:
 def main(quick: bool = False) -> dict[str, Any]:
     from pygls.protocol import default_converter
 
-    from codeloop.lsp.client import LspClient
+    from codeloop.lsp.editing import workspace_edit
 
     repeats = 3 if quick else 20
     old = make_file(LINES)
     new = scatter_edits(old, EDITS)
     converter = default_converter()
-    client = LspClient.__new__(LspClient)  # only workspace_edit() is used: it needs .documents
-    client.documents = _Docs()  # type: ignore[assignment]
     times: list[float] = []
     wire_sizes: list[int] = []
     with tempfile.TemporaryDirectory(prefix="codeloop-bench-") as tmp:
@@ -90,7 +88,7 @@ def main(quick: bool = False) -> dict[str, Any]:
         for _ in range(repeats + 1):
             t0 = time.perf_counter()
             proposal = build_file_proposal(ws, change, "utf-16")
-            edit = client.workspace_edit([EditOp(path, 3, proposal.edits)])
+            edit = workspace_edit([EditOp(path, 3, proposal.edits)], _Docs().uri)
             wire = json.dumps(converter.unstructure(edit))
             times.append(time.perf_counter() - t0)
             wire_sizes.append(len(wire))

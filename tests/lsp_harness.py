@@ -66,6 +66,9 @@ class Editor:
     on_approval: Callable[[dict[str, Any]], Any] = lambda p: {"answer": "allow_once"}
     on_message_request: Callable[[lsp.ShowMessageRequestParams], Any] = lambda p: None
     before_apply: Callable[[dict[str, Any]], Any] | None = None
+    # A stale versioned edit: "refuse" answers applied: false (VS Code); "drop" answers
+    # applied: true and applies nothing (Neovim's "Buffer … newer than edits").
+    stale_edits: str = "refuse"
     diagnostics_for: Callable[[str], list[dict[str, Any]]] = lambda uri: []
     _changed: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -252,6 +255,8 @@ def install_handlers(editor: Editor) -> None:
                 doc = editor.docs.get(change.text_document.uri)
                 version = change.text_document.version
                 if doc is not None and version is not None and version != doc.version:
+                    if editor.stale_edits == "drop":
+                        return lsp.ApplyWorkspaceEditResult(applied=True)
                     return lsp.ApplyWorkspaceEditResult(applied=False, failure_reason=f"version {version} != {doc.version}")
         for change in params.edit.document_changes or []:
             if isinstance(change, lsp.CreateFile):

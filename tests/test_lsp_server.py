@@ -157,7 +157,12 @@ async def test_partial_acceptance_applies_one_hunk_and_tells_the_model(editor_fa
 
     def after(req):
         result = req.last_tool_results()[0]
-        assert "applied hunk(s) 2 of 2" in result and "rejected hunk(s) 1" in result
+        # Precise: which hunk, where in the file, and the rejected text.
+        assert "accepted 1 of 2 hunks" in result
+        assert "accepted: hunk 2 of 2, now line 18 of the file" in result
+        assert "REJECTED: hunk 1 of 2, line 2 of the file" in result
+        assert "-line 2\n" in result and "+line TWO" in result
+        assert "+line EIGHTEEN" not in result.split("REJECTED")[1]
         return Text("understood")
 
     scenario = Script([ToolCalls([Call("write_file", {"path": "f.txt", "content": TWO_HUNKS_NEW})]), after])
@@ -464,3 +469,153 @@ def test_pipes_transport_answers_in_order_and_exits_on_eof(tmp_path: Path) -> No
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+# -- what the model is told, and edits the client says it applied --------------------------------
+
+
+async def test_rebased_change_counts_only_the_agents_lines_and_says_so(editor_factory, tmp_path):
+    (tmp_path / "s.txt").write_text(STALE_OLD)
+    seen = {}
+
+    def after(req):
+        seen["result"] = req.last_tool_results()[0]
+        return Text("ok")
+
+    scenario = Script(
+        [ToolCalls([Call("edit_file", {"path": "s.txt", "old_string": "row 25\n", "new_string": "row TWENTY-FIVE\n"})]), after]
+    )
+    editor, _ = await editor_factory(scenario)
+    editor.open("s.txt")
+
+    async def review(p):
+        editor.insert_line("s.txt", 2, "typed by the user\n")
+        editor.insert_line("s.txt", 3, "and another line\n")
+        await asyncio.sleep(0.2)
+        return {"decision": "accept"}
+
+    editor.on_review = review
+    started = await editor.chat("edit")
+    assert (await editor.turn_end(started["turnId"]))["status"] == "done"
+    result = seen["result"]
+    assert "the user accepted your change; changed (+1 -1)" in result  # not +3 -1: the user's lines are theirs
+    assert "rebased onto their text" in result
+
+
+async def test_a_conflict_found_at_apply_time_tells_the_model_the_current_text(editor_factory, tmp_path):
+    (tmp_path / "s.txt").write_text(STALE_OLD)
+    seen = {}
+
+    def after(req):
+        seen["result"] = req.last_tool_results()[0]
+        return Text("ok")
+
+    scenario = Script(
+        [ToolCalls([Call("edit_file", {"path": "s.txt", "old_string": "row 10\n", "new_string": "row TEN\n"})]), after]
+    )
+    editor, _ = await editor_factory(scenario)
+    editor.open("s.txt")
+
+    async def before_apply(raw):
+        if len(editor.applied_edits) == 1:  # the user types over the hunk just as the edit arrives
+            editor.type_text("s.txt", [TextEdit(Pos(9, 0), Pos(9, 6), "row 10 TYPED AT APPLY TIME")])
+            await asyncio.sleep(0.1)
+            return False
+        return True
+
+    editor.before_apply = before_apply
+    started = await editor.chat("edit")
+    assert (await editor.turn_end(started["turnId"]))["status"] == "done"
+    result = seen["result"]
+    assert "NOT applied" in result and "the user edited the document meanwhile" in result
+    assert "row 10 TYPED AT APPLY TIME" in result  # the current excerpt
+    assert "unchanged" not in result  # it is not: the user changed it
+    text = editor.docs[editor.uri("s.txt")].text
+    assert "row 10 TYPED AT APPLY TIME\n" in text and "row TEN" not in text
+
+
+async def test_an_edit_the_client_drops_while_saying_applied_is_detected_and_resent(editor_factory, tmp_path):
+    """Neovim answers a stale edit with applied: true and applies nothing."""
+    (tmp_path / "s.txt").write_text(STALE_OLD)
+    seen = {}
+
+    def after(req):
+        seen["result"] = req.last_tool_results()[0]
+        return Text("ok")
+
+    scenario = Script(
+        [ToolCalls([Call("edit_file", {"path": "s.txt", "old_string": "row 25\n", "new_string": "row 25!\n"})]), after]
+    )
+    editor, _ = await editor_factory(scenario, codeloop=None)
+    editor.stale_edits = "drop"
+    editor.on_message_request = lambda p: "Accept"
+    editor.open("s.txt")
+
+    def before_apply(raw):
+        if len(editor.applied_edits) == 1:
+            editor.insert_line("s.txt", 0, "typed as the edit arrived\n")
+        return True
+
+    editor.before_apply = before_apply
+    await editor.client.workspace_execute_command_async(lsp.ExecuteCommandParams(command="codeloop.chat", arguments=["edit"]))
+    await editor.wait_for(lambda: "result" in seen, 60, "the tool result")
+    text = editor.docs[editor.uri("s.txt")].text
+    assert text.startswith("typed as the edit arrived\n") and "row 25!\n" in text
+    assert len(editor.applied_edits) == 2
+    assert "the user accepted your change" in seen["result"] and "rebased" in seen["result"]
+
+
+async def test_a_client_that_says_applied_but_never_changes_the_document(editor_factory, tmp_path):
+    (tmp_path / "s.txt").write_text(STALE_OLD)
+    seen = {}
+
+    def after(req):
+        seen["result"] = req.last_tool_results()[0]
+        return Text("ok")
+
+    scenario = Script(
+        [ToolCalls([Call("edit_file", {"path": "s.txt", "old_string": "row 25\n", "new_string": "row 25!\n"})]), after]
+    )
+    editor, _ = await editor_factory(scenario, codeloop=None)
+    editor.stale_edits = "drop"
+    editor.on_message_request = lambda p: "Accept"
+    doc = editor.open("s.txt")
+    editor.insert_line("s.txt", 0, "")  # a no-op change: the client's version is 2 from now on
+    doc.version = 7  # ...but the client believes it is at 7: every versioned edit is "stale"
+    await editor.client.workspace_execute_command_async(lsp.ExecuteCommandParams(command="codeloop.chat", arguments=["edit"]))
+    await editor.wait_for(lambda: "result" in seen, 90, "the tool result")
+    result = seen["result"]
+    assert "NOT applied" in result and "did not change" in result
+    assert "row 25" in result  # the current text around the change
+    assert "row 25!" not in editor.docs[doc.uri].text
+    assert (tmp_path / "s.txt").read_text() == STALE_OLD
+
+
+async def test_ticks_win_over_edits_inside_unticked_hunks(editor_factory, tmp_path):
+    """The client sends both: hunk ticks and the user's edited proposed side. Unticked hunks
+    are not applied, even where the user edited them; the user's other edits are kept."""
+    (tmp_path / "f.txt").write_text(TWO_HUNKS_OLD)
+    seen = {}
+
+    def after(req):
+        seen["result"] = req.last_tool_results()[0]
+        return Text("understood")
+
+    scenario = Script([ToolCalls([Call("write_file", {"path": "f.txt", "content": TWO_HUNKS_NEW})]), after])
+    editor, _ = await editor_factory(scenario)
+
+    def review(p):
+        f = p["files"][0]
+        edited = f["newText"].replace("line 10\n", "line ten (the user's)\n").replace("line TWO\n", "line TWO edited\n")
+        return {"decision": "partial", "hunks": {f["uri"]: [1]}, "editedText": {f["uri"]: edited}}
+
+    editor.on_review = review
+    started = await editor.chat("edit")
+    assert (await editor.turn_end(started["turnId"]))["status"] == "done"
+    landed = (tmp_path / "f.txt").read_text()
+    assert landed == TWO_HUNKS_OLD.replace("line 18\n", "line EIGHTEEN\n").replace("line 10\n", "line ten (the user's)\n")
+    result = seen["result"]
+    assert "REJECTED: hunk 1 of 2, line 2 of the file" in result
+    assert "accepted: hunk 2 of 2, now line 18 of the file" in result
+    assert "+line ten (the user's)" in result  # the user's own edits, as a diff
+    assert "edited inside rejected hunk(s) 1" in result

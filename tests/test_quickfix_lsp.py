@@ -4,6 +4,7 @@ scripted model over HTTP. Every flow runs twice: with VS Code-like client capabi
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import Any
 
@@ -92,17 +93,25 @@ async def test_actions_offered_for_diagnostics_in_range_and_selections(editor_fa
     hh = diagnostic(1, 15, 17, "undefined name 'hh'")
     other = diagnostic(4, 0, 3, "something on another line")
 
-    # A cursor (empty range) on line 1: one fix, for the diagnostic on that line; no Ask/Explain.
+    # A cursor (empty range) on line 1: one fix, for the diagnostic on that line (codeloop's
+    # own pyflakes check finds the same one in a plain client: offered once), then Ask and
+    # Explain for the enclosing function.
     actions = await editor.client.text_document_code_action_async(action_params(doc.uri, (1, 4), (1, 4), [hh, other]))
-    assert [(a["title"], a["kind"]) for a in actions] == [("Fix with codeloop: undefined name 'hh'", "quickfix")]
+    assert [(a["title"], a.get("kind")) for a in actions] == [
+        ("Fix with codeloop: undefined name 'hh'", "quickfix"),
+        ("Ask codeloop…", "refactor.rewrite"),
+        ("Explain with codeloop", None),
+    ]
     fix = actions[0]
     assert [d["message"] for d in fix["diagnostics"]] == ["undefined name 'hh'"]
     assert fix["command"]["command"] == "codeloop.fixDiagnostic"
     arg = fix["command"]["arguments"][0]
     assert arg["uri"] == doc.uri and arg["diagnostic"]["message"] == "undefined name 'hh'"
     assert arg["diagnostic"]["range"]["start"] == {"line": 1, "character": 15}
+    cursor = {"start": {"line": 1, "character": 4}, "end": {"line": 1, "character": 4}}
+    assert actions[1]["command"]["arguments"] == [{"uri": doc.uri, "range": cursor}]
 
-    # A selection: Ask and Explain as well.
+    # A selection: Ask and Explain carry it.
     actions = await editor.client.text_document_code_action_async(action_params(doc.uri, (0, 0), (2, 0), [hh]))
     titles = [a["title"] for a in actions]
     assert titles == ["Fix with codeloop: undefined name 'hh'", "Ask codeloop…", "Explain with codeloop"]
@@ -118,8 +127,54 @@ async def test_actions_offered_for_diagnostics_in_range_and_selections(editor_fa
         action_params(doc.uri, (0, 0), (2, 0), [hh], only=[lsp.CodeActionKind.Refactor])
     )
     assert [a["title"] for a in only_refactor] == ["Ask codeloop…"]
-    # Nothing to offer on an empty range without diagnostics.
-    assert not await editor.client.text_document_code_action_async(action_params(doc.uri, (3, 0), (3, 0), []))
+    # No problem on the line: Ask and Explain only.
+    blank = await editor.client.text_document_code_action_async(action_params(doc.uri, (3, 0), (3, 0), []))
+    assert [a["title"] for a in blank] == ["Ask codeloop…", "Explain with codeloop"]
+
+
+@pytest.mark.parametrize("client", CLIENTS)
+async def test_fix_offered_without_client_diagnostics_from_codeloops_own_check(editor_factory, tmp_path, client):
+    """Neovim sends a server only the diagnostics that server published: "diagnostics": [].
+    A plain client still gets "Fix with codeloop" on a line pyflakes flags, on the buffer's
+    unsaved text; a client that forwards the editor's diagnostics (VS Code) sends them itself."""
+    (tmp_path / "calc.py").write_text("def area(w, h):\n    return w * h\n")
+    editor = await editor_factory(Script([]), client)
+    doc = editor.open("calc.py")
+    editor.insert_line("calc.py", 2, "print(undefined_thing)\n")  # unsaved: only in the buffer
+
+    async def fixes() -> list[str]:
+        got = await editor.client.text_document_code_action_async(action_params(doc.uri, (2, 0), (2, 0), []))
+        return [a["title"] for a in got if a["title"].startswith("Fix")]
+
+    if client == "plain":
+        deadline = time.monotonic() + 15
+        while not await fixes() and time.monotonic() < deadline:
+            await asyncio.sleep(0.1)
+        assert await fixes() == ["Fix with codeloop: undefined name 'undefined_thing'"]
+        # Fixed in the buffer: the check runs again and the action goes away.
+        editor.type_text("calc.py", [TextEdit(Pos(2, 0), Pos(3, 0), "")])
+        deadline = time.monotonic() + 15
+        while await fixes() and time.monotonic() < deadline:
+            await asyncio.sleep(0.1)
+        assert await fixes() == []
+        assert editor.client.diagnostics == {}  # nothing published unless publishDiagnostics is on
+    else:
+        await asyncio.sleep(1.0)
+        assert await fixes() == []
+
+
+async def test_publish_diagnostics_setting_publishes_codeloops_own(editor_factory, tmp_path):
+    (tmp_path / "calc.py").write_text(CALC)
+    editor = await editor_factory(Script([]), "plain", settings={"publishDiagnostics": True})
+    doc = editor.open("calc.py")
+    await editor.wait_for(lambda: editor.client.diagnostics.get(doc.uri), 15, "published diagnostics")
+    published = editor.client.diagnostics[doc.uri]
+    assert [(d.range.start.line, d.message, d.source) for d in published] == [(1, "undefined name 'hh'", "codeloop: pyflakes")]
+    # Neovim then sends them back in context.diagnostics: still one fix per problem.
+    actions = await editor.client.text_document_code_action_async(action_params(doc.uri, (1, 0), (1, 0), list(published)))
+    assert [a["title"] for a in actions if a["title"].startswith("Fix")] == ["Fix with codeloop: undefined name 'hh'"]
+    editor.client.text_document_did_close(lsp.DidCloseTextDocumentParams(text_document=lsp.TextDocumentIdentifier(uri=doc.uri)))
+    await editor.wait_for(lambda: editor.client.diagnostics.get(doc.uri) is not None and not editor.client.diagnostics[doc.uri], 10, "diagnostics cleared on close")
 
 
 async def test_actions_are_answered_fast_in_a_large_file(editor_factory, tmp_path):

@@ -54,6 +54,8 @@ class Settings(BaseModel):
     # Images the user attaches: "auto" sends them to models known to take images (VISION_MODELS),
     # "on" always, "off" never (a text note says an image was left out).
     images: Literal["auto", "on", "off"] = "auto"
+    # The language server publishes the check command's diagnostics (off: the user's linters show them).
+    publish_diagnostics: bool = Field(False, alias="publishDiagnostics")
 
     def redacted(self) -> dict[str, Any]:
         data = self.model_dump(by_alias=True)

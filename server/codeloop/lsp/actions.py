@@ -1,109 +1,134 @@
-"""Code actions ("Fix with codeloop", "Ask codeloop…", "Explain with codeloop")
-and the hover over lines with a pending proposal.
+"""Code actions ("Fix with codeloop", "Ask codeloop…", "Explain with codeloop") and the
+hover over lines with a pending proposal.
 
-Listing actions never calls the model and does no I/O: it must answer in
-milliseconds even in a 20k-line file. The work starts when the command runs.
+Listing actions never calls the model and does no I/O: it must answer in milliseconds
+even in a 20k-line file. The diagnostics it offers fixes for are the ones the client sent,
+plus codeloop's own (``problems.OwnDiagnostics``, checked in the background) for clients
+that send none. Ask and Explain are offered on a selection and on a cursor; the range is
+resolved when the command runs (a cursor means the enclosing function, or its line).
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
 from lsprotocol import types as lsp
 from pygls.exceptions import JsonRpcInvalidParams
 
+from codeloop.core.ports import DiagnosticInfo, Documents
 from codeloop.lsp import methods as M
+from codeloop.lsp import wire
 from codeloop.lsp.documents import uri_to_path
 from codeloop.services import quickfix
 from codeloop.services.proposals import ProposalService
 from codeloop.runtime.turns import TurnContext
 
-if TYPE_CHECKING:
-    from pygls.lsp.server import LanguageServer
+MAX_FIX_ACTIONS = 20  # a client that sends every diagnostic of the file gets the nearest ones
 
-    from codeloop.lsp.app import App
-
-SEVERITY = {1: "error", 2: "warning", 3: "information", 4: "hint"}
+OwnProblems = Callable[[Path | None, int, int], list[DiagnosticInfo]]
 
 
-def _wants(only: list[str] | None, kind: str) -> bool:
+def _wants(only: list[str], kind: str) -> bool:
     if not only:
         return True
     return any(kind == k or kind.startswith(k + ".") for k in only)
 
 
-def _range_dict(r: lsp.Range) -> dict[str, Any]:
-    return {
-        "start": {"line": r.start.line, "character": r.start.character},
-        "end": {"line": r.end.line, "character": r.end.character},
-    }
+_SEVERITY = {"error": 1, "warning": 2, "information": 3, "hint": 4}
 
 
-def _diag_dict(d: lsp.Diagnostic) -> dict[str, Any]:
-    return {
-        "range": _range_dict(d.range),
-        "message": d.message,
-        "severity": int(d.severity) if d.severity is not None else 1,
-        "source": d.source or "",
-        "code": str(d.code) if d.code is not None else "",
-    }
+def _fix(uri: str, d: lsp.Diagnostic | DiagnosticInfo, own_source: str) -> tuple[str, dict[str, object], lsp.Diagnostic]:
+    """(message, the command's argument, the LSP diagnostic) for one problem."""
+    if isinstance(d, DiagnosticInfo):
+        severity = _SEVERITY.get(d.severity, 1)
+        start, end = (d.line, d.character), (d.end_line, max(d.end_character, d.character))
+        source, code = d.source or own_source, d.code
+        diag = lsp.Diagnostic(
+            range=lsp.Range(start=lsp.Position(line=start[0], character=start[1]), end=lsp.Position(line=end[0], character=end[1])),
+            message=d.message, severity=lsp.DiagnosticSeverity(severity), source=source or None, code=code or None,
+        )
+    else:
+        severity = int(d.severity) if d.severity is not None else 1
+        start = (d.range.start.line, d.range.start.character)
+        end = (d.range.end.line, d.range.end.character)
+        source, code, diag = d.source or "", str(d.code) if d.code is not None else "", d
+    return d.message, wire.fix_args(uri, start, end, d.message, severity, source, code), diag
 
 
-MAX_FIX_ACTIONS = 20  # a client that sends every diagnostic of the file gets the nearest ones
-
-
-def _overlaps(d: lsp.Diagnostic, r: lsp.Range) -> bool:
+def _touches(d: lsp.Diagnostic | DiagnosticInfo, r: lsp.Range) -> bool:
     """Whether the diagnostic touches the requested lines (clients differ: VS Code sends those
     intersecting the range, Neovim those on the cursor's line; some send all of them)."""
+    if isinstance(d, DiagnosticInfo):
+        return d.line <= r.end.line and d.end_line >= r.start.line
     return d.range.start.line <= r.end.line and d.range.end.line >= r.start.line
 
 
-def code_actions(params: lsp.CodeActionParams) -> list[lsp.CodeAction]:
-    """The actions for a range. Pure and cheap: no model, no I/O, no document text."""
+def _line_of(d: lsp.Diagnostic | DiagnosticInfo) -> int:
+    return d.line if isinstance(d, DiagnosticInfo) else d.range.start.line
+
+
+def _message_of(d: lsp.Diagnostic | DiagnosticInfo) -> str:
+    return " ".join(d.message.split())
+
+
+def _severity_of(d: lsp.Diagnostic | DiagnosticInfo) -> int:
+    if isinstance(d, DiagnosticInfo):
+        return _SEVERITY.get(d.severity, 1)
+    return int(d.severity) if d.severity is not None else 1
+
+
+def code_actions(params: lsp.CodeActionParams, own: OwnProblems | None = None, own_source: str = "") -> list[lsp.CodeAction]:
+    """The actions for a range. Cheap: no model, no I/O, no document text; only the
+    diagnostics on the requested lines are converted."""
     uri = params.text_document.uri
-    only = [str(k.value if hasattr(k, "value") else k) for k in (params.context.only or [])]
+    only = [str(getattr(k, "value", k)) for k in (params.context.only or [])]
     r = params.range
     out: list[lsp.CodeAction] = []
     if _wants(only, lsp.CodeActionKind.QuickFix.value):
-        diags = [d for d in params.context.diagnostics or [] if _overlaps(d, r)]
-        if len(diags) > MAX_FIX_ACTIONS:
-            diags.sort(key=lambda d: (abs(d.range.start.line - r.start.line), d.severity or 1))
-            diags = diags[:MAX_FIX_ACTIONS]
-        for d in diags:
-            short = d.message.splitlines()[0] if d.message else "this problem"
+        found: list[lsp.Diagnostic | DiagnosticInfo] = [d for d in params.context.diagnostics or [] if _touches(d, r)]
+        if own is not None:
+            seen = {(_line_of(d), _message_of(d)) for d in found}
+            for info in own(uri_to_path(uri), r.start.line, r.end.line):
+                key = (_line_of(info), _message_of(info))
+                if key not in seen:
+                    seen.add(key)
+                    found.append(info)
+        if len(found) > MAX_FIX_ACTIONS:
+            found.sort(key=lambda d: (abs(_line_of(d) - r.start.line), _severity_of(d)))
+            found = found[:MAX_FIX_ACTIONS]
+        for item in found:
+            message, arg, diag = _fix(uri, item, own_source)
+            short = message.splitlines()[0] if message else "this problem"
             if len(short) > 60:
                 short = short[:57] + "…"
             out.append(
                 lsp.CodeAction(
                     title=f"Fix with codeloop: {short}",
                     kind=lsp.CodeActionKind.QuickFix,
-                    diagnostics=[d],
-                    command=lsp.Command(
-                        title="Fix with codeloop", command=M.CMD_FIX, arguments=[{"uri": uri, "diagnostic": _diag_dict(d)}]
-                    ),
+                    diagnostics=[diag],
+                    command=lsp.Command(title="Fix with codeloop", command=M.CMD_FIX, arguments=[arg]),
                 )
             )
-    non_empty = (r.start.line, r.start.character) != (r.end.line, r.end.character)
-    if non_empty:
-        arg = {"uri": uri, "range": _range_dict(r)}
-        if _wants(only, lsp.CodeActionKind.RefactorRewrite.value):
-            out.append(
-                lsp.CodeAction(
-                    title="Ask codeloop…",
-                    kind=lsp.CodeActionKind.RefactorRewrite,
-                    command=lsp.Command(title="Ask codeloop…", command=M.CMD_ASK, arguments=[arg]),
-                )
+    rng = {"start": {"line": r.start.line, "character": r.start.character}, "end": {"line": r.end.line, "character": r.end.character}}
+    arg = {"uri": uri, "range": rng}  # dump(FocusArgs(uri, range)), checked by tests/test_wire_protocol_ts.py
+    if _wants(only, lsp.CodeActionKind.RefactorRewrite.value):
+        out.append(
+            lsp.CodeAction(
+                title="Ask codeloop…",
+                kind=lsp.CodeActionKind.RefactorRewrite,
+                command=lsp.Command(title="Ask codeloop…", command=M.CMD_ASK, arguments=[arg]),
             )
-        if not only:
-            out.append(
-                lsp.CodeAction(
-                    title="Explain with codeloop",
-                    command=lsp.Command(title="Explain with codeloop", command=M.CMD_EXPLAIN, arguments=[arg]),
-                )
+        )
+    if not only:
+        out.append(
+            lsp.CodeAction(
+                title="Explain with codeloop",
+                command=lsp.Command(title="Explain with codeloop", command=M.CMD_EXPLAIN, arguments=[arg]),
             )
+        )
     return out
 
 
@@ -112,25 +137,35 @@ class FocusedRequest:
     prompt: str
     context: TurnContext
     title: str = ""  # the progress title
+    session_id: str | None = None
 
 
-def _span(raw: Any) -> quickfix.Span:
+def _span(r: wire.Range) -> quickfix.Span:
+    return quickfix.Span(r.start.line, r.start.character, r.end.line, r.end.character)
+
+
+def _rel(root: Path, path: Path) -> str:
     try:
-        s, e = raw["start"], raw["end"]
-        return quickfix.Span(int(s["line"]), int(s["character"]), int(e["line"]), int(e["character"]))
-    except (KeyError, TypeError, ValueError) as err:
-        raise JsonRpcInvalidParams("the range must look like {start: {line, character}, end: {line, character}}") from err
+        return path.relative_to(root).as_posix()
+    except ValueError:
+        return str(path)
 
 
-async def build_request(server: "LanguageServer", app: "App", command: str, args: list[Any]) -> FocusedRequest | None:
-    if not args or not isinstance(args[0], dict) or not isinstance(args[0].get("uri"), str):
+Ask = Callable[[str, list[str]], Awaitable[str | None]]
+
+
+async def build_request(command: str, raw: list[object], documents: Documents, root: Path, ask: Ask,
+                        ready: Callable[[Path], Awaitable[None]]) -> FocusedRequest | None:
+    """The turn a code action's command starts; None when the user dismissed the question."""
+    model = wire.COMMAND_ARGS[command]
+    if not raw:
         raise JsonRpcInvalidParams(f"{command} takes an object {{uri, ...}} as its first argument")
-    arg = args[0]
-    path = uri_to_path(arg["uri"])
+    arg = wire.parse(model, raw[0], f"{command} argument")
+    path = uri_to_path(arg.uri)
     if path is None:
-        raise JsonRpcInvalidParams(f"not a file URI: {arg['uri']}")
-    assert app.documents is not None and app.client is not None
-    doc = app.documents.get(path)
+        raise JsonRpcInvalidParams(f"not a file URI: {arg.uri}")
+    await ready(path)
+    doc = documents.get(path)
     if doc is not None:
         text, language, dirty = doc.text, quickfix.language_of(path.suffix, doc.language_id), doc.dirty
     else:
@@ -139,46 +174,31 @@ async def build_request(server: "LanguageServer", app: "App", command: str, args
         except (OSError, UnicodeDecodeError) as e:
             raise JsonRpcInvalidParams(f"cannot read {path}: {e}") from e
         language, dirty = quickfix.language_of(path.suffix), False
-    rel = _rel(app.root, path)
-    if command == M.CMD_FIX:
-        diag = arg.get("diagnostic")
-        if not isinstance(diag, dict) or "range" not in diag:
-            raise JsonRpcInvalidParams("codeloop.fixDiagnostic needs {uri, diagnostic}")
-        span = _span(diag["range"])
-        message = str(diag.get("message", ""))
-        prompt = quickfix.fix_prompt(
-            rel, language, text, span, message, str(diag.get("source") or ""), str(diag.get("code") or ""), dirty,
-        )
-        return FocusedRequest(prompt, TurnContext(active_file=str(path)), f"Fixing {rel}:{span.start_line + 1}: {message}")
-    span = _span(arg.get("range"))
+    rel = _rel(root, path)
+    if isinstance(arg, wire.FixDiagnosticArgs):
+        d = arg.diagnostic
+        span = _span(d.range)
+        code = "" if d.code is None else str(d.code)
+        prompt = quickfix.fix_prompt(rel, language, text, span, d.message, d.source or "", code, dirty)
+        title = f"Fixing {rel}:{span.start_line + 1}: {d.message}"
+        return FocusedRequest(prompt, TurnContext(active_file=str(path)), title, arg.session_id)
+    assert isinstance(arg, wire.FocusArgs)
+    cursor = arg.range.start.line
+    span, scope = quickfix.focus_span(text, _span(arg.range))
     selection = quickfix.selected_text(text, span)
     ctx = TurnContext(active_file=str(path), selection=selection, selection_path=str(path))
     if command == M.CMD_EXPLAIN:
-        return FocusedRequest(
-            quickfix.explain_prompt(rel, language, text, span), ctx, f"Explaining {rel}:{span.start_line + 1}-{span.end_line + 1}"
-        )
-    instruction = arg.get("instruction") if isinstance(arg.get("instruction"), str) else None
+        prompt = quickfix.explain_prompt(rel, language, text, span, scope, cursor)
+        return FocusedRequest(prompt, ctx, f"Explaining {rel}:{span.start_line + 1}-{max(span.end_line, span.start_line + 1)}",
+                              arg.session_id)
+    instruction = arg.instruction
     if not instruction:
-        item = await server.window_show_message_request_async(
-            lsp.ShowMessageRequestParams(
-                type=lsp.MessageType.Info,
-                message="Ask codeloop to do what with the selection?",
-                actions=[lsp.MessageActionItem(title=t) for t in quickfix.PRESET_INSTRUCTIONS],
-            )
-        )
-        instruction = getattr(item, "title", None) if item is not None else None
+        what = {"selection": "the selection", "function": "this function", "line": "this line"}[scope]
+        instruction = await ask(f"Ask codeloop to do what with {what}?", list(quickfix.PRESET_INSTRUCTIONS))
         if not instruction:
             return None
-    return FocusedRequest(
-        quickfix.ask_prompt(rel, language, text, span, instruction, dirty), ctx, f"{instruction} ({rel}:{span.start_line + 1})"
-    )
-
-
-def _rel(root: Path, path: Path) -> str:
-    try:
-        return path.relative_to(root).as_posix()
-    except ValueError:
-        return str(path)
+    prompt = quickfix.ask_prompt(rel, language, text, span, instruction, dirty, scope, cursor)
+    return FocusedRequest(prompt, ctx, f"{instruction} ({rel}:{span.start_line + 1})", arg.session_id)
 
 
 def pending_hover(proposals: ProposalService, params: lsp.HoverParams) -> lsp.Hover | None:

@@ -3,30 +3,33 @@
 
 from __future__ import annotations
 
-import asyncio
 import gc
 import logging
 import os
-import stat
 import sys
 import threading
 from pathlib import Path
 from typing import Any
 
 from lsprotocol import types as lsp
-from pygls.io_ import run_async
 from pygls.lsp.server import LanguageServer
 from pygls.protocol import JsonRPCNotification, JsonRPCRequestMessage, JsonRPCResponseMessage, default_converter
 
 from codeloop import __version__
 from codeloop.agent.model import shared_ssl_context
 from codeloop.config import Settings
-from codeloop.runtime.settings import load_settings
-from codeloop.lsp.client import ClientFeatures, LspClient
+from codeloop.lsp import handlers
+from codeloop.lsp.client import EditorClient
+from codeloop.lsp.connection import ClientFeatures, Connection
 from codeloop.lsp.documents import EditorDocuments, uri_to_path
+from codeloop.lsp.problems import OwnDiagnostics
+from codeloop.lsp.state import Services
+from codeloop.core.tasks import Tasks
+from codeloop.lsp.transport import serve_stdio
 from codeloop.services.diagnostics import DiagnosticsService
 from codeloop.services.proposals import ProposalService
 from codeloop.runtime.turns import SessionService
+from codeloop.runtime.settings import load_settings
 from codeloop.tools.workspace import Workspace
 
 log = logging.getLogger("codeloop.lsp")
@@ -42,56 +45,61 @@ def _converter():
 
 
 class App:
-    """Everything one editor connection owns. Built at ``initialize``."""
+    """Everything one editor connection owns (``Services``, built at ``initialize``)."""
 
     def __init__(self, server: LanguageServer) -> None:
         self.server = server
-        self.documents: EditorDocuments | None = None
-        self.client: LspClient | None = None
-        self.sessions: SessionService | None = None
-        self.proposals: ProposalService | None = None
-        self.diagnostics: DiagnosticsService | None = None
+        self.services: Services | None = None
+        self.problems: list[str] = []
         self.settings: Settings = Settings()
-        self.root: Path = Path.cwd()
         self.user_settings: dict[str, Any] = {}
+        self.tasks = Tasks("lsp")
 
     def initialize(self, params: lsp.InitializeParams) -> list[str]:
-        self.root = _root_of(params)
+        root = _root_of(params)
         opts = params.initialization_options if isinstance(params.initialization_options, dict) else {}
         self.user_settings = _settings_section(opts.get("settings", opts))
-        self.settings, problems = load_settings(self.root, self.user_settings)
-        self.documents = EditorDocuments(self.server.workspace)
-        self.client = LspClient(self.server, self.documents)
-        self.client.features = ClientFeatures.from_capabilities(params.capabilities)
-        ws = Workspace(self.root)
+        self.settings, problems = load_settings(root, self.user_settings)
+        features = ClientFeatures.from_capabilities(params.capabilities)
+        conn = Connection(self.server)
+        documents = EditorDocuments(self.server.workspace, self.tasks)
+        client = EditorClient(conn, documents, documents.uri, features)
         # Diagnostics: the editor's when it forwards them, else the configured check command.
-        self.diagnostics = DiagnosticsService(
-            self.root, editor=self.client, documents=self.documents, check_command=lambda: self.settings.check_command
+        diagnostics = DiagnosticsService(
+            root, editor=client, documents=documents, check_command=lambda: self.settings.check_command
         )
-        self.proposals = ProposalService(
-            ws, self.documents, self.documents, self.client, lambda: self.settings.auto_accept, diagnostics=self.diagnostics
+        proposals = ProposalService(
+            Workspace(root), documents, documents, client, lambda: self.settings.auto_accept,
+            diagnostics=diagnostics, watch=documents,
         )
         encoding = getattr(self.server.workspace, "position_encoding", None)
-        self.proposals.encoding = str(getattr(encoding, "value", encoding) or "utf-16")
-        self.sessions = SessionService(self.root, self.settings, self.documents, self.proposals, self.client, self.diagnostics)
+        proposals.encoding = str(getattr(encoding, "value", encoding) or "utf-16")
+        sessions = SessionService(root, self.settings, documents, proposals, client, diagnostics)
+        own = None
+        if not features.diagnostics:
+            own = OwnDiagnostics(diagnostics, documents, self.tasks, conn, lambda: self.settings.publish_diagnostics)
+        self.services = Services(root, self.tasks, documents, client, diagnostics, proposals, sessions, own, lambda: self.settings)
         # Load the CA bundle off the event loop now, not when the first chat starts.
         threading.Thread(target=shared_ssl_context, name="codeloop-tls-warmup", daemon=True).start()
-        return problems + list(self.sessions.policy.problems)
+        return problems + list(sessions.policy.problems)
 
     def change_settings(self, raw: Any) -> list[str]:
         section = _settings_section(raw)
         if not section:
             return []
         self.user_settings = {**self.user_settings, **section}
-        settings, problems = load_settings(self.root, self.user_settings)
+        root = self.services.root if self.services is not None else Path.cwd()
+        settings, problems = load_settings(root, self.user_settings)
         self.settings = settings
-        if self.sessions is not None:
-            self.sessions.update_settings(settings)
+        if self.services is not None:
+            self.services.sessions.update_settings(settings)
         return problems
 
     async def shutdown(self) -> None:
-        if self.sessions is not None:
-            await self.sessions.shutdown()
+        if self.services is not None:
+            await self.services.sessions.shutdown()
+            self.services.client.close()
+        await self.tasks.cancel_all()
 
 
 def _settings_section(raw: Any) -> dict[str, Any]:
@@ -118,8 +126,6 @@ def _root_of(params: lsp.InitializeParams) -> Path:
 
 
 def build_server() -> tuple[LanguageServer, App]:
-    from codeloop.lsp import handlers
-
     server = LanguageServer(
         "codeloop",
         __version__,
@@ -145,115 +151,5 @@ def run_stdio() -> int:
     # 30-40 ms pause in the middle of a code-action or completion request).
     gc.collect()
     gc.freeze()
-    if os.name == "posix" and _is_pipe_or_socket(sys.stdin) and _is_pipe_or_socket(sys.stdout):
-        serve_pipes(server)
-    else:  # a file, a terminal, or Windows' pipes: pygls' own threaded reader copes with those
-        server.start_io()
+    serve_stdio(server)
     return 0
-
-
-# Bytes buffered for the editor above which bulk output waits (the pipe itself holds
-# another 64 KiB): an answer to the editor queues behind at most this much.
-WRITE_HIGH_WATER = 32 * 1024
-
-
-def _is_pipe_or_socket(stream: Any) -> bool:
-    try:
-        mode = os.fstat(stream.fileno()).st_mode
-    except (OSError, ValueError, AttributeError):
-        return False
-    return stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode)
-
-
-class _FlowControl(asyncio.Protocol):
-    """Tracks the write transport's high/low water marks."""
-
-    def __init__(self) -> None:
-        self._resumed: asyncio.Future[None] | None = None
-
-    def pause_writing(self) -> None:
-        if self._resumed is None:
-            self._resumed = asyncio.get_running_loop().create_future()
-
-    def resume_writing(self) -> None:
-        self._wake()
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self._wake()
-
-    def _wake(self) -> None:
-        if self._resumed is not None and not self._resumed.done():
-            self._resumed.set_result(None)
-        self._resumed = None
-
-    async def drain(self) -> None:
-        if self._resumed is not None:
-            await asyncio.shield(self._resumed)
-
-
-class _PipeWriter:
-    """pygls' writer over a non-blocking asyncio pipe transport: a write never
-    blocks the event loop, even when the editor is slow to read. Bulk senders
-    (terminal output) call ``drain()`` so the buffer stays small and an answer to
-    the editor never queues behind megabytes of output."""
-
-    def __init__(self, transport: asyncio.WriteTransport, flow: _FlowControl) -> None:
-        self.transport = transport
-        self.flow = flow
-
-    async def drain(self) -> None:
-        await self.flow.drain()
-
-    def write(self, data: bytes) -> None:
-        if self.transport.is_closing():
-            raise BrokenPipeError("the editor closed the connection")
-        self.transport.write(data)
-
-    def close(self) -> None:
-        self.transport.close()
-
-
-def serve_pipes(server: LanguageServer) -> None:
-    """Serve JSON-RPC on stdin/stdout with asyncio's own pipe transports.
-
-    pygls' ``start_io`` reads stdin in a worker thread, one executor round trip per
-    header line and per body. While a turn keeps the main thread busy (a streamed
-    completion), each round trip waits for the GIL several times, and an editor's
-    request took 100-300 ms to be read. Read on the event loop instead: the bytes are
-    there at the loop's next turn. Writes go through a buffered non-blocking
-    transport, so a full pipe never blocks the loop either."""
-
-    async def serve() -> None:
-        loop = asyncio.get_running_loop()
-        reader = asyncio.StreamReader(limit=1 << 20)
-        await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin.buffer)
-        transport, flow = await loop.connect_write_pipe(_FlowControl, sys.stdout.buffer)
-        transport.set_write_buffer_limits(high=WRITE_HIGH_WATER)
-        server.protocol.set_writer(_PipeWriter(transport, flow))
-        try:
-            await run_async(
-                stop_event=stop,
-                reader=reader,
-                protocol=server.protocol,
-                logger=log,
-                error_handler=server.report_server_error,
-            )
-        except asyncio.IncompleteReadError:
-            log.info("the editor closed the connection mid-message")
-        finally:
-            # Let what is buffered reach the editor (the response to shutdown, say).
-            for _ in range(100):
-                if transport.is_closing() or not transport.get_write_buffer_size():
-                    break
-                await asyncio.sleep(0.01)
-
-    stop = threading.Event()
-    server._stop_event = stop  # shutdown()/exit set it, as with start_io
-    try:
-        asyncio.run(serve())
-    except BrokenPipeError:
-        log.error("Connection to the client is lost! Shutting down the server.")
-    except (KeyboardInterrupt, SystemExit):
-        pass
-    finally:
-        server.shutdown()

@@ -1,56 +1,88 @@
 """Open documents as the agent sees them, on top of pygls' workspace.
 
-Implements the ``Documents`` port (buffer text and version, unsaved edits
-included) and the ``DiskState`` the proposal service needs (does an open buffer
-hold unsaved user edits?).
+Implements the ``Documents`` port (buffer text and version, unsaved edits included), the
+``DiskState`` the proposal service needs (does an open buffer hold unsaved user edits?) and
+its ``ChangeWatch`` (wait for the ``didChange`` that follows an edit; let a debounced one
+arrive first).
+
+Deterministic: until the disk has been read (in a tracked background task), the text the
+editor opened the document with stands for the disk. Whoever needs the real answer awaits
+``ready(path)`` first.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
+import time
 from pathlib import Path
 
 from pygls.uris import from_fs_path, to_fs_path
 from pygls.workspace import Workspace as PyglsWorkspace
 
 from codeloop.core.ports import OpenDocument
+from codeloop.core.tasks import Tasks
 
 log = logging.getLogger(__name__)
 
 
+@functools.lru_cache(maxsize=4096)
 def uri_to_path(uri: str) -> Path | None:
-    fs = to_fs_path(uri)
-    return Path(fs).resolve() if fs else None
+    """The resolved path of a file URI (cached: resolving costs a system call per component,
+    and every request names its document)."""
+    try:
+        fs = to_fs_path(uri)
+        return Path(fs).resolve() if fs else None
+    except (ValueError, OSError):
+        return None
 
 
 def path_to_uri(path: Path) -> str:
     return from_fs_path(str(path)) or path.as_uri()
 
 
+def _read(path: Path) -> str | None:
+    try:
+        return path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return None
+
+
 class EditorDocuments:
-    def __init__(self, workspace: PyglsWorkspace) -> None:
+    def __init__(self, workspace: PyglsWorkspace, tasks: Tasks) -> None:
         self.workspace = workspace
-        self._disk: dict[Path, str | None] = {}  # the text last known on disk, per open path
+        self.tasks = tasks
+        self._disk: dict[Path, str | None] = {}  # the text known to be on disk, per open path
+        self._reads: dict[Path, asyncio.Task[None]] = {}
         self._by_path: dict[Path, str] = {}  # path -> uri
+        self._changed: dict[Path, asyncio.Event] = {}
+        self._last_change: dict[Path, float] = {}
 
     # -- lifecycle, driven by the handlers ---------------------------------------
 
-    def opened(self, uri: str) -> None:
+    def opened(self, uri: str, text: str) -> None:
         path = uri_to_path(uri)
         if path is None:
             return
         self._by_path[path] = uri
-        self._disk.pop(path, None)
-        asyncio.get_running_loop().create_task(self._read_disk(path))
+        self._disk[path] = text  # until the read below says otherwise
+        self._reads[path] = self.tasks.spawn(self._read_disk(path), f"read {path.name} from disk")
 
     async def _read_disk(self, path: Path) -> None:
-        try:
-            text: str | None = await asyncio.to_thread(path.read_text, encoding="utf-8")
-        except (OSError, UnicodeDecodeError):
-            text = None
-        if path in self._by_path:
+        text = await asyncio.to_thread(_read, path)
+        if path in self._by_path and path in self._reads:
             self._disk[path] = text
+            self._reads.pop(path, None)
+
+    def changed(self, uri: str) -> None:
+        path = uri_to_path(uri)
+        if path is None:
+            return
+        self._last_change[path] = time.monotonic()
+        event = self._changed.pop(path, None)
+        if event is not None:
+            event.set()
 
     def saved(self, uri: str, text: str | None) -> None:
         path = uri_to_path(uri)
@@ -59,6 +91,7 @@ class EditorDocuments:
         if text is None:
             doc = self.workspace.text_documents.get(uri)
             text = doc.source if doc is not None else None
+        self._reads.pop(path, None)
         self._disk[path] = text
 
     def closed(self, uri: str) -> None:
@@ -66,6 +99,18 @@ class EditorDocuments:
         if path is not None:
             self._by_path.pop(path, None)
             self._disk.pop(path, None)
+            self._last_change.pop(path, None)
+            read = self._reads.pop(path, None)
+            if read is not None:
+                read.cancel()
+
+    async def ready(self, path: Path | None = None) -> None:
+        """Returns once the disk text of ``path`` (of every open document: None) is known."""
+        reads = [self._reads[path]] if path is not None and path in self._reads else (
+            list(self._reads.values()) if path is None else []
+        )
+        if reads:
+            await asyncio.gather(*(asyncio.shield(r) for r in reads), return_exceptions=True)
 
     # -- the Documents port ------------------------------------------------------
 
@@ -90,12 +135,13 @@ class EditorDocuments:
     def uri(self, path: Path) -> str:
         return self._by_path.get(path) or path_to_uri(path)
 
+    def is_open(self, path: Path) -> bool:
+        return path in self._by_path
+
     # -- DiskState -----------------------------------------------------------------
 
     def _dirty(self, path: Path, text: str) -> bool:
-        if path not in self._disk:
-            return False  # not read yet: assume the editor opened it from disk
-        return self._disk[path] != text
+        return self._disk.get(path) != text
 
     def is_dirty(self, path: Path) -> bool:
         doc = self.get(path)
@@ -103,4 +149,36 @@ class EditorDocuments:
 
     def mark_saved(self, path: Path, text: str) -> None:
         if path in self._by_path:
+            self._reads.pop(path, None)
             self._disk[path] = text
+
+    # -- ChangeWatch -----------------------------------------------------------------
+
+    async def changed_since(self, path: Path, version: int | None, timeout: float) -> bool:
+        """Waits until the document's version moves past ``version``. False on timeout."""
+        deadline = time.monotonic() + timeout
+        while True:
+            doc = self.get(path)
+            if doc is None:
+                return False
+            if version is None or doc.version > version:
+                return True
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False
+            event = self._changed.setdefault(path, asyncio.Event())
+            try:
+                await asyncio.wait_for(event.wait(), left)
+            except asyncio.TimeoutError:
+                return False
+
+    async def quiet(self, path: Path, seconds: float, at_most: float = 2.0) -> None:
+        """Waits until ``seconds`` pass without a didChange of ``path`` (from now, at most
+        ``at_most``): a keystroke the client is still debouncing arrives first."""
+        since = time.monotonic()
+        while True:
+            last = max(since, self._last_change.get(path, since))
+            wait = min(last + seconds, since + at_most) - time.monotonic()
+            if wait <= 0:
+                return
+            await asyncio.sleep(wait)

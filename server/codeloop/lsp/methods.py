@@ -1,7 +1,8 @@
 """Every custom JSON-RPC method and command name, in one place.
 
-The extension mirrors these in ``vscode-extension/src/protocol.ts``;
-``docs/protocol.md`` documents params and results.
+The extension mirrors these in ``vscode-extension/src/protocol.ts`` (checked by
+``tests/test_wire_protocol_ts.py``); ``lsp/wire.py`` has the params and results;
+``docs/protocol.md`` documents them.
 """
 
 # client -> server requests
@@ -37,7 +38,7 @@ CMD_ASK = "codeloop.ask"
 CMD_EXPLAIN = "codeloop.explain"
 CMD_CHAT = "codeloop.chat"
 CMD_CANCEL = "codeloop.cancel"
-COMMANDS = [CMD_FIX, CMD_ASK, CMD_EXPLAIN, CMD_CHAT, CMD_CANCEL]
 
-# capability the client announces in capabilities.experimental.codeloop
+# capability the client announces in capabilities.experimental.codeloop, and its flags
 EXPERIMENTAL_KEY = "codeloop"
+EXPERIMENTAL_FLAGS = ("proposalReview", "approvals", "events", "diagnostics", "save")

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
 import importlib.util
 import logging
 import os
@@ -59,7 +60,7 @@ _SEVERITIES = {"error": "error", "warning": "warning", "warn": "warning", "note"
 
 
 class EditorDiagnostics(Protocol):
-    """What the service needs from the editor (implemented by ``codeloop.lsp.client.LspClient``)."""
+    """What the service needs from the editor (implemented by ``codeloop.lsp.client.EditorClient``)."""
 
     @property
     def forwards_diagnostics(self) -> bool: ...
@@ -224,13 +225,19 @@ class Snapshot:
     sources: dict[Path, str]  # path -> "editor" | the command's name
 
 
+@functools.lru_cache(maxsize=1)
+def _has_pyflakes() -> bool:
+    return importlib.util.find_spec("pyflakes") is not None  # a file-system search: once
+
+
 def default_check_command(path: Path) -> str | None:
     """The command used when the editor forwards nothing and no ``checkCommand`` is set."""
-    if path.suffix == ".py" and importlib.util.find_spec("pyflakes") is not None:
+    if path.suffix == ".py" and _has_pyflakes():
         return f"{shlex.quote(sys.executable)} -m pyflakes {{file}}"
     return None
 
 
+@functools.lru_cache(maxsize=64)
 def _command_name(template: str) -> str:
     try:
         parts = shlex.split(template)
@@ -294,7 +301,7 @@ class DiagnosticsService:
         configured = self._check_command() if callable(self._check_command) else self._check_command
         if configured:
             return f"the check command {configured!r}"
-        if self.use_default_command and importlib.util.find_spec("pyflakes") is not None:
+        if self.use_default_command and _has_pyflakes():
             return "pyflakes (for .py files)"
         return "nothing (no check command configured)"
 
@@ -372,7 +379,11 @@ class DiagnosticsService:
             log.warning("check command %r failed (exit %s): %s", command, proc.returncode, text.strip()[:200])
             return None
         resolved = {Path(os.path.realpath(target)): report_as}
-        return parse_check_output(text, self.root, resolved).get(report_as, [])
+        if len(text) < 20_000:
+            return parse_check_output(text, self.root, resolved).get(report_as, [])
+        # A long report (thousands of lines) is parsed off the event loop.
+        parsed = await asyncio.to_thread(parse_check_output, text, self.root, resolved)
+        return parsed.get(report_as, [])
 
     # -- before and after an edit ----------------------------------------------------------
 

@@ -3,6 +3,7 @@ selection with an instruction, explain a selection. Pure text in, prompt out."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 PRESET_INSTRUCTIONS = [
@@ -39,6 +40,74 @@ class Span:
     start_character: int
     end_line: int
     end_character: int
+
+
+#: Lines that open a function, method or class in the common languages.
+_DEFINITION = re.compile(
+    r"^\s*(?:@\w|(?:export\s+)?(?:default\s+)?(?:pub(?:\([\w:]+\))?\s+)?(?:async\s+)?(?:static\s+)?"
+    r"(?:def|class|function|fn|func|fun|sub|impl|trait|interface|struct|enum|module|local\s+function)\b)"
+)
+#: How far up the enclosing definition is looked for, and the longest block taken whole.
+SCAN_LINES = 2000
+MAX_BLOCK_LINES = 300
+
+
+def _indent(line: str) -> int:
+    return len(line) - len(line.lstrip(" \t"))
+
+
+def enclosing_block(text: str, line: int) -> tuple[int, int] | None:
+    """0-based [start, end) of the function or class around ``line``, by indentation: the
+    nearest definition line above it (or on it) indented no deeper, to the first line after
+    it indented no deeper (a closing ``}``/``end`` is included). None when there is none, or
+    it is longer than ``MAX_BLOCK_LINES``."""
+    lines = text.splitlines()
+    if not 0 <= line < len(lines):
+        return None
+    here = lines[line]
+    limit = _indent(here) if here.strip() else 10**6
+    start = None
+    for i in range(line, max(-1, line - SCAN_LINES), -1):
+        candidate = lines[i]
+        if not candidate.strip():
+            continue
+        ind = _indent(candidate)
+        if _DEFINITION.match(candidate) and (ind <= limit or i == line) and not candidate.lstrip().startswith("@"):
+            start = i
+            break
+        if candidate.strip():
+            limit = min(limit, ind)
+    if start is None:
+        return None
+    base = _indent(lines[start])
+    definition = start
+    while start > 0 and lines[start - 1].strip().startswith("@") and _indent(lines[start - 1]) == base:
+        start -= 1  # decorators belong to the definition
+    end = len(lines)
+    for j in range(definition + 1, len(lines)):
+        if lines[j].strip() and _indent(lines[j]) <= base and not lines[j].lstrip().startswith("@"):
+            closing = lines[j].lstrip()[:1] in ("}", ")", "]") or lines[j].strip() in ("end", "end;", "};")
+            end = j + 1 if closing else j
+            break
+    while end > start + 1 and not lines[end - 1].strip():
+        end -= 1
+    if not start <= line < max(end, line + 1) or line >= end or end - start > MAX_BLOCK_LINES:
+        return None
+    return start, end
+
+
+def focus_span(text: str, span: Span) -> tuple[Span, str]:
+    """A code action's range, made useful: a selection stays as it is; an empty range (a
+    cursor) becomes the enclosing function or class, else the cursor's line. Returns the
+    span and what it is ("selection", "function", "line")."""
+    if (span.start_line, span.start_character) != (span.end_line, span.end_character):
+        return span, "selection"
+    block = enclosing_block(text, span.start_line)
+    if block is not None:
+        return Span(block[0], 0, block[1], 0), "function"
+    lines = text.splitlines()
+    width = len(lines[span.start_line]) if 0 <= span.start_line < len(lines) else 0
+    return Span(span.start_line, 0, span.start_line, width), "line"
 
 
 def numbered_excerpt(text: str, start: int, end: int, context: int = CONTEXT_LINES) -> str:
@@ -92,21 +161,34 @@ def fix_prompt(path: str, language: str, text: str, span: Span, message: str, so
     )
 
 
-def ask_prompt(path: str, language: str, text: str, span: Span, instruction: str, dirty: bool = False) -> str:
+def _what(span: Span, scope: str, cursor: int | None) -> str:
+    if scope == "function" and cursor is not None:
+        return f"the cursor is on line {cursor + 1}, in the definition at lines {_lines(span)}"
+    if scope == "line":
+        return f"the cursor is on line {span.start_line + 1}"
+    return f"lines {_lines(span)} are selected"
+
+
+def ask_prompt(path: str, language: str, text: str, span: Span, instruction: str, dirty: bool = False,
+               scope: str = "selection", cursor: int | None = None) -> str:
     unsaved = " (the file has unsaved changes; this is the editor's buffer)" if dirty else ""
+    target = "the selected code" if scope == "selection" else ("that definition" if scope == "function" else "that line")
     return (
-        f"In {path} ({language or 'plain text'}), lines {_lines(span)} are selected{unsaved}:\n"
+        f"In {path} ({language or 'plain text'}), {_what(span, scope, cursor)}{unsaved}:\n"
         f"```\n{selected_text(text, span)}\n```\n\n"
         f"Instruction: {instruction}\n\n"
-        "Apply it to the selected code as an exact edit. Keep the rest of the file as it is. When done, "
+        f"Apply it to {target} as an exact edit. Keep the rest of the file as it is. When done, "
         "say in one sentence what you changed."
     )
 
 
-def explain_prompt(path: str, language: str, text: str, span: Span) -> str:
+def explain_prompt(path: str, language: str, text: str, span: Span, scope: str = "selection",
+                   cursor: int | None = None) -> str:
+    where = f"lines {_lines(span)}" if scope != "line" else f"line {span.start_line + 1}"
+    if scope == "function" and cursor is not None:
+        where += f", where the cursor is (line {cursor + 1})"
     return (
-        f"Explain what this code in {path} ({language or 'plain text'}), lines "
-        f"{_lines(span)}, does, briefly and concretely:\n"
+        f"Explain what this code in {path} ({language or 'plain text'}), {where}, does, briefly and concretely:\n"
         f"```\n{selected_text(text, span)}\n```\n"
         "Do not edit any file. Read other files only if needed to explain it."
     )

@@ -1,0 +1,417 @@
+"""The custom wire: every codeloop/* params and result, and every command argument, as a
+pydantic model. camelCase on the wire (``alias_generator``), snake_case in Python.
+
+Handlers parse what arrives with :func:`parse` (a clear ``-32602`` on bad input) and send
+what they build with :func:`dump`. An optional field left ``None`` is omitted on the wire;
+a field without a default is always sent (``null`` included, e.g. ``ProposalFile.version``).
+Unknown keys are ignored, so an older server talks to a newer client.
+
+``vscode-extension/src/protocol.ts`` declares the same shapes for the extension; the test
+``tests/test_wire_protocol_ts.py`` parses it and fails when a method name or a field
+disagrees with this module (TS interfaces are matched to models by name).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal, TypeVar
+
+from pydantic import BaseModel, ConfigDict, ValidationError, model_serializer
+from pydantic.alias_generators import to_camel
+from pygls.exceptions import JsonRpcInvalidParams
+
+from codeloop.lsp import methods as M
+
+
+_OPTIONAL: dict[type, tuple[tuple[str, str], ...]] = {}
+
+
+def _optional_fields(cls: type["Wire"]) -> tuple[tuple[str, str], ...]:
+    found = _OPTIONAL.get(cls)
+    if found is None:
+        found = tuple((n, f.alias or n) for n, f in cls.model_fields.items() if not f.is_required())
+        _OPTIONAL[cls] = found
+    return found
+
+
+class Wire(BaseModel):
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="ignore")
+
+    @model_serializer(mode="wrap")
+    def _omit_empty_optionals(self, handler: Any) -> Any:
+        data = handler(self)
+        if isinstance(data, dict):
+            for name, alias in _optional_fields(type(self)):
+                if getattr(self, name) is None:
+                    data.pop(alias, None)
+                    data.pop(name, None)
+        return data
+
+
+W = TypeVar("W", bound=Wire)
+
+
+def parse(model: type[W], raw: Any, what: str = "params") -> W:
+    """``raw`` (a dict from the client) as ``model``; ``JsonRpcInvalidParams`` saying what is wrong."""
+    if raw is None:
+        raw = {}
+    if hasattr(raw, "_asdict"):
+        raw = dict(raw._asdict())
+    if not isinstance(raw, dict):
+        raise JsonRpcInvalidParams(f"{what} must be an object, not {type(raw).__name__}")
+    try:
+        return model.model_validate(raw)
+    except ValidationError as e:
+        raise JsonRpcInvalidParams(f"invalid {what}: {describe(e)}") from e
+
+
+def describe(e: ValidationError) -> str:
+    parts = []
+    for err in e.errors()[:5]:
+        where = ".".join(str(x) for x in err["loc"]) or "(root)"
+        parts.append(f"{where!r}: {err['msg']}")
+    return "; ".join(parts)
+
+
+def dump(model: Wire) -> dict[str, Any]:
+    return model.model_dump(by_alias=True, mode="json")
+
+
+# -- shared ----------------------------------------------------------------------------
+
+
+class Position(Wire):
+    line: int
+    character: int
+
+
+class Range(Wire):
+    start: Position
+    end: Position
+
+
+class Diagnostic(Wire):
+    """An LSP Diagnostic, as much of it as codeloop reads."""
+
+    range: Range
+    message: str = ""
+    severity: int | None = None
+    source: str | None = None
+    code: str | int | None = None
+
+
+# -- chat --------------------------------------------------------------------------------
+
+
+class Selection(Wire):
+    uri: str
+    text: str
+    range: Range | None = None
+
+
+class ChatContext(Wire):
+    active_file: str | None = None
+    selection: Selection | None = None
+
+
+class ImageAttachment(Wire):
+    """A pasted or dropped image (lsp/attachments.py checks type, size and base64)."""
+
+    type: str
+    mime_type: str
+    data: str  # base64
+
+
+class ContextItem(Wire):
+    """An @-mention the extension resolved: a file, a folder, the problems, the selection, the terminal."""
+
+    kind: str
+    label: str
+    text: str
+
+
+class ChatStartParams(Wire):
+    session_id: str | None = None
+    text: str
+    context: ChatContext | None = None
+    attachments: list[ImageAttachment] | None = None
+    context_items: list[ContextItem] | None = None
+
+
+class ChatStartResult(Wire):
+    session_id: str
+    turn_id: str
+
+
+class ChatCancelParams(Wire):
+    session_id: str | None = None
+    turn_id: str | None = None
+
+
+class EventParams(Wire):
+    session_id: str
+    turn_id: str
+    event: dict[str, Any]  # an agent event's to_dict(): {"type": ..., ...}
+
+
+# -- sessions ------------------------------------------------------------------------------
+
+
+class SessionIdParams(Wire):
+    session_id: str
+
+
+class OptionalSessionParams(Wire):
+    session_id: str | None = None
+
+
+class SessionNewResult(Wire):
+    session_id: str
+
+
+class SessionInfo(Wire):
+    id: str
+    title: str
+    created: str
+    updated: str
+    message_count: int
+    model: str | None = None
+    running: bool = False
+
+
+class SessionListResult(Wire):
+    sessions: list[SessionInfo]
+
+
+class SessionOpenResult(Wire):
+    session_id: str
+    messages: list[dict[str, Any]]
+    warnings: list[str] = []
+
+
+class SessionTranscriptResult(Wire):
+    session_id: str
+    messages: list[dict[str, Any]]
+    warnings: list[str] | None = None
+
+
+class ContextResult(Wire):
+    session_id: str
+    report: str
+    text: str
+
+
+# -- processes and the terminal --------------------------------------------------------------
+
+
+class ProcessInfo(Wire):
+    id: str
+    command: str
+    cwd: str
+    running: bool
+    exit_code: int | None
+    status: str
+    session_id: str
+
+
+class ProcessListResult(Wire):
+    processes: list[ProcessInfo]
+
+
+class ProcessKillParams(Wire):
+    id: str
+
+
+class ProcessKillResult(Wire):
+    killed: bool
+
+
+class TerminalStartedParams(Wire):
+    terminal_id: str
+    session_id: str
+    command: str
+    cwd: str
+    background: bool
+
+
+class TerminalOutputParams(Wire):
+    terminal_id: str
+    data: str
+
+
+class TerminalExitedParams(Wire):
+    terminal_id: str
+    exit_code: int | None
+
+
+# -- approvals -----------------------------------------------------------------------------
+
+
+class ApprovalRequestParams(Wire):
+    session_id: str
+    turn_id: str
+    call_id: str
+    kind: str
+    target: str
+    cwd: str
+    reason: str
+    suggested_rule: str | None = None
+
+
+class ApprovalResult(Wire):
+    answer: Literal["allow_once", "allow_always", "deny"]
+    message: str | None = None
+
+
+# -- proposals ---------------------------------------------------------------------------------
+
+
+class Hunk(Wire):
+    id: int
+    header: str
+    diff: str
+    old_start: int
+    old_lines: int
+    new_start: int
+    new_lines: int
+
+
+class ProposalFile(Wire):
+    uri: str
+    path: str
+    version: int | None
+    is_new: bool
+    old_text: str
+    new_text: str
+    diff: str
+    hunks: list[Hunk]
+
+
+class ProposalReviewParams(Wire):
+    proposal_id: str
+    session_id: str
+    turn_id: str
+    call_id: str
+    tool: str
+    files: list[ProposalFile]
+    edit: dict[str, Any]  # an LSP WorkspaceEdit with documentChanges
+
+
+class ReviewDecision(Wire):
+    """The answer to ``codeloop/proposal/review``.
+
+    ``hunks`` (uri -> accepted hunk ids) and ``editedText`` (uri -> the user's version of the
+    proposed side) may come together, with decision ``partial`` or ``edited``: the result is
+    the edited text with every hunk that is not ticked reverted to the original (the ticks win
+    for unticked hunks; see docs/protocol.md)."""
+
+    decision: Literal["accept", "reject", "partial", "edited"]
+    feedback: str | None = None
+    hunks: dict[str, list[int]] | None = None
+    edited_text: dict[str, str] | None = None
+
+
+class ProposalListResult(Wire):
+    proposals: list[ProposalReviewParams]
+
+
+class ProposalResolvedParams(Wire):
+    proposal_id: str
+    status: str
+    message: str
+    proposal: ProposalReviewParams | None = None  # when applied without review
+
+
+# -- editor diagnostics and saving ----------------------------------------------------------------
+
+
+class DocumentRef(Wire):
+    uri: str
+    version: int | None = None
+
+
+class DiagnosticsGetParams(Wire):
+    uris: list[DocumentRef]
+
+
+class DiagnosticsEntry(Wire):
+    uri: str
+    diagnostics: list[dict[str, Any]] = []
+
+
+class DiagnosticsGetResult(Wire):
+    # uri -> [Diagnostic]; a list of {uri, diagnostics} is accepted too. Entries are read
+    # one by one (``Diagnostic``): a malformed one is skipped, not the whole answer.
+    diagnostics: dict[str, list[dict[str, Any]]] | list[DiagnosticsEntry] = {}
+    versions: dict[str, int | None] | None = None
+
+
+class DocumentSaveParams(Wire):
+    uris: list[str]
+
+
+class DocumentSaveResult(Wire):
+    saved: list[str] = []
+
+
+# -- workspace/executeCommand arguments ----------------------------------------------------------
+
+
+class FixDiagnosticArgs(Wire):
+    """``codeloop.fixDiagnostic`` ``[{uri, diagnostic, sessionId?}]``."""
+
+    uri: str
+    diagnostic: Diagnostic
+    session_id: str | None = None
+
+
+def fix_args(uri: str, start: tuple[int, int], end: tuple[int, int], message: str, severity: int,
+             source: str, code: str) -> dict[str, Any]:
+    """``dump(FixDiagnosticArgs(...))`` without pydantic: built for every diagnostic on every
+    code-action request (the hot path). ``tests/test_wire_protocol_ts.py`` checks it is the same."""
+    rng = {"start": {"line": start[0], "character": start[1]}, "end": {"line": end[0], "character": end[1]}}
+    return {"uri": uri, "diagnostic": {"range": rng, "message": message, "severity": severity, "source": source, "code": code}}
+
+
+class FocusArgs(Wire):
+    """``codeloop.ask`` / ``codeloop.explain`` ``[{uri, range, instruction?, sessionId?}]``. An
+    empty range (a cursor) means the enclosing function, or the cursor's line."""
+
+    uri: str
+    range: Range
+    instruction: str | None = None
+    session_id: str | None = None
+
+
+# -- the method table --------------------------------------------------------------------------------
+
+#: client -> server requests: method -> (params, result)
+REQUESTS: dict[str, tuple[type[Wire], type[Wire]]] = {
+    M.CHAT_START: (ChatStartParams, ChatStartResult),
+    M.SESSION_NEW: (OptionalSessionParams, SessionNewResult),
+    M.SESSION_LIST: (OptionalSessionParams, SessionListResult),
+    M.SESSION_OPEN: (SessionIdParams, SessionOpenResult),
+    M.SESSION_TRANSCRIPT: (SessionIdParams, SessionTranscriptResult),
+    M.CONTEXT_SHOW: (OptionalSessionParams, ContextResult),
+    M.PROCESS_LIST: (OptionalSessionParams, ProcessListResult),
+    M.PROCESS_KILL: (ProcessKillParams, ProcessKillResult),
+    M.PROPOSAL_LIST: (OptionalSessionParams, ProposalListResult),
+}
+#: client -> server notifications
+NOTIFICATIONS: dict[str, type[Wire]] = {M.CHAT_CANCEL: ChatCancelParams}
+#: server -> client notifications
+SERVER_NOTIFICATIONS: dict[str, type[Wire]] = {
+    M.EVENT: EventParams,
+    M.TERMINAL_STARTED: TerminalStartedParams,
+    M.TERMINAL_OUTPUT: TerminalOutputParams,
+    M.TERMINAL_EXITED: TerminalExitedParams,
+    M.PROPOSAL_RESOLVED: ProposalResolvedParams,
+}
+#: server -> client requests: method -> (params, result)
+SERVER_REQUESTS: dict[str, tuple[type[Wire], type[Wire]]] = {
+    M.PROPOSAL_REVIEW: (ProposalReviewParams, ReviewDecision),
+    M.APPROVAL_REQUEST: (ApprovalRequestParams, ApprovalResult),
+    M.DIAGNOSTICS_GET: (DiagnosticsGetParams, DiagnosticsGetResult),
+    M.DOCUMENT_SAVE: (DocumentSaveParams, DocumentSaveResult),
+}
+#: workspace/executeCommand commands taking one argument object
+COMMAND_ARGS: dict[str, type[Wire]] = {M.CMD_FIX: FixDiagnosticArgs, M.CMD_ASK: FocusArgs, M.CMD_EXPLAIN: FocusArgs}
