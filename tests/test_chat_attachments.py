@@ -77,11 +77,11 @@ async def test_plain_text_stays_plain_and_bad_params_are_refused_clearly(editor_
     assert last_user(server) == "hello"
     before = len(server.chat_requests)
     bad = [
-        ({"attachments": {"type": "image"}}, "'attachments' must be an array"),
+        ({"attachments": {"type": "image"}}, "'attachments': Input should be a valid list"),
         ({"attachments": [{"type": "image", "mimeType": "image/bmp", "data": PNG}]}, "mimeType must be one of"),
         ({"attachments": [{"type": "image", "mimeType": "image/png", "data": "not base64!"}]}, "not valid base64"),
         ({"contextItems": [{"kind": "url", "label": "x", "text": "y"}]}, "kind must be one of"),
-        ({"contextItems": [{"kind": "file", "label": 3, "text": "y"}]}, "must be strings"),
+        ({"contextItems": [{"kind": "file", "label": 3, "text": "y"}]}, "'contextItems.0.label': Input should be a valid string"),
     ]
     for extra, message in bad:
         with pytest.raises(JsonRpcInvalidParams, match=message):

@@ -5,6 +5,8 @@ the prompt, the same usage totals."""
 
 from __future__ import annotations
 
+import subprocess
+
 from conftest import cli_env
 from lsp_harness import start_editor, stop_editor
 from scripted_model import Call, ChatRequest, Keyed, Script, Text, ToolCalls, Usage
@@ -120,3 +122,22 @@ async def test_clear_keeps_the_model_chosen_in_the_chat(model_server, tmp_path):
     finally:
         await stop_editor(editor)
     assert not server.failures, server.failures
+
+
+async def test_each_turn_carries_the_git_status_and_the_system_prompt_stays(model_server, tmp_path):
+    subprocess.run(["git", "init", "-q", "-b", "trunk", str(tmp_path)], check=True)
+    (tmp_path / "app.py").write_text("x = 1\n")
+    server = model_server(Keyed({"one": Text("1"), "two": Text("2")}))
+    editor = await start_editor(tmp_path, cli_env(server.base_url))
+    try:
+        a = await editor.chat("one")
+        assert (await editor.turn_end(a["turnId"]))["status"] == "done"
+        (tmp_path / "new.py").write_text("y = 2\n")
+        b = await editor.chat("two", session_id=a["sessionId"])
+        assert (await editor.turn_end(b["turnId"]))["status"] == "done"
+    finally:
+        await stop_editor(editor)
+    first, second = server.chat_requests
+    assert first.messages[0] == second.messages[0], "the system prompt is the same, byte for byte"
+    assert "# Git status now" in first.last_user_text() and "?? app.py" in first.last_user_text()
+    assert "?? new.py" in second.last_user_text(), "the next turn says what changed"

@@ -72,8 +72,17 @@ export interface ChatStartResult { sessionId: string; turnId: string }
 
 export type AgentEvent =
   | { type: "textDelta"; text: string }
-  | { type: "toolCallStarted"; callId: string; name: string; summary?: string; arguments?: unknown }
-  | { type: "toolCallFinished"; callId: string; name: string; ok: boolean; summary?: string; result?: string }
+  | { type: "toolCallStarted"; callId: string; name: string; summary?: string; arguments?: unknown; origin?: string }
+  | {
+      type: "toolCallFinished"; callId: string; name: string; ok: boolean; summary?: string; result?: string;
+      status?: "ok" | "error" | "cancelled";
+    }
+  | {
+      type: "hookRan"; runId: string; hookEvent: string; phase: "start" | "end"; status: string; label: string;
+      line: string; target?: string | null; callId?: string; scope?: string; duration?: number | null;
+    }
+  | { type: "todosChanged"; todos: TodoItem[]; changes?: string[] }
+  | { type: "subagent"; parentCallId: string; agent: string; event: AgentEvent }
   | { type: "retry"; attempt: number; maxAttempts: number; delay: number; reason: string }
   | { type: "usage"; promptTokens: number; completionTokens: number; cachedTokens?: number; cost?: number | null }
   | { type: "notice"; message: string; level?: "info" | "warning" }
@@ -82,6 +91,8 @@ export type AgentEvent =
       type: "turnEnd"; status: "done" | "cancelled" | "error" | "max_turns"; message?: string;
       promptTokens?: number; completionTokens?: number; cachedTokens?: number; cost?: number | null;
     };
+
+export interface TodoItem { content: string; activeForm: string; status: "pending" | "in_progress" | "completed" }
 
 export interface EventParams { sessionId: string; turnId?: string; event: AgentEvent }
 
@@ -124,7 +135,10 @@ export interface TerminalExitedParams { terminalId: string; exitCode: number | n
 
 export interface ProcessInfo { id: string; command: string; running: boolean; exitCode: number | null; sessionId?: string }
 export interface SessionInfo { id: string; title: string; created: string; updated: string; messageCount: number; model?: string }
-export interface SessionOpenResult { sessionId: string; messages: OpenAIMessage[]; warnings?: string[] }
+export interface SessionOpenResult {
+  sessionId: string; messages: OpenAIMessage[]; warnings?: string[]; todos?: TodoItem[];
+  subagents?: Record<string, { agent: string; messages: OpenAIMessage[] }>;
+}
 export interface OpenAIMessage {
   role: string; content?: unknown; name?: string; tool_call_id?: string;
   tool_calls?: { id: string; type?: string; function: { name: string; arguments: string } }[];

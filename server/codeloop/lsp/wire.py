@@ -147,6 +147,14 @@ class ChatCancelParams(Wire):
     turn_id: str | None = None
 
 
+class TodoItem(Wire):
+    """One entry of the todo list a ``todosChanged`` event carries (Claude Code's shape)."""
+
+    content: str
+    active_form: str
+    status: str  # "pending" | "in_progress" | "completed"
+
+
 class EventParams(Wire):
     session_id: str
     turn_id: str
@@ -186,12 +194,16 @@ class SessionOpenResult(Wire):
     session_id: str
     messages: list[dict[str, Any]]
     warnings: list[str] = []
+    todos: list[TodoItem] = []  # the session's todo list, as last saved
+    # the sub-agents' conversations, by the parent's tool call id: {"agent", "messages"}
+    subagents: dict[str, dict[str, Any]] = {}
 
 
 class SessionTranscriptResult(Wire):
     session_id: str
     messages: list[dict[str, Any]]
     warnings: list[str] | None = None
+    subagents: dict[str, dict[str, Any]] = {}
 
 
 class ContextResult(Wire):

@@ -216,13 +216,18 @@ class AgentSession:
             self._turn_number += 1
             self.budget.new_turn()
             self.cost.new_turn()
-            await self.subagents.refresh()
-            prompt = await self._hooked_prompt(text)
-            if prompt is None:  # a UserPromptSubmit hook dropped it (the user was told why)
-                end = TurnEnd("done", "The prompt was not sent: a hook blocked it.")
-                self.ports.sink.emit(end)
-                return end
-            block = await self.prompt.turn_context(self.editor_context, mode_note=self.policy.describe_mode())
+            try:
+                await self.subagents.refresh()
+                prompt = await self._hooked_prompt(text)
+                if prompt is None:  # a UserPromptSubmit hook dropped it (the user was told why)
+                    end = TurnEnd("done", "The prompt was not sent: a hook blocked it.")
+                    self.ports.sink.emit(end)
+                    return end
+                block = await self.prompt.turn_context(self.editor_context, mode_note=self.policy.describe_mode())
+            except asyncio.CancelledError:
+                # Stopped before the model was asked: the turn still ends, visibly.
+                self.ports.sink.emit(TurnEnd("cancelled", "Cancelled by the user."))
+                raise
             return await self.agent.send(with_context(prompt, block))
 
     async def close(self, reason: str = "other") -> None:
