@@ -21,6 +21,7 @@ from codeloop.agent.model import ModelClient
 from codeloop.core.ports import (
     Approver,
     ChangeApplier,
+    CommandRunner,
     DiagnosticsSource,
     Documents,
     EventSink,
@@ -68,6 +69,7 @@ class Ports:
     terminal: Terminal = field(default_factory=NullTerminal)
     documents: Documents = field(default_factory=NoDocuments)
     diagnostics: DiagnosticsSource | None = None
+    runner: CommandRunner | None = None  # runs foreground commands elsewhere (the ACP client's terminal)
 
 
 class AgentSession:
@@ -89,7 +91,7 @@ class AgentSession:
         self.workspace = Workspace(self.root)
         self.policy = policy or PermissionPolicy(self.root, mode=settings.mode, user_settings=settings.permissions)
         self.tasks = Tasks("session")
-        self.processes = ProcessManager(ports.terminal)
+        self.processes = ProcessManager(ports.terminal, runner=ports.runner)
         self.memo = FileReadMemo(self.root)
         self.budget = OutputBudget()
         self.cost = CostTracker(settings.prices)
