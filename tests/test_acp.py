@@ -119,7 +119,8 @@ async def test_edits_approved_always_and_rejected(model_server, tmp_path):
         ToolCalls([Call("edit_file", {"path": "b.py", "old_string": "y = 1", "new_string": "y = 2"})]),
         summary,
     ]))
-    ws = workspace(tmp_path, **{"a.py": "x = 1\n", "b.py": "y = 1\n"})
+    ws = workspace(tmp_path, **{"b.py": "y = 1\n"})
+    (ws / "a.py").write_bytes(b"x = 1\r\n")  # Windows line endings: they stay
 
     def answer(call, options):
         assert [o.option_id for o in options] == ["allow_once", "allow_always", "reject_once"]
@@ -131,7 +132,7 @@ async def test_edits_approved_always_and_rejected(model_server, tmp_path):
         resp = await conn.prompt(session_id=new.session_id, prompt=[text_block("edit both")])
     assert resp.stop_reason == "end_turn"
     # a.py: asked once (always allowed), then edited again without asking; written by the editor.
-    assert (ws / "a.py").read_text() == "x = 3\n"
+    assert (ws / "a.py").read_bytes() == b"x = 3\r\n"
     assert [p for p, _ in client.writes] == [str(ws / "a.py"), str(ws / "a.py")]
     asked = [p.title for p in client.permissions]
     assert asked == ["Edit a.py", "Edit b.py"]
@@ -349,6 +350,21 @@ async def test_modes_from_the_client_and_from_a_slash_command(model_server, tmp_
     assert (ws / "a.py").read_text() == "x = 2\n"
     assert len(model.chat_requests) == 4  # the slash command never reached the model
     assert "not available in the current mode" in model.chat_requests[3].last_tool_results()[0]
+
+
+async def test_clear_starts_a_new_conversation_behind_the_same_session(model_server, tmp_path):
+    model = model_server(Script([Text("first answer"), lambda req: Text(f"{len(req.user_texts())} user message(s)")]))
+    ws = workspace(tmp_path)
+    client = AcpClient()
+    async with acp_agent(model.base_url, config(tmp_path), client) as conn:
+        _, new = await start(conn, client, ws)
+        sid = new.session_id
+        await conn.prompt(session_id=sid, prompt=[text_block("hello")])
+        cleared = await conn.prompt(session_id=sid, prompt=[text_block("/clear")])
+        assert cleared.stop_reason == "end_turn" and "Started a new session" in client.text()
+        await conn.prompt(session_id=sid, prompt=[text_block("who am I?")])
+    assert "1 user message(s)" in client.text()  # the earlier exchange is not in the new conversation
+    assert len(list((ws / ".codeloop" / "sessions").glob("*.jsonl"))) == 2
 
 
 async def test_stop_reasons_max_turn_requests_and_refusal(model_server, tmp_path):

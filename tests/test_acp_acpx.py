@@ -150,3 +150,29 @@ def test_acpx_without_fs_and_terminal(model_server, tmp_path):
     assert model.chat_requests[2].last_tool_results()[0] == "two\nexit code: 0"
     run = updates(messages, "tool_call_update")[-1]
     assert run["content"][-1]["content"]["text"] == "two\nexit code: 0"
+
+
+def test_acpx_passes_an_mcp_server_over_http(model_server, tmp_path):
+    from mcp_helpers import HttpServer
+
+    server = HttpServer().start()
+    try:
+        model = model_server(Script([
+            ToolCalls([Call("mcp__edge__headers", {})]),
+            lambda req: Text("Headers: " + req.last_tool_results()[0]),
+        ]))
+        ws = tmp_path / "ws"
+        ws.mkdir()
+        config = tmp_path / "mcp.json"
+        config.write_text(json.dumps({"mcpServers": [
+            {"type": "http", "name": "edge", "url": server.url, "headers": [{"name": "X-From", "value": "acpx"}]}]}))
+        messages = acpx(model.base_url, tmp_path, ws, "what headers?", "--approve-all", "--mcp-config", str(config))
+    finally:
+        server.stop()
+    sent = requests(messages, "session/new")[0]["params"]["mcpServers"]
+    assert sent[0]["url"] == server.url
+    assert stop_reason(messages) == "end_turn"
+    assert "mcp__edge__headers" in model.chat_requests[0].tool_names()
+    assert "acpx" in model.chat_requests[1].last_tool_results()[0]  # the header the client configured
+    asked = requests(messages, "session/request_permission")
+    assert [a["params"]["toolCall"]["title"] for a in asked] == ["Use mcp__edge__headers"]

@@ -312,7 +312,7 @@ class CodeloopAgent:
         slot = self._slot(session_id)
         if mode_id not in MODES:
             raise RequestError.invalid_params({"message": f"unknown mode {mode_id!r}; modes: {', '.join(MODES)}"})
-        slot.session.set_mode(mode_id)  # type: ignore[arg-type]
+        slot.session.set_mode(mode_id)
         if mode_id == "bypass":
             slot.link.outbox.put(message(f"> Mode: bypass. {BYPASS_WARNING}\n\n"))
         return SetSessionModeResponse()
@@ -336,7 +336,7 @@ class CodeloopAgent:
             raise
         reason = "cancelled" if slot.cancelled or task.cancelled() else task.result()
         await slot.link.outbox.flush()  # every update of the turn before its answer
-        return PromptResponse(stop_reason=reason)  # type: ignore[arg-type]
+        return PromptResponse(stop_reason=reason)
 
     async def _turn(self, slot: AcpSlot, text: str, ctx: TurnContext) -> str:
         out = slot.link.outbox

@@ -10,9 +10,9 @@ import asyncio
 import logging
 import os
 import sys
-from typing import Any
+from typing import Any, cast
 
-from acp import run_agent
+from acp import Agent, run_agent
 
 from codeloop.acp.agent import CodeloopAgent
 
@@ -27,7 +27,8 @@ def flags_of(args: Any) -> dict[str, Any]:
 async def serve(flags: dict[str, Any]) -> None:
     agent = CodeloopAgent(flags)
     try:
-        await run_agent(agent)
+        # The SDK answers "method not found" for what the agent does not implement (fork, …).
+        await run_agent(cast(Agent, agent))
     finally:
         await agent.shutdown()
 

@@ -68,7 +68,7 @@ def tool_kind(tool: BaseTool | None) -> str:
     if tool is None:
         return "other"
     if tool.activity in TOOL_KINDS:
-        return tool.activity  # type: ignore[return-value]
+        return tool.activity
     if tool.kind in _KIND_OF_POLICY:
         return _KIND_OF_POLICY[tool.kind]
     if tool.kind is None and tool.read_only:
@@ -101,8 +101,8 @@ def tool_start(call_id: str, name: str, summary: str, arguments: Mapping[str, An
         session_update="tool_call",
         tool_call_id=call_id,
         title=summary or name,
-        kind=tool_kind(tool),  # type: ignore[arg-type]
-        status=status,  # type: ignore[arg-type]
+        kind=tool_kind(tool),
+        status=status,
         locations=locations(root, arguments) or None,
         raw_input=dict(arguments),
     )
@@ -144,7 +144,7 @@ def plan_update(todos: Iterable[Mapping[str, Any]]) -> AgentPlanUpdate:
     for t in todos:
         status = _PLAN_STATUS.get(str(t.get("status", "")), "pending")
         text = str(t.get("activeForm") if status == "in_progress" and t.get("activeForm") else t.get("content", ""))
-        entries.append(PlanEntry(content=text, priority="medium", status=status))  # type: ignore[arg-type]
+        entries.append(PlanEntry(content=text, priority="medium", status=status))
     return AgentPlanUpdate(session_update="plan", entries=entries)
 
 
@@ -268,7 +268,9 @@ def replay(messages: Sequence[Mapping[str, Any]], lookup: Callable[[str, str], t
             for call in m.get("tool_calls") or []:
                 if not isinstance(call, Mapping):
                     continue
-                fn = call.get("function") if isinstance(call.get("function"), Mapping) else {}
+                fn = call.get("function")
+                if not isinstance(fn, Mapping):
+                    fn = {}
                 name, raw = str(fn.get("name", "")), str(fn.get("arguments", "") or "")
                 try:
                     arguments = json.loads(raw) if raw.strip() else {}

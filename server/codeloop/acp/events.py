@@ -83,7 +83,7 @@ class AcpSink:
         if isinstance(event, ErrorEvent):
             return message(f"\n\nError: {event.message}\n")
         if event.type == TODOS_CHANGED and hasattr(event, "todos"):
-            return plan_update(event.todos)  # type: ignore[attr-defined]
+            return plan_update(event.todos)
         return None
 
 

@@ -76,7 +76,8 @@ class ClientDocuments:
         return self._fetch(path)
 
     def open_documents(self) -> list[OpenDocument]:
-        return list(self._docs.values())
+        with self._lock:
+            return list(self._docs.values())
 
     def forget(self, path: Path) -> None:
         """``path`` was just written: the next look asks the client again."""
@@ -116,15 +117,16 @@ class ClientDocuments:
         except Exception:
             log.exception("fs/read_text_file for %s failed", path)
             return None
-        if text is None or (exists and text == disk):
-            self._docs.pop(path, None)
-            return None
-        known = self._docs.get(path)
-        if known is not None and known.text == text:
-            return known
-        doc = OpenDocument(path=path, text=text, version=next(self._versions), dirty=True)
-        self._docs[path] = doc
-        return doc
+        with self._lock:
+            if text is None or (exists and text == disk):
+                self._docs.pop(path, None)
+                return None
+            known = self._docs.get(path)
+            if known is not None and known.text == text:
+                return known
+            doc = OpenDocument(path=path, text=text, version=next(self._versions), dirty=True)
+            self._docs[path] = doc
+            return doc
 
     async def read(self, path: Path) -> str | None:
         """The client's text of ``path`` (normalized), or None when it cannot give it."""

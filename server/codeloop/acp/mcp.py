@@ -70,7 +70,7 @@ def entries(configs: Sequence[ServerConfig]) -> dict[str, dict[str, Any]]:
     return out
 
 
-class _McpTool(SchemaTool):
+class ClientMcpTool(SchemaTool):
     def __init__(self, info: McpToolInfo, manager: Any) -> None:
         super().__init__(info.qualified_name, info.description, dict(info.input_schema), read_only=info.read_only,
                          kind="Tool", origin=info.server)
@@ -95,7 +95,7 @@ class ClientMcpTools:
         self.notify = notify
         self.manager: Any = None
         self._version = 0
-        self._tools: list[_McpTool] = []
+        self._tools: list[ClientMcpTool] = []
         self._built = -1
         self._unsubscribe: Callable[[], None] | None = None
 
@@ -119,10 +119,10 @@ class ClientMcpTools:
     def version(self) -> int:
         return self._version
 
-    def tools(self) -> list[_McpTool]:
+    def tools(self) -> list[ClientMcpTool]:
         if self._built != self._version:
             infos = self.manager.tools() if self.manager is not None else []
-            self._tools = [_McpTool(i, self.manager) for i in infos]
+            self._tools = [ClientMcpTool(i, self.manager) for i in infos]
             self._built = self._version
         return self._tools
 
@@ -133,4 +133,4 @@ class ClientMcpTools:
             await self.manager.close()
 
 
-__all__ = ["ClientMcpTools", "ORIGIN", "entries", "server_configs"]
+__all__ = ["ClientMcpTool", "ClientMcpTools", "ORIGIN", "entries", "server_configs"]

@@ -74,7 +74,7 @@ class AcpApprover:
         verb = _VERBS.get(request.kind, "Use")
         why = f"{verb} {request.target} (in {request.cwd}): {request.reason}."
         tool_call = ToolCallUpdate(
-            tool_call_id=call_id, title=f"{verb} {request.target}", kind=request_kind(request.kind),  # type: ignore[arg-type]
+            tool_call_id=call_id, title=f"{verb} {request.target}", kind=request_kind(request.kind),
             status="pending", content=[text_content(why)],
             raw_input={"kind": request.kind, "target": request.target, "cwd": request.cwd, "reason": request.reason},
         )
@@ -91,6 +91,14 @@ class AcpApprover:
         if choice == ALLOW_ALWAYS:
             return ApprovalDecision("allow_always")
         return ApprovalDecision("deny")
+
+
+def _uses_crlf(path: Path) -> bool:
+    try:
+        raw = path.read_bytes()
+    except OSError:
+        return False
+    return b"\r\n" in raw and raw.count(b"\r\n") >= raw.count(b"\n") - raw.count(b"\r\n")
 
 
 def _names(paths: Sequence[str]) -> str:
@@ -229,8 +237,11 @@ class AcpChangeApplier:
         files: list[FileOutcome] = []
         for c in changes.changes:
             name = self.display(c.path)
+            content = c.new_text
+            if "\r\n" not in content and await asyncio.to_thread(_uses_crlf, c.path):
+                content = content.replace("\n", "\r\n")  # the file's line endings stay as they were
             try:
-                await self.link.conn.write_text_file(session_id=self.link.session_id, path=str(c.path), content=c.new_text)
+                await self.link.conn.write_text_file(session_id=self.link.session_id, path=str(c.path), content=content)
             except asyncio.CancelledError:
                 raise
             except Exception as e:
