@@ -225,6 +225,23 @@ async def test_cancel_mid_command_kills_it_in_the_terminal(model_server, tmp_pat
     assert "Cancelled" in model.chat_requests[-1].tool_result(call.tool_call_id)
 
 
+async def test_a_command_past_its_timeout_is_killed_in_the_terminal(model_server, tmp_path):
+    model = model_server(Script([
+        ToolCalls([Call("run_command", {"command": "echo begun; sleep 60", "timeout": 1})]),
+        lambda req: Text("Result: " + req.last_tool_results()[0]),
+    ]))
+    ws = workspace(tmp_path)
+    client = AcpClient()
+    async with acp_agent(model.base_url, config(tmp_path), client) as conn:
+        _, new = await start(conn, client, ws)
+        resp = await asyncio.wait_for(conn.prompt(session_id=new.session_id, prompt=[text_block("run")]), 60)
+        await until(lambda: client.terminals["term-1"].released)
+    assert resp.stop_reason == "end_turn"
+    assert client.killed == ["term-1"] and client.terminals["term-1"].proc.returncode is not None
+    result = model.chat_requests[1].last_tool_results()[0]
+    assert result.startswith("begun\n") and "timed out after 1s" in result
+
+
 async def test_a_permission_pending_at_cancel_is_cancelled_and_nothing_applied(model_server, tmp_path):
     model = model_server(Script([
         ToolCalls([Call("write_file", {"path": "new.py", "content": "print('hi')\n"})]),
@@ -363,8 +380,14 @@ async def test_clear_starts_a_new_conversation_behind_the_same_session(model_ser
         cleared = await conn.prompt(session_id=sid, prompt=[text_block("/clear")])
         assert cleared.stop_reason == "end_turn" and "Started a new session" in client.text()
         await conn.prompt(session_id=sid, prompt=[text_block("who am I?")])
-    assert "1 user message(s)" in client.text()  # the earlier exchange is not in the new conversation
-    assert len(list((ws / ".codeloop" / "sessions").glob("*.jsonl"))) == 2
+        assert "1 user message(s)" in client.text()  # the earlier exchange is not in the new conversation
+        assert len(list((ws / ".codeloop" / "sessions").glob("*.jsonl"))) == 2
+        # /resume brings the first conversation back, shown to the client as it was.
+        before = len(client.of("user_message_chunk"))
+        resumed = await conn.prompt(session_id=sid, prompt=[text_block(f"/resume {sid}")])
+        assert resumed.stop_reason == "end_turn" and f"Resumed session {sid} (2 messages)" in client.text()
+        shown = client.of("user_message_chunk")[before:]
+        assert [u.content.text for u in shown] == ["hello"]
 
 
 async def test_stop_reasons_max_turn_requests_and_refusal(model_server, tmp_path):

@@ -343,10 +343,13 @@ class CodeloopAgent:
         if slot.mcp is not None and not slot.mcp_settled:  # the client's servers' tools, from the first request on
             await slot.mcp.settle()
             slot.mcp_settled = True
-        mode = slot.session.policy.mode
+        mode, current = slot.session.policy.mode, slot.session
         try:
             reply = await dispatch(text, _CommandHost(self, slot))
             if reply is not None and reply.send is None:
+                if slot.session is not current:  # /resume: the client is shown that conversation
+                    for update in replay(slot.session.messages, self._summary(slot), slot.root):
+                        out.put(update)
                 out.put(message(reply.text))
                 if slot.session.policy.mode != mode:
                     out.put(CurrentModeUpdate(session_update="current_mode_update",
