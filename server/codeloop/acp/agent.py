@@ -242,6 +242,7 @@ class CodeloopAgent:
             log.exception("closing session %s failed", slot.id)
         if slot.mcp is not None:
             await slot.mcp.close()
+        await slot.link.outbox.close()
         self.slots.pop(slot.id, None)
 
     def _slot(self, session_id: str) -> AcpSlot:

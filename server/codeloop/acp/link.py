@@ -75,6 +75,17 @@ class Outbox:
             self.release()
         await self._queue.join()
 
+    async def close(self) -> None:
+        """Send what is queued (if the client still listens), then stop the writer."""
+        if self._writer is not None and not self._writer.done():
+            if self._open.is_set() and not self._lost:
+                try:
+                    await asyncio.wait_for(self._queue.join(), 5)
+                except TimeoutError:
+                    log.info("session %s: updates left unsent at close", self.session_id)
+            self._writer.cancel()
+            await asyncio.gather(self._writer, return_exceptions=True)
+
     async def _write(self) -> None:
         while True:
             update = await self._queue.get()
