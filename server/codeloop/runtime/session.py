@@ -23,6 +23,7 @@ from codeloop.core.ports import (
     ApprovalRequest,
     Approver,
     ChangeApplier,
+    CommandRunner,
     DiagnosticsSource,
     Documents,
     EventSink,
@@ -75,6 +76,7 @@ class Ports:
     terminal: Terminal = field(default_factory=NullTerminal)
     documents: Documents = field(default_factory=NoDocuments)
     diagnostics: DiagnosticsSource | None = None
+    runner: CommandRunner | None = None  # runs foreground commands elsewhere (the ACP client's terminal)
 
 
 class AgentSession:
@@ -98,7 +100,7 @@ class AgentSession:
         self.workspace = Workspace(self.root)
         self.policy = policy or PermissionPolicy(self.root, mode=settings.mode, user_settings=settings.permissions)
         self.tasks = Tasks("session")
-        self.processes = ProcessManager(ports.terminal)
+        self.processes = ProcessManager(ports.terminal, runner=ports.runner)
         self.memo = FileReadMemo(self.root)
         self.budget = OutputBudget()
         self.cost = CostTracker(settings.prices)

@@ -140,6 +140,9 @@ class BaseTool(ABC):
     # How the policy sees a call: None means no permission is needed. "Bash" marks a
     # shell-like tool: it stays in plan mode, where the policy decides each command.
     kind: Kind | None = None
+    # What a call does, for clients that show it by an icon (ACP's tool kinds: "read",
+    # "edit", "search", "execute", "fetch", "think", "other"). None: follows from ``kind``.
+    activity: str | None = None
     # Where the tool comes from, shown on its card ("" for built-in tools).
     origin: str = ""
     # Arguments that can be large and can be read back from the files (a whole new file's

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable
 
-from codeloop.core.ports import Draining, NullTerminal, Terminal
+from codeloop.core.ports import CommandRunner, Draining, NullTerminal, Terminal
 from codeloop.core.tasks import Tasks
 from codeloop.tools.text import numbered
 
@@ -253,8 +253,12 @@ class ProcessManager:
         kill_grace: float = KILL_GRACE,
         leftover_grace: float = LEFTOVER_GRACE,
         start_wait: float = 1.0,
+        runner: CommandRunner | None = None,
     ) -> None:
         self.terminal = terminal
+        # Foreground commands run there instead of here when a host gives one (the ACP
+        # client's terminal); background processes always run here.
+        self.runner = runner
         self.max_records = max_records
         self.max_record_chars = max_record_chars
         self.kill_grace = kill_grace
@@ -400,8 +404,11 @@ class ProcessManager:
         cwd: Path,
         timeout: float,
         terminal: Terminal | None = None,
+        call_id: str = "",
     ) -> CommandRecord:
         """Run ``command`` to completion (or timeout). Cancelling the caller kills it."""
+        if self.runner is not None:
+            return await self._run_elsewhere(self.runner, command, cwd, timeout, call_id)
         rec = await self._spawn(command, cwd, background=False, terminal=terminal)
         assert rec._finished is not None
         try:
@@ -417,6 +424,32 @@ class ProcessManager:
             rec.cancelled = True
             self.kill_soon(rec)
             raise
+        return rec
+
+    async def _run_elsewhere(self, runner: CommandRunner, command: str, cwd: Path, timeout: float,
+                             call_id: str) -> CommandRecord:
+        """The record of a command the runner runs: its output is kept and paged as if it ran here."""
+        if self._closed:
+            raise RuntimeError("the process manager has been shut down")
+        self._counters["cmd"] += 1
+        rec = CommandRecord(id=f"cmd-{self._counters['cmd']}", command=command, cwd=str(cwd), background=False,
+                            max_chars=self.max_record_chars)
+        self._records[rec.id] = rec
+        try:
+            done = await runner.run(command, cwd, timeout, call_id)
+        except asyncio.CancelledError:
+            rec.cancelled = True
+            raise
+        finally:
+            rec.ended_at = time.time()
+            self._prune()
+        rec.feed(done.output)
+        rec.close_output()
+        rec.timed_out = done.timed_out
+        rec.exit_code = done.exit_code
+        if done.exit_code is None and done.signal:
+            number = getattr(signal, done.signal if done.signal.startswith("SIG") else f"SIG{done.signal}", None)
+            rec.exit_code = -int(number) if number is not None else None
         return rec
 
     async def kill_all_foreground(self) -> None:

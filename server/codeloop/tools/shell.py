@@ -286,7 +286,7 @@ class RunCommand(_ShellTool["RunCommand.Input"]):
         pm = _processes(ctx)
         timeout = args.timeout if args.timeout is not None else ctx.command_timeout
         try:
-            rec = await pm.run(args.command, cwd, timeout, terminal=_terminal(ctx))
+            rec = await pm.run(args.command, cwd, timeout, terminal=_terminal(ctx), call_id=ctx.call_id)
         except OSError as e:
             raise ToolError(f"could not start the command in {ctx.workspace.relative(cwd)}: {e.strerror or e}") from None
         parts = []

@@ -127,6 +127,7 @@ class Glob(Tool["Glob.Input"]):
     )
     read_only = True
     kind = "Read"
+    activity = "search"
 
     class Input(ToolInput):
         pattern: str = Field(description='The glob; without "/" it matches names at any depth.')

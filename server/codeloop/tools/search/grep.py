@@ -168,6 +168,7 @@ class Grep(Tool["Grep.Input"]):
     )
     read_only = True
     kind = "Read"
+    activity = "search"
     guidance = "Search with grep, glob and list_dir rather than grep or find in run_command."
 
     class Input(ToolInput):
