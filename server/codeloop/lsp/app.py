@@ -21,7 +21,10 @@ from pygls.protocol import JsonRPCNotification, JsonRPCRequestMessage, JsonRPCRe
 from codeloop import __version__
 from codeloop.agent.model import shared_ssl_context
 from codeloop.config import Settings
+from codeloop.core.tasks import Tasks
+from codeloop.runtime.mcp import WorkspaceMcp, open_workspace
 from codeloop.runtime.settings import load_settings
+from codeloop.runtime.trust import ProjectTrust
 from codeloop.lsp.client import ClientFeatures, LspClient
 from codeloop.lsp.documents import EditorDocuments, uri_to_path
 from codeloop.services.diagnostics import DiagnosticsService
@@ -54,6 +57,9 @@ class App:
         self.settings: Settings = Settings()
         self.root: Path = Path.cwd()
         self.user_settings: dict[str, Any] = {}
+        self.trust: ProjectTrust | None = None
+        self.mcp: WorkspaceMcp | None = None
+        self.tasks = Tasks("lsp")
 
     def initialize(self, params: lsp.InitializeParams) -> list[str]:
         self.root = _root_of(params)
@@ -73,7 +79,9 @@ class App:
         )
         encoding = getattr(self.server.workspace, "position_encoding", None)
         self.proposals.encoding = str(getattr(encoding, "value", encoding) or "utf-16")
-        self.sessions = SessionService(self.root, self.settings, self.documents, self.proposals, self.client, self.diagnostics)
+        self._make_workspace()
+        self.sessions = SessionService(self.root, self.settings, self.documents, self.proposals, self.client,
+                                       self.diagnostics, trust=self.trust, mcp=self.mcp)
         # Load the CA bundle off the event loop now, not when the first chat starts.
         threading.Thread(target=shared_ssl_context, name="codeloop-tls-warmup", daemon=True).start()
         return problems + list(self.sessions.policy.problems)
@@ -87,11 +95,70 @@ class App:
         self.settings = settings
         if self.sessions is not None:
             self.sessions.update_settings(settings)
+        self._reconfigure_workspace(settings)
         return problems
+
+    # -- the project trust and the MCP servers (runtime/trust.py, runtime/mcp.py) ----------
+
+    def _make_workspace(self) -> None:
+        self.trust = ProjectTrust(self.root, trust_project=self.settings.trust_project, ask=self._ask_trust,
+                                  notify=self._warn)
+        self.mcp = WorkspaceMcp(self.root, self.settings, self.trust, editor=self.user_settings.get("mcpServers"),
+                                notify=self._warn)
+        self.mcp.subscribe(lambda _event: self._push_mcp())
+
+    def start_workspace(self) -> None:
+        """After ``initialized``: consent, then the servers, in the background."""
+        if self.trust is not None and self.mcp is not None:
+            self.tasks.spawn(open_workspace(self.trust, self.mcp), "open the workspace (trust, MCP servers)")
+
+    def _reconfigure_workspace(self, settings: Settings) -> None:
+        if self.trust is None or self.mcp is None:
+            return
+        trust_changed = self.trust.trust_project != settings.trust_project
+        self.trust.trust_project = settings.trust_project
+        mcp = self.mcp
+
+        async def reconfigure() -> None:
+            changed = await mcp.reconfigure(settings, self.user_settings.get("mcpServers"))
+            if trust_changed and not changed:
+                await mcp.close()
+                await mcp.start()
+
+        self.tasks.spawn(reconfigure(), "reconfigure the MCP servers")
+
+    async def _ask_trust(self, request: Any) -> bool | None:
+        if self.client is None:
+            return None
+        return await self.client.ask_trust(request.subject, request.prompt(), request.description)
+
+    def _warn(self, message: str) -> None:
+        self.server.window_show_message(lsp.ShowMessageParams(type=lsp.MessageType.Warning, message=f"codeloop: {message}"))
+
+    def mcp_servers(self) -> list[dict[str, Any]]:
+        return [_server_dict(s) for s in (self.mcp.states() if self.mcp is not None else [])]
+
+    def _push_mcp(self) -> None:
+        if self.client is not None:
+            try:
+                self.client.mcp_changed(self.mcp_servers())
+            except Exception:  # the connection is closing
+                log.debug("could not send codeloop/mcp/changed", exc_info=True)
 
     async def shutdown(self) -> None:
         if self.sessions is not None:
             await self.sessions.shutdown()
+        await self.tasks.cancel_all()
+        if self.mcp is not None:
+            await self.mcp.close()  # every server's process group stops with the connection
+        if self.trust is not None:
+            await self.trust.close()
+
+
+def _server_dict(s: Any) -> dict[str, Any]:
+    return {"name": s.name, "status": s.status, "source": s.source, "transport": s.transport,
+            "toolCount": s.tool_count, "lastError": s.last_error, "origin": s.origin, "description": s.description,
+            "retryIn": s.retry_in, "logFile": s.log_file, "restarts": s.restarts}
 
 
 def _settings_section(raw: Any) -> dict[str, Any]:

@@ -283,7 +283,7 @@ class LspClient:
             if answer not in ("allow_once", "allow_always", "deny"):
                 return ApprovalDecision("deny", "the editor gave no valid answer")
             return ApprovalDecision(answer, str(result.get("message") or ""))
-        what = {"Bash": "run", "Read": "read", "Edit": "edit", "Write": "write"}[request.kind]
+        what = {"Bash": "run", "Read": "read", "Edit": "edit", "Write": "write", "Tool": "call"}.get(request.kind, "use")
         choice = await self._ask(
             f"codeloop wants to {what}: {request.target}  (in {request.cwd}; {request.reason})",
             ["Allow once", "Always allow", "Deny"],
@@ -291,6 +291,25 @@ class LspClient:
         )
         mapping = {"Allow once": "allow_once", "Always allow": "allow_always"}
         return ApprovalDecision(mapping.get(choice or "", "deny"))  # type: ignore[arg-type]
+
+    async def ask_trust(self, subject: str, question: str, detail: str) -> bool | None:
+        """May the project's ``subject`` (an MCP server, its hooks, its allow rules) run or
+        apply? An approval card of kind "Trust" in clients with approvals, else
+        ``window/showMessageRequest``. True/False: the user's answer; None: none given."""
+        if self.features.approvals:
+            result = _as_dict(await self.request(M.APPROVAL_REQUEST, {
+                "kind": "Trust", "target": detail, "cwd": "", "reason": question, "subject": subject,
+            }))
+            answer = result.get("answer")
+            if answer in ("allow_once", "allow_always"):
+                return True
+            return False if answer == "deny" and result.get("message") != "cancelled" else None
+        choice = await self._ask(f"codeloop: {question}", ["Allow", "Deny"], lsp.MessageType.Warning)
+        return True if choice == "Allow" else False if choice == "Deny" else None
+
+    def mcp_changed(self, servers: list[dict[str, Any]]) -> None:
+        if self.features.events:
+            self.notify(M.MCP_CHANGED, {"servers": servers})
 
     async def _ask(self, message: str, actions: list[str], kind: lsp.MessageType) -> str | None:
         item = await self.server.window_show_message_request_async(

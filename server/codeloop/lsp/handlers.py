@@ -132,6 +132,7 @@ def register(server: LanguageServer, app: App) -> None:
         app.pending_problems = []
         if app.settings.mode == "bypass":
             show([BYPASS_WARNING])
+        app.start_workspace()
 
     @server.feature(lsp.SHUTDOWN)
     async def shutdown(params: Any) -> None:
@@ -304,3 +305,36 @@ def register(server: LanguageServer, app: App) -> None:
 
     for name in (M.CMD_FIX, M.CMD_ASK, M.CMD_EXPLAIN):
         server.command(name)(focused(name))
+
+    register_mcp(server, app)
+
+
+def register_mcp(server: LanguageServer, app: App) -> None:
+    """The MCP servers panel: list them, restart one, answer for a project's server."""
+
+    def name_of(params: Any) -> str:
+        name = _str(_params(params), "name")
+        if not name:
+            raise JsonRpcInvalidParams("'name' is empty")
+        return name
+
+    @server.feature(M.MCP_LIST)
+    def mcp_list(params: Any) -> dict[str, Any]:
+        return {"servers": app.mcp_servers(), "report": app.mcp.report() if app.mcp is not None else ""}
+
+    @server.feature(M.MCP_RESTART)
+    async def mcp_restart(params: Any) -> dict[str, Any]:
+        name = name_of(params)
+        if app.mcp is None:
+            raise JsonRpcException("the server is not initialized")
+        return {"message": await app.mcp.restart(name)}
+
+    @server.feature(M.MCP_CONSENT)
+    async def mcp_consent(params: Any) -> dict[str, Any]:
+        name = name_of(params)
+        allowed = _params(params).get("allowed")
+        if not isinstance(allowed, bool):
+            raise JsonRpcInvalidParams("'allowed' must be true or false")
+        if app.mcp is None:
+            raise JsonRpcException("the server is not initialized")
+        return {"message": await app.mcp.set_consent(name, allowed)}

@@ -33,7 +33,7 @@ from codeloop.context import compaction, elision
 from codeloop.context.budget import OutputBudget, cut
 from codeloop.context.cost import CostTracker
 from codeloop.context.memo import FileReadMemo
-from codeloop.context.prompt import MEMORY_MARK, EditorContext, PromptBuilder
+from codeloop.context.prompt import MEMORY_MARK, TURN_CONTEXT_CLOSE, TURN_CONTEXT_OPEN, EditorContext, PromptBuilder
 from codeloop.context.store import SessionStore, SessionWriter, answer_unresolved
 from codeloop.context.tokens import count_messages, count_tokens, count_tools
 from codeloop.policy import PermissionPolicy
@@ -183,7 +183,7 @@ class AgentSession:
             self.budget.new_turn()
             self.cost.new_turn()
             block = await self.prompt.turn_context(self.editor_context, mode_note=self.policy.describe_mode())
-            return await self.agent.send(with_context(text, block))
+            return await self.agent.send(with_context(text, with_notes(block, self._source_notes())))
 
     async def close(self) -> None:
         await self.processes.shutdown()
@@ -369,7 +369,24 @@ class AgentSession:
         if self._pending_memory:
             fitted += "\n\n" + "".join(self._pending_memory)
             self._pending_memory.clear()
+        notes = self._source_notes()
+        if notes:
+            fitted += "\n\n" + "\n".join(f"[{n}]" for n in notes)
         return fitted
+
+    def _source_notes(self) -> list[str]:
+        """What tool sources have to tell the model (an MCP server connected mid-session):
+        it goes with the next user message or tool result, never into the system prompt."""
+        notes: list[str] = []
+        for source in self.tools.sources:
+            take = getattr(source, "take_notes", None)
+            if take is None:
+                continue
+            try:
+                notes += take()
+            except Exception:
+                log.exception("tool source %s: take_notes failed", source.name)
+        return notes
 
     def _fit_step(self, text: str, hint: str) -> str:
         """Hold the tool results of one model step to a share of the context window, so
@@ -401,6 +418,17 @@ def with_context(text: str | list[dict[str, Any]], block: str | None) -> str | l
     if isinstance(text, str):
         return f"{text}\n\n{block}"
     return [*text, {"type": "text", "text": block}]
+
+
+def with_notes(block: str | None, notes: list[str]) -> str | None:
+    """The turn's context block with the tool sources' notes in it."""
+    if not notes:
+        return block
+    text = "\n".join(notes) + "\n"
+    if block is None:
+        return f"{TURN_CONTEXT_OPEN}\n{text}{TURN_CONTEXT_CLOSE}"
+    head, sep, tail = block.rpartition(TURN_CONTEXT_CLOSE)
+    return head + text + sep + tail if sep else block + "\n" + text
 
 
 class _TouchingApplier:
