@@ -27,7 +27,17 @@ from typing import Any, Protocol
 from codeloop.policy.types import PermissionRequest
 from codeloop.services.mcp import McpCallResult, McpEvent, McpToolInfo, ServerState, plan_tools, run_search
 from codeloop.services.mcp.names import sanitize, server_prefix
-from codeloop.tools.base import BaseTool, Image, SchemaTool, ToolContext, ToolError, ToolOutput, elided_head
+from codeloop.tools.base import (
+    BaseTool,
+    Image,
+    SchemaTool,
+    ToolContext,
+    ToolError,
+    ToolOutput,
+    ToolResult,
+    elided_head,
+    first_line,
+)
 
 # An error result longer than this is cut (successful results go through the session's
 # output budget; errors do not).
@@ -80,6 +90,10 @@ class McpTool(SchemaTool):
 
     def more_hint(self, args: Any) -> str:
         return "call the tool again with narrower arguments, if it takes any"
+
+    def outcome(self, args: Any, result: ToolResult) -> str:
+        # The card's line is the server's answer, not the notes the session added after it.
+        return first_line(result.text.split("\n\n[", 1)[0])
 
     def elided_note(self, args: dict[str, Any], text: str, ctx: ToolContext) -> str:
         if self.read_only:
