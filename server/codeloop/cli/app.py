@@ -296,7 +296,8 @@ async def cmd_mcp(args: argparse.Namespace) -> int:
     for p in problems:
         sink.emit(Notice(p, "warning"))
     trust = ProjectTrust(root, trust_project=args.trust_project or settings.trust_project, ask=cannot_ask)
-    mcp = WorkspaceMcp(root, settings, trust, notify=lambda m: sink.emit(Notice(m, "warning")))
+    # One attempt each: a listing shows a failure, it does not retry it.
+    mcp = WorkspaceMcp(root, settings, trust, notify=lambda m: sink.emit(Notice(m, "warning")), max_failures=1)
     try:
         await trust.load()
         await mcp.start()

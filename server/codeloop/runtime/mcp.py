@@ -44,7 +44,7 @@ class WorkspaceMcp:
     def __init__(self, root: Path, settings: Settings, trust: ProjectTrust, *,
                  editor: Mapping[str, Any] | None = None, config_home: Path | None = None,
                  log_dir: Path | None = None, environ: Mapping[str, str] | None = None,
-                 notify: Callable[[str], None] | None = None) -> None:
+                 notify: Callable[[str], None] | None = None, max_failures: int | None = None) -> None:
         self.root = Path(root).resolve()
         self.settings = settings
         self.trust = trust
@@ -53,6 +53,7 @@ class WorkspaceMcp:
         self.log_dir = log_dir
         self.environ = environ
         self.notify = notify  # warnings for the user (a broken config)
+        self.max_failures = max_failures  # None: the manager's default (restarts with backoff)
         self.manager: Any = None  # McpManager, once a server is configured
         self.problems: list[ConfigProblem] = []
         self._subscribers: list[Callable[[McpEvent | None], None]] = []
@@ -83,6 +84,7 @@ class WorkspaceMcp:
                 consent=self.trust.consent, ask=self.trust.ask, trust_project=self.trust.trust_project,
                 startup_timeout=self.settings.mcp_startup_timeout, call_timeout=self.settings.mcp_call_timeout,
                 environ=self.environ,
+                **({"max_failures": self.max_failures} if self.max_failures is not None else {}),
             )
             self._unsubscribe = manager.subscribe(self._forward)
             self.manager = manager
