@@ -158,7 +158,7 @@ class App:
 def _server_dict(s: Any) -> dict[str, Any]:
     return {"name": s.name, "status": s.status, "source": s.source, "transport": s.transport,
             "toolCount": s.tool_count, "lastError": s.last_error, "origin": s.origin, "description": s.description,
-            "retryIn": s.retry_in, "logFile": s.log_file, "restarts": s.restarts}
+            "retryIn": s.retry_in, "logFile": s.log_file, "restarts": s.restarts, "pid": s.pid}
 
 
 def _settings_section(raw: Any) -> dict[str, Any]:
