@@ -353,3 +353,20 @@ def test_yes_alone_never_trusts_a_cloned_repositorys_rules(model_server, tmp_pat
     assert "Permission denied" in server.chat_requests[-1].last_tool_results()[0]
     assert not (root / "marker.txt").exists()
     assert "The project's MCP server 'proj'" in out.stdout
+
+
+def test_plan_mode_offers_only_read_only_mcp_tools_and_still_asks(model_server, tmp_path):
+    """readOnlyHint keeps a tool in plan mode (echo), the others are not offered (add); the
+    read-only one is still asked: no terminal, so refused."""
+    root, env = workspace(tmp_path, user={"mcpServers": {"edge": edge_entry()}})
+    server = model_server(WaitForTools(["mcp__edge__echo"], Script([
+        ToolCalls([Call("mcp__edge__echo", {"text": "look"}), Call("mcp__edge__add", {"a": 1, "b": 2})]),
+        Text("planned")])))
+    out = run(["run", "plan it", "--cwd", str(root), "--mode", "plan"], server.base_url, env)
+    assert out.returncode == 0, out.stdout + out.stderr
+    offered = [n for n in server.chat_requests[-2].tool_names() if n.startswith("mcp__edge__")]
+    assert "mcp__edge__echo" in offered and "mcp__edge__add" not in offered
+    assert not {"mcp__edge__crash", "mcp__edge__add_tool"} & set(offered)
+    echo, add = server.chat_requests[-1].last_tool_results()
+    assert "denied permission" in echo
+    assert "not available in the current mode" in add
