@@ -63,6 +63,7 @@ class ProjectTrust:
         self._rechecking = False
         self._remembered: set[str] = set()  # rules "Always allow" wrote (the user's own)
         self._asking: dict[tuple[str, str], asyncio.Future[bool | None]] = {}
+        self._load_lock: asyncio.Lock | None = None
 
     # -- state -----------------------------------------------------------------------
 
@@ -81,12 +82,22 @@ class ProjectTrust:
     def _bump(self) -> None:
         self._version += 1
 
+    @property
+    def loaded(self) -> bool:
+        return self._loaded
+
     async def load(self) -> None:
-        await self.consent.load()
-        self._remembered |= self.consent.remembered_rules()
-        await self._check_local()
-        self._loaded = True
-        self._bump()
+        """Read the answers and check the local settings file with git (once)."""
+        if self._load_lock is None:
+            self._load_lock = asyncio.Lock()
+        async with self._load_lock:
+            if self._loaded:
+                return
+            await self.consent.load()
+            self._remembered |= self.consent.remembered_rules()
+            await self._check_local()
+            self._loaded = True
+            self._bump()
 
     async def _check_local(self) -> None:
         self._local_stamp = file_stamp(self.local_file)
@@ -199,6 +210,10 @@ class ProjectTrust:
                       request: ConsentRequest) -> bool | None:
         """Ask once about a set (the same question from several sessions waits for the
         first); the answer is remembered. None: nobody could be asked."""
+        await self.load()  # an answer given before may be on disk: never ask it again
+        known = self.consent.set_status(kind, set_fingerprint, self.trust_project)
+        if known != "unknown":
+            return known == "allowed"
         key = (kind, set_fingerprint)
         pending = self._asking.get(key)
         if pending is not None:
