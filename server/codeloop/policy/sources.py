@@ -148,17 +148,18 @@ def file_stamp(path: Path) -> tuple[int, int] | None:
 def gate_allow_rules(sources: list[Source], project_files: set[Path], gate: ProjectRuleGate) -> list[tuple[Path, str]]:
     """Remove from ``sources`` the allow rules of ``project_files`` that ``gate`` does not
     admit; returns them as (file, rule). A failing gate admits none (fail closed)."""
-    mine = [(src, r) for src in sources if src.path in project_files for r in src.rules.allow]
+    mine = [(src, src.path, r) for src in sources if src.path is not None and src.path in project_files
+            for r in src.rules.allow]
     if not mine:
         return []
     try:
-        verdicts = list(gate.admit([(src.path, r.text) for src, r in mine]))  # type: ignore[misc]
+        verdicts = list(gate.admit([(path, r.text) for _, path, r in mine]))
     except Exception:
         log.exception("the project rule gate failed; the project's allow rules are not applied")
         verdicts = []
-    held = []
-    for i, (src, r) in enumerate(mine):
+    held: list[tuple[Path, str]] = []
+    for i, (src, path, r) in enumerate(mine):
         if not (i < len(verdicts) and verdicts[i]):
             src.rules.allow.remove(r)
-            held.append((src.path, r.text))  # type: ignore[arg-type]
+            held.append((path, r.text))
     return held

@@ -150,7 +150,8 @@ class WorkspaceMcp:
         if manager is None:
             return error_result(f"there is no MCP tool named {qualified_name} (no MCP server is running)",
                                 failure="unknown-tool")
-        return await manager.call(qualified_name, arguments)  # type: ignore[no-any-return]
+        result: McpCallResult = await manager.call(qualified_name, arguments)
+        return result
 
     # -- sessions ------------------------------------------------------------------------
 
@@ -209,7 +210,7 @@ class WorkspaceMcp:
             return NOT_CONFIGURED
         lines = ["MCP servers:"]
         for s in states:
-            status = s.status
+            status: str = s.status
             if s.status == "failed" and s.retry_in is not None:
                 status += f", retrying in {s.retry_in:.0f} s"
             tools = f"{s.tool_count} tool{'s' if s.tool_count != 1 else ''}" if s.status == "ready" else ""
