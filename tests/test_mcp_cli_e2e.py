@@ -370,3 +370,19 @@ def test_plan_mode_offers_only_read_only_mcp_tools_and_still_asks(model_server, 
     echo, add = server.chat_requests[-1].last_tool_results()
     assert "denied permission" in echo
     assert "not available in the current mode" in add
+
+
+def test_the_servers_stop_with_the_cli(model_server, tmp_path):
+    """Every server's process group is gone when codeloop exits, a grandchild the server
+    left behind (as npx does) included."""
+    from conftest import processes_matching, unique_marker
+
+    child = unique_marker("child")
+    root, env = workspace(tmp_path, user={"mcpServers": {"edge": edge_entry("edge", "--spawn-child", child)},
+                                          "permissions": {"allow": ["mcp__edge"]}})
+    server = model_server(WaitForTools(["mcp__edge__echo"], Script([
+        ToolCalls([Call("mcp__edge__echo", {"text": "x"})]), Text("done")])))
+    out = run(["run", "go", "--cwd", str(root)], server.base_url, env)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert server.chat_requests[-1].last_tool_results()[0].startswith("x")  # it ran, its child with it
+    assert processes_matching(child) == []

@@ -7,6 +7,7 @@ the call at the server, and ``/mcp``."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import subprocess
 from pathlib import Path
@@ -68,7 +69,8 @@ async def editor_factory(model_server, tmp_path):
 
     yield make
     for e in editors:
-        await stop_editor(e)
+        if not getattr(e, "stopped", False):
+            await stop_editor(e)
 
 
 async def request(editor: Editor, method: str, params: dict | None = None) -> dict[str, Any]:
@@ -207,3 +209,19 @@ async def test_a_cloned_repositorys_allow_rule_is_a_trust_question_over_lsp(edit
     assert [a["target"] for a in asked] == ["touch marker.txt"]  # the held rule did not allow it
     assert not (root / "marker.txt").exists()
     assert "deniedProjectRules" in json.loads((root / ".codeloop" / "settings.local.json").read_text())
+
+
+async def test_the_servers_stop_with_the_language_server(editor_factory):
+    from conftest import processes_matching, unique_marker
+
+    child = unique_marker("child")
+    editor, model, root = await editor_factory(Text("unused"), user={
+        "mcpServers": {"edge": edge_entry("edge", "--spawn-child", child)}})
+    await editor.wait_for(lambda: (s := server_state(editor, "edge")) and s["status"] == "ready", 30, "edge ready")
+    assert processes_matching(child)
+    await stop_editor(editor)
+    editor.stopped = True  # type: ignore[attr-defined]
+    deadline = asyncio.get_running_loop().time() + 15
+    while processes_matching(child) and asyncio.get_running_loop().time() < deadline:
+        await asyncio.sleep(0.1)
+    assert processes_matching(child) == []
