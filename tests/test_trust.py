@@ -224,8 +224,13 @@ async def test_the_hooks_gate_is_the_hooks_engines_project_trust(tmp_path: Path,
     commands = lambda: [h.command for h in engine.matching("PreToolUse", "Bash")]  # noqa: E731
     assert commands() == ["echo user-hook"]
     assert gate.is_trusted() is None
-    assert await gate.ask("runs `echo project-hook` before each Bash call") is True
+    # asked at the host's start, for the project's hooks as they are (same fingerprint)
+    assert await trust.ask_hooks() is True
+    (request,) = asker.asked
+    assert request.kind == "hooks" and "`echo project-hook` on PreToolUse (Bash)" in request.prompt()
+    assert ".codeloop/settings.json defines the project's hooks" in request.prompt()
     assert commands() == ["echo user-hook", "echo project-hook"]
+    assert await trust.ask_hooks() is True and len(asker.asked) == 1  # not asked twice
     # remembered for this set of hooks only
     again = ProjectTrust(root, user_data_dir=data_dir, ask=Asker())
     await again.load()

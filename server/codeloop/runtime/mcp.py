@@ -235,11 +235,12 @@ class WorkspaceMcp:
 
 async def open_workspace(trust: ProjectTrust, mcp: WorkspaceMcp, *, wait_for_answers: bool = False) -> None:
     """What a host does once at start: load the project consent, start the MCP servers,
-    ask about the project's allow rules. ``wait_for_answers``: return once every question
-    asked now (MCP servers included) is answered (a terminal asks before its prompt)."""
+    ask about the project's allow rules and hooks. ``wait_for_answers``: return once every
+    question asked now (MCP servers included) is answered (a terminal asks before its prompt)."""
     await trust.load()
     await mcp.start()
     await trust.ask_rules()
+    await trust.ask_hooks()
     if wait_for_answers:
         await mcp.wait_consent()
 

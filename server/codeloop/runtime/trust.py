@@ -236,6 +236,24 @@ class ProjectTrust:
                 future.set_result(answer)
         return answer
 
+    async def ask_hooks(self) -> bool | None:
+        """Ask about the project's hooks (its settings files' ``hooks``) when nobody answered
+        for them as they are now. A host calls it at start (``runtime.mcp.open_workspace``);
+        a session's hooks then only read the answer (``hooks_gate``)."""
+        from codeloop.services.hooks import HookEngine, aload_hooks  # noqa: PLC0415 - only here
+
+        hooks, _problems = await aload_hooks(self.root, None, None)  # the project's files only
+        project = [h for h in hooks if h.is_project]
+        if not project:
+            return None
+        fp = HookEngine(project, self.root).project_fingerprint()
+        lines = [f"`{h.command.strip().splitlines()[0][:80]}` on {h.event}"
+                 + (f" ({h.matcher.text})" if h.matcher.text else "") for h in project[:SHOWN_RULES]]
+        more = f" and {len(project) - SHOWN_RULES} more" if len(project) > SHOWN_RULES else ""
+        files = " and ".join(dict.fromkeys(self._rel(h.source) for h in project))
+        return await self.ask_set("hooks", fp, ConsentRequest("hooks", "hooks", files,
+                                                               "runs " + ", ".join(lines) + more))
+
     def hooks_gate(self, fingerprint: Callable[[], str]) -> "HooksGate":
         """The hooks engine's ``ProjectTrust`` for the hooks ``fingerprint()`` names."""
         return HooksGate(self, fingerprint)
