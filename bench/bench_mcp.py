@@ -11,6 +11,14 @@ Start-up: a manager with a fast server and a slow one (it sleeps 10 s before ser
 time from ``manager.start()`` returning to the first successful call to the fast server,
 while the slow one is still starting. The reference is the same with the fast server alone:
 a ratio near 1 means the slow server holds nothing up.
+
+Through a session (what a host runs: ``runtime/mcp.py`` ``WorkspaceMcp`` +
+``AgentSession``, the scripted model in process): the prompt tokens of the first request
+that carries the MCP tools (system prompt, the message, every tool schema: what the
+provider bills), with 0, 20 and 200 MCP tools, with tool search (the default 10% share)
+and without (``toolSearchShare`` 1.0); and the time from the session's start (the
+workspace opened, the session built, the turn sent) to the model's first request with one
+10 s server configured, against the same with no MCP server.
 """
 
 from __future__ import annotations
@@ -109,11 +117,133 @@ async def startup(quick: bool, root: Path) -> tuple[list[dict[str, Any]], dict[s
     return rows, {"alone_s": alone, "with_slow_s": mixed, "slow_status_at_first_call": notes}
 
 
+# -- through a session (runtime/mcp.py, runtime/session.py) -------------------------------------
+
+
+class _Sink:
+    def emit(self, event: Any) -> None:
+        pass
+
+
+class _Deny:
+    async def approve(self, request: Any) -> Any:
+        from codeloop.core.ports import ApprovalDecision
+
+        return ApprovalDecision("deny", "bench")
+
+
+class _NoChanges:
+    async def apply(self, changes: Any) -> Any:
+        raise RuntimeError("the bench makes no changes")
+
+
+def _user_config(home: Path, servers: dict[str, Any]) -> Path:
+    import json
+
+    cfg = home / "config"
+    (cfg).mkdir(parents=True, exist_ok=True)
+    (cfg / "settings.json").write_text(json.dumps({"mcpServers": servers}))
+    return cfg
+
+
+async def _session_turn(root: Path, servers: dict[str, Any], share: float, wait_for: str | None,
+                        window: int = WINDOW, settle: bool = False) -> tuple[list[Any], float, float]:
+    """One turn of a session with ``servers``; the model answers once ``wait_for`` is among the
+    request's tools (else at once). ``settle``: send the turn once the servers are ready.
+    Returns (the requests, session start → first request (s), the first request's time)."""
+    from scripted_model import Call, ScriptedModel, Text, ToolCalls
+
+    from codeloop.config import Settings
+    from codeloop.runtime.mcp import WorkspaceMcp, open_workspace
+    from codeloop.runtime.session import AgentSession, Ports
+    from codeloop.runtime.trust import ProjectTrust
+
+    def reply(req: Any) -> Any:
+        if wait_for is not None and wait_for not in req.tool_names():
+            time.sleep(0.05)
+            return ToolCalls([Call("list_dir", {"path": "."})])
+        return Text("ok")
+
+    model = ScriptedModel(reply).start()
+    home = root / "home"
+    ws = root / "ws"
+    ws.mkdir(parents=True, exist_ok=True)
+    try:
+        settings = Settings(base_url=model.base_url, api_key="x", model="scripted-model", context_window=window,
+                            tool_search_share=share, max_turns=400)
+        t0 = time.time()
+        trust = ProjectTrust(ws, user_data_dir=home / "data")
+        mcp = WorkspaceMcp(ws, settings, trust, config_home=_user_config(home, servers))
+        await open_workspace(trust, mcp)
+        if settle and mcp.manager is not None:
+            await mcp.manager.wait_settled(120)
+        session = AgentSession(settings, ws, Ports(sink=_Sink(), approver=_Deny(), changes=_NoChanges()),
+                               persist=False)
+        mcp.attach(session)
+        try:
+            await session.send("hello")
+        finally:
+            await session.close()
+            await mcp.close()
+        reqs = model.chat_requests
+        return reqs, reqs[0].time - t0, reqs[0].time
+    finally:
+        model.stop()
+
+
+def _request_tokens(req: Any) -> int:
+    from codeloop.context.tokens import count_messages
+
+    return count_messages(req.messages) + count_tools(req.tools)
+
+
+async def session_tokens(root: Path) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    rows, data = [], {}
+    for n in (0, 20, 200):
+        servers = {"bench": edge_entry("bench", n - OWN_TOOLS)} if n else {}
+        figures = {}
+        for i, (label, share) in enumerate((("with_search", 0.10), ("without_search", 1.0))):
+            reqs, _, _ = await _session_turn(root / f"tok{n:03d}-{i}", servers, share, None, settle=True)
+            first = reqs[0]  # the servers were ready: the first request carries their tools
+            figures[label] = _request_tokens(first)
+            figures[label + "_tools"] = len(first.tools)
+        data[str(n)] = figures
+        rows.append(row(f"prompt tokens of a request through a session, {n} MCP tools (with tool search)",
+                        figures["with_search"], "tokens", reference=figures["without_search"],
+                        target="≤ reference" if n else "", met=figures["with_search"] <= figures["without_search"]
+                        if n else None))
+    return rows, data
+
+
+def edge_entry(name: str, extra_tools: int = 0, *flags: str) -> dict[str, Any]:
+    args = [EDGE, "--name", name, *flags]
+    if extra_tools > 0:
+        args += ["--tools", str(extra_tools)]
+    return {"command": sys.executable, "args": args}
+
+
+async def session_startup(quick: bool, root: Path) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    reps = 1 if quick else 5
+    none, slow = [], []
+    await _session_turn(root / "warm", {}, 0.1, None)  # imports and first-use costs, not counted
+    for i in range(reps):
+        none.append((await _session_turn(root / f"none-{i}", {}, 0.1, None))[1])
+        slow.append((await _session_turn(root / f"slow-{i}", {"slow": edge_entry("slow", 0, "--slow-start",
+                                                                                   str(SLOW_START))}, 0.1, None))[1])
+    a, b = statistics.median(none), statistics.median(slow)
+    rows = [row("session start → the first model request, one 10 s MCP server configured", round(b * 1000), "ms",
+                reference=round(a * 1000), target="does not wait for the server: ≤ 1.5× no MCP server, < 1 s",
+                met=b <= 1.5 * a and b < 1.0)]
+    return rows, {"no_server_s": none, "slow_server_s": slow}
+
+
 def main(quick: bool) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="codeloop-bench-mcp-") as tmp:
         root = Path(tmp)
         token_rows, token_data = asyncio.run(tokens(root))
         start_rows, start_data = asyncio.run(startup(quick, root))
+        session_rows, session_data = asyncio.run(session_tokens(root))
+        first_rows, first_data = asyncio.run(session_startup(quick, root))
     notes = [
         f"Tokens counted with {TOKENIZER_NAME}; {token_data['builtin_tools']} built-in tools in every request; "
         f"a {WINDOW:,}-token window, tool search when the MCP schemas pass 10% of it.",
@@ -121,9 +251,11 @@ def main(quick: bool) -> dict[str, Any]:
         "description, and the full schema of a tool once it has searched for it.",
         "Start-up times are medians of " + ("1 run (quick)" if quick else "3 runs") + "; the servers are Python "
         "processes importing the MCP SDK, so most of the time is their own start.",
+        "Through a session: whole requests as the scripted model received them (system prompt, the user's "
+        "message with its context block, every tool schema), counted with count_messages + count_tools.",
     ]
-    return result("mcp", "MCP tools: tokens per request and start-up", token_rows + start_rows, notes,
-                  tokens=token_data, startup=start_data)
+    return result("mcp", "MCP tools: tokens per request and start-up", token_rows + start_rows + session_rows + first_rows,
+                  notes, tokens=token_data, startup=start_data, session_tokens=session_data, session_startup=first_data)
 
 
 if __name__ == "__main__":

@@ -76,3 +76,81 @@ async def wait_for(cond: Callable[[], object], timeout: float = 20.0, step: floa
         if time.monotonic() > deadline:
             raise AssertionError(f"condition not met within {timeout} s")
         await asyncio.sleep(step)
+
+
+# -- end to end (the CLI and the language server with real servers) ---------------------------
+
+
+def edge_entry(name: str = "edge", *flags: str) -> dict:
+    """A ``mcpServers`` entry (Claude Code's format) for the edge server over stdio."""
+    return {"command": sys.executable, "args": [EDGE, "--name", name, *flags]}
+
+
+class WaitForTools:
+    """A scenario that waits for tools to appear: while a request lacks any of ``names``, it
+    answers with a harmless read-only call (list_dir), as a model would look around; then
+    ``then`` answers (a Script, usually), from then on. ``waited`` counts the requests that
+    lacked them."""
+
+    def __init__(self, names: list[str], then) -> None:
+        self.names = names
+        self.then = then
+        self.waited = 0
+        self.ready = False
+
+    def __call__(self, req):
+        from scripted_model import Call, ToolCalls
+
+        self.ready = self.ready or set(self.names) <= set(req.tool_names())
+        if not self.ready:
+            self.waited += 1
+            time.sleep(0.3)
+            return ToolCalls([Call("list_dir", {"path": "."})])
+        return self.then(req)
+
+
+def run_on_pty(command: list[str], env: dict[str, str], answers: list[tuple[str, str]],
+               timeout: float = 90) -> tuple[int, str]:
+    """Run ``command`` with a pseudo-terminal as stdin (so codeloop asks) and a pipe as
+    stdout; for each (marker, answer) in order, wait until the output shows ``marker`` (after
+    the previous one), then type ``answer``. End of input once the answers are used up."""
+    import os
+    import pty
+    import select
+    import termios
+
+    master, slave = pty.openpty()
+    attrs = termios.tcgetattr(slave)
+    attrs[3] &= ~termios.ECHO
+    termios.tcsetattr(slave, termios.TCSANOW, attrs)
+    proc = subprocess.Popen(command, stdin=slave, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env,
+                            close_fds=True)
+    os.close(slave)
+    out = b""
+    pending = list(answers)
+    pos = 0
+    deadline = time.monotonic() + timeout
+    try:
+        assert proc.stdout is not None
+        fd = proc.stdout.fileno()
+        while True:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"timed out; output so far:\n{out.decode(errors='replace')}")
+            ready, _, _ = select.select([fd], [], [], 0.1)
+            if ready:
+                chunk = os.read(fd, 65536)
+                if not chunk:
+                    break
+                out += chunk
+            text = out.decode(errors="replace")
+            while pending and pending[0][0] in text[pos:]:
+                marker, answer = pending.pop(0)
+                pos = text.index(marker, pos) + len(marker)
+                os.write(master, (answer + "\n").encode())
+        proc.wait(timeout=20)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        os.close(master)
+    return proc.returncode, out.decode(errors="replace")

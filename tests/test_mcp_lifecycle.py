@@ -303,3 +303,17 @@ async def test_close_does_not_wait_for_an_unanswered_question(tmp_path: Path) ->
     await asyncio.wait_for(asked.wait(), 10)
     assert m.state("proj").status == "needs-consent"
     await asyncio.wait_for(m.close(), 5)  # not the servers' grace periods: there is no server
+
+
+async def test_closing_does_not_wait_for_a_server_that_is_still_starting(tmp_path: Path) -> None:
+    """A session that ends while a server sleeps before serving stops it at once, instead
+    of waiting out its start (the grace periods are for servers that serve requests)."""
+    tag = marker("starting")
+    m = McpManager([edge("slow", "--slow-start", "60", label=tag)], root=tmp_path)
+    await m.start()
+    await wait_for(lambda: processes_matching(tag))
+    assert m.state("slow").status == "starting"
+    # bounded far below the 60 s start and the 2 s + 2 s grace a ready server gets
+    await asyncio.wait_for(m.close(), 3.0)
+    await wait_for(lambda: not processes_matching(tag), 5)
+    assert "ready" not in (tmp_path / ".codeloop" / "mcp-logs" / "slow.log").read_text()

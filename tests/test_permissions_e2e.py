@@ -257,10 +257,11 @@ def test_malformed_project_settings_are_reported_and_ignored_by_the_cli(model_se
 
 
 def test_the_same_settings_when_valid_allow_the_command(model_server, run_cli, tmp_path):
-    """The control for the test above: the rule itself works."""
+    """The control for the test above: the rule itself works (a project's allow rules apply
+    once the project is trusted: --trust-project here; tests/test_trust_e2e.py tests that)."""
     write_settings(tmp_path, BROKEN.replace('"]\n', '"],\n'))
     server = model_server(touch_scenario())
-    result = run_cli(["run", "touch it", "--cwd", str(tmp_path)], server.base_url, **_env(tmp_path))
+    result = run_cli(["run", "touch it", "--cwd", str(tmp_path), "--trust-project"], server.base_url, **_env(tmp_path))
     assert result.code == 0, result.both
     assert "invalid JSON" not in result.both
     assert (tmp_path / "marker.txt").exists()
@@ -509,7 +510,8 @@ async def test_malformed_settings_reported_over_lsp_as_show_message(editor_facto
 async def test_settings_broken_mid_session_are_reported_and_ignored(editor_factory, tmp_path):
     write_settings(tmp_path, {"permissions": {"allow": ["Bash(touch marker.txt)"]}})
     scenario = Keyed({"one": touch_scenario(), "two": touch_scenario(), "three": touch_scenario()})
-    editor, server = await editor_factory(scenario)
+    # The project's allow rule applies once the project is trusted (tests/test_trust_e2e.py).
+    editor, server = await editor_factory(scenario, settings={"trustProject": True})
     editor.on_approval = lambda p: {"answer": "deny"}
     started = await editor.chat("one")
     assert (await editor.turn_end(started["turnId"]))["status"] == "done"

@@ -56,6 +56,16 @@ class Settings(BaseModel):
     images: Literal["auto", "on", "off"] = "auto"
     # The language server publishes the check command's diagnostics (off: the user's linters show them).
     publish_diagnostics: bool = Field(False, alias="publishDiagnostics")
+    # MCP servers: how long a server may take to start, and a call to answer (seconds);
+    # the share of the context window the MCP tools' schemas may take before tool search
+    # sends only their names (0: always search, 1: never).
+    mcp_startup_timeout: float = Field(30.0, gt=0, le=600, alias="mcpStartupTimeout")
+    mcp_call_timeout: float = Field(600.0, gt=0, alias="mcpCallTimeout")
+    tool_search_share: float = Field(0.10, ge=0.0, le=1.0, alias="toolSearchShare")
+    # Trust the project's own MCP servers, hooks and allow rules for this run without
+    # asking (what you refused stays refused). Read from your settings and the editor only,
+    # never from a project's files (runtime/settings.py PROJECT_SETTING_KEYS).
+    trust_project: bool = Field(False, alias="trustProject")
 
     def redacted(self) -> dict[str, Any]:
         data = self.model_dump(by_alias=True)

@@ -157,3 +157,10 @@ def review(**_kwargs):
         },
         default=Text("I only know the review test scripts."),
     )
+
+
+def mcp(**_kwargs):
+    """tests/vscode/mcp.test.mjs: the model calls the project's MCP server's echo tool."""
+    return Keyed({
+        "call the project tool": two_steps(Call("mcp__proj__echo", {"text": "hello from the panel"}), "Called it."),
+    })

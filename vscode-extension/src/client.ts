@@ -24,6 +24,7 @@ export interface ServerHandlers {
   terminalOutput(p: P.TerminalOutputParams): void;
   terminalExited(p: P.TerminalExitedParams): void;
   proposalResolved(p: P.ProposalResolvedParams): void;
+  mcpChanged(p: P.McpChangedParams): void;
   proposalReview(p: P.ProposalReviewParams, token: vscode.CancellationToken): Promise<P.ProposalDecision>;
   approval(p: P.ApprovalRequestParams, token: vscode.CancellationToken): Promise<P.ApprovalResult>;
   save(p: { uris?: string[] }): Promise<{ saved: string[] }>;
@@ -170,6 +171,7 @@ export class ServerClient {
     client.onNotification(P.TERMINAL_OUTPUT, (p: P.TerminalOutputParams) => h.terminalOutput(p));
     client.onNotification(P.TERMINAL_EXITED, (p: P.TerminalExitedParams) => h.terminalExited(p));
     client.onNotification(P.PROPOSAL_RESOLVED, (p: P.ProposalResolvedParams) => h.proposalResolved(p));
+    client.onNotification(P.MCP_CHANGED, (p: P.McpChangedParams) => h.mcpChanged(p));
     client.onRequest(P.PROPOSAL_REVIEW, (p: P.ProposalReviewParams, token) => h.proposalReview(p, token));
     client.onRequest(P.APPROVAL_REQUEST, (p: P.ApprovalRequestParams, token) => h.approval(p, token));
     client.onRequest(P.DOCUMENT_SAVE, (p: { uris?: string[] }) => h.save(p));

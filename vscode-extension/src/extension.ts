@@ -63,12 +63,17 @@ class Codeloop implements vscode.Disposable {
         if (p.proposal) chat.dispatch({ a: "proposal", params: p.proposal, review: false });
         this.proposals.resolved(p.proposalId, p.status, p.message);
       },
+      mcpChanged: (p) => chat.setEnv({ mcpServers: p.servers ?? [] }),
       proposalReview: (p, token) => this.proposals.review(p, token),
       approval: (p, token) => this.approvals.request(p, token),
       save: (p) => saveDocuments(p, this.log),
       diagnostics: (p) => editorDiagnostics(p),
       executeCommand: (command, args, next) => this.turns.executeCommand(command, args, next),
-      state: (st) => { chat.setEnv({ serverState: st }); this.updateStatus(); },
+      state: (st) => {
+        chat.setEnv({ serverState: st, ...(st === "running" ? {} : { mcpServers: [] }) });
+        this.updateStatus();
+        if (st === "running") void this.refreshMcp();
+      },
       gone: (why) => { this.proposals.dropAll(why); this.approvals.dropAll(); this.turns.serverGone(why); },
       notice: (level, message) => this.notice(level, message),
     });
@@ -88,6 +93,7 @@ class Codeloop implements vscode.Disposable {
     this.subs.push(this.chat.onMessage((m) => void routeWebview(m, {
       turns: this.turns, proposals: this.proposals, approvals: this.approvals, server: this.server,
       notice: (level, message) => this.notice(level, message), refreshProcesses: () => this.refreshProcesses(),
+      refreshMcp: () => this.refreshMcp(),
       mentionQuery: async (query) => this.chat.mentionOptions(query, await this.mentions.suggest(query)),
     })));
     cmd("codeloop.openChat", () => this.chat.reveal());
@@ -119,6 +125,13 @@ class Codeloop implements vscode.Disposable {
     try {
       const r = await this.server.current?.sendRequest<{ processes: P.ProcessInfo[] }>(P.PROCESS_LIST, {});
       if (r) this.chat.setEnv({ processes: r.processes ?? [] });
+    } catch { /* server busy or gone */ }
+  }
+
+  private async refreshMcp(): Promise<void> {
+    try {
+      const r = await this.server.current?.sendRequest<P.McpListResult>(P.MCP_LIST, {});
+      if (r) this.chat.setEnv({ mcpServers: r.servers ?? [] });
     } catch { /* server busy or gone */ }
   }
 

@@ -4,7 +4,7 @@
  * reducer in shared/model.ts).
  */
 import type { Action, ChatState } from "./shared/model";
-import type { ImageAttachment, ProcessInfo, SessionInfo } from "./protocol";
+import type { ImageAttachment, McpServerInfo, ProcessInfo, SessionInfo } from "./protocol";
 import type { MentionOption } from "./shared/mentions";
 
 /** What the panel shows around the chat: the server, the model, the editor's context. */
@@ -15,6 +15,8 @@ export interface PanelEnv {
   activeFile?: { uri: string; label: string };
   selection?: { uri: string; label: string; lines: number };
   processes: ProcessInfo[];
+  /** The workspace's MCP servers (`codeloop/mcp/list`, `codeloop/mcp/changed`). */
+  mcpServers?: McpServerInfo[];
 }
 
 /** Host → webview. */
@@ -43,6 +45,8 @@ export type FromWebview =
   | { type: "hunk"; proposalId: string; uri: string; hunkId: number; action: "keep" | "undo" }
   | { type: "approval"; id: string; answer: "allow_once" | "allow_always" | "deny" }
   | { type: "kill"; id: string }
+  /** The servers section: restart a server, or answer for a project's server. */
+  | { type: "mcp"; action: "restart" | "allow" | "deny"; name: string }
   | { type: "mode"; mode: string }
   | { type: "unqueue"; index: number }
   | { type: "draft"; text: string }

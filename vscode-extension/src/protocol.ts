@@ -14,6 +14,9 @@ export const PROCESS_LIST = "codeloop/process/list";
 export const PROCESS_KILL = "codeloop/process/kill";
 export const PROPOSAL_LIST = "codeloop/proposal/list";
 export const CONTEXT_SHOW = "codeloop/context";
+export const MCP_LIST = "codeloop/mcp/list";
+export const MCP_RESTART = "codeloop/mcp/restart";
+export const MCP_CONSENT = "codeloop/mcp/consent";
 
 // client -> server notifications
 export const CHAT_CANCEL = "codeloop/chat/cancel";
@@ -24,6 +27,7 @@ export const TERMINAL_STARTED = "codeloop/terminal/started";
 export const TERMINAL_OUTPUT = "codeloop/terminal/output";
 export const TERMINAL_EXITED = "codeloop/terminal/exited";
 export const PROPOSAL_RESOLVED = "codeloop/proposal/resolved";
+export const MCP_CHANGED = "codeloop/mcp/changed";
 
 // server -> client requests (only to clients that announce support)
 export const PROPOSAL_REVIEW = "codeloop/proposal/review";
@@ -123,6 +127,8 @@ export interface ProposalResolvedParams {
 export interface ApprovalRequestParams {
   sessionId?: string; turnId?: string; callId?: string; kind: string; target: string; cwd?: string;
   reason?: string; suggestedRule?: string;
+  /** kind "Trust": what the project asks to run or allow ("MCP server git", "the project's hooks"). */
+  subject?: string;
 }
 export type ApprovalAnswer = "allow_once" | "allow_always" | "deny";
 export interface ApprovalResult { answer: ApprovalAnswer; message?: string }
@@ -143,3 +149,14 @@ export interface OpenAIMessage {
   role: string; content?: unknown; name?: string; tool_call_id?: string;
   tool_calls?: { id: string; type?: string; function: { name: string; arguments: string } }[];
 }
+
+/** One MCP server (`codeloop/mcp/list`, `codeloop/mcp/changed`). */
+export interface McpServerInfo {
+  name: string;
+  status: "starting" | "ready" | "failed" | "disabled" | "needs-consent";
+  source: "user" | "project" | "editor"; transport: "stdio" | "http" | "sse";
+  toolCount: number; lastError?: string | null; origin?: string; description?: string;
+  retryIn?: number | null; logFile?: string | null; restarts?: number; pid?: number | null;
+}
+export interface McpListResult { servers: McpServerInfo[]; report: string }
+export interface McpChangedParams { servers: McpServerInfo[] }

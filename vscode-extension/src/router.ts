@@ -14,6 +14,7 @@ export interface Routes {
   server: ServerClient;
   notice(level: "info" | "warning" | "error", message: string): void;
   refreshProcesses(): Promise<void>;
+  refreshMcp(): Promise<void>;
   mentionQuery(query: string): Promise<void>;
 }
 
@@ -37,6 +38,13 @@ export async function routeWebview(m: FromWebview, r: Routes): Promise<void> {
     case "kill":
       try { await r.server.current?.sendRequest(P.PROCESS_KILL, { id: m.id }); } catch (e) { r.notice("error", `Could not kill ${m.id}: ${errText(e)}`); }
       return r.refreshProcesses();
+    case "mcp":
+      try {
+        const client = r.server.current;
+        if (m.action === "restart") await client?.sendRequest(P.MCP_RESTART, { name: m.name });
+        else await client?.sendRequest(P.MCP_CONSENT, { name: m.name, allowed: m.action === "allow" });
+      } catch (e) { r.notice("error", `MCP server ${m.name}: ${errText(e)}`); }
+      return r.refreshMcp();
     case "openFile": {
       const doc = await vscode.workspace.openTextDocument(vscode.Uri.parse(m.uri));
       await vscode.window.showTextDocument(doc, { preview: true });

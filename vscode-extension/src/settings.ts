@@ -2,7 +2,8 @@
 
 export const SETTING_KEYS = [
   "model", "baseUrl", "mode", "autoAccept", "maxTurns", "commandTimeout", "contextWindow", "compactThreshold",
-  "keepToolOutput", "permissions", "checkCommand", "images",
+  "keepToolOutput", "permissions", "checkCommand", "images", "mcpServers", "trustProject", "mcpStartupTimeout",
+  "mcpCallTimeout", "toolSearchShare",
 ] as const;
 
 export type ConfigGetter = (key: string) => unknown;

@@ -174,3 +174,42 @@ test("a reopened user message with context parts and an image shows chips and a 
   assert.deepEqual(items[0].chips, [{ kind: "file", label: "greet.py" }]);
   assert.deepEqual(items[0].images, [{ mimeType: "image/png", data: "AAAA" }]);
 });
+
+test("a workspace's trust question survives a new chat and a turn's end; tool cards keep their server", () => {
+  const s = model.emptyState();
+  model.reduce(s, { a: "approval", id: "ap-1", params: { kind: "Trust", target: "runs `uvx mcp-server-git`", subject: "MCP server git",
+    reason: ".mcp.json defines MCP server 'git', which runs `uvx mcp-server-git`. Allow it to run in this project?" } });
+  model.reduce(s, { a: "approval", id: "ap-2", params: { kind: "Bash", target: "rm x" } });
+  model.reduce(s, { a: "event", event: { type: "turnEnd", status: "done" } });
+  const trust = s.items.find((i) => i.id === "ap-1" || (i.kind === "approval" && i.approvalKind === "Trust"));
+  assert.equal(trust.answer, undefined, "still waiting for the user");
+  assert.equal(trust.subject, "MCP server git");
+  assert.equal(s.items.find((i) => i.kind === "approval" && i.approvalKind === "Bash").answer, "cancelled");
+  model.reduce(s, { a: "reset" });
+  assert.deepEqual(s.items.map((i) => [i.kind, i.approvalKind]), [["approval", "Trust"]]);
+  model.reduce(s, { a: "approvalStatus", id: trust.id, answer: "allow_always" });
+  model.reduce(s, { a: "reset" });
+  assert.deepEqual(s.items, [], "answered: gone with the chat");
+  model.reduce(s, { a: "event", event: { type: "toolCallStarted", callId: "c1", name: "mcp__git__status", summary: "", origin: "git" } });
+  assert.equal(s.items[0].origin, "git");
+});
+
+test("the MCP servers section's words", () => {
+  const servers = [
+    { name: "git", status: "ready", source: "project", transport: "stdio", toolCount: 12 },
+    { name: "docs", status: "failed", source: "user", transport: "http", toolCount: 0, lastError: "failed to start: 401", retryIn: 4.2 },
+    { name: "proj", status: "needs-consent", source: "project", transport: "stdio", toolCount: 0 },
+  ];
+  assert.equal(model.mcpSummary(servers), "MCP servers (3) · 1 ready · 1 failed · 1 waits for you");
+  assert.equal(model.mcpStatusText(servers[0]), "ready · 12 tools");
+  assert.equal(model.mcpStatusText(servers[1]), "failed: failed to start: 401 (retrying in 4 s)");
+  assert.equal(model.mcpStatusText(servers[2]), "waits for your consent");
+});
+
+test("the MCP settings go to the server", () => {
+  const cfg = { mcpServers: { time: { command: "uvx", args: ["mcp-server-time"] } }, trustProject: true, toolSearchShare: 0.2 };
+  const out = serverSettings((k) => cfg[k], {}, undefined);
+  assert.deepEqual(out.mcpServers, cfg.mcpServers);
+  assert.equal(out.trustProject, true);
+  assert.equal(out.toolSearchShare, 0.2);
+});

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from codeloop import __version__
-from codeloop.cli.console import ConsoleSink, TerminalApprover, ask_line, terminal_confirm
+from codeloop.cli.console import ConsoleSink, TerminalApprover, TerminalConsent, ask_line, terminal_confirm
 from codeloop.commands.custom import expand as expand_custom
 from codeloop.commands.table import dispatch
 from codeloop.config import Settings
@@ -22,11 +22,15 @@ from codeloop.core.events import ErrorEvent, Notice, TurnEnd
 from codeloop.core.ports import DenyAll
 from codeloop.edits.change import ChangeSet
 from codeloop.edits.disk import DiskChangeApplier
+from codeloop.policy import PermissionPolicy
 from codeloop.policy.engine import BYPASS_WARNING
 from codeloop.policy.types import MODES
+from codeloop.runtime.mcp import WorkspaceMcp, open_workspace
 from codeloop.runtime.session import AgentSession, Ports
 from codeloop.runtime.settings import load_settings
+from codeloop.runtime.trust import ProjectTrust
 from codeloop.services.diagnostics import CheckedApplier, DiagnosticsService
+from codeloop.services.mcp import cannot_ask
 
 EXIT_OK = 0
 EXIT_ERROR = 1
@@ -53,8 +57,40 @@ def settings_from_args(args: argparse.Namespace) -> tuple[Settings, list[str]]:
     return load_settings(Path(args.cwd).resolve(), {k: v for k, v in flags.items() if v is not None})
 
 
+class CliWorkspace:
+    """What one ``codeloop`` process holds for its workspace, whichever session is current:
+    the project trust (one prompt lock for every question) and the MCP servers."""
+
+    def __init__(self, args: argparse.Namespace, sink: ConsoleSink) -> None:
+        settings, _ = settings_from_args(args)
+        self.root = Path(args.cwd).resolve()
+        self.interactive = sys.stdin.isatty() and not args.yes
+        self.lock = asyncio.Lock()
+        ask: Any = TerminalConsent(sink, self.lock) if self.interactive else cannot_ask
+        self.trust = ProjectTrust(self.root, trust_project=bool(getattr(args, "trust_project", False)
+                                                                 or settings.trust_project),
+                                  ask=ask, notify=lambda m: sink.emit(Notice(m, "warning")))
+        self.mcp = WorkspaceMcp(self.root, settings, self.trust, notify=lambda m: sink.emit(Notice(m, "warning")))
+        self.sink = sink
+
+    async def open(self) -> None:
+        """Consent first (asked now, at the terminal, before any prompt), then the servers
+        start in the background: the first turn does not wait for them."""
+        await open_workspace(self.trust, self.mcp, wait_for_answers=True)
+        for s in self.mcp.states():
+            if s.status == "needs-consent":
+                self.sink.emit(Notice(
+                    f"The project's MCP server {s.name!r} ({s.origin}) was not started: a project's servers run only "
+                    f"with your consent. Run codeloop in a terminal to answer, or pass --trust-project.", "warning"))
+
+    async def close(self) -> None:
+        await self.mcp.close()
+        await self.trust.close()
+
+
 def build_session(args: argparse.Namespace, sink: ConsoleSink, resume: str | None = None,
-                  persist: bool = True, start_source: str | None = None) -> AgentSession:
+                  persist: bool = True, workspace: CliWorkspace | None = None,
+                  start_source: str | None = None) -> AgentSession:
     settings, problems = settings_from_args(args)
     for p in problems:
         sink.emit(Notice(p, "warning"))
@@ -64,7 +100,7 @@ def build_session(args: argparse.Namespace, sink: ConsoleSink, resume: str | Non
         approver: Any = DenyAll(NO_TTY)  # bypass mode never asks; deny is the safe fallback
         applier = DiskChangeApplier(None, root=root)
     elif interactive:
-        approver = TerminalApprover(sink)
+        approver = TerminalApprover(sink, workspace.lock if workspace is not None else None)
         applier = DiskChangeApplier(terminal_confirm(sink), root=root)
     else:
         approver = DenyAll(NO_TTY)
@@ -77,10 +113,16 @@ def build_session(args: argparse.Namespace, sink: ConsoleSink, resume: str | Non
     # reports new errors after each write, and answers the diagnostics tool.
     checker = DiagnosticsService(root, check_command=settings.check_command)
     changes = CheckedApplier(applier, checker, applier.display)
+    # The project's own allow rules apply once the project is trusted (runtime/trust.py).
+    policy = PermissionPolicy(root, mode=settings.mode, user_settings=settings.permissions,
+                              gate=workspace.trust if workspace is not None else None)
     session = AgentSession(
         settings, root, Ports(sink=sink, approver=approver, changes=changes, diagnostics=checker),
-        resume=resume, persist=persist, start_source=start_source,
+        resume=resume, persist=persist, policy=policy, start_source=start_source,
+        project_trust=workspace.trust if workspace is not None else None,
     )
+    if workspace is not None:
+        workspace.mcp.attach(session)
     for p in session.policy.problems:
         sink.emit(Notice(p, "warning"))
     for w in session.load_warnings:
@@ -95,18 +137,26 @@ class ReplHost:
 
     name = "cli"
 
-    def __init__(self, args: argparse.Namespace, sink: ConsoleSink, session: AgentSession) -> None:
+    def __init__(self, args: argparse.Namespace, sink: ConsoleSink, session: AgentSession,
+                 workspace: CliWorkspace | None = None) -> None:
         self.args = args
         self.sink = sink
         self._session = session
+        self.workspace = workspace
 
     @property
     def session(self) -> AgentSession:
         return self._session
 
+    @property
+    def mcp(self) -> WorkspaceMcp | None:
+        return self.workspace.mcp if self.workspace is not None else None
+
     async def _switch(self, resume: str | None) -> AgentSession:
         previous = self._session
-        session = build_session(self.args, self.sink, resume=resume, start_source=None if resume else "clear")
+        session = build_session(self.args, self.sink, resume=resume, workspace=self.workspace,
+                                start_source=None if resume else "clear")
+        WorkspaceMcp.detach(previous)
         await previous.close("clear" if resume is None else "other")
         # /model and /mode hold for the whole REPL, not just one conversation.
         session.update_settings(
@@ -154,15 +204,20 @@ def _exit_code(end: TurnEnd | None) -> int:
 
 async def cmd_run(args: argparse.Namespace) -> int:
     sink = ConsoleSink()
-    session = build_session(args, sink)
+    workspace = CliWorkspace(args, sink)
     try:
-        # A custom command (/fix-issue 12) stands for its prompt; built-in commands are the chat's.
-        end = await _run_turn(session, await expand_custom(args.task, session.root) or args.task)
-        if session.cost.session_cost() is not None:
-            sink.line(sink.style("2", session.cost.render_short()))
-        return _exit_code(end)
+        await workspace.open()
+        session = build_session(args, sink, workspace=workspace)
+        try:
+            # A custom command (/fix-issue 12) stands for its prompt; built-in commands are the chat's.
+            end = await _run_turn(session, await expand_custom(args.task, session.root) or args.task)
+            if session.cost.session_cost() is not None:
+                sink.line(sink.style("2", session.cost.render_short()))
+            return _exit_code(end)
+        finally:
+            await session.close()
     finally:
-        await session.close()
+        await workspace.close()
 
 
 async def cmd_chat(args: argparse.Namespace) -> int:
@@ -172,7 +227,16 @@ async def cmd_chat(args: argparse.Namespace) -> int:
         resume = await _pick_session(args, sink)
         if resume is False:
             return EXIT_ERROR
-    host = ReplHost(args, sink, build_session(args, sink, resume=resume or None))
+    workspace = CliWorkspace(args, sink)
+    try:
+        await workspace.open()
+        host = ReplHost(args, sink, build_session(args, sink, resume=resume or None, workspace=workspace), workspace)
+        return await _repl(args, sink, host, resume)
+    finally:
+        await workspace.close()
+
+
+async def _repl(args: argparse.Namespace, sink: ConsoleSink, host: ReplHost, resume: Any) -> int:
     if resume:
         sink.line(sink.style("2", f"Resumed session {host.session.id} ({len(host.session.messages)} messages)."))
         if host.session.todos.items:
@@ -230,6 +294,32 @@ async def cmd_context(args: argparse.Namespace) -> int:
         await session.close()
 
 
+async def cmd_mcp(args: argparse.Namespace) -> int:
+    """``codeloop mcp list``: start the configured servers (those allowed: nothing is asked),
+    wait for them, print their state and tools, stop them."""
+    sink = ConsoleSink()
+    root = Path(args.cwd).resolve()
+    settings, problems = load_settings(root, {})
+    for p in problems:
+        sink.emit(Notice(p, "warning"))
+    trust = ProjectTrust(root, trust_project=args.trust_project or settings.trust_project, ask=cannot_ask)
+    # One attempt each: a listing shows a failure, it does not retry it.
+    mcp = WorkspaceMcp(root, settings, trust, notify=lambda m: sink.emit(Notice(m, "warning")), max_failures=1)
+    try:
+        await trust.load()
+        await mcp.start()
+        if mcp.manager is not None:
+            await mcp.manager.wait_settled(args.timeout if args.timeout is not None else settings.mcp_startup_timeout)
+        sink.line(mcp.report(commands=False))
+        if args.tools:
+            for info in mcp.tools():
+                sink.line(f"  {info.qualified_name}: {info.description.splitlines()[0] if info.description else ''}")
+        return EXIT_OK
+    finally:
+        await mcp.close()
+        await trust.close()
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="codeloop", description="A coding agent for any OpenAI-compatible model.")
     p.add_argument("--version", action="version", version=f"codeloop {__version__}")
@@ -242,6 +332,9 @@ def build_parser() -> argparse.ArgumentParser:
         sp.add_argument("--max-turns", dest="max_turns", type=int, help="max model calls per turn (default 50)")
         sp.add_argument("--mode", choices=MODES, help="permission mode (default: ask)")
         sp.add_argument("--yes", "-y", action="store_true", help="apply edits and run commands without asking")
+        sp.add_argument("--trust-project", dest="trust_project", action="store_true",
+                        help="for this run, trust the project's own MCP servers, hooks and allow rules without "
+                             "asking (what you refused stays refused; --yes does not imply this)")
         sp.add_argument(
             "--context-window",
             dest="context_window",
@@ -261,6 +354,16 @@ def build_parser() -> argparse.ArgumentParser:
     ctx = sub.add_parser("context", help="show the assembled system prompt with per-part token counts")
     common(ctx)
     ctx.add_argument("--full", action="store_true", help="also print the whole prompt")
+    mcp_p = sub.add_parser("mcp", help="the MCP servers of this workspace")
+    mcp_sub = mcp_p.add_subparsers(dest="mcp_command", required=True)
+    mcp_list = mcp_sub.add_parser("list", help="start the configured servers, show their state and tools, stop them")
+    mcp_list.add_argument("--cwd", default=".", help="the workspace folder (default: the current directory)")
+    mcp_list.add_argument("--trust-project", dest="trust_project", action="store_true",
+                          help="start the project's servers that need your consent, for this listing")
+    mcp_list.add_argument("--timeout", type=float, default=None, metavar="SECONDS",
+                          help="how long to wait for the servers to start (default: the mcpStartupTimeout setting)")
+    mcp_list.add_argument("--tools", action="store_true", help="also list each server's tools")
+    mcp_list.add_argument("--verbose", "-v", action="store_true", help="log to stderr")
     lsp_p = sub.add_parser("lsp", help="start the language server on stdio")
     lsp_p.add_argument("--stdio", action="store_true", help="accepted for compatibility; stdio is the only transport")
     acp_p = sub.add_parser("acp", help="start the Agent Client Protocol agent on stdio (Zed, JetBrains, Neovim, Emacs)")
@@ -272,19 +375,19 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Run a parsed headless subcommand (run, chat, context)."""
+    """Run a parsed headless subcommand (run, chat, context, mcp)."""
     logging.basicConfig(
         level=logging.INFO if args.verbose else logging.WARNING,
         stream=sys.stderr,
         format="%(levelname)s %(name)s: %(message)s",
     )
-    if args.max_turns is not None and args.max_turns < 1:
+    if getattr(args, "max_turns", None) is not None and args.max_turns < 1:
         print("error: --max-turns must be at least 1", file=sys.stderr)
         return 2
     if not Path(args.cwd).is_dir():
         print(f"error: --cwd {args.cwd} is not a directory", file=sys.stderr)
         return 2
-    handler = {"run": cmd_run, "chat": cmd_chat, "context": cmd_context}[args.command]
+    handler = {"run": cmd_run, "chat": cmd_chat, "context": cmd_context, "mcp": cmd_mcp}[args.command]
     try:
         return asyncio.run(handler(args))
     except KeyboardInterrupt:

@@ -7,7 +7,7 @@ import asyncio
 import os
 import sys
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 from codeloop.context.todos import from_session, render_checklist
 from codeloop.core.events import (
@@ -133,12 +133,18 @@ async def ask_line(prompt: str) -> str | None:
 
 
 class TerminalApprover:
-    """Asks at the terminal before a command runs (or a secret is read)."""
+    """Asks at the terminal before a command runs (or a secret is read). ``lock`` keeps
+    questions asked at once (concurrent read-only calls, consent) one after the other."""
 
-    def __init__(self, sink: ConsoleSink) -> None:
+    def __init__(self, sink: ConsoleSink, lock: asyncio.Lock | None = None) -> None:
         self.sink = sink
+        self.lock = lock or asyncio.Lock()
 
     async def approve(self, request: ApprovalRequest) -> ApprovalDecision:
+        async with self.lock:
+            return await self._approve(request)
+
+    async def _approve(self, request: ApprovalRequest) -> ApprovalDecision:
         what = {"Bash": "Run", "Read": "Read", "Edit": "Edit", "Write": "Write", "Tool": "Call",
                 "Trust": "Trust"}.get(request.kind, request.kind)
         self.sink.line(self.sink.style("1", f"? {what}: {request.target}") + f"  (in {request.cwd}; {request.reason})")
@@ -154,6 +160,29 @@ class TerminalApprover:
         if a.lower() in ("n", "no"):
             return ApprovalDecision("deny")
         return ApprovalDecision("deny", a)
+
+
+class TerminalConsent:
+    """Asks at the terminal whether a project's MCP server, hooks or allow rules may run
+    (a ``ConsentAsker``): True and False are remembered; no answer (Enter, end of input)
+    leaves it off for this run and asks again next time."""
+
+    def __init__(self, sink: ConsoleSink, lock: asyncio.Lock) -> None:
+        self.sink = sink
+        self.lock = lock
+
+    async def __call__(self, request: Any) -> bool | None:
+        async with self.lock:
+            self.sink.line(self.sink.style("1", f"? Trust {request.subject}: ") + request.prompt())
+            while True:
+                answer = await ask_line("[y]es (remembered) / [n]o (remembered) / Enter: not now: ")
+                if answer is None or not answer.strip():
+                    return None
+                a = answer.strip().lower()
+                if a in ("y", "yes"):
+                    return True
+                if a in ("n", "no"):
+                    return False
 
 
 def terminal_confirm(sink: ConsoleSink):  # type: ignore[no-untyped-def]

@@ -176,6 +176,31 @@ async def _exit(host: CommandHost, arg: str | None) -> Reply:
     return Reply("", exit=True)
 
 
+class McpControl(Protocol):
+    """What /mcp uses of a host's MCP servers (``codeloop.runtime.mcp.WorkspaceMcp``); a
+    host offers it as ``host.mcp`` (None or absent: no MCP in that host)."""
+
+    def report(self) -> str: ...
+
+    async def restart(self, name: str) -> str: ...
+
+    async def set_consent(self, name: str, allowed: bool) -> str: ...
+
+
+async def _mcp(host: CommandHost, arg: str | None) -> Reply:
+    mcp: McpControl | None = getattr(host, "mcp", None)
+    if mcp is None:
+        return Reply("MCP servers are not available in this host.", "warning")
+    verb, _, name = (arg or "").partition(" ")
+    name = name.strip()
+    if not verb:
+        return Reply(mcp.report())
+    if verb in ("restart", "allow", "deny") and name:
+        text = await mcp.restart(name) if verb == "restart" else await mcp.set_consent(name, verb == "allow")
+        return Reply(text)
+    return Reply("Usage: /mcp, /mcp restart <name>, /mcp allow <name>, /mcp deny <name>.", "warning")
+
+
 def _one_word(name: str) -> Callable[[str | None], str | None]:
     def check(arg: str | None) -> str | None:
         return f"/{name} takes one word, got {arg!r}" if arg is not None and " " in arg else None
@@ -192,6 +217,8 @@ COMMANDS: tuple[Command, ...] = (
     Command("mode", "[" + "|".join(MODES) + "]", "show the permission mode, or switch", _mode,
             check=_check_mode, normalize=_mode_name),
     Command("resume", "[id]", "resume a saved session (the latest if no id)", _resume, check=_one_word("resume")),
+    Command("mcp", "[restart|allow|deny <name>]", "show the MCP servers (state, tools, last error), or restart one",
+            _mcp),
     Command("help", "", "show this help", _help, aliases=("?",)),
     Command("exit", "", "leave", _exit, aliases=("quit",), hosts=("cli",)),
 )

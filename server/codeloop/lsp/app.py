@@ -21,6 +21,8 @@ from codeloop.config import Settings
 from codeloop.lsp import handlers
 from codeloop.lsp.client import EditorClient
 from codeloop.lsp.connection import ClientFeatures, Connection
+from codeloop.runtime.mcp import WorkspaceMcp, open_workspace
+from codeloop.runtime.trust import ProjectTrust
 from codeloop.lsp.documents import EditorDocuments, uri_to_path
 from codeloop.lsp.problems import OwnDiagnostics
 from codeloop.lsp.state import Services
@@ -45,7 +47,8 @@ def _converter():
 
 
 class App:
-    """Everything one editor connection owns (``Services``, built at ``initialize``)."""
+    """Everything one editor connection owns (``Services``, built at ``initialize``), and the
+    workspace's project trust and MCP servers (shared by every chat of the connection)."""
 
     def __init__(self, server: LanguageServer) -> None:
         self.server = server
@@ -54,6 +57,8 @@ class App:
         self.settings: Settings = Settings()
         self.user_settings: dict[str, Any] = {}
         self.tasks = Tasks("lsp")
+        self.trust: ProjectTrust | None = None
+        self.mcp: WorkspaceMcp | None = None
 
     def initialize(self, params: lsp.InitializeParams) -> list[str]:
         root = _root_of(params)
@@ -74,7 +79,9 @@ class App:
         )
         encoding = getattr(self.server.workspace, "position_encoding", None)
         proposals.encoding = str(getattr(encoding, "value", encoding) or "utf-16")
-        sessions = SessionService(root, self.settings, documents, proposals, client, diagnostics)
+        self._make_workspace(root, client)
+        sessions = SessionService(root, self.settings, documents, proposals, client, diagnostics,
+                                  trust=self.trust, mcp=self.mcp)
         own = None
         if not features.diagnostics:
             own = OwnDiagnostics(diagnostics, documents, self.tasks, conn, lambda: self.settings.publish_diagnostics)
@@ -93,13 +100,67 @@ class App:
         self.settings = settings
         if self.services is not None:
             self.services.sessions.update_settings(settings)
+        self._reconfigure_workspace(settings)
         return problems
+
+    # -- the project trust and the MCP servers (runtime/trust.py, runtime/mcp.py) ----------
+
+    def _make_workspace(self, root: Path, client: EditorClient) -> None:
+        async def ask(request: Any) -> bool | None:
+            return await client.ask_trust(request.subject, request.prompt(), request.description)
+
+        self.trust = ProjectTrust(root, trust_project=self.settings.trust_project, ask=ask, notify=self._warn)
+        self.mcp = WorkspaceMcp(root, self.settings, self.trust, editor=self.user_settings.get("mcpServers"),
+                                notify=self._warn)
+        self.mcp.subscribe(lambda _event: self._push_mcp(client))
+
+    def start_workspace(self) -> None:
+        """After ``initialized``: consent, then the servers, in the background."""
+        if self.trust is not None and self.mcp is not None:
+            self.tasks.spawn(open_workspace(self.trust, self.mcp), "open the workspace (trust, MCP servers)")
+
+    def _reconfigure_workspace(self, settings: Settings) -> None:
+        if self.trust is None or self.mcp is None:
+            return
+        trust_changed = self.trust.trust_project != settings.trust_project
+        self.trust.trust_project = settings.trust_project
+        mcp = self.mcp
+
+        async def reconfigure() -> None:
+            changed = await mcp.reconfigure(settings, self.user_settings.get("mcpServers"))
+            if trust_changed and not changed:
+                await mcp.close()
+                await mcp.start()
+
+        self.tasks.spawn(reconfigure(), "reconfigure the MCP servers")
+
+    def _warn(self, message: str) -> None:
+        self.server.window_show_message(lsp.ShowMessageParams(type=lsp.MessageType.Warning, message=f"codeloop: {message}"))
+
+    def mcp_servers(self) -> list[dict[str, Any]]:
+        return [_server_dict(s) for s in (self.mcp.states() if self.mcp is not None else [])]
+
+    def _push_mcp(self, client: EditorClient) -> None:
+        try:
+            client.mcp_changed(self.mcp_servers())
+        except Exception:  # the connection is closing
+            log.debug("could not send codeloop/mcp/changed", exc_info=True)
 
     async def shutdown(self) -> None:
         if self.services is not None:
             await self.services.sessions.shutdown()
             self.services.client.close()
         await self.tasks.cancel_all()
+        if self.mcp is not None:
+            await self.mcp.close()  # every server's process group stops with the connection
+        if self.trust is not None:
+            await self.trust.close()
+
+
+def _server_dict(s: Any) -> dict[str, Any]:
+    return {"name": s.name, "status": s.status, "source": s.source, "transport": s.transport,
+            "toolCount": s.tool_count, "lastError": s.last_error, "origin": s.origin, "description": s.description,
+            "retryIn": s.retry_in, "logFile": s.log_file, "restarts": s.restarts, "pid": s.pid}
 
 
 def _settings_section(raw: Any) -> dict[str, Any]:

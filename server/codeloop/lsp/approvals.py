@@ -40,8 +40,19 @@ class CapableApprovals:
             return ApprovalDecision("deny", "the editor gave no valid answer")
         return ApprovalDecision(result.answer, result.message or "")
 
+    async def ask_trust(self, subject: str, question: str, detail: str) -> bool | None:
+        """An approval card of kind "Trust": allow (once or always) trusts, deny refuses, a
+        card dropped unanswered (``cancelled``) gives no answer."""
+        params = wire.ApprovalRequestParams(kind="Trust", target=detail, cwd="", reason=question, subject=subject)
+        raw = await self.conn.request(M.APPROVAL_REQUEST, params)
+        result = raw if isinstance(raw, dict) else {}
+        answer = result.get("answer")
+        if answer in ("allow_once", "allow_always"):
+            return True
+        return False if answer == "deny" and result.get("message") != "cancelled" else None
 
-_VERBS = {"Bash": "run", "Read": "read", "Edit": "edit", "Write": "write"}
+
+_VERBS = {"Bash": "run", "Read": "read", "Edit": "edit", "Write": "write", "Tool": "call"}
 _ANSWERS = {"Allow once": "allow_once", "Always allow": "allow_always"}
 
 
@@ -57,3 +68,7 @@ class PlainApprovals:
             lsp.MessageType.Warning,
         )
         return ApprovalDecision(_ANSWERS.get(choice or "", "deny"))  # type: ignore[arg-type]
+
+    async def ask_trust(self, subject: str, question: str, detail: str) -> bool | None:
+        choice = await self.conn.ask(f"codeloop: {question}", ["Allow", "Deny"], lsp.MessageType.Warning)
+        return True if choice == "Allow" else False if choice == "Deny" else None

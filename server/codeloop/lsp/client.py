@@ -17,9 +17,11 @@ Each flag of ``experimental.codeloop`` picks its port's strategy on its own.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from codeloop.core.events import Event
 from codeloop.core.ports import ApprovalDecision, ApprovalRequest, DiagnosticInfo, Documents
+from codeloop.lsp import methods as M
 from codeloop.lsp import wire
 from codeloop.lsp.approvals import CapableApprovals, PlainApprovals
 from codeloop.lsp.connection import ClientFeatures, Connection
@@ -63,6 +65,15 @@ class EditorClient:
 
     async def approve(self, session_id: str, turn_id: str, request: ApprovalRequest) -> ApprovalDecision:
         return await self.approvals.approve(session_id, turn_id, request)
+
+    async def ask_trust(self, subject: str, question: str, detail: str) -> bool | None:
+        """May the project's ``subject`` (an MCP server, its hooks, its allow rules) run or
+        apply? True/False: the user's answer; None: none given."""
+        return await self.approvals.ask_trust(subject, question, detail)
+
+    def mcp_changed(self, servers: list[dict[str, Any]]) -> None:
+        if self.features.events:
+            self.conn.notify(M.MCP_CHANGED, wire.McpChangedParams.model_validate({"servers": servers}))
 
     # -- progress of a turn ----------------------------------------------------------------
 

@@ -52,6 +52,7 @@ def register(server: LanguageServer, host: Host) -> None:
         host.problems = []
         if svc().settings().mode == "bypass":
             show([BYPASS_WARNING])
+        host.start_workspace()
 
     @server.feature(lsp.SHUTDOWN)
     async def shutdown(params: Any) -> None:
@@ -239,3 +240,33 @@ def register(server: LanguageServer, host: Host) -> None:
 
     for name in (M.CMD_FIX, M.CMD_ASK, M.CMD_EXPLAIN):
         server.command(name)(focused(name))
+
+    register_mcp(server, host)
+
+
+def register_mcp(server: LanguageServer, host: Host) -> None:
+    """The MCP servers panel: list them, restart one, answer for a project's server."""
+
+    def mcp() -> Any:
+        if host.mcp is None:
+            raise NotInitialized("the server is not initialized")
+        return host.mcp
+
+    @server.feature(M.MCP_LIST)
+    def mcp_list(params: Any) -> dict[str, Any]:
+        report = host.mcp.report() if host.mcp is not None else ""
+        return wire.dump(wire.McpListResult.model_validate({"servers": host.mcp_servers(), "report": report}))
+
+    @server.feature(M.MCP_RESTART)
+    async def mcp_restart(params: Any) -> dict[str, Any]:
+        p = wire.parse(wire.McpNameParams, params)
+        if not p.name:
+            raise JsonRpcInvalidParams("'name' is empty")
+        return wire.dump(wire.McpMessageResult(message=await mcp().restart(p.name)))
+
+    @server.feature(M.MCP_CONSENT)
+    async def mcp_consent(params: Any) -> dict[str, Any]:
+        p = wire.parse(wire.McpConsentParams, params)
+        if not p.name:
+            raise JsonRpcInvalidParams("'name' is empty")
+        return wire.dump(wire.McpMessageResult(message=await mcp().set_consent(p.name, p.allowed)))

@@ -15,6 +15,9 @@ PROCESS_LIST = "codeloop/process/list"
 PROCESS_KILL = "codeloop/process/kill"
 PROPOSAL_LIST = "codeloop/proposal/list"
 CONTEXT_SHOW = "codeloop/context"
+MCP_LIST = "codeloop/mcp/list"
+MCP_RESTART = "codeloop/mcp/restart"
+MCP_CONSENT = "codeloop/mcp/consent"
 
 # client -> server notifications
 CHAT_CANCEL = "codeloop/chat/cancel"
@@ -25,6 +28,7 @@ TERMINAL_STARTED = "codeloop/terminal/started"
 TERMINAL_OUTPUT = "codeloop/terminal/output"
 TERMINAL_EXITED = "codeloop/terminal/exited"
 PROPOSAL_RESOLVED = "codeloop/proposal/resolved"
+MCP_CHANGED = "codeloop/mcp/changed"  # to clients that announce "events"
 
 # server -> client requests (only to clients that announce support)
 PROPOSAL_REVIEW = "codeloop/proposal/review"

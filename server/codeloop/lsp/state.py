@@ -37,6 +37,13 @@ class Services:
 class Host(Protocol):
     services: Services | None
     problems: list[str]  # setting problems to show once the client is initialized
+    mcp: Any  # runtime.mcp.WorkspaceMcp | None: the workspace's MCP servers
+
+    def start_workspace(self) -> None:
+        """After ``initialized``: project trust, then the MCP servers, in the background."""
+        ...
+
+    def mcp_servers(self) -> list[dict[str, Any]]: ...
 
     def initialize(self, params: lsp.InitializeParams) -> list[str]: ...
 

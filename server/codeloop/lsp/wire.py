@@ -259,14 +259,16 @@ class TerminalExitedParams(Wire):
 
 
 class ApprovalRequestParams(Wire):
-    session_id: str
-    turn_id: str
-    call_id: str
+    session_id: str | None = None  # none for kind "Trust" (asked for the workspace, not a turn)
+    turn_id: str | None = None
+    call_id: str | None = None
     kind: str
     target: str
-    cwd: str
-    reason: str
+    cwd: str | None = None
+    reason: str | None = None
     suggested_rule: str | None = None
+    # kind "Trust": what the project asks to run or allow ("MCP server git", "the project's hooks")
+    subject: str | None = None
 
 
 class ApprovalResult(Wire):
@@ -394,6 +396,46 @@ class FocusArgs(Wire):
     session_id: str | None = None
 
 
+# -- MCP servers ---------------------------------------------------------------------------------------
+
+
+class McpServerInfo(Wire):
+    name: str
+    status: str  # "starting" | "ready" | "failed" | "disabled" | "needs-consent"
+    source: str  # "user" | "project" | "editor"
+    transport: str  # "stdio" | "http" | "sse"
+    tool_count: int
+    last_error: str | None = None
+    origin: str | None = None
+    description: str | None = None
+    retry_in: float | None = None
+    log_file: str | None = None
+    restarts: int | None = None
+    pid: int | None = None
+
+
+class McpListResult(Wire):
+    servers: list[McpServerInfo]
+    report: str
+
+
+class McpChangedParams(Wire):
+    servers: list[McpServerInfo]
+
+
+class McpNameParams(Wire):
+    name: str
+
+
+class McpConsentParams(Wire):
+    name: str
+    allowed: bool
+
+
+class McpMessageResult(Wire):
+    message: str
+
+
 # -- the method table --------------------------------------------------------------------------------
 
 #: client -> server requests: method -> (params, result)
@@ -407,6 +449,9 @@ REQUESTS: dict[str, tuple[type[Wire], type[Wire]]] = {
     M.PROCESS_LIST: (OptionalSessionParams, ProcessListResult),
     M.PROCESS_KILL: (ProcessKillParams, ProcessKillResult),
     M.PROPOSAL_LIST: (OptionalSessionParams, ProposalListResult),
+    M.MCP_LIST: (OptionalSessionParams, McpListResult),
+    M.MCP_RESTART: (McpNameParams, McpMessageResult),
+    M.MCP_CONSENT: (McpConsentParams, McpMessageResult),
 }
 #: client -> server notifications
 NOTIFICATIONS: dict[str, type[Wire]] = {M.CHAT_CANCEL: ChatCancelParams}
@@ -417,6 +462,7 @@ SERVER_NOTIFICATIONS: dict[str, type[Wire]] = {
     M.TERMINAL_OUTPUT: TerminalOutputParams,
     M.TERMINAL_EXITED: TerminalExitedParams,
     M.PROPOSAL_RESOLVED: ProposalResolvedParams,
+    M.MCP_CHANGED: McpChangedParams,
 }
 #: server -> client requests: method -> (params, result)
 SERVER_REQUESTS: dict[str, tuple[type[Wire], type[Wire]]] = {

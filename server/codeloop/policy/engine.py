@@ -32,8 +32,8 @@ from pathlib import Path
 from codeloop.edits.disk import ensure_codeloop_gitignore, write_atomic
 from codeloop.policy.rules import RuleSet, command_rule_text, escape_glob
 from codeloop.policy.shell import BENIGN_WRAPPERS, Part, analyze, base_name, is_secret_path, unwrap, unwrap_one
-from codeloop.policy.sources import Source, default_config_home, file_stamp, load_file, load_permissions
-from codeloop.policy.types import MODES, Action, Decision, Mode, PermissionRequest
+from codeloop.policy.sources import Source, default_config_home, file_stamp, gate_allow_rules, load_file, load_permissions
+from codeloop.policy.types import MODES, Action, Decision, Mode, PermissionRequest, ProjectRuleGate
 
 log = logging.getLogger(__name__)
 
@@ -122,10 +122,15 @@ def _combine(verdicts: list[_Verdict], default_reason: str) -> _Eval:
 
 
 class PermissionPolicy:
-    """Decides every tool call that needs permission. Never raises from ``decide``."""
+    """Decides every tool call that needs permission. Never raises from ``decide``.
+
+    ``gate`` decides which of the project files' allow rules apply (``ProjectRuleGate``);
+    without one, they all do (the policy alone, as in its unit tests): every host passes
+    the runtime's project trust."""
 
     def __init__(self, root: Path, mode: Mode = "ask", user_settings: dict | None = None,
-                 config_home: Path | None = None, *, home: Path | None = None) -> None:
+                 config_home: Path | None = None, *, home: Path | None = None,
+                 gate: ProjectRuleGate | None = None) -> None:
         self.root = Path(os.path.realpath(Path(root).expanduser()))
         self.home = Path(os.path.normpath(Path(home) if home is not None else Path.home()))
         self.config_home = Path(config_home) if config_home is not None else default_config_home()
@@ -136,6 +141,10 @@ class PermissionPolicy:
         self.rules = RuleSet()
         self.sources: list[Source] = []
         self._stamps: dict[Path, tuple[int, int] | None] = {}
+        self.gate = gate
+        self._gate_version: int | None = None
+        # Allow rules of the project's files that the gate holds back: (file, rule).
+        self.held: list[tuple[Path, str]] = []
         self.reload()
 
     # -- configuration -------------------------------------------------------
@@ -197,6 +206,8 @@ class PermissionPolicy:
             src = load_file(path, self.home)
             if src is not None:
                 sources.append(src)
+        self._stamps = {p: file_stamp(p) for p in self._files()}
+        self.held = self._gate_project_rules(sources)
         rules = RuleSet()
         problems: list[str] = []
         for src in sources:
@@ -205,14 +216,21 @@ class PermissionPolicy:
         self.sources = sources
         self.rules = rules
         self.problems = problems
-        self._stamps = {p: file_stamp(p) for p in self._files()}
         for p in problems:
             log.warning("permission settings: %s", p)
 
+    def _gate_project_rules(self, sources: list[Source]) -> list[tuple[Path, str]]:
+        if self.gate is None:
+            return []
+        self._gate_version = self.gate.version
+        return gate_allow_rules(sources, {self.project_file, self.local_file}, self.gate)
+
     def _maybe_reload(self) -> None:
-        """Pick up edits to the settings files (the user may edit them mid-session)."""
+        """Pick up edits to the settings files (the user may edit them mid-session), and
+        the user's answer about the project's allow rules."""
         try:
-            if any(file_stamp(p) != s for p, s in self._stamps.items()):
+            gate_moved = self.gate is not None and self.gate.version != self._gate_version
+            if gate_moved or any(file_stamp(p) != s for p, s in self._stamps.items()):
                 self.reload()
         except Exception:  # pragma: no cover - defensive
             log.exception("reloading permission settings failed")
@@ -249,6 +267,11 @@ class PermissionPolicy:
         if not rules:
             return []
         written = self._append_local_rules(rules)
+        if self.gate is not None and written:
+            try:
+                self.gate.remembered(written)
+            except Exception:
+                log.exception("telling the project rule gate about remembered rules failed")
         self.reload()
         return written
 
@@ -573,4 +596,4 @@ class PermissionPolicy:
         return written
 
 
-__all__ = ["BYPASS_WARNING", "PLAN_NOTE", "PermissionPolicy"]
+__all__ = ["BYPASS_WARNING", "PLAN_NOTE", "PermissionPolicy", "ProjectRuleGate"]

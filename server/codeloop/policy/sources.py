@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from codeloop.policy.rules import RuleError, RuleSet, parse_rule
+from codeloop.policy.types import ProjectRuleGate
 
 log = logging.getLogger(__name__)
 
@@ -148,3 +149,23 @@ def file_stamp(path: Path) -> tuple[int, int] | None:
     except OSError:
         return None
     return (st.st_mtime_ns, st.st_size)
+
+
+def gate_allow_rules(sources: list[Source], project_files: set[Path], gate: ProjectRuleGate) -> list[tuple[Path, str]]:
+    """Remove from ``sources`` the allow rules of ``project_files`` that ``gate`` does not
+    admit; returns them as (file, rule). A failing gate admits none (fail closed)."""
+    mine = [(src, src.path, r) for src in sources if src.path is not None and src.path in project_files
+            for r in src.rules.allow]
+    if not mine:
+        return []
+    try:
+        verdicts = list(gate.admit([(path, r.text) for _, path, r in mine]))
+    except Exception:
+        log.exception("the project rule gate failed; the project's allow rules are not applied")
+        verdicts = []
+    held: list[tuple[Path, str]] = []
+    for i, (src, path, r) in enumerate(mine):
+        if not (i < len(verdicts) and verdicts[i]):
+            src.rules.allow.remove(r)
+            held.append((path, r.text))
+    return held

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Literal, Protocol
 
 Mode = Literal["ask", "acceptEdits", "plan", "bypass"]
 MODES: tuple[Mode, ...] = ("ask", "acceptEdits", "plan", "bypass")
@@ -33,3 +34,23 @@ class Decision:
     # The user must see and answer this one call, in every mode (the agent's own
     # permission and configuration files): no "apply without asking" may stand in.
     confirm: bool = False
+
+
+class ProjectRuleGate(Protocol):
+    """Which *allow* rules of the project's own files (``.codeloop/settings.json``,
+    ``.codeloop/settings.local.json``) apply. A cloned repository's ``"allow": ["Bash"]``
+    must not apply before the user trusts the project; the user's own "Always allow"
+    answers in settings.local.json must. (Deny and ask rules always apply.)"""
+
+    @property
+    def version(self) -> int:
+        """Changes whenever ``admit`` may answer differently (the user answered)."""
+        ...
+
+    def admit(self, rules: Sequence[tuple[Path, str]]) -> list[bool]:
+        """For each (file, rule text): whether it applies."""
+        ...
+
+    def remembered(self, rules: Sequence[str]) -> None:
+        """"Always allow" just wrote these rules to settings.local.json: the user's own."""
+        ...

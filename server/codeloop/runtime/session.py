@@ -36,7 +36,7 @@ from codeloop.context import compaction, elision
 from codeloop.context.budget import OutputBudget, cut
 from codeloop.context.cost import CostTracker
 from codeloop.context.memo import FileReadMemo
-from codeloop.context.prompt import MEMORY_MARK, EditorContext, PromptBuilder
+from codeloop.context.prompt import MEMORY_MARK, TURN_CONTEXT_CLOSE, TURN_CONTEXT_OPEN, EditorContext, PromptBuilder
 from codeloop.context.store import SessionStore, SessionWriter, answer_unresolved
 from codeloop.context.tokens import count_messages, count_tokens, count_tools
 from codeloop.policy import PermissionPolicy
@@ -44,6 +44,7 @@ from codeloop.policy.types import Mode
 from codeloop.runtime.hooks import HookPort, SessionHooks, SessionInfo
 from codeloop.runtime.subagents import SubagentSource
 from codeloop.runtime.todos import SessionTodos
+from codeloop.runtime.trust import ProjectTrust as WorkspaceTrust
 from codeloop.services.hooks import ProjectTrust
 from codeloop.tools.base import BaseTool, ToolContext, elided_head
 from codeloop.tools.builtin import BuiltinTools
@@ -92,6 +93,7 @@ class AgentSession:
         persist: bool = True,
         sources: list[ToolSource] | None = None,
         trust: ProjectTrust | None = None,
+        project_trust: WorkspaceTrust | None = None,
         start_source: str | None = None,
     ) -> None:
         self.settings = settings
@@ -108,7 +110,10 @@ class AgentSession:
         self.subagents = SubagentSource(self)
         self.tools = ToolRegistry([BuiltinTools(), self.subagents, *(sources or [])])
         # Hooks (the user's commands at points of the agent's life); a project's own hooks
-        # run only once ``trust`` says the user consented.
+        # run only once the user consented: the workspace's trust, asked once for the hooks as
+        # they are now (their fingerprint), or ``trust`` given directly.
+        if project_trust is not None:
+            trust = project_trust.hooks_gate(lambda: self.hooks.engine.project_fingerprint())
         self.hooks = SessionHooks(self.root, ports.sink, self.tools.get, SessionInfo(
             session_id=lambda: self.id or "", transcript_path=lambda: str(self.writer.path) if self.writer else "",
             permission_mode=lambda: str(self.policy.mode)), self.tasks, trust=trust)
@@ -230,7 +235,7 @@ class AgentSession:
                 # Stopped before the model was asked: the turn still ends, visibly.
                 self.ports.sink.emit(TurnEnd("cancelled", "Cancelled by the user."))
                 raise
-            return await self.agent.send(with_context(prompt, block))
+            return await self.agent.send(with_context(prompt, with_notes(block, self._source_notes())))
 
     async def close(self, reason: str = "other") -> None:
         """End the session (``reason`` for SessionEnd hooks: clear, prompt_input_exit, other)."""
@@ -486,7 +491,24 @@ class AgentSession:
         if self._pending_memory:
             fitted += "\n\n" + "".join(self._pending_memory)
             self._pending_memory.clear()
+        notes = self._source_notes()
+        if notes:
+            fitted += "\n\n" + "\n".join(f"[{n}]" for n in notes)
         return fitted
+
+    def _source_notes(self) -> list[str]:
+        """What tool sources have to tell the model (an MCP server connected mid-session):
+        it goes with the next user message or tool result, never into the system prompt."""
+        notes: list[str] = []
+        for source in self.tools.sources:
+            take = getattr(source, "take_notes", None)
+            if take is None:
+                continue
+            try:
+                notes += take()
+            except Exception:
+                log.exception("tool source %s: take_notes failed", source.name)
+        return notes
 
     def _fit_step(self, text: str, hint: str) -> str:
         """Hold the tool results of one model step to a share of the context window, so
@@ -518,6 +540,17 @@ def with_context(text: str | list[dict[str, Any]], block: str | None) -> str | l
     if isinstance(text, str):
         return f"{text}\n\n{block}"
     return [*text, {"type": "text", "text": block}]
+
+
+def with_notes(block: str | None, notes: list[str]) -> str | None:
+    """The turn's context block with the tool sources' notes in it."""
+    if not notes:
+        return block
+    text = "\n".join(notes) + "\n"
+    if block is None:
+        return f"{TURN_CONTEXT_OPEN}\n{text}{TURN_CONTEXT_CLOSE}"
+    head, sep, tail = block.rpartition(TURN_CONTEXT_CLOSE)
+    return head + text + sep + tail if sep else block + "\n" + text
 
 
 class _TouchingApplier:

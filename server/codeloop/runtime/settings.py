@@ -38,6 +38,9 @@ PROJECT_SETTING_KEYS = (
     "requestTimeout",
     "maxRetries",
     "sessionStorage",
+    "mcpStartupTimeout",
+    "mcpCallTimeout",
+    "toolSearchShare",
 )
 # Read elsewhere from the same files (not Settings fields).
 OWN_SECTIONS = ("permissions",)

@@ -24,7 +24,9 @@ from codeloop.core.events import Event, Notice, TurnEnd
 from codeloop.core.ports import ApprovalDecision, ApprovalRequest, DiagnosticsSource, Documents
 from codeloop.core.tasks import Tasks
 from codeloop.policy import PermissionPolicy
+from codeloop.runtime.mcp import WorkspaceMcp
 from codeloop.runtime.session import AgentSession, Ports
+from codeloop.runtime.trust import ProjectTrust
 from codeloop.services.proposals import ProposalService
 
 log = logging.getLogger(__name__)
@@ -137,6 +139,8 @@ class SessionService:
         proposals: ProposalService,
         client: ClientPort,
         diagnostics: DiagnosticsSource | None = None,
+        trust: ProjectTrust | None = None,
+        mcp: WorkspaceMcp | None = None,
     ) -> None:
         self.root = root
         self.settings = settings
@@ -144,7 +148,11 @@ class SessionService:
         self.proposals = proposals
         self.client = client
         self.diagnostics = diagnostics
-        self.policy = PermissionPolicy(root, mode=settings.mode, user_settings=settings.permissions)
+        # One project trust and one set of MCP servers per editor connection, shared by its
+        # chats (runtime/mcp.py says why); the project's allow rules wait for the trust.
+        self.trust = trust
+        self.mcp = mcp
+        self.policy = PermissionPolicy(root, mode=settings.mode, user_settings=settings.permissions, gate=trust)
         self.store = SessionStore(root, storage=settings.session_storage, secrets=settings.secrets())
         self.slots: dict[str, _Slot] = {}
         self.tasks = Tasks("turns")
@@ -181,9 +189,11 @@ class SessionService:
         )
         session = AgentSession(
             settings or self.settings, self.root, ports, policy=self.policy, store=self.store, resume=resume,
-            start_source=start_source,
+            start_source=start_source, project_trust=self.trust,
         )
         ids["id"] = session.id or ""
+        if self.mcp is not None:
+            self.mcp.attach(session)
         slot = _Slot(session)
         holder["slot"] = slot
         self.slots[ids["id"]] = slot
@@ -367,6 +377,10 @@ class _SlotHost:
     @property
     def session(self) -> AgentSession:
         return self.slot.session
+
+    @property
+    def mcp(self) -> WorkspaceMcp | None:
+        return self.service.mcp
 
     async def new_session(self) -> AgentSession:
         # A /model chosen in this chat holds in the new conversation (the mode is the

@@ -4,7 +4,7 @@
  * webview (which renders it). No vscode or DOM imports here.
  */
 import type {
-  AgentEvent, ApprovalAnswer, ApprovalRequestParams, OpenAIMessage, ProposalReviewParams,
+  AgentEvent, ApprovalAnswer, ApprovalRequestParams, McpServerInfo, OpenAIMessage, ProposalReviewParams,
 } from "../protocol";
 import { type HunkContent, type HunkDecision, regionLabel } from "./review";
 
@@ -23,10 +23,14 @@ export interface AssistantItem { kind: "assistant"; id: string; text: string; st
 /** An approval the server asked for: on its command's tool card, or a card of its own. */
 export interface ApprovalInfo {
   id: string; approvalKind: string; target: string; cwd?: string; reason?: string; suggestedRule?: string;
+  /** kind "Trust": what the workspace asks to run or allow. */
+  subject?: string;
   answer?: ApprovalAnswer | "cancelled";
 }
 export interface ToolItem {
   kind: "tool"; id: string; callId: string; name: string; summary: string; args?: unknown;
+  /** Where the tool comes from: an MCP server's name (none for built-in tools). */
+  origin?: string;
   status: ToolStatus; resultSummary?: string; result?: string;
   /** The approval of this call: the card is the approval until it is answered. */
   approval?: ApprovalInfo;
@@ -111,7 +115,9 @@ export function reduce(s: ChatState, act: Action): string[] {
       s.sessionId = act.sessionId;
       s.title = act.title;
       s.running = undefined;
-      s.items = act.items ?? [];
+      // A workspace's trust question belongs to no chat: it stays until answered.
+      const trust = s.items.filter((i): i is ApprovalItem => i.kind === "approval" && i.approvalKind === "Trust" && !i.answer);
+      s.items = [...(act.items ?? []), ...trust];
       if (!s.title) {
         const first = s.items.find((i): i is UserItem => i.kind === "user" && !i.text.startsWith("/"));
         if (first) s.title = firstLine(first.text, 60);
@@ -200,6 +206,7 @@ export function reduce(s: ChatState, act: Action): string[] {
       const p = act.params;
       const info: ApprovalInfo = {
         id: act.id, approvalKind: p.kind, target: p.target, cwd: p.cwd, reason: p.reason, suggestedRule: p.suggestedRule,
+        subject: p.subject,
       };
       // One card per command: the approval goes on the command's tool card.
       const tool = p.callId ? [...s.items].reverse().find((i): i is ToolItem => i.kind === "tool" && i.callId === p.callId) : undefined;
@@ -268,7 +275,7 @@ function reduceEvent(s: ChatState, ev: AgentEvent, sessionId?: string): string[]
       const changed = closeStreaming(s);
       const it: ToolItem = {
         kind: "tool", id: nextId(s, "t"), callId: ev.callId, name: ev.name, summary: ev.summary ?? "",
-        args: ev.arguments, status: "running",
+        args: ev.arguments, status: "running", origin: ev.origin || undefined,
       };
       s.items.push(it);
       return [...changed, it.id];
@@ -329,7 +336,7 @@ function reduceEvent(s: ChatState, ev: AgentEvent, sessionId?: string): string[]
           i.resultSummary = ev.status === "cancelled" ? STOPPED : i.resultSummary ?? ev.status;
           changed.push(i.id);
         }
-        if (i.kind === "approval" && !i.answer) { i.answer = "cancelled"; changed.push(i.id); }
+        if (i.kind === "approval" && !i.answer && i.approvalKind !== "Trust") { i.answer = "cancelled"; changed.push(i.id); }
       }
       const it: TurnEndItem = {
         kind: "turnEnd", id: nextId(s, "e"), status: ev.status, message: ev.message,
@@ -455,4 +462,28 @@ export function countDiff(diff: string): { added: number; removed: number } {
     else if (l.startsWith("-")) removed++;
   }
   return { added, removed };
+}
+
+/** The servers section's heading: "MCP servers · 2 ready · 1 failed · 1 waits for you". */
+export function mcpSummary(servers: McpServerInfo[]): string {
+  const count = (st: McpServerInfo["status"]) => servers.filter((x) => x.status === st).length;
+  const parts = [`MCP servers (${servers.length})`];
+  const ready = count("ready"), failed = count("failed"), starting = count("starting"), waiting = count("needs-consent");
+  if (ready) parts.push(`${ready} ready`);
+  if (starting) parts.push(`${starting} starting`);
+  if (failed) parts.push(`${failed} failed`);
+  if (waiting) parts.push(`${waiting} ${waiting === 1 ? "waits" : "wait"} for you`);
+  return parts.join(" · ");
+}
+
+/** One server's line: "ready · 12 tools", "failed: <error> (retrying in 4 s)". */
+export function mcpStatusText(server: McpServerInfo): string {
+  switch (server.status) {
+    case "ready": return `ready · ${server.toolCount} tool${server.toolCount === 1 ? "" : "s"}`;
+    case "starting": return "starting…";
+    case "needs-consent": return "waits for your consent";
+    case "disabled": return `off${server.lastError ? `: ${server.lastError}` : ""}`;
+    case "failed": return `failed${server.lastError ? `: ${server.lastError}` : ""}${server.retryIn != null ? ` (retrying in ${Math.round(server.retryIn)} s)` : ""}`;
+  }
+  return server.status;
 }

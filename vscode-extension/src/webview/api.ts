@@ -10,11 +10,13 @@ export interface Local {
   useSelection: boolean;
   expanded: string[];
   reasons: Record<string, string>;
+  /** The MCP servers section is open. */
+  mcpOpen: boolean;
 }
 const saved = (vscode.getState() ?? {}) as Partial<Local>;
 export const local: Local = {
   draft: saved.draft ?? "", useFile: saved.useFile ?? true, useSelection: saved.useSelection ?? true,
-  expanded: saved.expanded ?? [], reasons: saved.reasons ?? {},
+  expanded: saved.expanded ?? [], reasons: saved.reasons ?? {}, mcpOpen: saved.mcpOpen ?? false,
 };
 export function persist(): void { vscode.setState(local); }
 

@@ -31,6 +31,7 @@ export function renderTool(t: ToolItem): HTMLElement {
   const head = h("button", { class: "tool-head", "aria-expanded": String(open), onclick: () => hooks.toggle(t.id) },
     h("div", { class: "tool-row" },
       icon(iconName, iconClass), h("span", { class: "tool-name", text: t.name }),
+      t.origin && h("span", { class: "tool-origin", text: t.origin, title: `from the MCP server ${t.origin}` }),
       t.summary && h("code", { class: "tool-arg", text: t.summary, title: t.summary }),
       h("span", { class: "spacer" }), icon(open ? "chevron-down" : "chevron-right", "chev")),
     (sub || decision) && h("div", { class: "tool-sub" },
@@ -157,9 +158,32 @@ export function renderProposal(p: ProposalItem): HTMLElement {
 const focusedApprovals = new Set<string>();
 const ARM_MS = 400;
 
-export function renderApproval(a: ApprovalInfo, tool?: ToolItem): HTMLElement {
+/** A workspace's trust question (its MCP server, hooks or allow rules): Allow (remembered) or Deny. */
+function renderTrust(a: ApprovalInfo): HTMLElement {
   const pending = !a.answer;
-  const title = a.approvalKind === "Bash" ? " Run this command?" : ` Allow ${a.approvalKind}?`;
+  const title = ` Trust ${a.subject ?? "this workspace"}?`;
+  const card = h("div", {
+    class: `card approval-card trust-card${a.answer ? " answered" : ""}`, "data-answer": a.answer ?? "", "data-approval": a.id,
+    "data-kind": "Trust", tabindex: pending ? "0" : undefined, role: pending ? "group" : undefined, "aria-label": pending ? title.trim() : undefined,
+  },
+  h("div", { class: "proposal-head" }, icon("workspace-untrusted"), h("strong", { text: title }), h("span", { class: "spacer" }),
+    a.answer && h("span", { class: `badge ${a.answer}`, text: a.answer === "deny" ? "refused" : a.answer === "cancelled" ? "not answered" : "trusted" })),
+  pending && a.reason ? h("div", { class: "trust-question", text: a.reason }) : h("span"),
+  pending ? h("pre", { class: "command", text: a.target }) : h("span"));
+  if (pending) {
+    const answer = (ans: "allow_always" | "deny") => () => vscode.postMessage({ type: "approval", id: a.id, answer: ans });
+    card.append(h("div", { class: "actions" },
+      h("button", { class: "primary trust-allow", onclick: answer("allow_always") }, icon("check"), " Allow"),
+      h("button", { class: "danger trust-deny", onclick: answer("deny") }, icon("circle-slash"), " Deny")),
+    h("div", { class: "muted hint", text: "Your answer is remembered for this workspace; you are asked again if what it runs changes." }));
+  }
+  return card;
+}
+
+export function renderApproval(a: ApprovalInfo, tool?: ToolItem): HTMLElement {
+  if (a.approvalKind === "Trust") return renderTrust(a);
+  const pending = !a.answer;
+  const title = a.approvalKind === "Bash" ? " Run this command?" : a.approvalKind === "Tool" ? ` Call ${tool?.origin ? `${tool.origin}'s tool` : "this tool"}?` : ` Allow ${a.approvalKind}?`;
   const card = h("div", {
     class: `card approval-card${tool ? " tool-card" : ""}${a.answer ? " answered" : ""}`, "data-answer": a.answer ?? "",
     "data-approval": a.id, ...(tool ? { "data-tool": tool.name, "data-status": tool.status } : {}),

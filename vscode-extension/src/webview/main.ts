@@ -3,8 +3,8 @@
  * log and its render loop, and the messages from the host. Cards are in cards.ts, the
  * composer's images and @-mentions in composer.ts, markdown and highlighting in markdown.ts.
  */
-import { type ChatState, type Item, type ProposalItem, emptyState, formatUsage, reduce } from "../shared/model";
-import type { ProcessInfo, SessionInfo } from "../protocol";
+import { type ChatState, type Item, type ProposalItem, emptyState, formatUsage, mcpStatusText, mcpSummary, reduce } from "../shared/model";
+import type { McpServerInfo, ProcessInfo, SessionInfo } from "../protocol";
 import type { PanelEnv, ToWebview } from "../messages";
 import { slashHelpLine } from "../shared/help";
 import { local, persist, vscode } from "./api";
@@ -30,6 +30,7 @@ const empty = h("div", { class: "empty" },
   h("p", { class: "muted", text: slashHelpLine() }));
 const pendingBar = h("div", { class: "pending-bar hidden" });
 const processesEl = h("div", { class: "processes hidden" });
+const serversEl = h("div", { class: "mcp-servers hidden", role: "region", "aria-label": "MCP servers" });
 const chips = h("div", { class: "chips" });
 const queuedEl = h("div", { class: "queued" });
 const input = h("textarea", {
@@ -44,7 +45,7 @@ const attachmentsEl = h("div", { class: "attachments hidden" });
 const mentionMenu = h("div", { class: "mention-menu hidden", role: "listbox", "aria-label": "Mentions" });
 const composer = h("div", { class: "composer" }, chips, queuedEl, attachmentsEl, mentionMenu, input,
   h("div", { class: "composer-row" }, modeSelect, statusLine, h("span", { class: "spacer" }), stopBtn, sendBtn));
-app.append(header, historyPanel, log, pendingBar, processesEl, composer);
+app.append(header, historyPanel, log, pendingBar, serversEl, processesEl, composer);
 
 input.value = local.draft;
 input.addEventListener("input", () => {
@@ -174,6 +175,31 @@ function renderProcesses(): void {
       h("button", { class: "small danger", title: "Kill this process", onclick: () => vscode.postMessage({ type: "kill", id: p.id }) }, icon("trash"), " Kill"))));
 }
 
+const MCP_ICON: Record<string, string> = {
+  ready: "pass-filled", starting: "loading", failed: "error", disabled: "circle-slash", "needs-consent": "shield",
+};
+
+/** The workspace's MCP servers: state, tool count, last error; Restart; Allow/Deny for a project's server. */
+function renderServers(): void {
+  const servers: McpServerInfo[] = env.mcpServers ?? [];
+  serversEl.classList.toggle("hidden", servers.length === 0);
+  if (!servers.length) { serversEl.replaceChildren(); return; }
+  const post = (action: "restart" | "allow" | "deny", name: string) => () => vscode.postMessage({ type: "mcp", action, name });
+  const head = h("button", { class: "mcp-head link", "aria-expanded": String(local.mcpOpen),
+    onclick: () => { local.mcpOpen = !local.mcpOpen; persist(); renderServers(); } },
+  icon(local.mcpOpen ? "chevron-down" : "chevron-right"), icon("plug"), ` ${mcpSummary(servers)}`);
+  const rows = local.mcpOpen ? servers.map((sv) => h("div", { class: `mcp-server ${sv.status}`, "data-server": sv.name, "data-status": sv.status },
+    icon(MCP_ICON[sv.status] ?? "circle", sv.status === "starting" ? "codicon-modifier-spin" : ""),
+    h("span", { class: "mcp-name", text: sv.name, title: `${sv.description ?? ""}\n${sv.origin ?? ""}`.trim() }),
+    h("span", { class: "muted mcp-status", text: mcpStatusText(sv), title: sv.lastError ?? "" }),
+    h("span", { class: "spacer" }),
+    sv.status === "needs-consent" && h("button", { class: "small primary mcp-allow", title: `Let ${sv.name} (${sv.origin ?? "the project"}) run in this workspace`, onclick: post("allow", sv.name) }, icon("check"), " Allow"),
+    sv.status === "needs-consent" && h("button", { class: "small danger mcp-deny", onclick: post("deny", sv.name) }, icon("close"), " Deny"),
+    (sv.status === "ready" || sv.status === "failed") && h("button", { class: "small mcp-restart", title: `Restart ${sv.name}`, "aria-label": `Restart ${sv.name}`, onclick: post("restart", sv.name) }, icon("debug-restart"), " Restart"),
+  )) : [];
+  serversEl.replaceChildren(head, ...rows);
+}
+
 function scrollToItem(id: string): void {
   document.getElementById(`item-${id}`)?.scrollIntoView({ behavior: "smooth", block: "center" });
 }
@@ -232,7 +258,7 @@ log.addEventListener("scroll", () => { stickToBottom = log.scrollHeight - log.sc
 function fullRender(): void {
   renderHeader();
   log.replaceChildren(...(state.items.length ? state.items.map(renderItem) : [empty]));
-  renderComposer(); renderPending(); renderProcesses(); renderHistory();
+  renderComposer(); renderPending(); renderServers(); renderProcesses(); renderHistory();
   scrollDown();
   focusPendingApproval();
 }
@@ -281,7 +307,7 @@ window.addEventListener("message", (e: MessageEvent) => {
     }
     case "env":
       env = m.env;
-      renderHeader(); renderComposer(); renderProcesses();
+      renderHeader(); renderComposer(); renderServers(); renderProcesses();
       break;
     case "sessions":
       sessions = m.sessions;

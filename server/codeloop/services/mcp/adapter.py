@@ -51,6 +51,7 @@ HTTP_TIMEOUT = 30.0
 HTTP_READ_TIMEOUT = 300.0
 MAX_TOOL_PAGES = 100
 EXIT_DRAIN = 0.2  # seconds between a stdio server's exit and the end of its stream
+STOP_UNREADY_GRACE = 0.2  # seconds a server stopped before it was ready gets after its stdin closes
 _NOTE_CHARS = 300
 
 
@@ -94,8 +95,9 @@ def _short(text: str, n: int = _NOTE_CHARS) -> str:
 
 @asynccontextmanager
 async def _stdio_streams(proc: StdioProcess, slog: ServerLog, on_eof: Callable[[], None],
-                         stdin_grace: float, term_grace: float) -> AsyncIterator[Any]:
-    """The SDK's transport contract (a read stream of messages, a write stream) over our process."""
+                         graces: Callable[[], tuple[float, float]]) -> AsyncIterator[Any]:
+    """The SDK's transport contract (a read stream of messages, a write stream) over our
+    process. ``graces()``: (stdin grace, SIGTERM grace) when it stops."""
     read_send, read_recv = anyio.create_memory_object_stream[SessionMessage | Exception](0)
     write_send, write_recv = anyio.create_memory_object_stream[SessionMessage](0)
 
@@ -150,7 +152,7 @@ async def _stdio_streams(proc: StdioProcess, slog: ServerLog, on_eof: Callable[[
             finally:
                 with anyio.CancelScope(shield=True):
                     try:
-                        await proc.stop(stdin_grace, term_grace)
+                        await proc.stop(*graces())
                     except BaseException:
                         proc.kill_now()
                         raise
@@ -195,6 +197,8 @@ class Connection:
         self._wake = asyncio.Event()
         self._stopping = False
         self._ready = False
+        self._was_ready = False
+        self._scope: anyio.CancelScope | None = None
 
     @property
     def pid(self) -> int | None:
@@ -207,9 +211,16 @@ class Connection:
     # -- lifetime -------------------------------------------------------------------
 
     def stop(self) -> None:
-        """Ask :meth:`run` to close the connection and return."""
+        """Ask :meth:`run` to close the connection and return. A server still starting is
+        not waited for: its start is cancelled."""
         self._stopping = True
         self._wake.set()
+        if not self._ready and self._scope is not None:
+            self._scope.cancel()
+
+    def _graces(self) -> tuple[float, float]:
+        # A server that never served gets no time to finish requests it never had.
+        return (self.stdin_grace if self._was_ready else min(self.stdin_grace, STOP_UNREADY_GRACE), self.term_grace)
 
     def kill_now(self) -> None:
         if self.process is not None:
@@ -226,6 +237,9 @@ class Connection:
         :meth:`stop` (returns) or the server goes away (raises ConnectionLost). Raises
         StartFailed when it cannot start (``startup_timeout`` included)."""
         scope = anyio.CancelScope(deadline=anyio.current_time() + startup_timeout)
+        self._scope = scope
+        if self._stopping:
+            scope.cancel()
         try:
             with scope:
                 async with AsyncExitStack() as stack:
@@ -237,7 +251,7 @@ class Connection:
                         tg = await stack.enter_async_context(anyio.create_task_group())
                         tg.start_soon(self._listen, self._client)
                         stack.callback(tg.cancel_scope.cancel)
-                    self._ready = True
+                    self._ready = self._was_ready = True
                     on_ready(tools)
                     await self._wake.wait()
                     self._ready = False
@@ -250,7 +264,10 @@ class Connection:
             raise StartFailed(self._describe(leaf)) from None
         finally:
             self._ready = False
+            self._scope = None
         if scope.cancelled_caught:
+            if self._stopping:
+                return  # stopped while starting: on purpose
             raise StartFailed(f"did not start within {startup_timeout:g} s")
         if self.lost_reason is not None and not self._stopping:
             raise ConnectionLost(await self.loss_reason())
@@ -315,7 +332,7 @@ class Connection:
             self.process = proc
             stack.callback(proc.kill_now)  # the last resort if the transport is never entered
             self.slog.note(f"started pid {proc.pid}: {cfg.command_line()}")
-            return _stdio_streams(proc, self.slog, self._on_eof, self.stdin_grace, self.term_grace)
+            return _stdio_streams(proc, self.slog, self._on_eof, self._graces)
         headers = dict(cfg.headers)
         if cfg.transport == "sse":
             return sse_client(cfg.url or "", headers=headers, timeout=HTTP_TIMEOUT, sse_read_timeout=HTTP_READ_TIMEOUT)

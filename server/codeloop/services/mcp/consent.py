@@ -9,7 +9,10 @@ they exist::
      "enableAllProjectMcpServers": false,       // true: every project server is allowed
      "mcpServerFingerprints": {"git": "3f1c…"}, // what each allowance was given for
      "trustedProjectHooks": "9ab0…",            // the project's hooks, as allowed
-     "deniedProjectHooks": "77de…"}             // ... or as refused
+     "deniedProjectHooks": "77de…",             // ... or as refused
+     "trustedProjectRules": "41c2…",            // the project's allow rules, as allowed
+     "deniedProjectRules": "0e9d…",             // ... or as refused
+     "rememberedRules": ["Bash(npm test)"]}     // outside git: your "Always allow" answers
 
 An allowance is bound to a fingerprint of the server's definition as written in the
 project file (command, args, env, url, headers, ...): when ``.mcp.json`` changes what a
@@ -62,6 +65,10 @@ ENABLE_ALL = "enableAllProjectMcpServers"
 FINGERPRINTS = "mcpServerFingerprints"
 HOOKS_TRUSTED = "trustedProjectHooks"
 HOOKS_DENIED = "deniedProjectHooks"
+# A set of things a project asks for as a whole, each bound to a fingerprint: its hooks,
+# its permission allow rules. (kind -> (key when allowed, key when refused))
+SETS = {"hooks": (HOOKS_TRUSTED, HOOKS_DENIED), "rules": ("trustedProjectRules", "deniedProjectRules")}
+REMEMBERED_RULES = "rememberedRules"
 _GIT_TIMEOUT = 10.0
 
 
@@ -79,7 +86,7 @@ def fingerprint(server: ServerConfig) -> str:
 
 @dataclass(frozen=True)
 class ConsentRequest:
-    kind: Literal["mcp", "hooks"]
+    kind: Literal["mcp", "hooks", "rules"]
     name: str
     origin: str
     description: str
@@ -87,10 +94,19 @@ class ConsentRequest:
 
     def prompt(self) -> str:
         """The question, in one paragraph, for any host."""
-        what = f"MCP server {self.name!r}" if self.kind == "mcp" else "the project's hooks"
         again = " It changed since you allowed it." if self.changed else ""
+        if self.kind == "rules":
+            return (f"{self.origin} {self.description}.{again} Apply these rules in this project?")
+        what = f"MCP server {self.name!r}" if self.kind == "mcp" else "the project's hooks"
         return (f"{self.origin} defines {what}, which {self.description}.{again} "
                 f"Allow it to run in this project?")
+
+    @property
+    def subject(self) -> str:
+        """What is asked about, in a few words (a card's title, a log line)."""
+        if self.kind == "mcp":
+            return f"MCP server {self.name}"
+        return "the project's hooks" if self.kind == "hooks" else "the project's allow rules"
 
 
 class ConsentAsker(Protocol):
@@ -181,6 +197,17 @@ class ProjectConsent:
                     f"consent entries are ignored; add it to .gitignore")
         return None
 
+    async def local_file_is_ours(self) -> bool | None:
+        """Whether ``.codeloop/settings.local.json`` was written on this machine (by codeloop
+        or the user) rather than shipped with the workspace: in a git repository that git
+        ignores it and does not track it. None when the file does not exist; False outside
+        git (a downloaded folder cannot be told from one the user wrote)."""
+        if not await asyncio.to_thread(self.local_path.is_file):
+            return None
+        if not self.in_git:
+            return False
+        return await self._why_untrusted() is None
+
     @staticmethod
     def _read(path: Path) -> dict[str, Any]:
         try:
@@ -226,14 +253,25 @@ class ProjectConsent:
 
     def hooks_status(self, hooks_fingerprint: str, trust_project: bool = False) -> Status:
         """Whether the project's hooks (as fingerprinted by the caller) may run."""
-        session = self._session.get(("hooks", ""))
-        if session is not None and session[1] == hooks_fingerprint:
+        return self.set_status("hooks", hooks_fingerprint, trust_project)
+
+    def set_status(self, kind: str, set_fingerprint: str, trust_project: bool = False) -> Status:
+        """Whether a set the project asks for as a whole (``SETS``: its hooks, its allow
+        rules), as fingerprinted by the caller, is allowed."""
+        trusted, denied = SETS[kind]
+        session = self._session.get((kind, ""))
+        if session is not None and session[1] == set_fingerprint:
             return "allowed" if session[0] else "denied"
-        if self._data.get(HOOKS_DENIED) == hooks_fingerprint:
+        if self._data.get(denied) == set_fingerprint:
             return "denied"
-        if self._data.get(HOOKS_TRUSTED) == hooks_fingerprint:
+        if self._data.get(trusted) == set_fingerprint:
             return "allowed"
         return "allowed" if trust_project else "unknown"
+
+    def remembered_rules(self) -> set[str]:
+        """The allow rules the user's own "Always allow" answers wrote (kept here outside a
+        git repository, where the workspace file cannot be told from a downloaded one)."""
+        return self._names(REMEMBERED_RULES)
 
     # -- remembering ----------------------------------------------------------------------
 
@@ -264,11 +302,26 @@ class ProjectConsent:
         await self._update(change)
 
     async def record_hooks(self, hooks_fingerprint: str, allowed: bool) -> None:
-        self._session[("hooks", "")] = (allowed, hooks_fingerprint)
+        await self.record_set("hooks", hooks_fingerprint, allowed)
+
+    async def record_set(self, kind: str, set_fingerprint: str, allowed: bool) -> None:
+        """Remember the answer for a set (``SETS``), bound to its fingerprint."""
+        self._session[(kind, "")] = (allowed, set_fingerprint)
+        trusted, denied = SETS[kind]
 
         def change(data: dict[str, Any]) -> None:
-            data.pop(HOOKS_TRUSTED if not allowed else HOOKS_DENIED, None)
-            data[HOOKS_TRUSTED if allowed else HOOKS_DENIED] = hooks_fingerprint
+            data.pop(trusted if not allowed else denied, None)
+            data[trusted if allowed else denied] = set_fingerprint
+
+        await self._update(change)
+
+    async def record_remembered_rules(self, rules: list[str]) -> None:
+        """Keep rules written by "Always allow" as the user's own (see ``remembered_rules``)."""
+
+        def change(data: dict[str, Any]) -> None:
+            old = data.get(REMEMBERED_RULES)
+            kept = [x for x in old if isinstance(x, str)] if isinstance(old, list) else []
+            data[REMEMBERED_RULES] = kept + [r for r in rules if r not in kept]
 
         await self._update(change)
 

@@ -200,6 +200,13 @@ class McpManager:
             raise KeyError(f"no MCP server named {name!r}")
         await self._apply_consent(st, allowed)
 
+    async def wait_consent(self) -> None:
+        """Wait until every consent question asked at start has been answered (a terminal
+        host asks them before its first prompt, so they do not cross its input)."""
+        task = self._ask_task
+        if task is not None and not task.done():
+            await asyncio.wait([task])
+
     async def wait_settled(self, timeout: float | None = None) -> bool:
         """Wait until no server is starting (for ``codeloop mcp list`` and tests)."""
         waits = [st.settled.wait() for st in self._servers.values()]
