@@ -30,7 +30,7 @@ import pytest
 from conftest import ROOT
 from pydantic import BaseModel
 
-from codeloop.agent import events as agent_events
+from codeloop.core import events as agent_events
 from codeloop.lsp import methods as M
 from codeloop.lsp import wire
 

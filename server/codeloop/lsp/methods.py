@@ -15,6 +15,7 @@ PROCESS_LIST = "codeloop/process/list"
 PROCESS_KILL = "codeloop/process/kill"
 PROPOSAL_LIST = "codeloop/proposal/list"
 CONTEXT_SHOW = "codeloop/context"
+COMMAND_TABLE = "codeloop/commands"  # the slash commands (built-in and custom) for completion and help
 
 # client -> server notifications
 CHAT_CANCEL = "codeloop/chat/cancel"
