@@ -25,6 +25,7 @@ import { Turns } from "./turns";
 import { routeWebview } from "./router";
 import { editorDiagnostics, saveDocuments } from "./workspaceRequests";
 import { Mentions, TerminalWatcher } from "./mentions";
+import { SlashCommands } from "./slashCommands";
 
 const config = () => vscode.workspace.getConfiguration("codeloop");
 const modelLabel = () => config().get<string>("model") || "default model";
@@ -41,6 +42,7 @@ class Codeloop implements vscode.Disposable {
   private readonly turns: Turns;
   private readonly mentions: Mentions;
   private readonly terminalWatcher: TerminalWatcher;
+  private readonly slash: SlashCommands;
   private readonly subs: vscode.Disposable[] = [];
 
   constructor(private readonly ctx: vscode.ExtensionContext) {
@@ -68,7 +70,7 @@ class Codeloop implements vscode.Disposable {
       save: (p) => saveDocuments(p, this.log),
       diagnostics: (p) => editorDiagnostics(p),
       executeCommand: (command, args, next) => this.turns.executeCommand(command, args, next),
-      state: (st) => { chat.setEnv({ serverState: st }); this.updateStatus(); },
+      state: (st) => { chat.setEnv({ serverState: st }); this.updateStatus(); if (st === "running") void this.slash.refresh(); },
       gone: (why) => { this.proposals.dropAll(why); this.approvals.dropAll(); this.turns.serverGone(why); },
       notice: (level, message) => this.notice(level, message),
     });
@@ -78,6 +80,7 @@ class Codeloop implements vscode.Disposable {
       lastCommand: () => this.terminalWatcher.last ?? this.terminal.lastCommand(),
     });
     this.turns = new Turns(chat, this.server, this.editor, this.mentions, () => this.updateStatus());
+    this.slash = new SlashCommands(this.server, (commands) => chat.setEnv({ commands }), (m) => this.log.appendLine(m));
     this.updateStatus();
   }
 
@@ -89,6 +92,7 @@ class Codeloop implements vscode.Disposable {
       turns: this.turns, proposals: this.proposals, approvals: this.approvals, server: this.server,
       notice: (level, message) => this.notice(level, message), refreshProcesses: () => this.refreshProcesses(),
       mentionQuery: async (query) => this.chat.mentionOptions(query, await this.mentions.suggest(query)),
+      commandsQuery: () => this.slash.refresh(),
     })));
     cmd("codeloop.openChat", () => this.chat.reveal());
     cmd("codeloop.newChat", () => this.turns.newChat());
