@@ -79,7 +79,8 @@ describe("codeloop panel: todos, sub-agents, hooks, slash commands", { skip, tim
     const claudeHome = join(dir, "claude-home"); // keep the machine's ~/.claude out of it
     mkdirSync(join(xdg, "codeloop"), { recursive: true });
     mkdirSync(claudeHome, { recursive: true });
-    const block = `${PYTHON} -c "import sys; sys.stdin.read(); print('echo is not allowed here', file=sys.stderr); sys.exit(2)"`;
+    // blocks the one command that says "should-be-blocked" (exit 2: the reason goes to the model)
+    const block = `${PYTHON} -c "import sys, json; c = json.load(sys.stdin).get('tool_input', {}).get('command', ''); ('should-be-blocked' in c) and (print('echo is not allowed here', file=sys.stderr) or sys.exit(2))"`;
     const ok = `${PYTHON} -c "import sys; sys.stdin.read()"`;
     writeFileSync(join(xdg, "codeloop", "settings.json"), JSON.stringify({
       hooks: {
@@ -235,6 +236,35 @@ describe("codeloop panel: todos, sub-agents, hooks, slash commands", { skip, tim
     await shot("04-hook-blocked");
   });
 
+  it("4b. a sub-agent's command asks for approval on its own card inside the task card; Stop stops the sub-agent with its parent", async () => {
+    const c = chat();
+    const ended = await turnEnds().count();
+    await send("delegate the long job");
+    const task = c.locator('.tool-card[data-tool="task"]').last();
+    const approval = task.locator(".subagent-steps .approval-card:not(.answered)");
+    await approval.waitFor({ timeout: 20_000 });
+    assert.match(await approval.locator("pre.command").innerText(), /sleep 60/);
+    assert.match(await c.locator(".pending-bar").innerText(), /Waiting for you \(1\)/);
+    await shot("04b-subagent-approval");
+    await approval.locator(".allow-once").click();
+    const cmd = task.locator('.subagent-steps .tool-card[data-tool="run_command"]');
+    await waitFor(async () => (await cmd.getAttribute("data-status").catch(() => null)) === "running", 15_000, "the sub-agent's command to run");
+    assert.equal(await task.getAttribute("data-status"), "running");
+    const term = page.locator(".terminal-wrapper .xterm-rows").last();
+    await waitFor(async () => /sub-started/.test(await term.innerText().catch(() => "")), 15_000, "the sub-agent's command in the terminal");
+    await shot("04c-subagent-running");
+    await c.locator("button.stop").click();
+    await waitTurnEnd(ended, 20_000);
+    assert.equal(await task.getAttribute("data-status"), "cancelled");
+    const body = await openSteps(task);
+    const stopped = body.locator('.tool-card[data-tool="run_command"]');
+    assert.equal(await stopped.getAttribute("data-status"), "cancelled", "the sub-agent's command stopped with its parent");
+    assert.match(await stopped.locator(".tool-head").innerText(), /stopped by you/);
+    assert.match(await stopped.locator(".tool-head").innerText(), /allowed once/);
+    assert.equal(await task.locator(".steps-head .codicon-loading").count(), 0, "the steps are not spinning any more");
+    await shot("04d-subagent-stopped");
+  });
+
   it("5. a reopened session shows the todo list and the nested steps again, and never the turn's context block", async () => {
     const c = chat();
     await viewAction("New Chat").click();
@@ -250,10 +280,15 @@ describe("codeloop panel: todos, sub-agents, hooks, slash commands", { skip, tim
     const users = await c.locator(".item.user .bubble").allInnerTexts();
     assert.ok(users.includes("plan the greeting work") && users.includes("delegate the greeting search"), JSON.stringify(users));
     for (const u of users) assert.doesNotMatch(u, /codeloop-context|<\/?context/, "the context block the server adds is not shown");
-    const task = c.locator('.tool-card[data-tool="task"]').last();
+    const task = c.locator('.tool-card[data-tool="task"]', { hasText: "find the greeting" });
+    assert.equal(await task.count(), 1);
     const body = await openSteps(task);
     assert.equal(await body.locator('.tool-card[data-tool="read_file"]').count(), 1, "the child's read is nested again");
     assert.equal(await body.locator(".item.assistant").last().innerText(), CHILD_ANSWER);
+    // the stopped sub-agent's command, nested and stopped
+    const long = c.locator('.tool-card[data-tool="task"]', { hasText: "run the long job" });
+    const longBody = await openSteps(long);
+    assert.equal(await longBody.locator('.tool-card[data-tool="run_command"]').count(), 1);
     await shot("05-reopened");
   });
 });

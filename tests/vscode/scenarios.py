@@ -204,12 +204,29 @@ def child(req: ChatRequest):
     return Text(CHILD_ANSWER, chunk_size=4, delay=0.1)
 
 
+LONG_PROMPT = "Run the long job and report when it is done."
+
+
+def delegate_long(req: ChatRequest):
+    if step(req) == 0:
+        return ToolCalls([Call("task", {"description": "run the long job", "prompt": LONG_PROMPT, "subagent_type": "general"})])
+    return Text("The job is done.")
+
+
+def long_child(req: ChatRequest):
+    if step(req) == 0:
+        return ToolCalls([Call("run_command", {"command": "echo sub-started; sleep 60", "timeout": 300})])
+    return Text("It finished.")
+
+
 def panel(**_kwargs):
     return Keyed(
         {
             "plan the greeting work": plan_twice,
             "delegate the greeting search": delegate,
             CHILD_PROMPT: child,
+            "delegate the long job": delegate_long,
+            LONG_PROMPT: long_child,
             "run the blocked command": two_steps(Call("run_command", {"command": "echo should-be-blocked"}), "The hook stopped it."),
             # the custom command .codeloop/commands/summarize.md, expanded by the server
             "Summarize greet.py in one line.": Text("greet.py holds two constants.", chunk_size=6, delay=0.01),

@@ -44,7 +44,7 @@ export function renderSteps(t: ToolItem): HTMLElement {
   }, icon(open ? "chevron-down" : "chevron-right", "chev"), icon("hubot"),
   h("span", { class: "steps-label", text: stepsLabel(t) }),
   t.status === "running" ? icon("loading", "codicon-modifier-spin") : null,
-  usage ? h("span", { class: "muted steps-usage", text: `· ${usage}` }) : null);
+  usage ? h("span", { class: "muted steps-usage", text: `· ${usage}`, title: `the sub-agent's tokens: ${usage}` }) : null);
   el.append(head);
   if (open) el.append(h("div", { class: "steps-body" }, ...items.filter((i) => i.kind !== "turnEnd").map(renderItem)));
   return el;
