@@ -273,6 +273,9 @@ describe("codeloop panel: todos, sub-agents, hooks, slash commands", { skip, tim
     await viewAction("Chat History").click();
     const row = c.locator(".history .session").first();
     await row.waitFor({ timeout: 15_000 });
+    // the session's title is the first message's words (the custom command's prompt), not its context block
+    assert.equal(await row.locator(".session-title").innerText(), "Summarize greet.py in one line.");
+    await shot("05a-history");
     await row.click();
     await c.locator(".item.user", { hasText: "delegate the greeting search" }).waitFor({ timeout: 15_000 });
     await c.locator(".todos .todo.in_progress", { hasText: "Summarizing the constants" }).waitFor({ timeout: 10_000 });

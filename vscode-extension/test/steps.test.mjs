@@ -176,6 +176,9 @@ test("a reopened session: sub-agents nested under their task card, the turn cont
   assert.equal(s.title, "find the greeting");
   // a string message that is only the context block shows nothing of it
   assert.equal(model.withoutTurnContext(ctx.trimStart()), "");
+  // a session title an older server flattened with its context block
+  assert.equal(model.titleWithoutContext("find the greeting <codeloop-context> mode: ask git: cl…"), "find the greeting");
+  assert.equal(model.titleWithoutContext("find the greeting"), "find the greeting");
 });
 
 test("slash commands: the query while the first word is typed, matches, completion, the help line", () => {

@@ -183,7 +183,7 @@ class SessionListResult(Wire):
 
 
 class TodoItem(Wire):
-    """One entry of the session's todo list (the ``todo_write`` tool)."""
+    """One entry of the session's todo list."""
 
     content: str
     active_form: str

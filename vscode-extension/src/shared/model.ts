@@ -462,6 +462,12 @@ export function withoutTurnContext(text: string): string {
   return at >= 0 ? text.slice(0, at) : text.startsWith(TURN_CONTEXT_OPEN) ? "" : text;
 }
 
+/** A session's title as the server lists it, without a context block an older server kept in it. */
+export function titleWithoutContext(title: string): string {
+  const at = title.indexOf(TURN_CONTEXT_OPEN);
+  return at >= 0 ? title.slice(0, at).trim() : title;
+}
+
 export function contentText(content: unknown): string {
   if (content == null) return "";
   if (typeof content === "string") return content;

@@ -3,7 +3,7 @@
  * log and its render loop, and the messages from the host. Cards are in cards.ts, the
  * composer's images and @-mentions in composer.ts, markdown and highlighting in markdown.ts.
  */
-import { type ChatState, type Item, type ProposalItem, emptyState, formatUsage, reduce } from "../shared/model";
+import { type ChatState, type Item, type ProposalItem, emptyState, formatUsage, reduce, titleWithoutContext } from "../shared/model";
 import type { ProcessInfo, SessionInfo } from "../protocol";
 import type { PanelEnv, ToWebview } from "../messages";
 import { slashHelpLine } from "../shared/help";
@@ -124,7 +124,7 @@ function renderHistory(): void {
       : sessions.map((s) => h("button", {
         class: `session${s.id === state.sessionId ? " current" : ""}`, title: s.id,
         onclick: () => { historyOpen = false; renderHistory(); vscode.postMessage({ type: "openSession", id: s.id }); },
-      }, h("span", { class: "session-title", text: s.title || s.id }),
+      }, h("span", { class: "session-title", text: titleWithoutContext(s.title ?? "") || s.id }),
       h("span", { class: "muted session-meta", text: `${relTime(s.updated)} · ${s.messageCount} messages${s.model ? " · " + s.model : ""}` })));
   historyPanel.replaceChildren(
     h("div", { class: "history-head" }, h("strong", { text: "Chat history" }), h("span", { class: "spacer" }),
