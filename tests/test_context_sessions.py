@@ -175,3 +175,21 @@ def test_set_title_and_bad_ids(tmp_path: Path):
         store.load("../etc/passwd")
     with pytest.raises(FileNotFoundError):
         store.open_for_append("nope")
+
+
+def test_the_title_is_the_users_words_not_the_context_block_after_them(tmp_path: Path):
+    from codeloop.runtime.session import with_context
+
+    block = "<codeloop-context>\nmode: ask\ngit: 2 files changed\n</codeloop-context>"
+    store = SessionStore(tmp_path)
+    w = store.create("m")
+    w.append({"role": "user", "content": with_context("plan the work", block)})
+    assert store.load(w.id).title == "plan the work"
+    parts = with_context([{"type": "text", "text": "look at this"}, {"type": "image_url", "image_url": {"url": "data:x"}}], block)
+    w2 = store.create("m")
+    w2.append({"role": "user", "content": parts})
+    assert store.load(w2.id).title == "look at this"
+    w3 = store.create("m")
+    w3.append({"role": "user", "content": block})  # nothing but the block: no title from it
+    w3.append({"role": "user", "content": "the real words"})
+    assert store.load(w3.id).title == "the real words"

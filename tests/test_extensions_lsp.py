@@ -12,6 +12,7 @@ import shlex
 import sys
 from pathlib import Path
 
+import pytest
 from conftest import cli_env, processes_matching, unique_marker
 from lsp_harness import start_editor, stop_editor
 from lsprotocol import types as lsp
@@ -197,5 +198,53 @@ async def test_notification_hooks_run_when_an_approval_or_a_review_waits(model_s
         kinds = sorted((n["notification_type"], n["message"]) for n in notes())
         assert kinds == [("permission_prompt", "codeloop needs your permission: Bash echo asked"),
                          ("review_prompt", "codeloop proposes a change to new.txt for your review")]
+    finally:
+        await stop_editor(editor)
+
+
+async def test_the_command_table_lists_the_custom_commands_as_the_files_say_now(model_server, tmp_path):
+    """``codeloop/commands``: the panel's completion and help line come from the server's
+    command table, custom commands (project and user) included with their argument hint."""
+    from pygls.exceptions import JsonRpcException
+
+    from codeloop.commands.table import commands_for
+
+    ws = tmp_path / "ws"
+    (ws / ".codeloop" / "commands").mkdir(parents=True)
+    (ws / ".codeloop" / "commands" / "summarize.md").write_text(
+        "---\ndescription: Summarize a file\nargument-hint: [file]\n---\nSummarize $1.\n")
+    (ws / ".claude" / "commands").mkdir(parents=True)
+    (ws / ".claude" / "commands" / "help.md").write_text("A file named like a built-in command.\n")
+    server = model_server(Keyed({}, default=Text("unused")))
+    env = user_env(server.base_url, tmp_path)
+    (tmp_path / "xdg" / "codeloop" / "commands").mkdir(parents=True)
+    (tmp_path / "xdg" / "codeloop" / "commands" / "standup.md").write_text("---\ndescription: Write my standup\n---\nWrite it.\n")
+    editor = await start_editor(ws, env)
+    try:
+        table = (await request(editor, "codeloop/commands", {}))["commands"]
+        builtin = [c["name"] for c in table if c["source"] == "built-in"]
+        assert builtin == [c.name for c in commands_for("lsp")] and "exit" not in builtin
+        rows = {c["name"]: c for c in table}
+        assert rows["summarize"] == {"name": "summarize", "synopsis": "[file]", "description": "Summarize a file",
+                                     "source": "project"}
+        assert rows["standup"] == {"name": "standup", "synopsis": "", "description": "Write my standup", "source": "user"}
+        assert rows["help"]["source"] == "built-in", "a built-in command wins over a file of its name"
+        assert [c["name"] for c in table].count("help") == 1
+
+        # a file added while the server runs shows in the next answer
+        (ws / ".codeloop" / "commands" / "review.md").write_text("---\nargument-hint: <pr>\n---\nReview PR $1.\n")
+        again = {c["name"]: c for c in (await request(editor, "codeloop/commands", {}))["commands"]}
+        assert again["review"]["synopsis"] == "<pr>" and again["review"]["description"] == "Review PR $1."
+
+        # /help says the same as the table
+        helped = await editor.chat("/help")
+        await editor.turn_end(helped["turnId"])
+        (notice,) = events_of(editor, helped["turnId"], "notice")
+        for name in again:
+            assert f"/{name}" in notice["message"], name
+
+        with pytest.raises(JsonRpcException):
+            await editor.client.protocol.send_request_async("codeloop/commands", ["not", "an", "object"])
+        assert (await request(editor, "codeloop/commands", {"unknown": 1}))["commands"], "unknown keys are ignored"
     finally:
         await stop_editor(editor)

@@ -171,6 +171,8 @@ async def test_cancelling_a_turn_cancels_the_call_at_the_server(editor_factory, 
     started = await editor.chat("sleep")
     await editor.wait_for(lambda: any(e["type"] == "toolCallStarted" and e["name"] == "mcp__edge__sleep"
                                       for e in editor.turn_events(started["turnId"])), 60, "the sleep call")
+    # cancel once the request is at the server (a cancel before it was sent has nothing to cancel there)
+    await editor.wait_for(lambda: Path(str(marker) + ".started").exists(), 20, "the call at the server")
     editor.client.protocol.notify("codeloop/chat/cancel", {"sessionId": started["sessionId"]})
     end = await editor.turn_end(started["turnId"])
     assert end["status"] == "cancelled"

@@ -19,5 +19,5 @@ await Promise.all([
   esbuild.build({ ...common, entryPoints: ["src/webview/main.ts"], outfile: "dist/webview.js", platform: "browser", format: "iife", target: "es2020" }),
   esbuild.build({ ...common, entryPoints: ["src/webview/style.css"], outfile: "dist/webview.css" }),
   // pure modules for the unit tests (node --test)
-  esbuild.build({ ...common, minify: false, sourcemap: false, entryPoints: ["src/shared/model.ts", "src/shared/review.ts", "src/shared/reasons.ts", "src/shared/mentions.ts", "src/settings.ts", "src/diagnostics.ts", "src/focused.ts", "src/protocol.ts"], outdir: "out", platform: "node", format: "cjs", bundle: false }),
+  esbuild.build({ ...common, minify: false, sourcemap: false, entryPoints: ["src/shared/model.ts", "src/shared/steps.ts", "src/shared/help.ts", "src/shared/review.ts", "src/shared/reasons.ts", "src/shared/mentions.ts", "src/settings.ts", "src/diagnostics.ts", "src/focused.ts", "src/protocol.ts"], outdir: "out", platform: "node", format: "cjs", bundle: false }),
 ]);

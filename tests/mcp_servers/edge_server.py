@@ -93,6 +93,8 @@ def build(args: argparse.Namespace) -> MCPServer:
 
     @server.tool(description="Sleep for a number of seconds, then answer. Writes a marker file when cancelled.")
     async def sleep(seconds: float, marker: str = "") -> str:
+        if marker:
+            Path(marker + ".started").write_text("started")  # the call reached the server
         try:
             await asyncio.sleep(seconds)
         except BaseException:

@@ -71,15 +71,20 @@ export function recordedRequests(record) {
   return readFileSync(record, "utf8").split("\n").filter(Boolean).map((l) => JSON.parse(l));
 }
 
-/** A temp workspace, user settings, the vsix installed; code-server listening. */
-export async function startCodeServer({ dir, baseUrl, files, settings = {} }) {
+/** A temp workspace, user settings, the vsix installed; code-server listening. `files`: paths
+ * relative to the workspace (folders are made); `env`: more environment for code-server and
+ * so for the language server it starts (e.g. XDG_CONFIG_HOME for user-level hooks). */
+export async function startCodeServer({ dir, baseUrl, files, settings = {}, env = {} }) {
   const ws = join(dir, "workspace");
   const ud = join(dir, "user-data");
   const ext = join(dir, "extensions");
   mkdirSync(ws, { recursive: true });
   mkdirSync(join(ud, "User"), { recursive: true });
   mkdirSync(ext, { recursive: true });
-  for (const [name, text] of Object.entries(files)) writeFileSync(join(ws, name), text);
+  for (const [name, text] of Object.entries(files)) {
+    mkdirSync(dirname(join(ws, name)), { recursive: true });
+    writeFileSync(join(ws, name), text);
+  }
   writeFileSync(join(ud, "User/settings.json"), JSON.stringify({
     "security.workspace.trust.enabled": false,
     "codeloop.pythonPath": PYTHON,
@@ -105,7 +110,7 @@ export async function startCodeServer({ dir, baseUrl, files, settings = {} }) {
   const child = spawnGroup(process.execPath, [CODE_SERVER, "--auth", "none", "--bind-addr", `127.0.0.1:${port}`,
     "--user-data-dir", ud, "--extensions-dir", ext, "--disable-telemetry", "--disable-update-check",
     "--disable-workspace-trust", ws], {
-    cwd: dir, env: { ...process.env, CODELOOP_UI_TEST_KEY: "test-key-123", OPENAI_API_KEY: "" },
+    cwd: dir, env: { ...process.env, CODELOOP_UI_TEST_KEY: "test-key-123", OPENAI_API_KEY: "", ...env },
   });
   let log = "";
   child.stdout.on("data", (d) => { log += d; });

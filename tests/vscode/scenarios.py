@@ -164,3 +164,79 @@ def mcp(**_kwargs):
     return Keyed({
         "call the project tool": two_steps(Call("mcp__proj__echo", {"text": "hello from the panel"}), "Called it."),
     })
+
+
+# ---- the todo list, sub-agents, hooks, custom commands (tests/vscode/panel.test.mjs) ---------
+
+def _todo(content: str, active: str, status: str) -> dict[str, str]:
+    return {"content": content, "activeForm": active, "status": status}
+
+
+PLAN_FIRST = [
+    _todo("Read greet.py", "Reading greet.py", "in_progress"),
+    _todo("Summarize the constants", "Summarizing the constants", "pending"),
+    _todo("Write the report", "Writing the report", "pending"),
+]
+PLAN_SECOND = [
+    _todo("Read greet.py", "Reading greet.py", "completed"),
+    _todo("Summarize the constants", "Summarizing the constants", "in_progress"),
+    _todo("Write the report", "Writing the report", "pending"),
+]
+# what the parent's task call asks; the child's conversation is keyed on it
+CHILD_PROMPT = "Read greet.py and report the greeting constant."
+CHILD_ANSWER = "The greeting is 'hello' (greet.py, line 2)."
+
+
+def plan_twice(req: ChatRequest):
+    n = step(req)
+    if n == 0:
+        return ToolCalls([Call("todo_write", {"todos": PLAN_FIRST})])
+    if n == 1:
+        # streamed slowly: the first list stays on screen for a few seconds
+        return ToolCalls([Call("todo_write", {"todos": PLAN_SECOND})], chunk_size=8, delay=0.12)
+    return Text("Planned; now summarizing the constants.", chunk_size=8, delay=0.01)
+
+
+def delegate(req: ChatRequest):
+    if step(req) == 0:
+        return ToolCalls([Call("task", {"description": "find the greeting", "prompt": CHILD_PROMPT,
+                                        "subagent_type": "explore"})])
+    results = req.last_tool_results()
+    return Text(f"The sub-agent says: {results[0].splitlines()[0] if results else '(nothing)'}", chunk_size=8, delay=0.01)
+
+
+def child(req: ChatRequest):
+    if step(req) == 0:
+        return ToolCalls([Call("read_file", {"path": "greet.py"})], delay=0.05)
+    return Text(CHILD_ANSWER, chunk_size=4, delay=0.1)
+
+
+LONG_PROMPT = "Run the long job and report when it is done."
+
+
+def delegate_long(req: ChatRequest):
+    if step(req) == 0:
+        return ToolCalls([Call("task", {"description": "run the long job", "prompt": LONG_PROMPT, "subagent_type": "general"})])
+    return Text("The job is done.")
+
+
+def long_child(req: ChatRequest):
+    if step(req) == 0:
+        return ToolCalls([Call("run_command", {"command": "echo sub-started; sleep 60", "timeout": 300})])
+    return Text("It finished.")
+
+
+def panel(**_kwargs):
+    return Keyed(
+        {
+            "plan the greeting work": plan_twice,
+            "delegate the greeting search": delegate,
+            CHILD_PROMPT: child,
+            "delegate the long job": delegate_long,
+            LONG_PROMPT: long_child,
+            "run the blocked command": two_steps(Call("run_command", {"command": "echo should-be-blocked"}), "The hook stopped it."),
+            # the custom command .codeloop/commands/summarize.md, expanded by the server
+            "Summarize greet.py in one line.": Text("greet.py holds two constants.", chunk_size=6, delay=0.01),
+        },
+        default=Text("I only know the panel test scripts."),
+    )

@@ -126,7 +126,8 @@ describe("codeloop in VS Code", { skip, timeout: 300_000 }, () => {
     assert.ok(await code.locator(".hljs-string").count() > 0, "the read is highlighted");
     assert.doesNotMatch(await code.innerText(), /^\s*\d+\t/m, "no line-number prefixes");
     assert.match(await c.locator(".item.user .user-chips").first().innerText(), /greet\.py/, "the context chip was sent");
-    assert.match(await turnEnds().first().innerText(), /in · .* out/);
+    // tokens in (with the prompt cache's share: the answer's request repeats the read's prefix) and out
+    assert.match(await turnEnds().first().innerText(), /\d in \(\d[\d,]* cached, \d+% hit rate\) · \d[\d,]* out/);
     await shot("01-answer-and-tool-card");
   });
 

@@ -25,6 +25,7 @@ import { Turns } from "./turns";
 import { routeWebview } from "./router";
 import { editorDiagnostics, saveDocuments } from "./workspaceRequests";
 import { Mentions, TerminalWatcher } from "./mentions";
+import { SlashCommands } from "./slashCommands";
 
 const config = () => vscode.workspace.getConfiguration("codeloop");
 const modelLabel = () => config().get<string>("model") || "default model";
@@ -41,6 +42,7 @@ class Codeloop implements vscode.Disposable {
   private readonly turns: Turns;
   private readonly mentions: Mentions;
   private readonly terminalWatcher: TerminalWatcher;
+  private readonly slash: SlashCommands;
   private readonly subs: vscode.Disposable[] = [];
 
   constructor(private readonly ctx: vscode.ExtensionContext) {
@@ -72,7 +74,7 @@ class Codeloop implements vscode.Disposable {
       state: (st) => {
         chat.setEnv({ serverState: st, ...(st === "running" ? {} : { mcpServers: [] }) });
         this.updateStatus();
-        if (st === "running") void this.refreshMcp();
+        if (st === "running") { void this.refreshMcp(); void this.slash.refresh(); }
       },
       gone: (why) => { this.proposals.dropAll(why); this.approvals.dropAll(); this.turns.serverGone(why); },
       notice: (level, message) => this.notice(level, message),
@@ -83,6 +85,7 @@ class Codeloop implements vscode.Disposable {
       lastCommand: () => this.terminalWatcher.last ?? this.terminal.lastCommand(),
     });
     this.turns = new Turns(chat, this.server, this.editor, this.mentions, () => this.updateStatus());
+    this.slash = new SlashCommands(this.server, (commands) => chat.setEnv({ commands }), (m) => this.log.appendLine(m));
     this.updateStatus();
   }
 
@@ -95,6 +98,7 @@ class Codeloop implements vscode.Disposable {
       notice: (level, message) => this.notice(level, message), refreshProcesses: () => this.refreshProcesses(),
       refreshMcp: () => this.refreshMcp(),
       mentionQuery: async (query) => this.chat.mentionOptions(query, await this.mentions.suggest(query)),
+      commandsQuery: () => this.slash.refresh(),
     })));
     cmd("codeloop.openChat", () => this.chat.reveal());
     cmd("codeloop.newChat", () => this.turns.newChat());

@@ -4,7 +4,7 @@
  * reducer in shared/model.ts).
  */
 import type { Action, ChatState } from "./shared/model";
-import type { ImageAttachment, McpServerInfo, ProcessInfo, SessionInfo } from "./protocol";
+import type { CommandInfo, ImageAttachment, McpServerInfo, ProcessInfo, SessionInfo } from "./protocol";
 import type { MentionOption } from "./shared/mentions";
 
 /** What the panel shows around the chat: the server, the model, the editor's context. */
@@ -17,6 +17,8 @@ export interface PanelEnv {
   processes: ProcessInfo[];
   /** The workspace's MCP servers (`codeloop/mcp/list`, `codeloop/mcp/changed`). */
   mcpServers?: McpServerInfo[];
+  /** The server's slash commands (custom ones included), for /-completion and the help line. */
+  commands?: CommandInfo[];
 }
 
 /** Host → webview. */
@@ -36,6 +38,8 @@ export type FromWebview =
   | { type: "ready" }
   | { type: "send"; text: string; useFile: boolean; useSelection: boolean; images?: ImageAttachment[] }
   | { type: "mentionQuery"; query: string }
+  /** The user started typing a slash command: the host refreshes the server's command table. */
+  | { type: "commandsQuery" }
   | { type: "cancel" }
   | { type: "newChat" }
   | { type: "history" }

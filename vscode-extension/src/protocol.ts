@@ -17,6 +17,7 @@ export const CONTEXT_SHOW = "codeloop/context";
 export const MCP_LIST = "codeloop/mcp/list";
 export const MCP_RESTART = "codeloop/mcp/restart";
 export const MCP_CONSENT = "codeloop/mcp/consent";
+export const COMMAND_TABLE = "codeloop/commands";
 
 // client -> server notifications
 export const CHAT_CANCEL = "codeloop/chat/cancel";
@@ -94,7 +95,16 @@ export type AgentEvent =
   | {
       type: "turnEnd"; status: "done" | "cancelled" | "error" | "max_turns"; message?: string;
       promptTokens?: number; completionTokens?: number; cachedTokens?: number; cost?: number | null;
-    };
+    }
+  /** A hook ran (phase start, then end with its status): a line on its tool card, or in the log. */
+  | {
+      type: "hookRan"; runId: string; hookEvent: string; phase: "start" | "end"; status: string;
+      label: string; line: string; target?: string | null; callId?: string; scope?: string; duration?: number | null;
+    }
+  /** The session's todo list changed: the whole list, in order. */
+  | { type: "todosChanged"; todos: TodoItem[]; changes?: string[] }
+  /** An event of a sub-agent's conversation, nested under the parent's `task` call. */
+  | { type: "subagent"; parentCallId: string; agent: string; event: AgentEvent };
 
 export interface TodoItem { content: string; activeForm: string; status: "pending" | "in_progress" | "completed" }
 
@@ -142,9 +152,16 @@ export interface TerminalExitedParams { terminalId: string; exitCode: number | n
 export interface ProcessInfo { id: string; command: string; running: boolean; exitCode: number | null; sessionId?: string }
 export interface SessionInfo { id: string; title: string; created: string; updated: string; messageCount: number; model?: string }
 export interface SessionOpenResult {
-  sessionId: string; messages: OpenAIMessage[]; warnings?: string[]; todos?: TodoItem[];
-  subagents?: Record<string, { agent: string; messages: OpenAIMessage[] }>;
+  sessionId: string; messages: OpenAIMessage[]; warnings?: string[];
+  /** The todo list as it stands. */
+  todos?: TodoItem[];
+  /** The sub-agents' conversations, by the parent's `task` call id. */
+  subagents?: Record<string, SubagentLog>;
 }
+export interface SubagentLog { agent: string; messages: OpenAIMessage[] }
+/** A slash command of the server's command table (`codeloop/commands`), custom ones included. */
+export interface CommandInfo { name: string; synopsis: string; description: string; source: string }
+export interface CommandTableResult { commands: CommandInfo[] }
 export interface OpenAIMessage {
   role: string; content?: unknown; name?: string; tool_call_id?: string;
   tool_calls?: { id: string; type?: string; function: { name: string; arguments: string } }[];

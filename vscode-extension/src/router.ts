@@ -16,12 +16,15 @@ export interface Routes {
   refreshProcesses(): Promise<void>;
   refreshMcp(): Promise<void>;
   mentionQuery(query: string): Promise<void>;
+  /** Refreshes the server's slash commands (the panel's /-completion). */
+  commandsQuery(): Promise<void>;
 }
 
 export async function routeWebview(m: FromWebview, r: Routes): Promise<void> {
   switch (m.type) {
     case "send": return r.turns.send(m.text, m.useFile, m.useSelection, m.images ?? []);
     case "mentionQuery": return r.mentionQuery(m.query);
+    case "commandsQuery": return r.commandsQuery();
     case "cancel": return r.turns.cancel();
     case "newChat": return r.turns.newChat();
     case "history": return r.turns.history();

@@ -119,7 +119,7 @@ export class Turns {
     if (this.chat.state.running) this.cancel();
     try {
       const r = await client.sendRequest<P.SessionOpenResult>(P.SESSION_OPEN, { sessionId: id });
-      this.chat.dispatch({ a: "reset", sessionId: r.sessionId, items: itemsFromTranscript(r.messages ?? []) });
+      this.chat.dispatch({ a: "reset", sessionId: r.sessionId, items: itemsFromTranscript(r.messages ?? [], r.subagents), todos: r.todos });
       for (const w of r.warnings ?? []) this.notice("warning", w);
     } catch (e) { this.notice("error", `Could not open the session: ${errText(e)}`); }
   }

@@ -38,6 +38,7 @@ from typing import Any
 
 from codeloop.edits.disk import ensure_codeloop_gitignore, fsync_dir
 from codeloop.context.cost import parse_usage
+from codeloop.context.prompt import TURN_CONTEXT_OPEN
 
 log = logging.getLogger(__name__)
 
@@ -106,11 +107,13 @@ def make_title(text: str) -> str:
 
 
 def _message_text(message: dict[str, Any]) -> str:
+    """A user message's words, without the context block the session adds after them."""
     content = message.get("content")
     if isinstance(content, str):
-        return content
+        return content.split("\n\n" + TURN_CONTEXT_OPEN, 1)[0] if not content.startswith(TURN_CONTEXT_OPEN) else ""
     if isinstance(content, list):
-        return " ".join(str(p.get("text", "")) for p in content if isinstance(p, dict) and p.get("type") == "text")
+        return " ".join(str(p.get("text", "")) for p in content
+                        if isinstance(p, dict) and p.get("type") == "text" and not str(p.get("text", "")).startswith(TURN_CONTEXT_OPEN))
     return ""
 
 

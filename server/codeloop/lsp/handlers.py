@@ -179,6 +179,12 @@ def register(server: LanguageServer, host: Host) -> None:
         assembled = await slot.session.assembled_prompt()
         return wire.dump(wire.ContextResult(session_id=slot.session.id or "", report=assembled.render_report(), text=assembled.text))
 
+    @server.feature(M.COMMAND_TABLE)
+    async def command_table(params: Any) -> dict[str, Any]:
+        wire.parse(wire.CommandTableParams, params)
+        rows = await svc().sessions.command_table()
+        return wire.dump(wire.CommandTableResult(commands=[wire.CommandInfo.model_validate(r) for r in rows]))
+
     # -- processes and proposals ----------------------------------------------------
 
     @server.feature(M.PROCESS_LIST)

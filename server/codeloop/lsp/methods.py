@@ -18,6 +18,7 @@ CONTEXT_SHOW = "codeloop/context"
 MCP_LIST = "codeloop/mcp/list"
 MCP_RESTART = "codeloop/mcp/restart"
 MCP_CONSENT = "codeloop/mcp/consent"
+COMMAND_TABLE = "codeloop/commands"  # the slash commands (built-in and custom) for completion and help
 
 # client -> server notifications
 CHAT_CANCEL = "codeloop/chat/cancel"

@@ -190,26 +190,60 @@ class SessionListResult(Wire):
     sessions: list[SessionInfo]
 
 
+class TodoItem(Wire):
+    """One entry of the session's todo list."""
+
+    content: str
+    active_form: str
+    status: Literal["pending", "in_progress", "completed"]
+
+
+class SubagentLog(Wire):
+    """A sub-agent's conversation, kept under the parent's ``task`` call."""
+
+    agent: str
+    messages: list[dict[str, Any]]
+
+
 class SessionOpenResult(Wire):
     session_id: str
     messages: list[dict[str, Any]]
     warnings: list[str] = []
-    todos: list[TodoItem] = []  # the session's todo list, as last saved
-    # the sub-agents' conversations, by the parent's tool call id: {"agent", "messages"}
-    subagents: dict[str, dict[str, Any]] = {}
+    todos: list[TodoItem] = []
+    subagents: dict[str, SubagentLog] = {}  # the parent's call id -> its sub-agent's messages
 
 
 class SessionTranscriptResult(Wire):
     session_id: str
     messages: list[dict[str, Any]]
     warnings: list[str] | None = None
-    subagents: dict[str, dict[str, Any]] = {}
+    subagents: dict[str, SubagentLog] = {}
 
 
 class ContextResult(Wire):
     session_id: str
     report: str
     text: str
+
+
+# -- slash commands ----------------------------------------------------------------------
+
+
+class CommandTableParams(Wire):
+    """``codeloop/commands`` takes no params (the workspace's commands)."""
+
+
+class CommandInfo(Wire):
+    """A slash command, from the command table (``codeloop.commands.table.describe``)."""
+
+    name: str  # what follows the slash
+    synopsis: str  # its arguments ("[focus]"), a custom command's argument-hint; "" when none
+    description: str
+    source: str  # "built-in", or where a custom command comes from ("project", "user:git")
+
+
+class CommandTableResult(Wire):
+    commands: list[CommandInfo]
 
 
 # -- processes and the terminal --------------------------------------------------------------
@@ -446,6 +480,7 @@ REQUESTS: dict[str, tuple[type[Wire], type[Wire]]] = {
     M.SESSION_OPEN: (SessionIdParams, SessionOpenResult),
     M.SESSION_TRANSCRIPT: (SessionIdParams, SessionTranscriptResult),
     M.CONTEXT_SHOW: (OptionalSessionParams, ContextResult),
+    M.COMMAND_TABLE: (CommandTableParams, CommandTableResult),
     M.PROCESS_LIST: (OptionalSessionParams, ProcessListResult),
     M.PROCESS_KILL: (ProcessKillParams, ProcessKillResult),
     M.PROPOSAL_LIST: (OptionalSessionParams, ProposalListResult),

@@ -16,7 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from codeloop.commands.table import dispatch
+from codeloop.commands.custom import for_workspace
+from codeloop.commands.table import describe, dispatch
 from codeloop.config import Settings, takes_images
 from codeloop.context.prompt import EditorContext
 from codeloop.context.store import SessionStore
@@ -238,6 +239,11 @@ class SessionService:
             "todos": [t.to_json() for t in slot.session.todos.items],
             "subagents": slot.session.subagent_log,
         }
+
+    async def command_table(self) -> list[dict[str, str]]:
+        """The slash commands of this workspace for the editor (completion, help): the
+        built-in ones, then the custom ones as the files say now."""
+        return list(describe(_SlotHost.name, await for_workspace(self.root).get()))
 
     def transcript(self, session_id: str) -> dict[str, Any]:
         if session_id in self.slots:

@@ -4,9 +4,12 @@
  * webview (which renders it). No vscode or DOM imports here.
  */
 import type {
-  AgentEvent, ApprovalAnswer, ApprovalRequestParams, McpServerInfo, OpenAIMessage, ProposalReviewParams,
+  AgentEvent, ApprovalAnswer, ApprovalRequestParams, McpServerInfo, OpenAIMessage, ProposalReviewParams, SubagentLog, TodoItem,
 } from "../protocol";
 import { type HunkContent, type HunkDecision, regionLabel } from "./review";
+import { type HookInfo, type HookItem, STOPPED, findCall, hookInfo, settleSteps, walk } from "./steps";
+
+export type { HookInfo, HookItem } from "./steps";
 
 /** cancelled: stopped by the user (Stop, a new chat); denied: the user said no to its approval. */
 export type ToolStatus = "running" | "done" | "failed" | "cancelled" | "denied";
@@ -34,6 +37,11 @@ export interface ToolItem {
   status: ToolStatus; resultSummary?: string; result?: string;
   /** The approval of this call: the card is the approval until it is answered. */
   approval?: ApprovalInfo;
+  /** The hooks that ran for this call (PreToolUse, PostToolUse). */
+  hooks?: HookInfo[];
+  /** A `task` call's sub-agent, and its steps (shown nested in the card). */
+  agent?: string;
+  children?: Item[];
 }
 export interface RetryItem { kind: "retry"; id: string; attempt: number; maxAttempts: number; delay: number; reason: string }
 export interface NoticeItem { kind: "notice"; id: string; level: "info" | "warning" | "error"; message: string }
@@ -68,7 +76,7 @@ export interface TurnEndItem {
   kind: "turnEnd"; id: string; status: string; message?: string;
   promptTokens?: number; completionTokens?: number; cachedTokens?: number; cost?: number | null;
 }
-export type Item = UserItem | AssistantItem | ToolItem | RetryItem | NoticeItem | ProposalItem | ApprovalItem | TurnEndItem;
+export type Item = UserItem | AssistantItem | ToolItem | RetryItem | NoticeItem | ProposalItem | ApprovalItem | TurnEndItem | HookItem;
 
 export interface ChatState {
   sessionId?: string;
@@ -77,10 +85,12 @@ export interface ChatState {
   items: Item[];
   queued: string[]; // messages typed while a turn ran; sent one by one when it ends
   seq: number;
+  /** The session's todo list (the `todo_write` tool), as it stands. */
+  todos?: TodoItem[];
 }
 
 export type Action =
-  | { a: "reset"; sessionId?: string; title?: string; items?: Item[] }
+  | { a: "reset"; sessionId?: string; title?: string; items?: Item[]; todos?: TodoItem[] }
   | { a: "user"; text: string; chips?: Chip[]; images?: { mimeType: string; data: string }[] }
   | { a: "turnStarted"; sessionId: string; turnId: string }
   | { a: "event"; sessionId?: string; turnId?: string; event: AgentEvent }
@@ -118,6 +128,7 @@ export function reduce(s: ChatState, act: Action): string[] {
       // A workspace's trust question belongs to no chat: it stays until answered.
       const trust = s.items.filter((i): i is ApprovalItem => i.kind === "approval" && i.approvalKind === "Trust" && !i.answer);
       s.items = [...(act.items ?? []), ...trust];
+      s.todos = act.todos?.length ? act.todos.map((t) => ({ ...t })) : undefined;
       if (!s.title) {
         const first = s.items.find((i): i is UserItem => i.kind === "user" && !i.text.startsWith("/"));
         if (first) s.title = firstLine(first.text, 60);
@@ -209,28 +220,28 @@ export function reduce(s: ChatState, act: Action): string[] {
         subject: p.subject,
       };
       // One card per command: the approval goes on the command's tool card.
-      const tool = p.callId ? [...s.items].reverse().find((i): i is ToolItem => i.kind === "tool" && i.callId === p.callId) : undefined;
-      if (tool && !tool.approval) {
-        tool.approval = info;
-        return [...changed, tool.id];
+      const hit = p.callId ? findCall(s.items, p.callId) : undefined; // a sub-agent's call too
+      if (hit && !hit.tool.approval) {
+        hit.tool.approval = info;
+        return [...changed, hit.top.id];
       }
       const it: ApprovalItem = { kind: "approval", ...info };
       s.items.push(it);
       return [...changed, it.id];
     }
     case "approvalStatus": {
-      const it = s.items.find((i) => (i.kind === "approval" && i.id === act.id) || (i.kind === "tool" && i.approval?.id === act.id));
-      if (!it) return [];
+      const hit = [...walk(s.items)].find(({ item: i }) => (i.kind === "approval" && i.id === act.id) || (i.kind === "tool" && i.approval?.id === act.id));
+      if (!hit) return [];
+      const it = hit.item;
       if (it.kind === "approval") it.answer = act.answer;
       else if (it.kind === "tool" && it.approval) it.approval.answer = act.answer;
-      return [it.id];
+      return [hit.top.id];
     }
     case "event":
       return reduceEvent(s, act.event, act.sessionId);
   }
 }
 
-const STOPPED = "stopped by you";
 
 /** A finished call's status: a stop or a denial is not a failure. */
 function finishedStatus(ok: boolean, summary: string | undefined, result: string | undefined, approval?: ApprovalInfo): ToolStatus {
@@ -244,9 +255,8 @@ function finishedStatus(ok: boolean, summary: string | undefined, result: string
 
 /** The id of the tool card of a call, if there is one (to redraw it). */
 function toolOf(s: ChatState, callId: string | undefined): string[] {
-  if (!callId) return [];
-  const t = s.items.find((i) => i.kind === "tool" && i.callId === callId);
-  return t ? [t.id] : [];
+  const hit = callId ? findCall(s.items, callId) : undefined;
+  return hit ? [hit.top.id] : [];
 }
 
 function closeStreaming(s: ChatState): string[] {
@@ -326,6 +336,13 @@ function reduceEvent(s: ChatState, ev: AgentEvent, sessionId?: string): string[]
       s.items.push(it);
       return [...changed, it.id];
     }
+    case "todosChanged":
+      s.todos = (ev.todos ?? []).map((t) => ({ ...t }));
+      return ["#todos"];
+    case "hookRan":
+      return reduceHook(s, ev);
+    case "subagent":
+      return reduceSubagent(s, ev);
     case "turnEnd": {
       const changed = closeStreaming(s);
       // tool cards still running when the turn ended were stopped; open approvals are void
@@ -337,6 +354,8 @@ function reduceEvent(s: ChatState, ev: AgentEvent, sessionId?: string): string[]
           changed.push(i.id);
         }
         if (i.kind === "approval" && !i.answer && i.approvalKind !== "Trust") { i.answer = "cancelled"; changed.push(i.id); }
+        // a sub-agent's steps end with its parent's turn
+        if (i.kind === "tool" && i.children && settleSteps(i.children, ev.status === "cancelled")) changed.push(i.id);
       }
       const it: TurnEndItem = {
         kind: "turnEnd", id: nextId(s, "e"), status: ev.status, message: ev.message,
@@ -350,11 +369,41 @@ function reduceEvent(s: ChatState, ev: AgentEvent, sessionId?: string): string[]
   return [];
 }
 
-/** Chat items for a transcript of OpenAI messages (a reopened session). */
-export function itemsFromTranscript(messages: OpenAIMessage[]): Item[] {
+/** A hook run: on its tool card (a sub-agent's too) when it ran for a call, else a line of its own. */
+function reduceHook(s: ChatState, ev: Extract<AgentEvent, { type: "hookRan" }>): string[] {
+  const info = hookInfo(ev);
+  const hit = ev.callId ? findCall(s.items, ev.callId) : undefined;
+  if (hit) {
+    const hooks = hit.tool.hooks ??= [];
+    const at = hooks.findIndex((x) => x.runId === info.runId);
+    if (at >= 0) hooks[at] = info; else hooks.push(info);
+    return [hit.top.id];
+  }
+  const existing = s.items.find((i): i is HookItem => i.kind === "hook" && i.runId === info.runId);
+  if (existing) { Object.assign(existing, info); return [existing.id]; }
+  const changed = closeStreaming(s);
+  const it: HookItem = { kind: "hook", id: nextId(s, "k"), ...info };
+  s.items.push(it);
+  return [...changed, it.id];
+}
+
+/** A sub-agent's event: reduced into the steps of its parent's `task` card (ids from the same sequence). */
+function reduceSubagent(s: ChatState, ev: Extract<AgentEvent, { type: "subagent" }>): string[] {
+  const hit = findCall(s.items, ev.parentCallId);
+  if (!hit) return [];
+  hit.tool.agent = ev.agent;
+  const steps: ChatState = { items: hit.tool.children ??= [], queued: [], seq: s.seq };
+  reduceEvent(steps, ev.event); // its own turnEnd ends its steps, not the parent's turn
+  s.seq = steps.seq;
+  return [hit.top.id];
+}
+
+/** Chat items for a transcript of OpenAI messages (a reopened session); `subagents`: the
+ * sub-agents' conversations by their parent's call id, nested under its card. */
+export function itemsFromTranscript(messages: OpenAIMessage[], subagents?: Record<string, SubagentLog>, prefix = ""): Item[] {
   const out: Item[] = [];
   let n = 0;
-  const id = (p: string) => `${p}h${++n}`;
+  const id = (p: string) => `${p}h${prefix}${++n}`;
   const byCall = new Map<string, ToolItem>();
   for (const m of messages ?? []) {
     const text = contentText(m.content);
@@ -369,6 +418,13 @@ export function itemsFromTranscript(messages: OpenAIMessage[]): Item[] {
           kind: "tool", id: id("t"), callId: c.id, name: c.function?.name ?? "tool", summary: keyArgument(args),
           args, status: "done",
         };
+        const sub = subagents?.[c.id];
+        if (sub) {
+          // the child's first message is the task's prompt: the card's arguments show it
+          const [first, ...rest] = sub.messages ?? [];
+          t.agent = sub.agent;
+          t.children = itemsFromTranscript(first?.role === "user" ? rest : sub.messages ?? [], undefined, `${t.id}_`);
+        }
         byCall.set(c.id, t);
         out.push(t);
       }
@@ -411,6 +467,12 @@ const TURN_CONTEXT_OPEN = "<codeloop-context>";
 export function withoutTurnContext(text: string): string {
   const at = text.indexOf("\n\n" + TURN_CONTEXT_OPEN);
   return at >= 0 ? text.slice(0, at) : text.startsWith(TURN_CONTEXT_OPEN) ? "" : text;
+}
+
+/** A session's title as the server lists it, without a context block an older server kept in it. */
+export function titleWithoutContext(title: string): string {
+  const at = title.indexOf(TURN_CONTEXT_OPEN);
+  return at >= 0 ? title.slice(0, at).trim() : title;
 }
 
 export function contentText(content: unknown): string {

@@ -4,6 +4,8 @@ import { plainReasons } from "../shared/reasons";
 import { local, persist, vscode } from "./api";
 import { h, icon } from "./dom";
 import { highlight } from "./markdown";
+import { renderToolHooks } from "./hooks";
+import { renderSteps } from "./subagents";
 
 /** What the cards need from the panel. */
 export interface CardHooks {
@@ -38,6 +40,8 @@ export function renderTool(t: ToolItem): HTMLElement {
       sub && h("span", { class: `tool-result-summary ${t.status}`, text: sub, title: t.resultSummary ?? "" }),
       decision && h("span", { class: `tool-decision ${t.approval?.answer}`, text: decision })));
   const card = h("div", { class: `card tool-card ${t.status}`, "data-status": t.status, "data-tool": t.name, "data-answer": t.approval?.answer ?? "" }, head);
+  if (t.hooks?.length) card.append(renderToolHooks(t.hooks));
+  if (t.children?.length || t.agent) card.append(renderSteps(t));
   if (open) {
     const details = h("div", { class: "tool-details" });
     if (t.approval) details.append(...approvalFacts(t.approval));

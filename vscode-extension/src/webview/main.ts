@@ -3,15 +3,20 @@
  * log and its render loop, and the messages from the host. Cards are in cards.ts, the
  * composer's images and @-mentions in composer.ts, markdown and highlighting in markdown.ts.
  */
-import { type ChatState, type Item, type ProposalItem, emptyState, formatUsage, mcpStatusText, mcpSummary, reduce } from "../shared/model";
+import { type ChatState, type Item, type ProposalItem, emptyState, formatUsage, mcpStatusText, mcpSummary, reduce, titleWithoutContext } from "../shared/model";
 import type { McpServerInfo, ProcessInfo, SessionInfo } from "../protocol";
 import type { PanelEnv, ToWebview } from "../messages";
 import { slashHelpLine } from "../shared/help";
+import { walk } from "../shared/steps";
 import { local, persist, vscode } from "./api";
 import { h, icon } from "./dom";
 import { decorateCode, renderMarkdown } from "./markdown";
 import { focusPendingApproval, initCards, renderApproval, renderProposal, renderTool } from "./cards";
 import { MENTION_ICONS, closeMentionMenu, hasImages, initComposer, mentionKey, mentionResults, takeImages, updateMentionMenu } from "./composer";
+import { renderTodos } from "./todos";
+import { renderHookLine } from "./hooks";
+import { initSteps } from "./subagents";
+import { closeSlashMenu, initSlash, slashCommandsChanged, slashKey, updateSlashMenu } from "./slash";
 
 
 let state: ChatState = emptyState();
@@ -27,7 +32,9 @@ const log = h("div", { class: "log", role: "log", "aria-live": "polite" });
 const empty = h("div", { class: "empty" },
   h("div", { class: "empty-title" }, icon("sparkle"), " codeloop"),
   h("p", { text: "Ask for a change, a fix, or an explanation. Edits are shown as diffs for you to review; commands ask before they run." }),
-  h("p", { class: "muted", text: slashHelpLine() }));
+  h("p", { class: "muted empty-help" }));
+const emptyHelp = empty.querySelector<HTMLElement>(".empty-help")!;
+const todosEl = h("div", { class: "todos hidden", role: "region", "aria-label": "Todos" });
 const pendingBar = h("div", { class: "pending-bar hidden" });
 const processesEl = h("div", { class: "processes hidden" });
 const serversEl = h("div", { class: "mcp-servers hidden", role: "region", "aria-label": "MCP servers" });
@@ -43,9 +50,10 @@ const stopBtn = h("button", { class: "stop danger hidden", title: "Stop the runn
 const statusLine = h("span", { class: "status-line muted" });
 const attachmentsEl = h("div", { class: "attachments hidden" });
 const mentionMenu = h("div", { class: "mention-menu hidden", role: "listbox", "aria-label": "Mentions" });
-const composer = h("div", { class: "composer" }, chips, queuedEl, attachmentsEl, mentionMenu, input,
+const slashMenu = h("div", { class: "mention-menu slash-menu hidden", role: "listbox", "aria-label": "Slash commands" });
+const composer = h("div", { class: "composer" }, chips, queuedEl, attachmentsEl, mentionMenu, slashMenu, input,
   h("div", { class: "composer-row" }, modeSelect, statusLine, h("span", { class: "spacer" }), stopBtn, sendBtn));
-app.append(header, historyPanel, log, pendingBar, serversEl, processesEl, composer);
+app.append(header, historyPanel, log, todosEl, pendingBar, serversEl, processesEl, composer);
 
 input.value = local.draft;
 input.addEventListener("input", () => {
@@ -53,9 +61,10 @@ input.addEventListener("input", () => {
   vscode.postMessage({ type: "draft", text: input.value });
   autosize();
   updateMentionMenu();
+  updateSlashMenu();
 });
 input.addEventListener("keydown", (e) => {
-  if (mentionKey(e)) return;
+  if (slashKey(e) || mentionKey(e)) return;
   if (e.key === "Enter" && !e.shiftKey && !e.isComposing) { e.preventDefault(); submit(); }
   if (e.key === "Escape" && state.running) { e.preventDefault(); vscode.postMessage({ type: "cancel" }); }
 });
@@ -65,6 +74,12 @@ initComposer({
   note: (text) => { statusLine.textContent = text; clearTimeout(noteTimer); noteTimer = window.setTimeout(() => renderComposer(), 6000); },
 });
 initCards({ state: () => state, toggle: toggleExpanded, isTyping: () => document.activeElement === input && input.value.trim() !== "" });
+initSteps((it) => renderItem(it));
+initSlash({
+  input, menu: slashMenu, commands: () => env.commands, refresh: () => vscode.postMessage({ type: "commandsQuery" }),
+  changed: () => { local.draft = input.value; persist(); vscode.postMessage({ type: "draft", text: input.value }); autosize(); },
+  submit: () => submit(),
+});
 
 sendBtn.addEventListener("click", submit);
 stopBtn.addEventListener("click", () => vscode.postMessage({ type: "cancel" }));
@@ -79,6 +94,7 @@ function submit(): void {
   const text = input.value.trim();
   if (!text && !hasImages()) return;
   closeMentionMenu();
+  closeSlashMenu();
   const images = takeImages();
   vscode.postMessage({ type: "send", text, useFile: local.useFile && !!env.activeFile, useSelection: local.useSelection && !!env.selection, images: images.length ? images : undefined });
   input.value = "";
@@ -109,7 +125,7 @@ function renderHistory(): void {
       : sessions.map((s) => h("button", {
         class: `session${s.id === state.sessionId ? " current" : ""}`, title: s.id,
         onclick: () => { historyOpen = false; renderHistory(); vscode.postMessage({ type: "openSession", id: s.id }); },
-      }, h("span", { class: "session-title", text: s.title || s.id }),
+      }, h("span", { class: "session-title", text: titleWithoutContext(s.title ?? "") || s.id }),
       h("span", { class: "muted session-meta", text: `${relTime(s.updated)} · ${s.messageCount} messages${s.model ? " · " + s.model : ""}` })));
   historyPanel.replaceChildren(
     h("div", { class: "history-head" }, h("strong", { text: "Chat history" }), h("span", { class: "spacer" }),
@@ -152,9 +168,9 @@ function renderComposer(): void {
 function renderPending(): void {
   const pend = state.items.filter((i): i is ProposalItem => i.kind === "proposal" && i.status === "pending");
   const appr: { id: string; target: string }[] = [];
-  for (const i of state.items) {
-    if (i.kind === "approval" && !i.answer) appr.push({ id: i.id, target: i.target });
-    if (i.kind === "tool" && i.approval && !i.approval.answer) appr.push({ id: i.id, target: i.approval.target });
+  for (const { item: i, top } of walk(state.items)) { // a sub-agent's approvals too (on its parent's card)
+    if (i.kind === "approval" && !i.answer) appr.push({ id: top.id, target: i.target });
+    if (i.kind === "tool" && i.approval && !i.approval.answer) appr.push({ id: top.id, target: i.approval.target });
   }
   pendingBar.classList.toggle("hidden", pend.length + appr.length === 0);
   const parts: HTMLElement[] = [];
@@ -231,6 +247,7 @@ function renderItem(it: Item): HTMLElement {
     }
     case "proposal": el.append(renderProposal(it)); break;
     case "approval": el.append(renderApproval(it)); break;
+    case "hook": el.append(renderHookLine(it)); break;
     case "turnEnd": {
       const usage = formatUsage(it);
       const label = it.status === "done" ? "" : it.status === "cancelled" ? "Stopped" : it.status === "max_turns" ? "Stopped: turn limit reached" : "Failed";
@@ -255,7 +272,13 @@ function toggleExpanded(id: string): void {
 let stickToBottom = true;
 log.addEventListener("scroll", () => { stickToBottom = log.scrollHeight - log.scrollTop - log.clientHeight < 40; });
 
+function renderExtras(): void {
+  emptyHelp.textContent = slashHelpLine(env.commands);
+  renderTodos(todosEl, state.todos, !!state.running);
+}
+
 function fullRender(): void {
+  renderExtras();
   renderHeader();
   log.replaceChildren(...(state.items.length ? state.items.map(renderItem) : [empty]));
   renderComposer(); renderPending(); renderServers(); renderProcesses(); renderHistory();
@@ -277,13 +300,14 @@ function flush(): void {
   if (state.items.length && log.firstChild === empty) empty.remove();
   for (const id of ids) {
     if (id.startsWith("#")) continue;
-    const it = state.items.find((i) => i.id === id);
+    // a nested step (a sub-agent's card) is redrawn with the card it is shown in
+    const it = state.items.find((i) => i.id === id) ?? [...walk(state.items)].find((x) => x.item.id === id)?.top;
     if (!it) continue;
     const el = renderItem(it);
-    const old = document.getElementById(`item-${id}`);
+    const old = document.getElementById(`item-${it.id}`);
     if (old) old.replaceWith(el); else log.append(el);
   }
-  renderHeader(); renderComposer(); renderPending();
+  renderHeader(); renderComposer(); renderPending(); renderExtras();
   scrollDown();
   focusPendingApproval();
 }
@@ -307,7 +331,7 @@ window.addEventListener("message", (e: MessageEvent) => {
     }
     case "env":
       env = m.env;
-      renderHeader(); renderComposer(); renderServers(); renderProcesses();
+      renderHeader(); renderComposer(); renderServers(); renderProcesses(); renderExtras(); slashCommandsChanged();
       break;
     case "sessions":
       sessions = m.sessions;
