@@ -13,7 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from codeloop import __version__
-from codeloop.cli.console import ConsoleSink, TerminalApprover, ask_line, terminal_confirm
+from codeloop.cli import rewind as rewind_cli
+from codeloop.cli.console import ConsoleSink, TerminalApprover, TerminalChoices, ask_line, terminal_confirm
 from codeloop.commands.table import dispatch
 from codeloop.config import Settings
 from codeloop.context.store import SessionStore
@@ -123,6 +124,12 @@ class ReplHost:
         except (FileNotFoundError, KeyError, ValueError) as e:
             raise LookupError(f"no session {session_id!r} in this workspace ({e})") from e
 
+    def rewind_ui(self) -> TerminalChoices:
+        return TerminalChoices(self.sink)
+
+    def rewind_port(self) -> None:
+        return None  # no editor: files are written atomically on disk
+
 
 async def _run_turn(session: Any, text: str) -> TurnEnd | None:
     """Run a turn; Ctrl-C cancels the turn (not the program)."""
@@ -226,6 +233,10 @@ async def cmd_context(args: argparse.Namespace) -> int:
         await session.close()
 
 
+async def cmd_rewind(args: argparse.Namespace) -> int:
+    return await rewind_cli.cmd_rewind(args, build_session, settings_from_args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="codeloop", description="A coding agent for any OpenAI-compatible model.")
     p.add_argument("--version", action="version", version=f"codeloop {__version__}")
@@ -257,6 +268,7 @@ def build_parser() -> argparse.ArgumentParser:
     ctx = sub.add_parser("context", help="show the assembled system prompt with per-part token counts")
     common(ctx)
     ctx.add_argument("--full", action="store_true", help="also print the whole prompt")
+    rewind_cli.add_parser(sub)
     lsp_p = sub.add_parser("lsp", help="start the language server on stdio")
     lsp_p.add_argument("--stdio", action="store_true", help="accepted for compatibility; stdio is the only transport")
     return p
@@ -275,7 +287,7 @@ def run(args: argparse.Namespace) -> int:
     if not Path(args.cwd).is_dir():
         print(f"error: --cwd {args.cwd} is not a directory", file=sys.stderr)
         return 2
-    handler = {"run": cmd_run, "chat": cmd_chat, "context": cmd_context}[args.command]
+    handler = {"run": cmd_run, "chat": cmd_chat, "context": cmd_context, "rewind": cmd_rewind}[args.command]
     try:
         return asyncio.run(handler(args))
     except KeyboardInterrupt:

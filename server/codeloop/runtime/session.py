@@ -38,6 +38,8 @@ from codeloop.context.store import SessionStore, SessionWriter, answer_unresolve
 from codeloop.context.tokens import count_messages, count_tokens, count_tools
 from codeloop.policy import PermissionPolicy
 from codeloop.policy.types import Mode
+from codeloop.runtime.checkpoints import SessionCheckpoints
+from codeloop.runtime.rewind import SessionRewind, with_notes
 from codeloop.tools.base import BaseTool, ToolContext, elided_head
 from codeloop.tools.builtin import BuiltinTools
 from codeloop.tools.processes import ProcessManager
@@ -81,6 +83,7 @@ class AgentSession:
         resume: str | None = None,
         persist: bool = True,
         sources: list[ToolSource] | None = None,
+        checkpoint_dir: Path | None = None,
     ) -> None:
         self.settings = settings
         self.root = Path(root).resolve()
@@ -138,6 +141,16 @@ class AgentSession:
                     )
             else:
                 self.writer = self.store.create(settings.model)
+        # Checkpoints (for /rewind): a turn before each user message, a step before each
+        # model step that may change something, every edit landed and every command run.
+        self.checkpoints = SessionCheckpoints(self.root, self.id, settings.checkpoints, sink=ports.sink,
+                                              tasks=self.tasks, store_dir=checkpoint_dir)
+        if self.store is not None and resume:
+            self.checkpoints.load_marks(loaded.messages, loaded.marks)
+            self.checkpoints.notes = list(loaded.notes)
+        self.processes.observer = self.checkpoints
+        self.ctx.changes = _TouchingApplier(self.checkpoints.applier(ports.changes, ports.documents), self)
+        self.rewind = SessionRewind(self)
         self.agent = Agent(
             model=self.model,
             tools=self.tools,
@@ -146,13 +159,14 @@ class AgentSession:
             approver=ports.approver,
             policy=self.policy,
             max_turns=settings.max_turns,
-            log_messages=self.writer,
+            log_messages=self.checkpoints.message_log(self.writer),
             hooks=AgentHooks(
                 system_prompt=self._system_prompt,
                 before_model_call=self._maybe_compact,
                 fit_tool_result=self._fit,
                 price=self._price,
                 view=self._view,
+                before_tools=self._before_tools,
             ),
             messages=messages,
         )
@@ -183,12 +197,42 @@ class AgentSession:
             self.budget.new_turn()
             self.cost.new_turn()
             block = await self.prompt.turn_context(self.editor_context, mode_note=self.policy.describe_mode())
-            return await self.agent.send(with_context(text, block))
+            content = with_context(text, with_notes(block, self.checkpoints.take_notes()))
+            await self.checkpoints.begin_turn(content, len(self.agent.messages), _label(text))
+            return await self.agent.send(content)
 
     async def close(self) -> None:
         await self.processes.shutdown()
         await self.model.close()
+        await self.checkpoints.close()
         await self.tasks.wait()
+
+    async def _before_tools(self, requests: list[Any]) -> None:
+        names = [r.name for r in requests]
+        may_change = any((t := self.tools.get(n)) is None or not t.read_only for n in names)
+        await self.checkpoints.before_tools(names, may_change)
+
+    def rewound(self, keep: int | None, checkpoint: str, summary: str, note: str) -> None:
+        """A rewind to ``checkpoint`` was done: the conversation is cut to its first
+        ``keep`` messages (None: it stays), and ``note`` goes to the model with the next
+        user message; both persisted, so a resume does the same. After a cut, what the
+        model was shown since is forgotten: the memo of file reads, the context block's
+        and the memory files' "already said" (the next block is whole; the memory files
+        of the folders touched go in the system prompt, as after a resume)."""
+        if note:
+            self.checkpoints.notes.append(note)
+        if self.writer is not None:
+            self.writer.append_rewind(keep, checkpoint, summary, note)
+        if keep is None:
+            return
+        del self.agent.messages[keep:]
+        self.memo.forget_all()
+        touched = list(self.prompt.touched_dirs)
+        self.prompt = PromptBuilder(self.root, guidance=[t.guidance for t in self.tools.all() if t.guidance])
+        for folder in touched:
+            self.prompt.touch(folder / "_")  # (touch() takes a file; its folder counts)
+        self._system_text = None
+        self._pending_memory.clear()
 
     def set_mode(self, mode: Mode) -> None:
         """The permission mode, from the next tool call on."""
@@ -392,6 +436,12 @@ class AgentSession:
             except Exception:
                 log.exception("could not persist usage")
         return getattr(delta, "cost", None)
+
+
+def _label(text: str | list[dict[str, Any]]) -> str:
+    if isinstance(text, str):
+        return " ".join(text.split())
+    return " ".join(str(p.get("text", "")) for p in text if isinstance(p, dict) and p.get("type") == "text").strip()
 
 
 def with_context(text: str | list[dict[str, Any]], block: str | None) -> str | list[dict[str, Any]]:

@@ -38,6 +38,7 @@ PROJECT_SETTING_KEYS = (
     "requestTimeout",
     "maxRetries",
     "sessionStorage",
+    "checkpoints",
 )
 # Read elsewhere from the same files (not Settings fields).
 OWN_SECTIONS = ("permissions",)

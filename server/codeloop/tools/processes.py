@@ -20,11 +20,13 @@ import signal
 import time
 import weakref
 from collections import deque
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable
 
-from codeloop.core.ports import Draining, NullTerminal, Terminal
+from codeloop.core.ports import CommandObserver, Draining, NullTerminal, Terminal
 from codeloop.core.tasks import Tasks
 from codeloop.tools.text import numbered
 
@@ -253,8 +255,10 @@ class ProcessManager:
         kill_grace: float = KILL_GRACE,
         leftover_grace: float = LEFTOVER_GRACE,
         start_wait: float = 1.0,
+        observer: CommandObserver | None = None,
     ) -> None:
         self.terminal = terminal
+        self.observer = observer  # sees each command (checkpoints), set by the session
         self.max_records = max_records
         self.max_record_chars = max_record_chars
         self.kill_grace = kill_grace
@@ -402,22 +406,49 @@ class ProcessManager:
         terminal: Terminal | None = None,
     ) -> CommandRecord:
         """Run ``command`` to completion (or timeout). Cancelling the caller kills it."""
-        rec = await self._spawn(command, cwd, background=False, terminal=terminal)
-        assert rec._finished is not None
-        try:
-            await asyncio.wait_for(asyncio.shield(rec._finished), timeout)
-        except TimeoutError:
-            rec.timed_out = True
-            await self._kill_group(rec)
+        async with self._observed(command, cwd, background=False):
+            rec = await self._spawn(command, cwd, background=False, terminal=terminal)
+            assert rec._finished is not None
             try:
-                await asyncio.wait_for(asyncio.shield(rec._finished), 10)
+                await asyncio.wait_for(asyncio.shield(rec._finished), timeout)
             except TimeoutError:
-                log.warning("command %s did not finish after being killed", rec.id)
-        except asyncio.CancelledError:
-            rec.cancelled = True
-            self.kill_soon(rec)
-            raise
+                rec.timed_out = True
+                await self._kill_group(rec)
+                try:
+                    await asyncio.wait_for(asyncio.shield(rec._finished), 10)
+                except TimeoutError:
+                    log.warning("command %s did not finish after being killed", rec.id)
+            except asyncio.CancelledError:
+                rec.cancelled = True
+                self.kill_soon(rec)
+                raise
         return rec
+
+    @asynccontextmanager
+    async def _observed(self, command: str, cwd: Path, background: bool) -> AsyncIterator[None]:
+        """The observer's ``around`` the command; its failures are logged, never raised."""
+        cm = None
+        if self.observer is not None:
+            try:
+                cm = self.observer.around(command, cwd, background)
+                await cm.__aenter__()
+            except Exception:
+                log.exception("the command observer failed before %r", command)
+                cm = None
+        try:
+            yield
+        except BaseException as e:
+            if cm is not None:
+                try:
+                    await cm.__aexit__(type(e), e, e.__traceback__)
+                except Exception:
+                    log.exception("the command observer failed after %r", command)
+            raise
+        if cm is not None:
+            try:
+                await cm.__aexit__(None, None, None)
+            except Exception:
+                log.exception("the command observer failed after %r", command)
 
     async def kill_all_foreground(self) -> None:
         """Stop every running foreground command (a cancelled turn)."""
@@ -431,7 +462,8 @@ class ProcessManager:
     async def start(
         self, command: str, cwd: Path, terminal: Terminal | None = None
     ) -> CommandRecord:
-        return await self._spawn(command, cwd, background=True, terminal=terminal)
+        async with self._observed(command, cwd, background=True):
+            return await self._spawn(command, cwd, background=True, terminal=terminal)
 
     async def wait(self, rec: CommandRecord, timeout: float | None) -> bool:
         """Wait until ``rec`` has ended; False when the timeout came first."""

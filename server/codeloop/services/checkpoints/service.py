@@ -137,6 +137,16 @@ class CheckpointService:
     def checkpoints(self) -> list[Checkpoint]:
         return list(self.store.checkpoints)
 
+    def rewinds(self) -> list[dict]:
+        """The rewinds done in this session, oldest first: ``{"to", "undo", "summary",
+        "ts"}`` (rewinding to ``undo`` undoes that rewind)."""
+        return list(self.store.rewinds)
+
+    @property
+    def open_elsewhere(self) -> bool:
+        """Another process has this session open (a rewind here would race it)."""
+        return self.store.open_elsewhere
+
     def checkpoint_for_message(self, message_index: int) -> Checkpoint | None:
         return self.store.checkpoint_for_message(message_index)
 

@@ -1,6 +1,6 @@
 """The checkpoint store of one session (blocking; ``service.CheckpointService`` is the
-async face). Where: ``<workspace>/.codeloop/checkpoints/`` (ignored by git through its own
-``.gitignore``):
+async face). Where: ``<workspace>/.codeloop/checkpoints/`` (ignored by git: it is listed
+in ``.codeloop/.gitignore``):
 
     objects/ab/cdef…        content-addressed blobs (blobs.py)
     sessions/<id>.jsonl     each session's journal (journal.py)
@@ -47,7 +47,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from codeloop.edits.disk import write_atomic
+from codeloop.edits.disk import ensure_codeloop_gitignore, write_atomic
 
 from .blobs import BlobStore
 from .inotify import Watcher, WatcherUnavailable, WatchLimit
@@ -146,6 +146,8 @@ class CheckpointStore:
         self.warnings: list[str] = []
         self.checkpoints: list[Checkpoint] = []
         self.changes: list[FileChange] = []
+        self.rewinds: list[dict[str, Any]] = []  # {"to", "undo", "summary", "ts"}, oldest first
+        self.open_elsewhere = False  # another process holds this session's journal
         self._stats = StoreStats(budget_bytes=self.settings.budget_bytes)
         self._lock = threading.RLock()  # the records and the live set
         self._prep_lock = threading.Lock()
@@ -187,6 +189,7 @@ class CheckpointStore:
             log.warning("checkpoints %s: removed an incomplete last record (%d bytes)", session_id, cut)
         self.checkpoints = loaded.checkpoints
         self.changes = loaded.changes
+        self.rewinds = list(loaded.rewinds)
         self._seq = loaded.records
         self._next_mark = loaded.last_command_id + 1
         self._interrupted = list(loaded.open_commands.values())
@@ -214,13 +217,9 @@ class CheckpointStore:
     def _make_dirs(self) -> None:
         (self.dir / "sessions").mkdir(parents=True, exist_ok=True)
         (self.dir / "objects").mkdir(parents=True, exist_ok=True)
-        gi = self.dir / ".gitignore"
-        if not gi.exists():
-            # The whole store is ignored by git, whatever .codeloop/.gitignore says.
-            try:
-                write_atomic(gi, "# codeloop checkpoints: local snapshots, never committed\n*\n", durable=False)
-            except OSError as e:
-                log.warning("could not write %s: %s", gi, e)
+        if self.dir == default_store_dir(self.root):
+            # .codeloop/.gitignore lists checkpoints/ (one helper for what codeloop keeps there)
+            ensure_codeloop_gitignore(self.root)
 
     def _lock_session(self) -> None:
         """Hold a lock on this session's journal while open, so pruning in another
@@ -235,6 +234,7 @@ class CheckpointStore:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
             self.warnings.append(f"session {self.session_id} is open in another process too")
+            self.open_elsewhere = True
         self._session_lock_fd = fd
 
     def close(self) -> None:
@@ -821,7 +821,9 @@ class CheckpointStore:
 
     def note_rewind(self, to: str, undo: str, summary: str) -> None:
         with self._lock:
-            self._append([{"type": "rewind", "to": to, "undo": undo, "summary": summary, "ts": now()}])
+            record = {"type": "rewind", "to": to, "undo": undo, "summary": summary, "ts": now()}
+            self._append([record])
+            self.rewinds.append(record)
 
     # -- reading the records -----------------------------------------------------------
 
