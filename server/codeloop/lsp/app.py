@@ -24,6 +24,7 @@ from codeloop.config import Settings
 from codeloop.runtime.settings import load_settings
 from codeloop.lsp.client import ClientFeatures, LspClient
 from codeloop.lsp.documents import EditorDocuments, uri_to_path
+from codeloop.lsp.rewind import LspRewindHost
 from codeloop.services.diagnostics import DiagnosticsService
 from codeloop.services.proposals import ProposalService
 from codeloop.runtime.turns import SessionService
@@ -74,6 +75,7 @@ class App:
         encoding = getattr(self.server.workspace, "position_encoding", None)
         self.proposals.encoding = str(getattr(encoding, "value", encoding) or "utf-16")
         self.sessions = SessionService(self.root, self.settings, self.documents, self.proposals, self.client, self.diagnostics)
+        self.sessions.rewind_host = LspRewindHost(self)  # how /rewind asks and restores here
         # Load the CA bundle off the event loop now, not when the first chat starts.
         threading.Thread(target=shared_ssl_context, name="codeloop-tls-warmup", daemon=True).start()
         return problems + list(self.sessions.policy.problems)

@@ -19,7 +19,7 @@ from codeloop.lsp import methods as M
 from codeloop.policy.engine import BYPASS_WARNING
 from codeloop.lsp.app import App
 from codeloop.lsp.documents import uri_to_path
-from codeloop.lsp import actions
+from codeloop.lsp import actions, rewind
 from codeloop.runtime.turns import ContextItem, ImageAttachment, TurnBusy, TurnContext, UnknownSession
 
 log = logging.getLogger(__name__)
@@ -304,3 +304,5 @@ def register(server: LanguageServer, app: App) -> None:
 
     for name in (M.CMD_FIX, M.CMD_ASK, M.CMD_EXPLAIN):
         server.command(name)(focused(name))
+
+    rewind.register(server, app)  # codeloop/rewind/* and codeloop.rewind

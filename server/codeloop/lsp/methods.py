@@ -14,6 +14,9 @@ PROCESS_LIST = "codeloop/process/list"
 PROCESS_KILL = "codeloop/process/kill"
 PROPOSAL_LIST = "codeloop/proposal/list"
 CONTEXT_SHOW = "codeloop/context"
+REWIND_LIST = "codeloop/rewind/list"  # the messages a session can be rewound to
+REWIND_PREVIEW = "codeloop/rewind/preview"  # what a rewind does, per file (kept for apply)
+REWIND_APPLY = "codeloop/rewind/apply"
 
 # client -> server notifications
 CHAT_CANCEL = "codeloop/chat/cancel"
@@ -37,7 +40,8 @@ CMD_ASK = "codeloop.ask"
 CMD_EXPLAIN = "codeloop.explain"
 CMD_CHAT = "codeloop.chat"
 CMD_CANCEL = "codeloop.cancel"
-COMMANDS = [CMD_FIX, CMD_ASK, CMD_EXPLAIN, CMD_CHAT, CMD_CANCEL]
+CMD_REWIND = "codeloop.rewind"
+COMMANDS = [CMD_FIX, CMD_ASK, CMD_EXPLAIN, CMD_CHAT, CMD_CANCEL, CMD_REWIND]
 
 # capability the client announces in capabilities.experimental.codeloop
 EXPERIMENTAL_KEY = "codeloop"

@@ -55,6 +55,7 @@ class RewindTarget:
     text: str  # the user's words (first line, shortened), or what the undo undoes
     ts: str
     files: int  # files the session changed since (what a code rewind considers)
+    words: str = ""  # the user's words, whole
 
     def describe(self) -> str:
         if self.kind == "undo":
@@ -139,8 +140,9 @@ class SessionRewind:
         stamps = {c.id: c.ts for c in cps.checkpoints()}
         out: list[RewindTarget] = []
         for n, (index, cp_id) in enumerate(self.session.checkpoints.live_marks(messages), 1):
-            words = _short(user_words(messages[index].get("content"))) or "(no text)"
-            out.append(RewindTarget(cp_id, "message", n, index, words, stamps.get(cp_id, ""), files.get(cp_id, 0)))
+            words = user_words(messages[index].get("content"))
+            out.append(RewindTarget(cp_id, "message", n, index, _short(words) or "(no text)", stamps.get(cp_id, ""),
+                                    files.get(cp_id, 0), words))
         for r in cps.rewinds():
             undo = str(r.get("undo", ""))
             if undo:

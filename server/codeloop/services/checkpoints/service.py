@@ -53,7 +53,7 @@ class CheckpointService:
         cps = await CheckpointService.open(root, session_id, settings)
         cps.start()                                  # the baseline, in the background
         await cps.begin_turn(len(messages))          # before each user message
-        await cps.begin_step("run_command")          # before each tool step
+        await cps.begin_step("a tool step")          # before each tool step
         await cps.record_edit(path, before, after)   # each applied proposal edit
         async with cps.command("pytest -q"):         # around each command
             ...
