@@ -29,6 +29,8 @@ export class Turns {
     private readonly mentions: Mentions,
     /** Called when "a turn is running" may have changed (the status bar). */
     private readonly changed: () => void,
+    /** Called when the conversation has settled (a turn ended, a session was opened). */
+    private readonly settled: () => void = () => undefined,
   ) {}
 
   /** A turn runs or is being started. */
@@ -121,6 +123,7 @@ export class Turns {
       const r = await client.sendRequest<P.SessionOpenResult>(P.SESSION_OPEN, { sessionId: id });
       this.chat.dispatch({ a: "reset", sessionId: r.sessionId, items: itemsFromTranscript(r.messages ?? []) });
       for (const w of r.warnings ?? []) this.notice("warning", w);
+      this.settled();
     } catch (e) { this.notice("error", `Could not open the session: ${errText(e)}`); }
   }
 
@@ -145,6 +148,7 @@ export class Turns {
     this.chat.dispatch({ a: "event", sessionId: p.sessionId, turnId: p.turnId, event: p.event });
     if (p.event.type === "turnEnd") {
       this.changed();
+      this.settled();
       setTimeout(() => this.sendQueued(), 0);
     }
   }

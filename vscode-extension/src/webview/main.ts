@@ -11,6 +11,7 @@ import { local, persist, vscode } from "./api";
 import { h, icon } from "./dom";
 import { decorateCode, renderMarkdown } from "./markdown";
 import { focusPendingApproval, initCards, renderApproval, renderProposal, renderTool } from "./cards";
+import { renderRewind, restoreButton } from "./rewind";
 import { MENTION_ICONS, closeMentionMenu, hasImages, initComposer, mentionKey, mentionResults, takeImages, updateMentionMenu } from "./composer";
 
 
@@ -23,6 +24,7 @@ let historyOpen = false;
 const app = document.getElementById("app")!;
 const header = h("div", { class: "header" });
 const historyPanel = h("div", { class: "history hidden", role: "dialog", "aria-label": "Chat history" });
+const rewindPanel = h("div", { class: "rewind-panel hidden", role: "dialog", "aria-label": "Rewind" });
 const log = h("div", { class: "log", role: "log", "aria-live": "polite" });
 const empty = h("div", { class: "empty" },
   h("div", { class: "empty-title" }, icon("sparkle"), " codeloop"),
@@ -44,7 +46,7 @@ const attachmentsEl = h("div", { class: "attachments hidden" });
 const mentionMenu = h("div", { class: "mention-menu hidden", role: "listbox", "aria-label": "Mentions" });
 const composer = h("div", { class: "composer" }, chips, queuedEl, attachmentsEl, mentionMenu, input,
   h("div", { class: "composer-row" }, modeSelect, statusLine, h("span", { class: "spacer" }), stopBtn, sendBtn));
-app.append(header, historyPanel, log, pendingBar, processesEl, composer);
+app.append(header, historyPanel, rewindPanel, log, pendingBar, processesEl, composer);
 
 input.value = local.draft;
 input.addEventListener("input", () => {
@@ -183,7 +185,7 @@ function renderItem(it: Item): HTMLElement {
   const el = h("div", { id: `item-${it.id}`, class: `item ${it.kind}` });
   switch (it.kind) {
     case "user":
-      el.append(h("div", { class: "bubble", text: it.text }));
+      el.append(h("div", { class: "user-row" }, h("div", { class: "bubble", text: it.text }), restoreButton(it, !!state.running)));
       if (it.images?.length) el.append(h("div", { class: "user-images" }, ...it.images.map((img, i) => h("img", { class: "user-image", src: `data:${img.mimeType};base64,${img.data}`, alt: `image ${i + 1}` }))));
       if (it.chips?.length) el.append(h("div", { class: "user-chips" }, ...it.chips.map((c) => h("span", { class: "chip small-chip", "data-kind": c.kind, title: c.label }, icon(MENTION_ICONS[c.kind] ?? "file"), " ", c.label))));
       break;
@@ -232,7 +234,7 @@ log.addEventListener("scroll", () => { stickToBottom = log.scrollHeight - log.sc
 function fullRender(): void {
   renderHeader();
   log.replaceChildren(...(state.items.length ? state.items.map(renderItem) : [empty]));
-  renderComposer(); renderPending(); renderProcesses(); renderHistory();
+  renderComposer(); renderPending(); renderProcesses(); renderHistory(); renderRewind(rewindPanel, state.rewind);
   scrollDown();
   focusPendingApproval();
 }
@@ -249,6 +251,8 @@ function flush(): void {
   dirty.clear();
   if (ids.includes("*")) { fullRender(); return; }
   if (state.items.length && log.firstChild === empty) empty.remove();
+  if (ids.includes("#rewind")) renderRewind(rewindPanel, state.rewind);
+  if (ids.includes("#status")) for (const b of Array.from(document.querySelectorAll<HTMLButtonElement>(".rewind-btn"))) b.disabled = !!state.running;
   for (const id of ids) {
     if (id.startsWith("#")) continue;
     const it = state.items.find((i) => i.id === id);
@@ -290,6 +294,9 @@ window.addEventListener("message", (e: MessageEvent) => {
       break;
     case "focus":
       input.focus();
+      break;
+    case "draft":
+      input.value = m.text; local.draft = m.text; persist(); autosize(); input.focus();
       break;
     case "mentions":
       mentionResults(m.query, m.options);
