@@ -28,11 +28,7 @@ sys.path.insert(0, str(BENCH))
 
 from common import machine  # noqa: E402
 
-<<<<<<< HEAD
-BENCHMARKS = ["overhead", "responsiveness", "search", "proposals", "memory", "tokens", "code_actions", "checkpoints"]
-=======
-BENCHMARKS = ["overhead", "responsiveness", "search", "proposals", "memory", "tokens", "code_actions", "mcp"]
->>>>>>> h/mcp
+BENCHMARKS = ["overhead", "responsiveness", "search", "proposals", "memory", "tokens", "code_actions", "checkpoints", "mcp"]
 TIMEOUT = 900  # seconds per benchmark
 
 

@@ -136,4 +136,26 @@ describe("rewind from the codeloop panel", { skip, timeout: 300_000 }, () => {
     assert.equal(await input.inputValue(), "rewrite the notes please");
     await shot("03-rewound");
   });
+
+  it("2. the message sent again, then `/rewind 1` in the input opens the card; code only keeps the conversation", async () => {
+    const c = chat();
+    const input = c.locator("textarea.input");
+    await input.press("Enter"); // the rewound message, back in the input, sent again
+    await c.locator(".item.turnEnd").first().waitFor({ timeout: 60_000 });
+    await waitFor(() => read("made.txt") !== null && read("data.txt") === null, 15_000, "the turn's commands");
+    await c.locator(".item.user .rewind-btn").first().waitFor({ state: "attached", timeout: 15_000 });
+    await input.fill("/rewind 1");
+    await input.press("Enter");
+    const panel = c.locator(".rewind-panel");
+    await panel.locator(".rewind-file").first().waitFor({ timeout: 20_000 });
+    await panel.locator('input[name="rewind-scope"][value="code"]').check();
+    await waitFor(async () => (await panel.locator(".rewind-conversation").count()) === 0, 5_000, "the conversation line to go (code only)");
+    await panel.locator("button.rewind-apply").click();
+    await panel.waitFor({ state: "hidden", timeout: 20_000 });
+    for (const [name, text] of Object.entries(FILES)) assert.equal(read(name), text, name);
+    assert.equal(read("made.txt"), null);
+    await c.locator(".item.notice", { hasText: "Rewound the code" }).last().waitFor({ timeout: 10_000 });
+    assert.equal(await c.locator(".item.user").count(), 1, "the conversation is kept");
+    await shot("04-code-only");
+  });
 });

@@ -80,7 +80,8 @@ class Codeloop implements vscode.Disposable {
       lastCommand: () => this.terminalWatcher.last ?? this.terminal.lastCommand(),
     });
     this.rewind = new Rewind(chat, this.server, (level, message) => this.notice(level, message));
-    this.turns = new Turns(chat, this.server, this.editor, this.mentions, () => this.updateStatus(), () => void this.rewind.refresh());
+    this.turns = new Turns(chat, this.server, this.editor, this.mentions, () => this.updateStatus(), () => void this.rewind.refresh(),
+      (spec) => this.rewind.openSpec(spec));
     this.updateStatus();
   }
 

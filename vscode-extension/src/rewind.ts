@@ -49,6 +49,15 @@ export class Rewind {
     }
   }
 
+  /** `/rewind N` (the message's number) or `/rewind c7` (a checkpoint): the card; false when unknown here. */
+  openSpec(spec: string): boolean {
+    const users = this.chat.state.items.filter((i) => i.kind === "user" && i.checkpoint);
+    const hit = users.find((u) => u.kind === "user" && (u.checkpoint?.id === spec || String(u.checkpoint?.number) === spec));
+    if (!hit || hit.kind !== "user" || !hit.checkpoint) return false;
+    void this.open(hit.checkpoint.id);
+    return true;
+  }
+
   choose(path: string, choice: P.RewindChoice): void { this.chat.dispatch({ a: "rewindChoice", path, choice }); }
   scope(scope: RewindScope): void { this.chat.dispatch({ a: "rewindScope", scope }); }
   close(): void { this.chat.dispatch({ a: "rewind" }); }
