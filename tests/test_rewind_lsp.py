@@ -216,3 +216,24 @@ async def test_plain_client_rewinds_with_execute_command(editors, tmp_path):
     assert any("later.py was changed after the session's change" in a for a in asked)
     assert "undone" in summary and "later.py" in summary
     assert disk(tmp_path) == before
+
+
+async def test_slash_rewind_in_an_editor_chat(editors, tmp_path):
+    before = workspace(tmp_path)
+    editor, _ = await editors(Keyed({"refactor": the_turn()}), settings={"mode": "bypass"})
+    started = await editor.chat("refactor the notes")
+    sid = started["sessionId"]
+    await editor.turn_end(started["turnId"])
+    assert not (tmp_path / "c.bin").exists()
+    # /rewind lists; /rewind 1 --yes --code-only rewinds without asking (the command layer, in the editor host)
+    listed = await editor.chat("/rewind", sid)
+    await editor.turn_end(listed["turnId"])
+    notices = [e["message"] for e in editor.turn_events(listed["turnId"]) if e["type"] == "notice"]
+    assert any("1  refactor the notes" in n for n in notices), notices
+    done = await editor.chat("/rewind 1 --yes --code-only", sid)
+    await editor.turn_end(done["turnId"])
+    notices = [e["message"] for e in editor.turn_events(done["turnId"]) if e["type"] == "notice"]
+    assert any("Rewound the code to before user message 1" in n for n in notices), notices
+    assert disk(tmp_path) == before
+    transcript = await request(editor, "codeloop/session/transcript", {"sessionId": sid})
+    assert transcript["messages"][0]["content"].startswith("refactor the notes")  # the conversation stays
