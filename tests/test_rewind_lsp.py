@@ -178,7 +178,7 @@ async def test_bad_rewind_requests_get_errors(editors, tmp_path):
 
 async def test_plain_client_rewinds_with_execute_command(editors, tmp_path):
     before = workspace(tmp_path)
-    editor, _ = await editors(Keyed({"refactor": the_turn()}), codeloop=None, settings={"mode": "bypass"})
+    editor, _ = await editors(Keyed({"refactor": the_turn()}), codeloop=None, settings={"mode": "bypass"}, show_document=True)
     asked: list[str] = []
 
     def answer(params):
@@ -215,7 +215,14 @@ async def test_plain_client_rewinds_with_execute_command(editors, tmp_path):
     assert any("Rewind what?" in a and "Rewind to before message 1" in a for a in asked)
     assert any("later.py was changed after the session's change" in a for a in asked)
     assert "undone" in summary and "later.py" in summary
+    assert any("undone" in m.message for m in editor.client.messages)  # and shown (window/showMessage)
     assert disk(tmp_path) == before
+    # the preview was opened in the editor (window/showDocument): the diffs, per file
+    # (pytest-lsp's client answers window/showDocument and keeps what it was asked to show)
+    [shown] = [d.uri for d in editor.client.shown_documents]
+    preview = Path(shown.removeprefix("file://")).read_text()
+    assert shown.endswith("/.codeloop/checkpoints/previews/rewind.diff")
+    assert "later.py: changed since the session's last change" in preview and "+# the user's line" in preview
 
 
 async def test_slash_rewind_in_an_editor_chat(editors, tmp_path):
