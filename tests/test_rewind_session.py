@@ -187,3 +187,38 @@ async def test_a_session_checkpoints_steps_that_may_change_something(model_serve
         assert session.store.load(session.id).marks == [(0, turn)]
     finally:
         await session.close()
+
+
+async def test_a_command_waits_for_the_first_snapshot_only_so_long(tmp_path, monkeypatch):
+    import time as _time
+
+    from codeloop.runtime import checkpoints as rc
+
+    monkeypatch.setattr(rc, "BASELINE_NOTICE_AFTER", 0.1)
+    monkeypatch.setattr(rc, "BASELINE_WAIT", 0.6)
+    (tmp_path / "a.txt").write_text("a\n")
+    sink = Sink()
+    cps = SessionCheckpoints(tmp_path, "s-slow", Settings().checkpoints, sink=sink, tasks=Tasks())
+    service = await cps.service()
+    real = service.store.prepare
+
+    def slow_prepare() -> None:  # a workspace whose first snapshot takes a while
+        _time.sleep(2.0)
+        real()
+
+    monkeypatch.setattr(service.store, "prepare", slow_prepare)
+    service._baseline = None  # (started again, slowly)
+    await service.begin_turn(0)
+    pm = ProcessManager(NullTerminal(), observer=cps)
+    t0 = _time.monotonic()
+    rec = await pm.run("echo b > b.txt", tmp_path, 30)
+    assert rec.exit_code == 0 and _time.monotonic() - t0 < 1.8  # did not wait for the whole baseline
+    texts = [e.message for e in sink.events]
+    assert any("taking the first snapshot" in t for t in texts) and any("runs without one" in t for t in texts)
+    await service.ready()
+    rec = await pm.run("echo c > c.txt", tmp_path, 30)
+    who = {c.path: c.who for c in service.store.changes}
+    assert who.get("c.txt") == "command"  # recorded once the baseline is there
+    assert who.get("b.txt") in (None, "unknown")  # never the session's: never undone
+    await pm.shutdown()
+    await cps.close()

@@ -38,6 +38,7 @@ from codeloop.services.checkpoints import CheckpointService, CheckpointSettings
 log = logging.getLogger(__name__)
 
 BASELINE_NOTICE_AFTER = 1.0  # seconds a command waits for the baseline before a notice says why
+BASELINE_WAIT = 30.0  # at most, the first time: a command then runs unrecorded (its changes are "unknown")
 LANDED = ("applied", "partial", "edited")
 
 
@@ -101,13 +102,13 @@ class SessionCheckpoints:
             await asyncio.shield(task)
         return self._service
 
-    def warn(self, key: str, text: str) -> None:
+    def warn(self, key: str, text: str, level: str = "warning") -> None:
         """A notice, once per ``key`` and session."""
         if key in self._warned:
             return
         self._warned.add(key)
         try:
-            self.sink.emit(Notice(text, "warning"))
+            self.sink.emit(Notice(text, level))  # type: ignore[arg-type]
         except Exception:
             log.exception("could not show a checkpoint notice")
 
@@ -174,8 +175,8 @@ class SessionCheckpoints:
         if cps is not None:
             label = f"{command} (started in the background)" if background else command
             try:
-                await self._baseline(cps)
-                mark = await cps.before_command(label[:500])
+                if await self._baseline(cps):
+                    mark = await cps.before_command(label[:500])
             except Exception as e:
                 log.exception("the snapshot before a command failed")
                 self.warn("command", f"Checkpoints could not record commands: {e}. A rewind will not undo them.")
@@ -189,20 +190,29 @@ class SessionCheckpoints:
                     log.exception("the snapshot after a command failed")
                     self.warn("command", f"Checkpoints could not record a command: {e}. A rewind will not undo it.")
 
-    async def _baseline(self, cps: CheckpointService) -> None:
+    async def _baseline(self, cps: CheckpointService) -> bool:
         """The first command waits for the baseline (the copy of the workspace its prior
-        contents come from); a notice says so when that takes a while."""
+        contents come from), a notice saying so when that takes a while; after
+        ``BASELINE_WAIT`` it runs unrecorded (False): what it changes is seen later as
+        "unknown", listed by a rewind and never undone."""
         task = cps.start()
         if task.done():
-            return await task
+            await task
+            return True
         try:
             await asyncio.wait_for(asyncio.shield(task), BASELINE_NOTICE_AFTER)
-            return
+            return True
         except TimeoutError:
             pass
         self.warn("baseline", "Checkpoints: taking the first snapshot of the workspace before the first command "
-                              "(once per session; later sessions reuse it)…")
-        await task
+                              "(once per workspace; later sessions reuse most of it)…", "info")
+        try:
+            await asyncio.wait_for(asyncio.shield(task), BASELINE_WAIT - BASELINE_NOTICE_AFTER)
+            return True
+        except TimeoutError:
+            self.warn("baseline-slow", "Checkpoints: the first snapshot of the workspace is still running, so this "
+                                       "command runs without one: a rewind will not undo what it changes.")
+            return False
 
     # -- edits -----------------------------------------------------------------------
 
