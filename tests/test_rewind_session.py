@@ -11,7 +11,7 @@ import re
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-from scripted_model import Call, Script, Text, ToolCalls
+from scripted_model import Call, ChatRequest, Error, Script, Text, ToolCalls
 
 from codeloop.config import Settings, build_settings
 from codeloop.context.store import SessionStore
@@ -222,3 +222,25 @@ async def test_a_command_waits_for_the_first_snapshot_only_so_long(tmp_path, mon
     assert who.get("b.txt") in (None, "unknown")  # never the session's: never undone
     await pm.shutdown()
     await cps.close()
+
+
+async def test_the_model_hears_of_a_rewind_even_when_the_next_turn_failed(model_server, tmp_path):
+    seen: list[ChatRequest] = []
+
+    def ok(req: ChatRequest):
+        seen.append(req)
+        return Text("fine")
+
+    server = model_server(Script([Error(400, "bad request, not retried"), ok]))
+    settings = Settings(base_url=server.base_url, model="scripted-model", api_key="sk-test", mode="bypass", max_retries=0)
+    session = AgentSession(settings, tmp_path, Ports(sink=Sink(), approver=DenyAll("no"), changes=DiskChangeApplier(root=tmp_path)))
+    try:
+        session.rewound(None, "c1", "undone: a.py", "The user rewound the code (not the conversation). undone: a.py")
+        assert (await session.send("first")).status == "error"  # the message never joined the history
+        assert (await session.send("second")).status == "done"
+        [user] = [m for m in seen[0].messages if m["role"] == "user"]
+        assert user["content"].startswith("second") and "Rewind: The user rewound the code" in user["content"]
+        assert session.checkpoints.pending_notes() == []
+        assert session.store.load(session.id).notes == []
+    finally:
+        await session.close()

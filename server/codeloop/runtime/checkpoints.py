@@ -64,7 +64,7 @@ class SessionCheckpoints:
         # (user message, checkpoint id), oldest first; the message dicts themselves, so a
         # compaction (which keeps the recent ones) and a rewind (which cuts) keep them right
         self.marks: list[tuple[dict[str, Any], str]] = []
-        self._pending: tuple[Any, str] | None = None  # (content of the turn's user message, checkpoint)
+        self._pending: tuple[Any, str | None] | None = None  # (content of the turn's user message, checkpoint)
         self.notes: list[str] = []  # for the model, with the next user message
         try:
             asyncio.get_running_loop()
@@ -130,7 +130,7 @@ class SessionCheckpoints:
     async def begin_turn(self, content: Any, index: int, label: str) -> None:
         """A checkpoint before the user message ``content`` (which the loop commits at
         ``index`` or, after a compaction, earlier)."""
-        self._pending = None
+        self._pending = (content, None)
         cps = await self.service()
         if cps is None:
             return
@@ -148,7 +148,9 @@ class SessionCheckpoints:
             return None
         cp = self._pending[1]
         self._pending = None
-        self.marks.append((message, cp))
+        self.notes.clear()  # told with this message (a turn that failed before it tells them next time)
+        if cp is not None:
+            self.marks.append((message, cp))
         return cp
 
     async def before_tools(self, names: list[str], may_change: bool) -> None:
@@ -222,9 +224,9 @@ class SessionCheckpoints:
     def message_log(self, writer: Any) -> "MarkingLog":
         return MarkingLog(writer, self)
 
-    def take_notes(self) -> list[str]:
-        notes, self.notes = self.notes, []
-        return notes
+    def pending_notes(self) -> list[str]:
+        """What the model is to be told of (rewinds) with the next user message."""
+        return list(self.notes)
 
 
 class MarkingLog:

@@ -83,7 +83,6 @@ class AgentSession:
         resume: str | None = None,
         persist: bool = True,
         sources: list[ToolSource] | None = None,
-        checkpoint_dir: Path | None = None,
     ) -> None:
         self.settings = settings
         self.root = Path(root).resolve()
@@ -143,8 +142,7 @@ class AgentSession:
                 self.writer = self.store.create(settings.model)
         # Checkpoints (for /rewind): a turn before each user message, a step before each
         # model step that may change something, every edit landed and every command run.
-        self.checkpoints = SessionCheckpoints(self.root, self.id, settings.checkpoints, sink=ports.sink,
-                                              tasks=self.tasks, store_dir=checkpoint_dir)
+        self.checkpoints = SessionCheckpoints(self.root, self.id, settings.checkpoints, sink=ports.sink, tasks=self.tasks)
         if self.store is not None and resume:
             self.checkpoints.load_marks(loaded.messages, loaded.marks)
             self.checkpoints.notes = list(loaded.notes)
@@ -197,7 +195,7 @@ class AgentSession:
             self.budget.new_turn()
             self.cost.new_turn()
             block = await self.prompt.turn_context(self.editor_context, mode_note=self.policy.describe_mode())
-            content = with_context(text, with_notes(block, self.checkpoints.take_notes()))
+            content = with_context(text, with_notes(block, self.checkpoints.pending_notes()))
             await self.checkpoints.begin_turn(content, len(self.agent.messages), _label(text))
             return await self.agent.send(content)
 
