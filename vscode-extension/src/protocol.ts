@@ -136,7 +136,7 @@ export interface OpenAIMessage {
 
 /** A point a session can be rewound to: before user message `number`, or back before an earlier rewind. */
 export interface RewindTarget {
-  checkpointId: string; kind: "message" | "undo"; number: number | null; index: number | null;
+  checkpointId: string; kind: "message" | "undo" | "step"; number: number | null; index: number | null;
   /** The user's words, shortened; `words`: whole. */
   text: string; words: string; ts: string;
   /** Files the session changed since. */

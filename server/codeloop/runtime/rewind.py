@@ -46,10 +46,11 @@ class RewindableSession(Protocol):
 @dataclass(frozen=True)
 class RewindTarget:
     """A point to rewind to: before user message ``number`` (1 = the oldest listed) at
-    ``index`` of the conversation, or (``kind`` "undo") back before an earlier rewind."""
+    ``index`` of the conversation, back before an earlier rewind (``kind`` "undo"), or any
+    other checkpoint named by its id ("step": the code only)."""
 
     id: str  # the checkpoint
-    kind: Literal["message", "undo"]
+    kind: Literal["message", "undo", "step"]
     number: int | None
     index: int | None
     text: str  # the user's words (first line, shortened), or what the undo undoes
@@ -73,8 +74,9 @@ class RewindPreview:
 
     def text(self, code: bool = True, conversation: bool = True) -> str:
         t = self.target
-        head = (f"Rewind to before message {t.number}: {t.text}" if t.kind == "message"
-                else f"Undo the rewind ({t.text})")
+        head = (f"Rewind to before message {t.number}: {t.text}" if t.kind == "message" and t.number
+                else f"Undo the rewind ({t.text})" if t.kind == "undo"
+                else f"Rewind the code to checkpoint {t.id} ({t.text})")
         lines = [head]
         if conversation:
             lines.append(f"Conversation: {self.conversation}" if self.conversation
@@ -174,8 +176,7 @@ class SessionRewind:
         if cp is None:
             raise RewindError(f"No message or checkpoint {spec!r} in this session; /rewind lists them.")
         # a step checkpoint (or a message no longer in the conversation): the code only
-        return RewindTarget(cp.id, "undo" if cp.kind == "step" else "message", None, None,
-                            cp.label or cp.id, cp.ts, 0)
+        return RewindTarget(cp.id, "step", None, None, f"before {cp.label}" if cp.label else cp.id, cp.ts, 0)
 
     async def preview(self, target: RewindTarget, port: RewindPort | None = None) -> RewindPreview:
         cps = await self._service()
@@ -186,8 +187,8 @@ class SessionRewind:
             raise RewindError(str(e)) from e
         index = self._index_of(target.id)
         if index is None:
-            why = ("it is not a user message" if target.kind == "undo"
-                   else "that message is no longer in the conversation (compacted or rewound); only the code")
+            why = ("that message is no longer in the conversation (compacted or rewound); only the code"
+                   if target.kind == "message" else "it is not before a user message")
             return RewindPreview(target, plan, 0, f"left as it is ({why}).")
         return RewindPreview(target, plan, len(self.session.messages) - index)
 

@@ -194,9 +194,13 @@ class AgentSession:
         async with self.turn_lock:
             self.budget.new_turn()
             self.cost.new_turn()
-            block = await self.prompt.turn_context(self.editor_context, mode_note=self.policy.describe_mode())
-            content = with_context(text, with_notes(block, self.checkpoints.pending_notes()))
-            await self.checkpoints.begin_turn(content, len(self.agent.messages), _label(text))
+            try:
+                block = await self.prompt.turn_context(self.editor_context, mode_note=self.policy.describe_mode())
+                content = with_context(text, with_notes(block, self.checkpoints.pending_notes()))
+                await self.checkpoints.begin_turn(content, len(self.agent.messages), _label(text))
+            except asyncio.CancelledError:  # stopped before the loop started: the turn still ends
+                self.ports.sink.emit(TurnEnd("cancelled", "Cancelled by the user."))
+                raise
             return await self.agent.send(content)
 
     async def close(self) -> None:
