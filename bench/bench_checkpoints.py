@@ -20,7 +20,10 @@ Measured, in-process, the way the agent loop calls it (``before_command`` and
 * the storage of a 200-step session (each step a command that rewrites 2 files, every
   other step a proposal edit), against the raw bytes of the versions it had to keep;
 * rewinding that session to its first turn (plan + apply), and that the tree is then
-  byte for byte what it was.
+  byte for byte what it was;
+* through the wiring the agent uses: a command (``true``) run by the process manager with
+  the session's checkpoints observing it (``runtime.checkpoints.SessionCheckpoints``), against
+  the same command without them, interleaved.
 """
 
 from __future__ import annotations
@@ -40,7 +43,11 @@ from typing import Any
 from bench_search import ensure_tree
 from common import CACHE, result, row, summary_ms
 
+from codeloop.config import CheckpointsConfig
+from codeloop.core.tasks import Tasks
+from codeloop.runtime.checkpoints import SessionCheckpoints
 from codeloop.services.checkpoints import CheckpointService, CheckpointSettings
+from codeloop.tools.processes import ProcessManager
 
 TARGET_MS = 100.0
 
@@ -112,6 +119,38 @@ async def command_cost(cps: CheckpointService, change=None) -> tuple[float, int]
     return (t1 - t0) + (t3 - t2), len(changes)
 
 
+class _Sink:
+    def emit(self, event: Any) -> None:
+        pass
+
+
+async def wired_command_cost(root: Path, store_dir: Path, repeats: int) -> dict[str, Any]:
+    """A command through ProcessManager.run with and without the session's checkpoints."""
+    sc = SessionCheckpoints(root, "bench-wired", CheckpointsConfig(rescan_seconds=0), sink=_Sink(), tasks=Tasks(),
+                            store_dir=store_dir)
+    cps = await sc.service()
+    assert cps is not None
+    await cps.ready()
+    await cps.begin_turn(0)
+    on, off = ProcessManager(observer=sc), ProcessManager()
+
+    async def one(pm: ProcessManager) -> float:
+        t0 = time.perf_counter()
+        rec = await pm.run("true", root, 30)
+        assert rec.exit_code == 0
+        return time.perf_counter() - t0
+
+    await one(on), await one(off)  # warm
+    with_cps, without = [], []
+    for _ in range(repeats):
+        with_cps.append(await one(on))
+        without.append(await one(off))
+    await on.shutdown()
+    await off.shutdown()
+    await sc.close()
+    return {"with_ms": summary_ms(with_cps), "without_ms": summary_ms(without)}
+
+
 async def run(quick: bool) -> dict[str, Any]:
     root = private_tree("small" if quick else "full")
     visible = sorted(p.relative_to(root).as_posix() for p in (root / "src").rglob("*") if p.is_file())
@@ -168,6 +207,8 @@ async def run(quick: bool) -> dict[str, Any]:
             res = await cps.apply_rewind(plan)
             out[mode]["restore_outcomes"] = sorted({o.status for o in res.files})
             await cps.close()
+
+        out["wired"] = await wired_command_cost(root, store_dir, repeats * 2)
 
         # a 200-step session, with the watcher
         steps = 20 if quick else 200
@@ -245,6 +286,9 @@ def main(quick: bool = False) -> dict[str, Any]:
         hundred = m["hundred_changed_ms"]["p50"]
         rows.append(row(f"snapshot per command, 100 files changed, {title} (p50; vs `git status -uall`)", hundred, "ms",
                         reference=ref_git))
+    w = data["wired"]
+    rows.append(row("a command (`true`) run by the process manager with the session's checkpoints, p50 (vs without)",
+                    w["with_ms"]["p50"], "ms", reference=w["without_ms"]["p50"]))
     rows.append(row("(reference) `git status --porcelain -uall`, p50", ref_git, "ms"))
     rows.append(row("(reference) plain os.scandir walk + stat of the tracked files, p50", ref_walk, "ms"))
     b1, b2 = data["watcher"]["baseline_1"], data["watcher"]["baseline_2"]

@@ -275,7 +275,8 @@ def install_handlers(editor: Editor) -> None:
         return lsp.ApplyWorkspaceEditResult(applied=True)
 
 
-def capabilities(codeloop: dict[str, bool] | None, *, apply_edit: bool = True, progress: bool = True) -> lsp.ClientCapabilities:
+def capabilities(codeloop: dict[str, bool] | None, *, apply_edit: bool = True, progress: bool = True,
+                 show_document: bool = False) -> lsp.ClientCapabilities:
     return lsp.ClientCapabilities(
         workspace=lsp.WorkspaceClientCapabilities(
             apply_edit=apply_edit,
@@ -284,7 +285,10 @@ def capabilities(codeloop: dict[str, bool] | None, *, apply_edit: bool = True, p
                 resource_operations=[lsp.ResourceOperationKind.Create],
             ),
         ),
-        window=lsp.WindowClientCapabilities(work_done_progress=progress),
+        window=lsp.WindowClientCapabilities(
+            work_done_progress=progress,
+            show_document=lsp.ShowDocumentClientCapabilities(support=True) if show_document else None,
+        ),
         experimental={"codeloop": codeloop} if codeloop else None,
     )
 

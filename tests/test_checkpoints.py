@@ -355,7 +355,9 @@ async def test_ignored_files_are_not_tracked_and_the_store_is_git_ignored(ws: Pa
     await cps.ready()
     tracked = cps.store.tracked()
     assert "src/app.py" in tracked and "big.bin" in tracked
-    assert not any(p.startswith(("build/", ".git/", ".codeloop/", "scratch/")) or p.endswith(".log") for p in tracked)
+    assert not any(p.startswith(("build/", ".git/", ".codeloop/", "scratch/")) or p.endswith(".log")
+                   for p in tracked if p != ".codeloop/.gitignore")  # (a workspace file like any other)
+    assert (ws / ".codeloop" / ".gitignore").read_text().splitlines().count("checkpoints/") == 1
     cp = await cps.begin_turn(0)
     async with cps.command("touch ignored") as rec:
         await sh(ws, "echo x > build/new.o; echo y >> trace.log; echo z > scratch/keep.txt; mkdir -p build/deep; echo 1 > build/deep/f")

@@ -26,6 +26,20 @@ class Price(BaseModel):
     cached_input: float | None = None
 
 
+class CheckpointsConfig(BaseModel):
+    """The ``checkpoints`` setting: what codeloop.services.checkpoints records (see
+    docs/checkpoints.md). The defaults are the service's own (a test keeps them equal)."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    enabled: bool = True
+    budget_bytes: int = Field(2 * 1024**3, ge=0, alias="budgetBytes")
+    max_file_bytes: int = Field(16 * 1024**2, ge=0, alias="maxFileBytes")
+    exclude: list[str] = Field(default_factory=list)
+    watch: bool = True
+    rescan_seconds: float = Field(600.0, ge=0, alias="rescanSeconds")
+
+
 class Settings(BaseModel):
     model_config = ConfigDict(extra="ignore", populate_by_name=True)
 
@@ -66,6 +80,8 @@ class Settings(BaseModel):
     # asking (what you refused stays refused). Read from your settings and the editor only,
     # never from a project's files (runtime/settings.py PROJECT_SETTING_KEYS).
     trust_project: bool = Field(False, alias="trustProject")
+    # Checkpoints before each turn and tool step, for /rewind (docs/checkpoints.md).
+    checkpoints: CheckpointsConfig = Field(default_factory=CheckpointsConfig)
 
     def redacted(self) -> dict[str, Any]:
         data = self.model_dump(by_alias=True)

@@ -240,3 +240,23 @@ def panel(**_kwargs):
         },
         default=Text("I only know the panel test scripts."),
     )
+# ---- rewind from the panel (tests/vscode/rewind.test.mjs) --------------------------------------
+
+NOTES_TXT = "first line\nsecond line\n"
+LATER_TXT = "later = 1\n"
+
+
+def rewind(**_kwargs):
+    """One turn that edits two files, deletes one with a command and creates one with another."""
+
+    def turn(req: ChatRequest):
+        n = step(req)
+        calls = [
+            Call("edit_file", {"path": "notes.txt", "old_string": "second line", "new_string": "second line, by the agent"}),
+            Call("write_file", {"path": "later.txt", "content": "later = 2\n"}),
+            Call("run_command", {"command": "rm data.txt"}),
+            Call("run_command", {"command": "printf 'made by the agent\\n' > made.txt"}),
+        ]
+        return ToolCalls([calls[n]]) if n < len(calls) else Text("Rewrote the notes.")
+
+    return Keyed({"rewrite the notes": turn}, default=Text("I only know the rewind test script."))

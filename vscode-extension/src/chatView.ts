@@ -65,6 +65,12 @@ export class ChatViewProvider implements vscode.WebviewViewProvider {
   /** Asks the webview to focus the input (after New chat, etc.). */
   focusInput(): void { this.post({ type: "focus" }); }
 
+  /** Puts text in the composer (a rewound message, to edit and send again). */
+  setDraft(text: string): void {
+    this.draft = text;
+    this.post({ type: "draft", text });
+  }
+
   mentionOptions(query: string, options: MentionOption[]): void { this.post({ type: "mentions", query, options }); }
 
   private post(msg: ToWebview): void {

@@ -22,6 +22,7 @@ import { EditorContext } from "./editorContext";
 import { SECRET_KEY, ServerClient, type ServerState } from "./client";
 import { StatusItem } from "./status";
 import { Turns } from "./turns";
+import { Rewind } from "./rewind";
 import { routeWebview } from "./router";
 import { editorDiagnostics, saveDocuments } from "./workspaceRequests";
 import { Mentions, TerminalWatcher } from "./mentions";
@@ -40,6 +41,7 @@ class Codeloop implements vscode.Disposable {
   private readonly editor: EditorContext;
   readonly server: ServerClient;
   private readonly turns: Turns;
+  private readonly rewind: Rewind;
   private readonly mentions: Mentions;
   private readonly terminalWatcher: TerminalWatcher;
   private readonly slash: SlashCommands;
@@ -84,7 +86,9 @@ class Codeloop implements vscode.Disposable {
       editor: () => this.editor.editor,
       lastCommand: () => this.terminalWatcher.last ?? this.terminal.lastCommand(),
     });
-    this.turns = new Turns(chat, this.server, this.editor, this.mentions, () => this.updateStatus());
+    this.rewind = new Rewind(chat, this.server, (level, message) => this.notice(level, message));
+    this.turns = new Turns(chat, this.server, this.editor, this.mentions, () => this.updateStatus(), () => void this.rewind.refresh(),
+      (spec) => this.rewind.openSpec(spec));
     this.slash = new SlashCommands(this.server, (commands) => chat.setEnv({ commands }), (m) => this.log.appendLine(m));
     this.updateStatus();
   }
@@ -94,7 +98,7 @@ class Codeloop implements vscode.Disposable {
     const cmd = (id: string, fn: (...args: any[]) => unknown) => this.subs.push(vscode.commands.registerCommand(id, fn)); // eslint-disable-line @typescript-eslint/no-explicit-any
     this.subs.push(vscode.window.registerWebviewViewProvider(ChatViewProvider.viewId, this.chat));
     this.subs.push(this.chat.onMessage((m) => void routeWebview(m, {
-      turns: this.turns, proposals: this.proposals, approvals: this.approvals, server: this.server,
+      turns: this.turns, proposals: this.proposals, approvals: this.approvals, server: this.server, rewind: this.rewind,
       notice: (level, message) => this.notice(level, message), refreshProcesses: () => this.refreshProcesses(),
       refreshMcp: () => this.refreshMcp(),
       mentionQuery: async (query) => this.chat.mentionOptions(query, await this.mentions.suggest(query)),

@@ -3,8 +3,8 @@
  * vscode or DOM imports, so the webview bundle and the host share these types (and the
  * reducer in shared/model.ts).
  */
-import type { Action, ChatState } from "./shared/model";
-import type { CommandInfo, ImageAttachment, McpServerInfo, ProcessInfo, SessionInfo } from "./protocol";
+import type { Action, ChatState, RewindScope } from "./shared/model";
+import type { CommandInfo, ImageAttachment, McpServerInfo, ProcessInfo, RewindChoice, SessionInfo } from "./protocol";
 import type { MentionOption } from "./shared/mentions";
 
 /** What the panel shows around the chat: the server, the model, the editor's context. */
@@ -30,6 +30,8 @@ export type ToWebview =
   | { type: "env"; env: PanelEnv }
   | { type: "sessions"; sessions: SessionInfo[] }
   | { type: "focus" }
+  /** Replaces the composer's text (a rewound message, back for editing). */
+  | { type: "draft"; text: string }
   /** Completions for the @-mention being typed. */
   | { type: "mentions"; query: string; options: MentionOption[] };
 
@@ -56,4 +58,9 @@ export type FromWebview =
   | { type: "draft"; text: string }
   | { type: "openFile"; uri: string }
   | { type: "copy"; text: string }
-  | { type: "command"; command: string };
+  | { type: "command"; command: string }
+  /** The rewind card: open it for a message's checkpoint, choose per file, the scope, apply, close. */
+  | { type: "rewind"; action: "open"; checkpointId: string }
+  | { type: "rewind"; action: "choice"; path: string; choice: RewindChoice }
+  | { type: "rewind"; action: "scope"; scope: RewindScope }
+  | { type: "rewind"; action: "apply" | "close" };

@@ -18,6 +18,9 @@ export const MCP_LIST = "codeloop/mcp/list";
 export const MCP_RESTART = "codeloop/mcp/restart";
 export const MCP_CONSENT = "codeloop/mcp/consent";
 export const COMMAND_TABLE = "codeloop/commands";
+export const REWIND_LIST = "codeloop/rewind/list";
+export const REWIND_PREVIEW = "codeloop/rewind/preview";
+export const REWIND_APPLY = "codeloop/rewind/apply";
 
 // client -> server notifications
 export const CHAT_CANCEL = "codeloop/chat/cancel";
@@ -42,7 +45,8 @@ export const CMD_ASK = "codeloop.ask";
 export const CMD_EXPLAIN = "codeloop.explain";
 export const CMD_CHAT = "codeloop.chat";
 export const CMD_CANCEL = "codeloop.cancel";
-export const COMMANDS = [CMD_FIX, CMD_ASK, CMD_EXPLAIN, CMD_CHAT, CMD_CANCEL];
+export const CMD_REWIND = "codeloop.rewind";
+export const COMMANDS = [CMD_FIX, CMD_ASK, CMD_EXPLAIN, CMD_CHAT, CMD_CANCEL, CMD_REWIND];
 
 // capability the client announces in capabilities.experimental.codeloop
 export const EXPERIMENTAL_KEY = "codeloop";
@@ -177,3 +181,41 @@ export interface McpServerInfo {
 }
 export interface McpListResult { servers: McpServerInfo[]; report: string }
 export interface McpChangedParams { servers: McpServerInfo[] }
+/** A point a session can be rewound to: before user message `number`, or back before an earlier rewind. */
+export interface RewindTarget {
+  checkpointId: string; kind: "message" | "undo" | "step"; number: number | null; index: number | null;
+  /** The user's words, shortened; `words`: whole. */
+  text: string; words: string; ts: string;
+  /** Files the session changed since. */
+  files: number;
+}
+export interface RewindListResult { sessionId: string; targets: RewindTarget[]; unavailable?: string }
+export type RewindChoice = "restore" | "keep" | "rebase";
+export interface RewindFile {
+  path: string;
+  /** What "restore" does: restore the content, delete a file the session created, recreate one it deleted. */
+  action: "restore" | "delete" | "recreate" | "none" | "unavailable";
+  /** Changed since the session's last change (by the user): kept unless chosen otherwise. */
+  userChanged: boolean;
+  choices: RewindChoice[]; default: RewindChoice; reason: string;
+  /** now → the checkpoint; the session's last version → now; now → rebased. */
+  diff: string; userDiff: string; rebaseDiff: string; binary: boolean;
+}
+export interface RewindPreviewResult {
+  previewId: string; sessionId: string; target: RewindTarget; files: RewindFile[];
+  /** Changed after the checkpoint only by others: left alone. */
+  outside: { path: string; label: string }[];
+  conversation: { removes: number; note: string };
+  text: string;
+}
+export interface RewindApplyParams {
+  sessionId: string; previewId: string; code?: boolean; conversation?: boolean;
+  choices?: Record<string, RewindChoice>; changedSince?: "keep" | "rebase";
+}
+export interface RewindApplyResult {
+  sessionId: string; summary: string; files: { path: string; status: string; message: string }[];
+  undoCheckpoint: string | null; removed: number;
+  /** The words of the message rewound to (to edit and send again). */
+  message: string;
+  messages: OpenAIMessage[];
+}

@@ -5,12 +5,14 @@ import type { FromWebview } from "./messages";
 import type { Turns } from "./turns";
 import type { ProposalManager } from "./proposals";
 import type { Approvals } from "./approvals";
+import type { Rewind } from "./rewind";
 import { errText, type ServerClient } from "./client";
 
 export interface Routes {
   turns: Turns;
   proposals: ProposalManager;
   approvals: Approvals;
+  rewind: Rewind;
   server: ServerClient;
   notice(level: "info" | "warning" | "error", message: string): void;
   refreshProcesses(): Promise<void>;
@@ -38,6 +40,15 @@ export async function routeWebview(m: FromWebview, r: Routes): Promise<void> {
       return;
     case "hunk": return r.proposals.setHunk({ proposalId: m.proposalId, uri: m.uri, hunkId: m.hunkId }, m.action);
     case "approval": return r.approvals.answer(m.id, m.answer);
+    case "rewind":
+      switch (m.action) {
+        case "open": return r.rewind.open(m.checkpointId);
+        case "choice": r.rewind.choose(m.path, m.choice); return;
+        case "scope": r.rewind.scope(m.scope); return;
+        case "apply": return r.rewind.apply();
+        case "close": r.rewind.close(); return;
+      }
+      return;
     case "kill":
       try { await r.server.current?.sendRequest(P.PROCESS_KILL, { id: m.id }); } catch (e) { r.notice("error", `Could not kill ${m.id}: ${errText(e)}`); }
       return r.refreshProcesses();

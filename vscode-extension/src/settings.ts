@@ -3,7 +3,7 @@
 export const SETTING_KEYS = [
   "model", "baseUrl", "mode", "autoAccept", "maxTurns", "commandTimeout", "contextWindow", "compactThreshold",
   "keepToolOutput", "permissions", "checkCommand", "images", "mcpServers", "trustProject", "mcpStartupTimeout",
-  "mcpCallTimeout", "toolSearchShare",
+  "mcpCallTimeout", "toolSearchShare", "checkpoints",
 ] as const;
 
 export type ConfigGetter = (key: string) => unknown;

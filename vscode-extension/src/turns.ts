@@ -21,6 +21,8 @@ export class Turns {
   private readonly elsewhere = new Set<string>();
   /** The images of the queued messages (the panel's state lists their texts). */
   private queuedImages: P.ImageAttachment[][] = [];
+  /** A `/rewind` sent to the server: the transcript is reloaded when its turn ends. */
+  private rewindSent = false;
 
   constructor(
     private readonly chat: ChatViewProvider,
@@ -29,6 +31,10 @@ export class Turns {
     private readonly mentions: Mentions,
     /** Called when "a turn is running" may have changed (the status bar). */
     private readonly changed: () => void,
+    /** Called when the conversation has settled (a turn ended, a session was opened). */
+    private readonly settled: () => void = () => undefined,
+    /** `/rewind N` from the input: opens the panel's rewind card; false when it cannot. */
+    private readonly openRewind: (spec: string) => boolean = () => false,
   ) {}
 
   /** A turn runs or is being started. */
@@ -50,6 +56,9 @@ export class Turns {
     }
     const client = await this.server.ready();
     if (!client) { this.notice("error", "The codeloop server is not running. See the notification, or run “codeloop: Restart Language Server”."); return; }
+    const rewind = text.match(/^\/rewind\s+(#?\d+|c\d+)\s*$/);
+    if (rewind && this.openRewind(rewind[1].replace("#", ""))) return; // the card, with its preview and choices
+    this.rewindSent = /^\/rewind\b/.test(text);
     const slash = text.startsWith("/");
     const { context, chips } = this.editor.chatContext(useFile && !slash, useSelection && !slash);
     const { items, problems } = slash ? { items: [], problems: [] } : await this.mentions.resolve(text);
@@ -121,6 +130,7 @@ export class Turns {
       const r = await client.sendRequest<P.SessionOpenResult>(P.SESSION_OPEN, { sessionId: id });
       this.chat.dispatch({ a: "reset", sessionId: r.sessionId, items: itemsFromTranscript(r.messages ?? [], r.subagents), todos: r.todos });
       for (const w of r.warnings ?? []) this.notice("warning", w);
+      this.settled();
     } catch (e) { this.notice("error", `Could not open the session: ${errText(e)}`); }
   }
 
@@ -145,8 +155,21 @@ export class Turns {
     this.chat.dispatch({ a: "event", sessionId: p.sessionId, turnId: p.turnId, event: p.event });
     if (p.event.type === "turnEnd") {
       this.changed();
+      if (this.rewindSent && s.sessionId) { this.rewindSent = false; void this.reload(s.sessionId); } else this.settled();
       setTimeout(() => this.sendQueued(), 0);
     }
+  }
+
+  /** The conversation as the server has it now (after a `/rewind` answered by the server). */
+  private async reload(sessionId: string): Promise<void> {
+    try {
+      const r = await this.server.current?.sendRequest<P.SessionOpenResult>(P.SESSION_TRANSCRIPT, { sessionId });
+      if (r && this.chat.state.sessionId === sessionId && !this.chat.state.running) {
+        const notices = this.chat.state.items.filter((i) => i.kind === "notice").slice(-1);
+        this.chat.dispatch({ a: "reset", sessionId, title: this.chat.state.title, items: [...itemsFromTranscript(r.messages ?? []), ...notices] });
+      }
+    } catch { /* the server went away */ }
+    this.settled();
   }
 
   /** The server went away mid-turn: the turn ended. */

@@ -213,3 +213,33 @@ test("the MCP settings go to the server", () => {
   assert.equal(out.trustProject, true);
   assert.equal(out.toolSearchShare, 0.2);
 });
+
+test("rewind targets give the panel's user messages their checkpoints, matched from the end by their words", () => {
+  const s = model.emptyState();
+  model.reduce(s, { a: "user", text: "first task" });
+  model.reduce(s, { a: "user", text: "/mode plan" }); // a slash command: not a message
+  model.reduce(s, { a: "user", text: "continue" });
+  model.reduce(s, { a: "user", text: "continue" });
+  const t = (id, number, words) => ({ checkpointId: id, kind: "message", number, index: 0, text: words, words, ts: "", files: 1 });
+  const changed = model.reduce(s, { a: "checkpoints", targets: [
+    t("c1", 1, "first task"), t("c4", 2, "continue"), t("c7", 3, "continue  "),
+    { checkpointId: "c9", kind: "undo", number: null, index: null, text: "undo", words: "", ts: "", files: 0 },
+  ] });
+  const users = s.items.filter((i) => i.kind === "user");
+  assert.deepEqual(users.map((u) => u.checkpoint?.id), ["c1", undefined, "c4", "c7"]);
+  assert.equal(changed.length, 3);
+  // a target the panel does not show (a custom command's prompt) leaves the others matched
+  model.reduce(s, { a: "checkpoints", targets: [t("c1", 1, "first task"), t("c2", 2, "a prompt the panel never showed"), t("c4", 3, "continue")] });
+  assert.deepEqual(s.items.filter((i) => i.kind === "user").map((u) => u.checkpoint?.id), ["c1", undefined, undefined, "c4"]);
+});
+
+test("the rewind card: choices and scope go through the reducer; a reset closes it", () => {
+  const s = model.emptyState();
+  model.reduce(s, { a: "rewind", card: { checkpointId: "c1", text: "x", status: "ready", scope: "both", choices: { "a.py": "keep" } } });
+  assert.deepEqual(model.reduce(s, { a: "rewindChoice", path: "a.py", choice: "restore" }), ["#rewind"]);
+  model.reduce(s, { a: "rewindScope", scope: "code" });
+  assert.equal(s.rewind.choices["a.py"], "restore");
+  assert.equal(s.rewind.scope, "code");
+  model.reduce(s, { a: "reset" });
+  assert.equal(s.rewind, undefined);
+});

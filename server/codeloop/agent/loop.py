@@ -64,6 +64,9 @@ class AgentHooks:
     # What each request sends of the history (e.g. old large tool results elided);
     # ``agent.messages`` itself keeps everything.
     view: Callable[[list[dict[str, Any]]], list[dict[str, Any]]] | None = None
+    # Called before the tool calls of each model step run (a checkpoint to rewind to);
+    # its failure is reported as a notice and the tools run anyway.
+    before_tools: Callable[[list[ToolCallRequest]], Awaitable[None]] | None = None
 
 
 @dataclass
@@ -283,6 +286,7 @@ class Agent:
             calls.append(call)
         concurrent = len(calls) > 1 and all(self._concurrent(c) for c in calls)
         try:
+            await self._before_tools(requests)
             if concurrent:
                 await asyncio.gather(*(self._run_one(c) for c in calls))
             else:
@@ -298,6 +302,17 @@ class Agent:
             if images:
                 # Tool messages carry text only (OpenAI's API): images follow as a user message.
                 self._commit({"role": "user", "content": [{"type": "text", "text": IMAGES_NOTE}, *images]})
+
+    async def _before_tools(self, requests: list[ToolCallRequest]) -> None:
+        if self.hooks.before_tools is None:
+            return
+        try:
+            await self.hooks.before_tools(requests)
+        except asyncio.CancelledError:
+            raise
+        except Exception as e:  # a checkpoint's trouble must not stop the tools
+            log.exception("before_tools hook failed")
+            self.emit(Notice(f"Could not record a checkpoint before this step: {e}", "warning"))
 
     async def _run_one(self, call: _Call) -> None:
         req = call.request

@@ -13,7 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from codeloop import __version__
-from codeloop.cli.console import ConsoleSink, TerminalApprover, TerminalConsent, ask_line, terminal_confirm
+from codeloop.cli import rewind as rewind_cli
+from codeloop.cli.console import ConsoleSink, TerminalApprover, TerminalChoices, TerminalConsent, ask_line, terminal_confirm
 from codeloop.commands.custom import expand as expand_custom
 from codeloop.commands.table import dispatch
 from codeloop.config import Settings
@@ -174,6 +175,12 @@ class ReplHost:
         except (FileNotFoundError, KeyError, ValueError) as e:
             raise LookupError(f"no session {session_id!r} in this workspace ({e})") from e
 
+    def rewind_ui(self) -> TerminalChoices:
+        return TerminalChoices(self.sink)
+
+    def rewind_port(self) -> None:
+        return None  # no editor: files are written atomically on disk
+
 
 async def _run_turn(session: Any, text: str) -> TurnEnd | None:
     """Run a turn; Ctrl-C cancels the turn (not the program)."""
@@ -318,6 +325,8 @@ async def cmd_mcp(args: argparse.Namespace) -> int:
     finally:
         await mcp.close()
         await trust.close()
+async def cmd_rewind(args: argparse.Namespace) -> int:
+    return await rewind_cli.cmd_rewind(args, build_session, settings_from_args)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -364,6 +373,7 @@ def build_parser() -> argparse.ArgumentParser:
                           help="how long to wait for the servers to start (default: the mcpStartupTimeout setting)")
     mcp_list.add_argument("--tools", action="store_true", help="also list each server's tools")
     mcp_list.add_argument("--verbose", "-v", action="store_true", help="log to stderr")
+    rewind_cli.add_parser(sub)
     lsp_p = sub.add_parser("lsp", help="start the language server on stdio")
     lsp_p.add_argument("--stdio", action="store_true", help="accepted for compatibility; stdio is the only transport")
     acp_p = sub.add_parser("acp", help="start the Agent Client Protocol agent on stdio (Zed, JetBrains, Neovim, Emacs)")
@@ -387,7 +397,7 @@ def run(args: argparse.Namespace) -> int:
     if not Path(args.cwd).is_dir():
         print(f"error: --cwd {args.cwd} is not a directory", file=sys.stderr)
         return 2
-    handler = {"run": cmd_run, "chat": cmd_chat, "context": cmd_context, "mcp": cmd_mcp}[args.command]
+    handler = {"run": cmd_run, "chat": cmd_chat, "context": cmd_context, "mcp": cmd_mcp, "rewind": cmd_rewind}[args.command]
     try:
         return asyncio.run(handler(args))
     except KeyboardInterrupt:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -208,3 +209,31 @@ def terminal_confirm(sink: ConsoleSink):  # type: ignore[no-untyped-def]
         return a
 
     return confirm
+
+
+class TerminalChoices:
+    """The command layer's ``RewindUI`` at the terminal: numbered options, a diff in
+    colour. An empty answer (or end of input) is no choice."""
+
+    def __init__(self, sink: ConsoleSink) -> None:
+        self.sink = sink
+
+    async def choose(self, question: str, options: Sequence[str]) -> str | None:
+        self.sink.line(self.sink.style("1", f"? {question}"))
+        for i, option in enumerate(options, 1):
+            self.sink.line(f"  {i}) {option}")
+        answer = await ask_line(f"[1-{len(options)}]: ")
+        if answer is None:
+            return None
+        a = answer.strip().lower()
+        if a.isdigit() and 1 <= int(a) <= len(options):
+            return options[int(a) - 1]
+        hits = [o for o in options if a and o.lower().startswith(a)]
+        return hits[0] if len(hits) == 1 else None
+
+    def show(self, text: str) -> None:
+        for line in text.splitlines():
+            color = ("32" if line.startswith("+") and not line.startswith("+++") else
+                     "31" if line.startswith("-") and not line.startswith("---") else
+                     "36" if line.startswith("@@") else "0")
+            self.sink.line(self.sink.style(color, line) if color != "0" else line)

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, Literal, Protocol
 
 from codeloop.commands.custom import for_workspace
+from codeloop.commands import rewind as rewind_cmd
 from codeloop.commands.parse import SlashCommand, parse_slash
 from codeloop.config import Settings
 from codeloop.context.custom_commands import CustomCommands
@@ -45,6 +46,7 @@ class CommandSession(Protocol):
     policy: Any  # .mode
     cost: Any  # .render()
     store: Any  # .latest()
+    rewind: Any  # the rewind of the session (commands.rewind.Rewinding)
 
     async def compact(self, focus: str | None) -> Any: ...
 
@@ -71,6 +73,14 @@ class CommandHost(Protocol):
 
     async def resume(self, session_id: str) -> CommandSession:
         """Resume a saved session and make it current. Raises LookupError when unknown."""
+        ...
+
+    def rewind_ui(self) -> rewind_cmd.RewindUI | None:
+        """How /rewind asks and shows (None: this host cannot ask)."""
+        ...
+
+    def rewind_port(self) -> Any:
+        """Where /rewind restores files (the editor's buffers), or None for the disk."""
         ...
 
 
@@ -168,6 +178,15 @@ async def _resume(host: CommandHost, arg: str | None) -> Reply:
     return Reply(f"Resumed session {opened.id} ({len(opened.messages)} messages).")
 
 
+async def _rewind(host: CommandHost, arg: str | None) -> Reply:
+    try:
+        level, text = await rewind_cmd.run(host.session.rewind, host.rewind_ui(), rewind_cmd.parse_args(arg),
+                                           host.rewind_port())
+    except ValueError as e:  # what cannot be rewound, said to the user
+        return Reply(str(e), "warning")
+    return Reply(text, level)  # type: ignore[arg-type]
+
+
 async def _help(host: CommandHost, arg: str | None) -> Reply:
     return Reply(help_text(host.name, await custom_commands(host)))
 
@@ -219,6 +238,9 @@ COMMANDS: tuple[Command, ...] = (
     Command("resume", "[id]", "resume a saved session (the latest if no id)", _resume, check=_one_word("resume")),
     Command("mcp", "[restart|allow|deny <name>]", "show the MCP servers (state, tools, last error), or restart one",
             _mcp),
+    Command("rewind", "[N] [--code-only|--conversation-only] [--yes]",
+            "list the messages to rewind to, or put the code and/or the conversation back to before message N",
+            _rewind, check=rewind_cmd.check),
     Command("help", "", "show this help", _help, aliases=("?",)),
     Command("exit", "", "leave", _exit, aliases=("quit",), hosts=("cli",)),
 )

@@ -8,14 +8,15 @@ Where: the workspace's ``.codeloop/sessions/`` (kept out of git by
 Records, one JSON object a line:
 
     {"type": "session", "id", "created", "cwd", "model", "title", "version"}   first line
-    {"type": "message", "message": {...}, "ts"}
+    {"type": "message", "message": {...}, "checkpoint"?, "ts"}   checkpoint: the one before this user message
     {"type": "usage", "model", "prompt_tokens", "completion_tokens", "cached_tokens", "ts"}
     {"type": "compaction", "summary", "messages": [...], "ts"}   replaces every message so far
-    {"type": "meta", "title"?, "touched"?, "system"?, ..., "ts"}   touched: a folder whose memory files are in the
-                                                            prompt; system: the system prompt requests carry
-    {"type": "meta", "title"?, "touched"?, "todos"?, ..., "ts"}   touched: a folder whose memory files are in
-                                                          the prompt; todos: the todo list now (the last wins)
+    {"type": "meta", "title"?, "touched"?, "system"?, "todos"?, ..., "ts"}   touched: a folder whose memory
+        files are in the prompt; system: the system prompt requests carry; todos: the todo list now (the last wins)
     {"type": "subagent", "call_id", "agent", "message", "ts"}   a message of the sub-agent run by that tool call
+    {"type": "rewind", "keep", "checkpoint", "summary", "note"?, "ts"}   a rewind: only the first ``keep``
+        messages remain (null: the conversation stayed, the code was rewound); ``note`` is told to the
+        model with the next user message
 
 Each record is written, flushed and fsynced as it is added, so a crash loses at
 most the record being written; a cut last line is dropped on load and reported.
@@ -182,6 +183,10 @@ class LoadedSession:
     todos: Any = None  # the todo list as last saved (context.todos.from_session reads it)
     # The sub-agents' conversations, by the parent's tool call id: {"agent", "messages"}.
     subagents: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # (message index, checkpoint id): the user messages that have a checkpoint before them
+    marks: list[tuple[int, str]] = field(default_factory=list)
+    rewinds: int = 0
+    notes: list[str] = field(default_factory=list)  # rewinds the model has not been told of yet
 
 
 class SessionWriter:
@@ -204,7 +209,8 @@ class SessionWriter:
 
     # -- MessageLog --------------------------------------------------------------
 
-    def append(self, message: dict[str, Any]) -> None:
+    def append(self, message: dict[str, Any], checkpoint: str | None = None) -> None:
+        """``checkpoint``: the id of the checkpoint taken before this user message."""
         if not self.title and message.get("role") == "user":
             text = _message_text(message)
             if text.strip():
@@ -213,7 +219,10 @@ class SessionWriter:
                     self._header["title"] = self.title
                 else:
                     self._write({"type": "meta", "title": self.title, "ts": _now()})
-        self._write({"type": "message", "message": message, "ts": _now()})
+        record: dict[str, Any] = {"type": "message", "message": message, "ts": _now()}
+        if checkpoint is not None:
+            record["checkpoint"] = checkpoint
+        self._write(record)
 
     # -- other records ---------------------------------------------------------------
 
@@ -236,6 +245,15 @@ class SessionWriter:
         record: dict[str, Any] = {"type": "compaction", "messages": list(messages_after), "ts": _now()}
         if summary is not None:
             record["summary"] = summary
+        self._write(record)
+
+    def append_rewind(self, keep: int | None, checkpoint: str, summary: str = "", note: str = "") -> None:
+        """Record a rewind to ``checkpoint``: the conversation now is its first ``keep``
+        messages (None: it stayed as it was); ``note`` is for the model with the next user
+        message (a resume tells it too)."""
+        record: dict[str, Any] = {"type": "rewind", "keep": keep, "checkpoint": checkpoint, "summary": summary, "ts": _now()}
+        if note:
+            record["note"] = note
         self._write(record)
 
     def set_title(self, title: str) -> None:
@@ -278,6 +296,24 @@ class SessionWriter:
     def _encode(self, record: dict[str, Any]) -> str:
         clean = self.scrubber.value(record)
         return json.dumps(clean, ensure_ascii=False, separators=(",", ":"), default=str) + "\n"
+
+
+def carry_marks(old: list[dict[str, Any]], new: list[dict[str, Any]],
+                marks: list[tuple[dict[str, Any], str]]) -> list[tuple[dict[str, Any], str]]:
+    """Marks on messages of ``old`` moved onto the same messages in ``new`` (a compaction
+    keeps a tail of the old list; answering interrupted calls inserts a few): the two lists
+    are matched from the end, skipping what ``new`` added."""
+    if not marks:
+        return marks
+    moved: dict[int, dict[str, Any]] = {}
+    i = len(old) - 1
+    for j in range(len(new) - 1, -1, -1):
+        if i < 0:
+            break
+        if new[j] == old[i]:
+            moved[id(old[i])] = new[j]
+            i -= 1
+    return [(moved[id(m)], cp) for m, cp in marks if id(m) in moved]
 
 
 def default_user_data_dir() -> Path:
@@ -375,6 +411,7 @@ class SessionStore:
         lines = raw.split(b"\n")
         complete_end = raw.endswith(b"\n")
         last_index = max((i for i, line in enumerate(lines) if line.strip()), default=-1)
+        marks: list[tuple[dict[str, Any], str]] = []  # (user message, checkpoint), by identity
         for i, line in enumerate(lines):
             if not line.strip():
                 continue
@@ -390,7 +427,14 @@ class SessionStore:
                 else:
                     out.warnings.append(f"line {i + 1}: skipped an unreadable record")
                 continue
+            before = out.messages
             self._apply(out, record, i + 1)
+            if record.get("type") == "message" and isinstance(record.get("checkpoint"), str) and out.messages:
+                marks.append((out.messages[-1], record["checkpoint"]))
+            elif record.get("type") == "compaction" and out.messages is not before:
+                marks = carry_marks(before, out.messages, marks)
+        where = {id(m): n for n, m in enumerate(out.messages)}
+        out.marks = [(where[id(m)], cp) for m, cp in marks if id(m) in where]  # rewound ones are gone
         if not out.updated:
             out.updated = out.created
         return out
@@ -410,6 +454,8 @@ class SessionStore:
             msg = record.get("message")
             if isinstance(msg, dict):
                 out.messages.append(msg)
+                if msg.get("role") == "user":
+                    out.notes.clear()  # told with this message
             else:
                 out.warnings.append(f"line {line_no}: a message record without a message")
         elif kind == "compaction":
@@ -419,6 +465,16 @@ class SessionStore:
                 out.compactions += 1
             else:
                 out.warnings.append(f"line {line_no}: a compaction record without messages")
+        elif kind == "rewind":
+            keep = record.get("keep")
+            if isinstance(keep, int) and keep >= 0:
+                out.messages = out.messages[:keep]
+            elif keep is not None:
+                out.warnings.append(f"line {line_no}: a rewind record with an invalid 'keep'")
+                return
+            out.rewinds += 1
+            if isinstance(record.get("note"), str) and record["note"]:
+                out.notes.append(record["note"])
         elif kind == "usage":
             out.usage.append(record)
             out.usage_totals["requests"] += 1

@@ -6,6 +6,7 @@ these. The headless CLI and the language server each provide adapters.
 
 from __future__ import annotations
 
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Protocol, runtime_checkable
@@ -72,6 +73,17 @@ class Draining(Protocol):
     than the mirror takes it (a real terminal applies the same backpressure)."""
 
     async def drain(self) -> None: ...
+
+
+@runtime_checkable
+class CommandObserver(Protocol):
+    """Sees each command the agent runs (checkpoints: snapshots of the workspace before
+    and after it). ``around`` wraps a foreground command from before it starts until it
+    has ended; a background process (``background``) only while it is being started:
+    what it changes later is nobody's in particular. An observer's failure never stops
+    a command (the process manager logs it and runs the command anyway)."""
+
+    def around(self, command: str, cwd: Path, background: bool) -> AbstractAsyncContextManager[Any]: ...
 
 
 @dataclass(frozen=True, slots=True)

@@ -25,6 +25,7 @@ from codeloop.runtime.mcp import WorkspaceMcp, open_workspace
 from codeloop.runtime.trust import ProjectTrust
 from codeloop.lsp.documents import EditorDocuments, uri_to_path
 from codeloop.lsp.problems import OwnDiagnostics
+from codeloop.lsp.rewind import LspRewindHost
 from codeloop.lsp.state import Services
 from codeloop.core.tasks import Tasks
 from codeloop.lsp.transport import serve_stdio
@@ -86,6 +87,7 @@ class App:
         if not features.diagnostics:
             own = OwnDiagnostics(diagnostics, documents, self.tasks, conn, lambda: self.settings.publish_diagnostics)
         self.services = Services(root, self.tasks, documents, client, diagnostics, proposals, sessions, own, lambda: self.settings)
+        sessions.rewind_host = LspRewindHost(self.server, self.services)  # how /rewind asks and restores here
         # Load the CA bundle off the event loop now, not when the first chat starts.
         threading.Thread(target=shared_ssl_context, name="codeloop-tls-warmup", daemon=True).start()
         return problems + list(sessions.policy.problems)

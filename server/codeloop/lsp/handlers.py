@@ -11,7 +11,7 @@ from lsprotocol import types as lsp
 from pygls.exceptions import JsonRpcException, JsonRpcInvalidParams
 from pygls.lsp.server import LanguageServer
 
-from codeloop.lsp import actions, attachments
+from codeloop.lsp import actions, attachments, rewind
 from codeloop.lsp import methods as M
 from codeloop.lsp import wire
 from codeloop.lsp.documents import uri_to_path
@@ -248,6 +248,7 @@ def register(server: LanguageServer, host: Host) -> None:
         server.command(name)(focused(name))
 
     register_mcp(server, host)
+    rewind.register(server, host)  # codeloop/rewind/* and codeloop.rewind
 
 
 def register_mcp(server: LanguageServer, host: Host) -> None:

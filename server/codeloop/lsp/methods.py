@@ -19,6 +19,9 @@ MCP_LIST = "codeloop/mcp/list"
 MCP_RESTART = "codeloop/mcp/restart"
 MCP_CONSENT = "codeloop/mcp/consent"
 COMMAND_TABLE = "codeloop/commands"  # the slash commands (built-in and custom) for completion and help
+REWIND_LIST = "codeloop/rewind/list"  # the messages a session can be rewound to
+REWIND_PREVIEW = "codeloop/rewind/preview"  # what a rewind does, per file (kept for apply)
+REWIND_APPLY = "codeloop/rewind/apply"
 
 # client -> server notifications
 CHAT_CANCEL = "codeloop/chat/cancel"
@@ -43,6 +46,7 @@ CMD_ASK = "codeloop.ask"
 CMD_EXPLAIN = "codeloop.explain"
 CMD_CHAT = "codeloop.chat"
 CMD_CANCEL = "codeloop.cancel"
+CMD_REWIND = "codeloop.rewind"
 
 # capability the client announces in capabilities.experimental.codeloop, and its flags
 EXPERIMENTAL_KEY = "codeloop"

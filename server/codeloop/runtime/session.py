@@ -46,6 +46,8 @@ from codeloop.runtime.subagents import SubagentSource
 from codeloop.runtime.todos import SessionTodos
 from codeloop.runtime.trust import ProjectTrust as WorkspaceTrust
 from codeloop.services.hooks import ProjectTrust
+from codeloop.runtime.checkpoints import SessionCheckpoints
+from codeloop.runtime.rewind import SessionRewind
 from codeloop.tools.base import BaseTool, ToolContext, elided_head
 from codeloop.tools.builtin import BuiltinTools
 from codeloop.tools.todo import TodoWrite
@@ -180,6 +182,15 @@ class AgentSession:
                     )
             else:
                 self.writer = self.store.create(settings.model)
+        # Checkpoints (for /rewind): a turn before each user message, a step before each
+        # model step that may change something, every edit landed and every command run.
+        self.checkpoints = SessionCheckpoints(self.root, self.id, settings.checkpoints, sink=ports.sink, tasks=self.tasks)
+        if self.store is not None and resume:
+            self.checkpoints.load_marks(loaded.messages, loaded.marks)
+            self.checkpoints.notes = list(loaded.notes)
+        self.processes.observer = self.checkpoints
+        self.ctx.changes = _TouchingApplier(self.checkpoints.applier(ports.changes, ports.documents), self)
+        self.rewind = SessionRewind(self)
         self.agent = Agent(
             model=self.model,
             tools=self.tools,
@@ -188,13 +199,14 @@ class AgentSession:
             approver=self.approver,
             policy=self.policy,
             max_turns=settings.max_turns,
-            log_messages=self.writer,
+            log_messages=self.checkpoints.message_log(self.writer),
             hooks=AgentHooks(
                 system_prompt=self._system_prompt,
                 before_model_call=self._maybe_compact,
                 fit_tool_result=self._fit,
                 price=self._price,
                 view=self._view,
+                before_tools=self._before_tools,
             ),
             messages=messages,
             tool_hooks=HookPort(self.hooks, ports.sink),
@@ -231,11 +243,14 @@ class AgentSession:
                     self.ports.sink.emit(end)
                     return end
                 block = await self.prompt.turn_context(self.editor_context, mode_note=self.policy.describe_mode())
+                notes = self._source_notes() + [f"Rewind: {n}" for n in self.checkpoints.pending_notes()]
+                content = with_context(prompt, with_notes(block, notes))
+                await self.checkpoints.begin_turn(content, len(self.agent.messages), _label(text))
             except asyncio.CancelledError:
                 # Stopped before the model was asked: the turn still ends, visibly.
                 self.ports.sink.emit(TurnEnd("cancelled", "Cancelled by the user."))
                 raise
-            return await self.agent.send(with_context(prompt, with_notes(block, self._source_notes())))
+            return await self.agent.send(content)
 
     async def close(self, reason: str = "other") -> None:
         """End the session (``reason`` for SessionEnd hooks: clear, prompt_input_exit, other)."""
@@ -243,6 +258,7 @@ class AgentSession:
             await self.hooks.session_end(reason)
         await self.processes.shutdown()
         await self.model.close()
+        await self.checkpoints.close()
         await self.tasks.wait()
 
     # -- the user's hooks around a prompt --------------------------------------------
@@ -290,6 +306,32 @@ class AgentSession:
         """Something changed the workspace outside the loop's own calls (a sub-agent). Nothing
         to do: the system prompt never shows what changes (the git status goes with the next
         user message's context block)."""
+    async def _before_tools(self, requests: list[Any]) -> None:
+        names = [r.name for r in requests]
+        may_change = any((t := self.tools.get(n)) is None or not t.read_only for n in names)
+        await self.checkpoints.before_tools(names, may_change)
+
+    def rewound(self, keep: int | None, checkpoint: str, summary: str, note: str) -> None:
+        """A rewind to ``checkpoint`` was done: the conversation is cut to its first
+        ``keep`` messages (None: it stays), and ``note`` goes to the model with the next
+        user message; both persisted, so a resume does the same. After a cut, what the
+        model was shown since is forgotten: the memo of file reads, the context block's
+        and the memory files' "already said" (the next block is whole; the memory files
+        of the folders touched go in the system prompt, as after a resume)."""
+        if note:
+            self.checkpoints.notes.append(note)
+        if self.writer is not None:
+            self.writer.append_rewind(keep, checkpoint, summary, note)
+        if keep is None:
+            return
+        del self.agent.messages[keep:]
+        self.memo.forget_all()
+        touched = list(self.prompt.touched_dirs)
+        self.prompt = PromptBuilder(self.root, guidance=[t.guidance for t in self.tools.all() if t.guidance])
+        for folder in touched:
+            self.prompt.touch(folder / "_")  # (touch() takes a file; its folder counts)
+        self._system_text = None
+        self._pending_memory.clear()
 
     def set_mode(self, mode: Mode) -> None:
         """The permission mode, from the next tool call on."""
@@ -531,6 +573,12 @@ class AgentSession:
             except Exception:
                 log.exception("could not persist usage")
         return getattr(delta, "cost", None)
+
+
+def _label(text: str | list[dict[str, Any]]) -> str:
+    if isinstance(text, str):
+        return " ".join(text.split())
+    return " ".join(str(p.get("text", "")) for p in text if isinstance(p, dict) and p.get("type") == "text").strip()
 
 
 def with_context(text: str | list[dict[str, Any]], block: str | None) -> str | list[dict[str, Any]]:

@@ -41,6 +41,7 @@ PROJECT_SETTING_KEYS = (
     "mcpStartupTimeout",
     "mcpCallTimeout",
     "toolSearchShare",
+    "checkpoints",
 )
 # Read elsewhere from the same files (not Settings fields).
 OWN_SECTIONS = ("permissions",)

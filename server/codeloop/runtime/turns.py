@@ -158,6 +158,9 @@ class SessionService:
         self.slots: dict[str, _Slot] = {}
         self.tasks = Tasks("turns")
         self._turns = itertools.count(1)
+        # How /rewind asks and restores in this editor (set by the host: codeloop.lsp.rewind)
+        self.rewind_host: Any = None
+        self.last_session_id: str | None = None  # the session of the latest turn
 
     # -- settings --------------------------------------------------------------
 
@@ -264,6 +267,7 @@ class SessionService:
         if slot.running:
             raise TurnBusy("a turn is already running in this session; cancel it or wait")
         slot.turn_id = f"t-{next(self._turns)}"
+        self.last_session_id = slot.session.id
         slot.session.editor_context = self._editor_context(context)
         slot.task = self.tasks.spawn(self._run(slot, text, on_done, context), f"turn {slot.turn_id}")
         return slot.session.id or "", slot.turn_id
@@ -399,6 +403,14 @@ class _SlotHost:
             return self.service.get(session_id).session
         except UnknownSession as e:
             raise LookupError(str(e)) from e
+
+    def rewind_ui(self) -> Any:
+        host = self.service.rewind_host
+        return host.ui() if host is not None else None
+
+    def rewind_port(self) -> Any:
+        host = self.service.rewind_host
+        return host.port() if host is not None else None
 
 
 class _LateSink:

@@ -20,11 +20,13 @@ import signal
 import time
 import weakref
 from collections import deque
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable
 
-from codeloop.core.ports import CommandRunner, Draining, NullTerminal, Terminal
+from codeloop.core.ports import CommandObserver, CommandRunner, Draining, NullTerminal, Terminal
 from codeloop.core.tasks import Tasks
 from codeloop.tools.text import numbered
 
@@ -254,11 +256,13 @@ class ProcessManager:
         leftover_grace: float = LEFTOVER_GRACE,
         start_wait: float = 1.0,
         runner: CommandRunner | None = None,
+        observer: CommandObserver | None = None,
     ) -> None:
         self.terminal = terminal
         # Foreground commands run there instead of here when a host gives one (the ACP
         # client's terminal); background processes always run here.
         self.runner = runner
+        self.observer = observer  # sees each command (checkpoints), set by the session
         self.max_records = max_records
         self.max_record_chars = max_record_chars
         self.kill_grace = kill_grace
@@ -407,23 +411,24 @@ class ProcessManager:
         call_id: str = "",
     ) -> CommandRecord:
         """Run ``command`` to completion (or timeout). Cancelling the caller kills it."""
-        if self.runner is not None:
-            return await self._run_elsewhere(self.runner, command, cwd, timeout, call_id)
-        rec = await self._spawn(command, cwd, background=False, terminal=terminal)
-        assert rec._finished is not None
-        try:
-            await asyncio.wait_for(asyncio.shield(rec._finished), timeout)
-        except TimeoutError:
-            rec.timed_out = True
-            await self._kill_group(rec)
+        async with self._observed(command, cwd, background=False):
+            if self.runner is not None:
+                return await self._run_elsewhere(self.runner, command, cwd, timeout, call_id)
+            rec = await self._spawn(command, cwd, background=False, terminal=terminal)
+            assert rec._finished is not None
             try:
-                await asyncio.wait_for(asyncio.shield(rec._finished), 10)
+                await asyncio.wait_for(asyncio.shield(rec._finished), timeout)
             except TimeoutError:
-                log.warning("command %s did not finish after being killed", rec.id)
-        except asyncio.CancelledError:
-            rec.cancelled = True
-            self.kill_soon(rec)
-            raise
+                rec.timed_out = True
+                await self._kill_group(rec)
+                try:
+                    await asyncio.wait_for(asyncio.shield(rec._finished), 10)
+                except TimeoutError:
+                    log.warning("command %s did not finish after being killed", rec.id)
+            except asyncio.CancelledError:
+                rec.cancelled = True
+                self.kill_soon(rec)
+                raise
         return rec
 
     async def _run_elsewhere(self, runner: CommandRunner, command: str, cwd: Path, timeout: float,
@@ -452,6 +457,32 @@ class ProcessManager:
             rec.exit_code = -int(number) if number is not None else None
         return rec
 
+    @asynccontextmanager
+    async def _observed(self, command: str, cwd: Path, background: bool) -> AsyncIterator[None]:
+        """The observer's ``around`` the command; its failures are logged, never raised."""
+        cm = None
+        if self.observer is not None:
+            try:
+                cm = self.observer.around(command, cwd, background)
+                await cm.__aenter__()
+            except Exception:
+                log.exception("the command observer failed before %r", command)
+                cm = None
+        try:
+            yield
+        except BaseException as e:
+            if cm is not None:
+                try:
+                    await cm.__aexit__(type(e), e, e.__traceback__)
+                except Exception:
+                    log.exception("the command observer failed after %r", command)
+            raise
+        if cm is not None:
+            try:
+                await cm.__aexit__(None, None, None)
+            except Exception:
+                log.exception("the command observer failed after %r", command)
+
     async def kill_all_foreground(self) -> None:
         """Stop every running foreground command (a cancelled turn)."""
         recs = self.foreground_running()
@@ -464,7 +495,8 @@ class ProcessManager:
     async def start(
         self, command: str, cwd: Path, terminal: Terminal | None = None
     ) -> CommandRecord:
-        return await self._spawn(command, cwd, background=True, terminal=terminal)
+        async with self._observed(command, cwd, background=True):
+            return await self._spawn(command, cwd, background=True, terminal=terminal)
 
     async def wait(self, rec: CommandRecord, timeout: float | None) -> bool:
         """Wait until ``rec`` has ended; False when the timeout came first."""

@@ -4,7 +4,8 @@
  * webview (which renders it). No vscode or DOM imports here.
  */
 import type {
-  AgentEvent, ApprovalAnswer, ApprovalRequestParams, McpServerInfo, OpenAIMessage, ProposalReviewParams, SubagentLog, TodoItem,
+  AgentEvent, ApprovalAnswer, ApprovalRequestParams, McpServerInfo, OpenAIMessage, ProposalReviewParams, RewindChoice,
+  RewindPreviewResult, RewindTarget, SubagentLog, TodoItem,
 } from "../protocol";
 import { type HunkContent, type HunkDecision, regionLabel } from "./review";
 import { type HookInfo, type HookItem, STOPPED, findCall, hookInfo, settleSteps, walk } from "./steps";
@@ -21,6 +22,8 @@ export interface UserItem {
   kind: "user"; id: string; text: string; chips?: Chip[];
   /** Pasted images, shown as thumbnails (base64). */
   images?: { mimeType: string; data: string }[];
+  /** The checkpoint before this message (its restore button rewinds to it). */
+  checkpoint?: { id: string; number: number; files: number };
 }
 export interface AssistantItem { kind: "assistant"; id: string; text: string; streaming: boolean }
 /** An approval the server asked for: on its command's tool card, or a card of its own. */
@@ -78,6 +81,18 @@ export interface TurnEndItem {
 }
 export type Item = UserItem | AssistantItem | ToolItem | RetryItem | NoticeItem | ProposalItem | ApprovalItem | TurnEndItem | HookItem;
 
+/** What the rewind card rewinds: the code, the conversation, or both. */
+export type RewindScope = "both" | "code" | "conversation";
+/** The rewind card: a preview of rewinding to before one message, with a choice per file. */
+export interface RewindCard {
+  checkpointId: string; number?: number | null; text: string;
+  status: "loading" | "ready" | "applying" | "error";
+  error?: string;
+  preview?: RewindPreviewResult;
+  scope: RewindScope;
+  choices: Record<string, RewindChoice>;
+}
+
 export interface ChatState {
   sessionId?: string;
   title?: string;
@@ -87,6 +102,7 @@ export interface ChatState {
   seq: number;
   /** The session's todo list (the `todo_write` tool), as it stands. */
   todos?: TodoItem[];
+  rewind?: RewindCard;
 }
 
 export type Action =
@@ -100,7 +116,13 @@ export type Action =
   | { a: "approval"; id: string; params: ApprovalRequestParams }
   | { a: "approvalStatus"; id: string; answer: ApprovalAnswer | "cancelled" }
   | { a: "queue"; queued: string[] }
-  | { a: "notice"; level: "info" | "warning" | "error"; message: string };
+  | { a: "notice"; level: "info" | "warning" | "error"; message: string }
+  /** The session's rewind targets: each user message gets its checkpoint (its restore button). */
+  | { a: "checkpoints"; targets: RewindTarget[] }
+  /** Opens, updates or (without a card) closes the rewind card. */
+  | { a: "rewind"; card?: RewindCard }
+  | { a: "rewindChoice"; path: string; choice: RewindChoice }
+  | { a: "rewindScope"; scope: RewindScope };
 
 export function emptyState(): ChatState {
   return { items: [], queued: [], seq: 0 };
@@ -125,6 +147,7 @@ export function reduce(s: ChatState, act: Action): string[] {
       s.sessionId = act.sessionId;
       s.title = act.title;
       s.running = undefined;
+      s.rewind = undefined;
       // A workspace's trust question belongs to no chat: it stays until answered.
       const trust = s.items.filter((i): i is ApprovalItem => i.kind === "approval" && i.approvalKind === "Trust" && !i.answer);
       s.items = [...(act.items ?? []), ...trust];
@@ -239,9 +262,44 @@ export function reduce(s: ChatState, act: Action): string[] {
     }
     case "event":
       return reduceEvent(s, act.event, act.sessionId);
+    case "checkpoints":
+      return assignCheckpoints(s, act.targets);
+    case "rewind":
+      s.rewind = act.card;
+      return ["#rewind"];
+    case "rewindChoice":
+      if (s.rewind) s.rewind.choices = { ...s.rewind.choices, [act.path]: act.choice };
+      return ["#rewind"];
+    case "rewindScope":
+      if (s.rewind) s.rewind.scope = act.scope;
+      return ["#rewind"];
   }
 }
 
+const norm = (t: string) => t.split(/\s+/).filter(Boolean).join(" ");
+
+/**
+ * Ties the server's rewind targets to the panel's user messages: matched from the end by
+ * their words (the panel also shows slash commands and notes that are not messages).
+ */
+function assignCheckpoints(s: ChatState, targets: RewindTarget[]): string[] {
+  const users = s.items.filter((i): i is UserItem => i.kind === "user");
+  const changed = new Set<string>();
+  for (const u of users) if (u.checkpoint) { u.checkpoint = undefined; changed.add(u.id); }
+  let j = users.length - 1;
+  const messages = targets.filter((t) => t.kind === "message" && t.number != null);
+  for (let k = messages.length - 1; k >= 0 && j >= 0; k--) {
+    const t = messages[k];
+    const want = norm(t.words ?? t.text);
+    let at = j;
+    while (at >= 0 && norm(users[at].text) !== want) at--;
+    if (at < 0) continue; // not shown in the panel (a custom command's prompt): no button
+    users[at].checkpoint = { id: t.checkpointId, number: t.number ?? 0, files: t.files };
+    changed.add(users[at].id);
+    j = at - 1;
+  }
+  return [...changed];
+}
 
 /** A finished call's status: a stop or a denial is not a failure. */
 function finishedStatus(ok: boolean, summary: string | undefined, result: string | undefined, approval?: ApprovalInfo): ToolStatus {

@@ -89,7 +89,7 @@ function trimContext(diff: string, keep: number): string {
   return lines.filter((l, i) => changed(l) || l.startsWith("@@") || l.startsWith("+++") || l.startsWith("---") || near[i]).join("\n");
 }
 
-function diffLines(text: string, skipHeaders = false): HTMLElement {
+export function diffLines(text: string, skipHeaders = false): HTMLElement {
   const pre = h("pre", { class: "diff" });
   for (const line of text.split("\n")) {
     if (line.startsWith("+++") || line.startsWith("---") || (skipHeaders && line.startsWith("@@"))) continue;

@@ -12,6 +12,7 @@ import { local, persist, vscode } from "./api";
 import { h, icon } from "./dom";
 import { decorateCode, renderMarkdown } from "./markdown";
 import { focusPendingApproval, initCards, renderApproval, renderProposal, renderTool } from "./cards";
+import { renderRewind, restoreButton } from "./rewind";
 import { MENTION_ICONS, closeMentionMenu, hasImages, initComposer, mentionKey, mentionResults, takeImages, updateMentionMenu } from "./composer";
 import { renderTodos } from "./todos";
 import { renderHookLine } from "./hooks";
@@ -28,6 +29,7 @@ let historyOpen = false;
 const app = document.getElementById("app")!;
 const header = h("div", { class: "header" });
 const historyPanel = h("div", { class: "history hidden", role: "dialog", "aria-label": "Chat history" });
+const rewindPanel = h("div", { class: "rewind-panel hidden", role: "dialog", "aria-label": "Rewind" });
 const log = h("div", { class: "log", role: "log", "aria-live": "polite" });
 const empty = h("div", { class: "empty" },
   h("div", { class: "empty-title" }, icon("sparkle"), " codeloop"),
@@ -53,7 +55,7 @@ const mentionMenu = h("div", { class: "mention-menu hidden", role: "listbox", "a
 const slashMenu = h("div", { class: "mention-menu slash-menu hidden", role: "listbox", "aria-label": "Slash commands" });
 const composer = h("div", { class: "composer" }, chips, queuedEl, attachmentsEl, mentionMenu, slashMenu, input,
   h("div", { class: "composer-row" }, modeSelect, statusLine, h("span", { class: "spacer" }), stopBtn, sendBtn));
-app.append(header, historyPanel, log, todosEl, pendingBar, serversEl, processesEl, composer);
+app.append(header, historyPanel, rewindPanel, log, todosEl, pendingBar, serversEl, processesEl, composer);
 
 input.value = local.draft;
 input.addEventListener("input", () => {
@@ -225,7 +227,7 @@ function renderItem(it: Item): HTMLElement {
   const el = h("div", { id: `item-${it.id}`, class: `item ${it.kind}` });
   switch (it.kind) {
     case "user":
-      el.append(h("div", { class: "bubble", text: it.text }));
+      el.append(h("div", { class: "user-row" }, h("div", { class: "bubble", text: it.text }), restoreButton(it, !!state.running)));
       if (it.images?.length) el.append(h("div", { class: "user-images" }, ...it.images.map((img, i) => h("img", { class: "user-image", src: `data:${img.mimeType};base64,${img.data}`, alt: `image ${i + 1}` }))));
       if (it.chips?.length) el.append(h("div", { class: "user-chips" }, ...it.chips.map((c) => h("span", { class: "chip small-chip", "data-kind": c.kind, title: c.label }, icon(MENTION_ICONS[c.kind] ?? "file"), " ", c.label))));
       break;
@@ -281,7 +283,7 @@ function fullRender(): void {
   renderExtras();
   renderHeader();
   log.replaceChildren(...(state.items.length ? state.items.map(renderItem) : [empty]));
-  renderComposer(); renderPending(); renderServers(); renderProcesses(); renderHistory();
+  renderComposer(); renderPending(); renderServers(); renderProcesses(); renderHistory(); renderRewind(rewindPanel, state.rewind);
   scrollDown();
   focusPendingApproval();
 }
@@ -298,6 +300,8 @@ function flush(): void {
   dirty.clear();
   if (ids.includes("*")) { fullRender(); return; }
   if (state.items.length && log.firstChild === empty) empty.remove();
+  if (ids.includes("#rewind")) renderRewind(rewindPanel, state.rewind);
+  if (ids.includes("#status")) for (const b of Array.from(document.querySelectorAll<HTMLButtonElement>(".rewind-btn"))) b.disabled = !!state.running;
   for (const id of ids) {
     if (id.startsWith("#")) continue;
     // a nested step (a sub-agent's card) is redrawn with the card it is shown in
@@ -340,6 +344,9 @@ window.addEventListener("message", (e: MessageEvent) => {
       break;
     case "focus":
       input.focus();
+      break;
+    case "draft":
+      input.value = m.text; local.draft = m.text; persist(); autosize(); input.focus();
       break;
     case "mentions":
       mentionResults(m.query, m.options);

@@ -362,7 +362,8 @@ def plan_file(path: str, chain: list[FileChange], current: bytes | None, link: C
     if action == "unavailable":
         fp.reason = f"{what}; kept unless you choose otherwise; its checkpoint content cannot be restored: {why_unavailable()}"
     elif "rebase" in choices:
-        fp.reason = f"{what}; kept unless you choose: rebase (undo the session's changes on top of the later edits) or restore (the checkpoint's content, discarding them)"
+        fp.reason = (f"{what}; kept unless you choose: rebase (undo the session's changes on top of the later "
+                     "edits) or restore (the checkpoint's content, discarding them)")
     elif "restore" in choices:
         fp.reason = (f"{what}; kept unless you choose restore (the checkpoint's content, discarding the later edits)"
                      + (f"; cannot rebase: {note}" if note else ""))

@@ -53,7 +53,7 @@ class CheckpointService:
         cps = await CheckpointService.open(root, session_id, settings)
         cps.start()                                  # the baseline, in the background
         await cps.begin_turn(len(messages))          # before each user message
-        await cps.begin_step("run_command")          # before each tool step
+        await cps.begin_step("a tool step")          # before each tool step
         await cps.record_edit(path, before, after)   # each applied proposal edit
         async with cps.command("pytest -q"):         # around each command
             ...
@@ -136,6 +136,16 @@ class CheckpointService:
 
     def checkpoints(self) -> list[Checkpoint]:
         return list(self.store.checkpoints)
+
+    def rewinds(self) -> list[dict]:
+        """The rewinds done in this session, oldest first: ``{"to", "undo", "summary",
+        "ts"}`` (rewinding to ``undo`` undoes that rewind)."""
+        return list(self.store.rewinds)
+
+    @property
+    def open_elsewhere(self) -> bool:
+        """Another process has this session open (a rewind here would race it)."""
+        return self.store.open_elsewhere
 
     def checkpoint_for_message(self, message_index: int) -> Checkpoint | None:
         return self.store.checkpoint_for_message(message_index)

@@ -1,6 +1,6 @@
 """The checkpoint store of one session (blocking; ``service.CheckpointService`` is the
-async face). Where: ``<workspace>/.codeloop/checkpoints/`` (ignored by git through its own
-``.gitignore``):
+async face). Where: ``<workspace>/.codeloop/checkpoints/`` (ignored by git: it is listed
+in ``.codeloop/.gitignore``):
 
     objects/ab/cdef…        content-addressed blobs (blobs.py)
     sessions/<id>.jsonl     each session's journal (journal.py)
@@ -29,32 +29,47 @@ handled as git does: each snapshot first writes a marker file in the store and r
 timestamp (the file system's own clock, at its own granularity); an entry whose mtime or
 ctime is not older than that is "racy" and is re-hashed the next time it is looked at.
 When the store is on another file system, ``RACY_NS`` of wall-clock time stands in.
+
+This module holds the records and the contents; the baseline, the stat cache and the
+snapshots are in ``snapshots.py`` (a mixin of the store), pruning in ``prune.py``, the
+shared small types in ``entries.py``.
 """
 
 from __future__ import annotations
 
-import concurrent.futures
-import contextlib
 import errno
 import hashlib
-import json
 import logging
 import os
 import re
 import threading
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from codeloop.edits.disk import write_atomic
+from codeloop.edits.disk import ensure_codeloop_gitignore
 
 from .blobs import BlobStore
-from .inotify import Watcher, WatcherUnavailable, WatchLimit
+from .entries import (
+    HASH_CHUNK,
+    PRUNE_EVERY,
+    CheckpointError,
+    CommandMark,
+    Entry,
+    StoreStats,
+    _OPEN_FLAGS,
+    _session_file_name,
+    default_store_dir,
+    link_ref,
+)
+from .inotify import Watcher
 from .journal import FORMAT_VERSION, Journal, change_record, now
-from .model import SESSION_WHO, Checkpoint, ContentRef, FileChange, TurnInfo, eol_key, same_state, sha256
-from .scan import IGNORE_FILES, IgnoreRules, Stat, is_ignore_file, stat_file, walk
+from .model import SESSION_WHO, Checkpoint, ContentRef, FileChange, TurnInfo, eol_key, sha256
+from .prune import prune as prune_store
+from .prune import storage as store_storage
+from .scan import IgnoreRules, Stat, stat_file
 from .settings import CheckpointSettings
+from .snapshots import Snapshots
 
 try:
     import fcntl
@@ -63,75 +78,10 @@ except ImportError:  # Windows
 
 log = logging.getLogger(__name__)
 
-RACY_NS = 2_000_000_000  # 2 s: coarse kernel clocks, FAT's 2 s mtimes
-INDEX_VERSION = 1
-HASH_CHUNK = 1 << 20
-PRUNE_EVERY = 60.0  # seconds between prunes triggered by a full budget
-GC_GRACE = 3600.0
+__all__ = ["CheckpointError", "CheckpointStore", "CommandMark", "StoreStats", "default_store_dir", "link_ref"]
 
 
-_OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
-BATCH_MIN = 8  # more new contents than this in one snapshot go into one pack
-PARALLEL_MIN = 16  # more files than this are read by a few threads (hashing and zlib release the GIL)
-
-
-def _workers() -> int:
-    return max(1, min(4, os.cpu_count() or 1))
-
-
-def _map(fn, items: list) -> list:
-    if len(items) <= PARALLEL_MIN:
-        return [fn(x) for x in items]
-    with concurrent.futures.ThreadPoolExecutor(_workers(), thread_name_prefix="checkpoints") as ex:
-        return list(ex.map(fn, items))
-
-
-@dataclass(slots=True)
-class Entry:
-    stat: Stat
-    ref: ContentRef
-    racy: bool = False
-
-
-@dataclass(frozen=True, slots=True)
-class CommandMark:
-    """Handed back by ``before_command``; give it to ``after_command``."""
-
-    id: int
-    label: str
-    started: float
-
-
-@dataclass
-class StoreStats:
-    tracked_files: int = 0
-    watched_dirs: int = 0
-    watcher: bool = False
-    watcher_note: str = ""
-    blob_bytes: int = 0
-    blobs: int = 0
-    baseline_seconds: float = 0.0
-    baseline_read_files: int = 0
-    last_refresh: dict[str, Any] = field(default_factory=dict)
-    pruned_sessions: int = 0
-    budget_bytes: int = 0
-
-
-class CheckpointError(Exception):
-    pass
-
-
-def _session_file_name(session_id: str) -> str:
-    if not re.fullmatch(r"[A-Za-z0-9_.\-]+", session_id) or session_id.startswith("."):
-        raise ValueError(f"invalid session id {session_id!r}")
-    return f"{session_id}.jsonl"
-
-
-def default_store_dir(root: Path) -> Path:
-    return Path(root) / ".codeloop" / "checkpoints"
-
-
-class CheckpointStore:
+class CheckpointStore(Snapshots):
     """One session's checkpoints. Thread-safe; every method blocks (call them off the
     event loop). Open with ``CheckpointStore.open``; a session id seen before resumes."""
 
@@ -146,6 +96,8 @@ class CheckpointStore:
         self.warnings: list[str] = []
         self.checkpoints: list[Checkpoint] = []
         self.changes: list[FileChange] = []
+        self.rewinds: list[dict[str, Any]] = []  # {"to", "undo", "summary", "ts"}, oldest first
+        self.open_elsewhere = False  # another process holds this session's journal
         self._stats = StoreStats(budget_bytes=self.settings.budget_bytes)
         self._lock = threading.RLock()  # the records and the live set
         self._prep_lock = threading.Lock()
@@ -187,6 +139,7 @@ class CheckpointStore:
             log.warning("checkpoints %s: removed an incomplete last record (%d bytes)", session_id, cut)
         self.checkpoints = loaded.checkpoints
         self.changes = loaded.changes
+        self.rewinds = list(loaded.rewinds)
         self._seq = loaded.records
         self._next_mark = loaded.last_command_id + 1
         self._interrupted = list(loaded.open_commands.values())
@@ -214,13 +167,9 @@ class CheckpointStore:
     def _make_dirs(self) -> None:
         (self.dir / "sessions").mkdir(parents=True, exist_ok=True)
         (self.dir / "objects").mkdir(parents=True, exist_ok=True)
-        gi = self.dir / ".gitignore"
-        if not gi.exists():
-            # The whole store is ignored by git, whatever .codeloop/.gitignore says.
-            try:
-                write_atomic(gi, "# codeloop checkpoints: local snapshots, never committed\n*\n", durable=False)
-            except OSError as e:
-                log.warning("could not write %s: %s", gi, e)
+        if self.dir == default_store_dir(self.root):
+            # .codeloop/.gitignore lists checkpoints/ (one helper for what codeloop keeps there)
+            ensure_codeloop_gitignore(self.root)
 
     def _lock_session(self) -> None:
         """Hold a lock on this session's journal while open, so pruning in another
@@ -235,6 +184,7 @@ class CheckpointStore:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
             self.warnings.append(f"session {self.session_id} is open in another process too")
+            self.open_elsewhere = True
         self._session_lock_fd = fd
 
     def close(self) -> None:
@@ -425,341 +375,6 @@ class CheckpointStore:
             return None
         return self.blobs.get(ref.hash)
 
-    # -- the baseline -------------------------------------------------------------------
-
-    @property
-    def ready(self) -> bool:
-        return self._ready
-
-    def prepare(self) -> None:
-        """The baseline: watch and walk the tree, store a blob of every tracked file
-        (reading only what the stat cache does not vouch for). Idempotent."""
-        if self._ready:
-            return
-        with self._prep_lock:
-            if self._ready or self._closed:
-                return
-            t0 = time.perf_counter()
-            with self._lock:
-                stale = dict(self._expected)
-                self._tick()
-            cache = self._load_index()
-            watcher = None
-            note = ""
-            if self.settings.watch:
-                try:
-                    watcher = Watcher()
-                except WatcherUnavailable as e:
-                    note = f"no watcher: {e}"
-            self._watcher = watcher
-            files, _dirs = walk(self.root, self._rules, on_dir=self._on_dir if watcher is not None else None)
-            self._ignore_files = {p for p in files if p.endswith(IGNORE_FILES) and is_ignore_file(p)}
-            watcher = self._watcher  # None if the watch limit was reached
-            self._exclude_stat = self._info_exclude_stat()
-            self.blobs.sizes()  # count the store once, for the budget
-            entries: dict[str, Entry] = {}
-            todo: list[str] = []
-            for rel, st in files.items():
-                old = cache.get(rel)
-                if old is not None and st.same(old.stat) and not old.racy and (not old.ref.kept or self.blobs.has(old.ref.hash)):
-                    entries[rel] = old
-                else:
-                    todo.append(rel)
-            if todo:
-                with self.blobs.batch():
-                    for rel, entry in zip(todo, _map(self._capture, todo)):
-                        if entry is not None:
-                            entries[rel] = entry
-            with self._lock:
-                offline = self._offline_changes(cache, entries)
-                self._entries = entries
-                self._last_full = time.monotonic()
-                for rel, exp in stale.items():
-                    # After a resume the disk is the truth: a recorded edit it never caught
-                    # up with shows at rewind as "changed since", and is asked about.
-                    if rel in self._expected and self._expected[rel] is exp:
-                        del self._expected[rel]
-                self._ready = True
-                self._stats.baseline_seconds = round(time.perf_counter() - t0, 3)
-                self._stats.baseline_read_files = len(todo)
-                self._stats.watcher = self._watcher is not None
-                self._stats.watcher_note = self._stats.watcher_note or note
-                if offline:
-                    if self._interrupted:
-                        label = ("changed while the session was not running; a command cut off when it "
-                                 "stopped may have done it: " + "; ".join(self._interrupted))
-                    else:
-                        label = "changed while the session was not running"
-                    self._record("unknown", label, offline)
-                self._save_index()
-        try:
-            self.prune()
-        except Exception:
-            log.exception("pruning the checkpoint store failed")
-
-    def _tick(self) -> None:
-        """Read the file system's clock (see "Racy stats" above)."""
-        if self._clock_same_fs is None:
-            try:
-                self._clock_same_fs = os.stat(self.dir).st_dev == os.stat(self.root).st_dev
-            except OSError:
-                self._clock_same_fs = False
-        if self._clock_same_fs:
-            path = self.dir / "clock"
-            try:
-                try:
-                    os.utime(path)  # metadata only: the file system's "now"
-                except FileNotFoundError:
-                    path.touch()
-                st = os.stat(path)
-                self._clock_ns = max(st.st_mtime_ns, st.st_ctime_ns)
-                return
-            except OSError:
-                pass
-        self._clock_ns = time.time_ns() - RACY_NS
-
-    def _offline_changes(self, cache: dict[str, Entry], entries: dict[str, Entry]) -> list[FileChange]:
-        """On a resume: what changed since the session last recorded anything (a command
-        cut off by a crash, the user while it was closed), found against the last recorded
-        version of each file, else the stat cache. Recorded as "unknown": never undone."""
-        if not self.changes and not self.checkpoints:
-            return []
-        if not cache:
-            return []  # nothing to compare with
-        last: dict[str, ContentRef | None] = {}
-        for c in self.changes:
-            last[c.path] = c.after
-        out: list[FileChange] = []
-        for rel in sorted(set(last) | set(cache) | set(entries)):
-            now_ref = entries[rel].ref if rel in entries else None
-            if rel in last:
-                prior = last[rel]
-            elif rel in cache:
-                prior = cache[rel].ref
-            else:
-                prior = None
-            if prior is None and now_ref is None:
-                continue
-            if prior is not None and now_ref is not None and (prior.hash == now_ref.hash or prior.same(now_ref)):
-                continue
-            if rel not in last and rel not in entries and os.path.lexists(os.path.join(self.root, rel)):
-                continue  # ignored now, not gone
-            if rel not in last and rel not in cache and self._rules.ignored(rel, False):
-                continue
-            out.append(FileChange(rel, prior, now_ref, "unknown", ""))
-        return out
-
-    def _on_dir(self, abs_dir: str, rel_dir: str) -> None:
-        """Watch a folder before it is listed (the watch-limit falls back to walking)."""
-        w = self._watcher
-        if w is None or w.watching(rel_dir):
-            return
-        try:
-            w.add(abs_dir, rel_dir)
-        except WatchLimit as e:
-            log.warning("checkpoints: %s; snapshots walk the tree instead", e)
-            self._stats.watcher_note = f"no watcher: {e}"
-            self._stats.watcher = False
-            w.close()
-            self._watcher = None
-        except OSError:
-            pass  # gone meanwhile: its parent's event says so
-
-    def _info_exclude_stat(self) -> Stat | None:
-        return stat_file(self.root, ".git/info/exclude")
-
-    # -- the stat cache -----------------------------------------------------------------
-
-    def _index_path(self) -> Path:
-        return self.dir / "index.json"
-
-    def _load_index(self) -> dict[str, Entry]:
-        try:
-            data = json.loads(self._index_path().read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            return {}
-        if not isinstance(data, dict) or data.get("version") != INDEX_VERSION or data.get("root") != str(self.root):
-            return {}
-        out: dict[str, Entry] = {}
-        for rel, v in (data.get("entries") or {}).items():
-            try:
-                size, mtime, ctime, ino, mode, ref, racy = v
-                r = ContentRef.from_json(ref)
-                if r is not None:
-                    out[rel] = Entry(Stat(size, mtime, ctime, ino, mode), r, bool(racy))
-            except (TypeError, ValueError):
-                continue
-        return out
-
-    def _save_index(self) -> None:
-        entries = {
-            rel: [e.stat.size, e.stat.mtime_ns, e.stat.ctime_ns, e.stat.ino, e.stat.mode, e.ref.to_json(), e.racy]
-            for rel, e in self._entries.items()
-        }
-        data = json.dumps({"version": INDEX_VERSION, "root": str(self.root), "entries": entries}, separators=(",", ":"))
-        try:
-            write_atomic(self._index_path(), data, durable=False)
-        except OSError as e:
-            log.warning("could not save the checkpoint index: %s", e)
-
-    # -- snapshots ----------------------------------------------------------------------
-
-    def refresh(self, who: str = "unknown", label: str = "", *, full: bool = False) -> list[FileChange]:
-        """Bring the live set up to date with the disk, recording what changed as ``who``.
-        A change the disk was expected to show (an edit recorded through ``record_edit``
-        reaching the disk, a rewind) is not recorded again."""
-        self.prepare()
-        with self._lock:
-            if self._closed:
-                return []
-            t0 = time.perf_counter()
-            candidates, mode, silent = self._candidates(full)
-            if candidates:
-                self._tick()  # before anything is read
-            changed: list[FileChange] = []
-            todo: list[tuple[str, Stat | None, Entry | None]] = []
-            for rel, st in candidates.items():
-                old = self._entries.get(rel)
-                if rel in silent:
-                    # tracked, or no longer, only because the ignore rules changed: no change
-                    entry = self._capture(rel) if st is not None else None
-                    if entry is None:
-                        self._entries.pop(rel, None)
-                    else:
-                        self._entries[rel] = entry
-                    continue
-                if st is None and old is None:
-                    continue
-                if st is not None and old is not None and st.same(old.stat) and not old.racy:
-                    continue
-                todo.append((rel, st, old))
-            readable = [rel for rel, st, _ in todo if st is not None]
-            if readable:
-                self._maybe_prune(sum(candidates[r].size for r in readable))  # type: ignore[union-attr]
-            with (self.blobs.batch() if len(readable) > BATCH_MIN else contextlib.nullcontext()):
-                captured = dict(zip(readable, _map(self._capture, readable)))
-            read = len(readable)
-            for rel, st, old in todo:
-                entry = captured.get(rel)
-                if entry is None and old is None:
-                    continue
-                if entry is not None and old is not None and entry.ref.hash == old.ref.hash:
-                    self._entries[rel] = entry  # touched, not changed
-                    continue
-                if entry is None:
-                    self._entries.pop(rel, None)
-                else:
-                    self._entries[rel] = entry
-                after = entry.ref if entry is not None else None
-                before = old.ref if old is not None else None
-                if rel in self._expected:
-                    exp = self._expected.pop(rel)
-                    if same_state(after, exp):
-                        continue  # the disk caught up with a recorded change
-                changed.append(FileChange(rel, before, after, who, ""))  # type: ignore[arg-type]
-            changed.sort(key=lambda c: c.path)
-            out = self._record(who, label, changed)
-            self._stats.last_refresh = {
-                "mode": mode, "candidates": len(candidates), "read": read, "changes": len(out),
-                "ms": round((time.perf_counter() - t0) * 1000, 3),
-            }
-            return out
-
-    def _candidates(self, full: bool) -> tuple[dict[str, Stat | None], str, set[str]]:
-        """Paths that may have changed, with their stat now (None: gone): from the
-        watcher's events, or from a walk (``full``, no watcher, a queue overflow, an ignore
-        file changed). And the paths whose tracking changed only because the ignore rules
-        did (no change is recorded for them)."""
-        w = self._watcher
-        if w is not None and not full:
-            batch = w.drain()
-            if not (batch.overflow or batch.lost_root):
-                paths = set(batch.files)
-                known: dict[str, Stat | None] = {}
-                for d in batch.dirs_gone:
-                    w.forget(d)
-                    prefix = d + "/"
-                    paths.update(p for p in self._entries if p.startswith(prefix))
-                for d in batch.dirs_new:
-                    if self._rules.ignored(d, True) or not os.path.isdir(os.path.join(self.root, d)):
-                        continue
-                    files, _ = walk(self.root, self._rules, d, on_dir=self._on_dir)
-                    known.update(files)
-                if not any(is_ignore_file(p) for p in paths | set(known)):
-                    out: dict[str, Stat | None] = {}
-                    for p in paths | set(known):
-                        if p in known:
-                            out[p] = known[p]
-                        elif p in self._entries or not self._rules.ignored(p, False):
-                            out[p] = stat_file(self.root, p)
-                    return out, "watcher", set()
-            full = True
-        # A walk. With a watcher, what is queued now is superseded by it; what happens
-        # during it stays queued for the next snapshot.
-        if self._watcher is not None:
-            self._watcher.drain()
-        files, dirs = walk(self.root, self._rules, on_dir=self._on_dir if self._watcher is not None else None)
-        silent: set[str] = set()
-        exclude_stat = self._info_exclude_stat()
-        ignore_files = {p for p in files if p.endswith(IGNORE_FILES) and is_ignore_file(p)}
-        ignore_files |= {p for p in self._ignore_files if p not in files}
-        rules_changed = not _same_stat(exclude_stat, self._exclude_stat) or any(
-            not _same_stat(files.get(p), self._entries[p].stat if p in self._entries else None) for p in ignore_files
-        )
-        if rules_changed:
-            old_rules = self._rules
-            self._rules = IgnoreRules(self.root, self.settings.exclude, self._skip_paths())
-            self._exclude_stat = exclude_stat
-            if self._watcher is not None:
-                self._watcher.drain()
-            files, dirs = walk(self.root, self._rules, on_dir=self._on_dir if self._watcher is not None else None)
-            for p in files:
-                if p not in self._entries and old_rules.ignored(p, False):
-                    silent.add(p)  # was ignored, is tracked now
-            for p in self._entries:
-                if p not in files and os.path.lexists(os.path.join(self.root, p)) and self._rules.ignored(p, False):
-                    silent.add(p)  # is ignored now
-        self._ignore_files = {p for p in files if p.endswith(IGNORE_FILES) and is_ignore_file(p)}
-        if self._watcher is not None:
-            live = set(dirs)
-            for d in self._watcher.watched():
-                if d not in live:
-                    self._watcher.forget(d)
-        self._last_full = time.monotonic()
-        out = dict.fromkeys(self._entries)
-        out.update(files)
-        for p in silent:
-            if p not in files:
-                out[p] = None
-        return out, "walk", silent
-
-    def before_command(self, label: str = "") -> CommandMark:
-        """Snapshot before a command runs: what changed since the last snapshot is read
-        and stored now (recorded as "unknown", or as a running command's), so the
-        command's changes can be undone."""
-        with self._lock:
-            others = list(self._active.values())
-        self.refresh("command" if others else "unknown",
-                     ("while running: " + "; ".join(others)) if others else "changed outside the session")
-        with self._lock:
-            mark = CommandMark(self._next_mark, label, time.monotonic())
-            self._next_mark += 1
-            self._active[mark.id] = label
-            self._append([{"type": "command", "id": mark.id, "label": label, "ts": now()}], durable=False)
-        return mark
-
-    def after_command(self, mark: CommandMark) -> list[FileChange]:
-        """Snapshot after the command: its changed, created and deleted files, recorded
-        with their prior and new contents."""
-        with self._lock:
-            self._active.pop(mark.id, None)
-            others = list(self._active.values())
-        label = mark.label if not others else f"{mark.label} (while also running: {'; '.join(others)})"
-        out = self.refresh("command", label)
-        with self._lock:
-            self._append([{"type": "command_end", "id": mark.id}], durable=False)
-        return out
-
     # -- edits from the proposal pipeline -----------------------------------------------
 
     def rel(self, path: Path | str) -> str | None:
@@ -821,7 +436,9 @@ class CheckpointStore:
 
     def note_rewind(self, to: str, undo: str, summary: str) -> None:
         with self._lock:
-            self._append([{"type": "rewind", "to": to, "undo": undo, "summary": summary, "ts": now()}])
+            record = {"type": "rewind", "to": to, "undo": undo, "summary": summary, "ts": now()}
+            self._append([record])
+            self.rewinds.append(record)
 
     # -- reading the records -----------------------------------------------------------
 
@@ -881,111 +498,8 @@ class CheckpointStore:
         rest reference, plus the live set, fits the budget (less ``need``), then delete
         every blob nothing references (and unused for an hour, so another process's fresh
         blobs are safe)."""
-        with self._lock:
-            keep: set[str] = {r.hash for e in self._entries.values() for r in (e.ref,) if r.kept}
-            keep |= {r.hash for c in self.changes for r in (c.before, c.after) if r is not None and r.kept}
-        others: list[tuple[float, Path, set[str]]] = []
-        for p in (self.dir / "sessions").glob("*.jsonl"):
-            if p == self.journal.path:
-                continue
-            try:
-                mtime = p.stat().st_mtime
-                hashes = _journal_hashes(p)
-            except OSError:
-                continue
-            others.append((mtime, p, hashes))
-        others.sort(key=lambda t: t[0])
-        sizes = self.blobs.sizes()
-        budget = self.settings.budget_bytes - need
-
-        def total(sets: list[set[str]]) -> int:
-            u = set(keep)
-            for s in sets:
-                u |= s
-            return sum(sizes.get(h, 0) for h in u)
-
-        dropped = 0
-        remaining = list(others)
-        for item in list(others):  # oldest first
-            if total([t[2] for t in remaining]) <= budget:
-                break
-            _, path, _ = item
-            if _is_locked(path):
-                continue  # a session open in another process
-            try:
-                path.unlink()
-            except OSError as e:
-                log.warning("could not delete %s: %s", path, e)
-                continue
-            dropped += 1
-            remaining.remove(item)
-        final = set(keep)
-        for t in remaining:
-            final |= t[2]
-        removed, freed = self.blobs.gc(final, GC_GRACE)
-        self._stats.pruned_sessions += dropped
-        self._budget_full = self.blobs.total_bytes() > self.settings.budget_bytes
-        return {"sessions_deleted": dropped, "blobs_deleted": removed, "bytes_freed": freed}
+        return prune_store(self, need)
 
     def storage(self) -> dict[str, int]:
         """Bytes on disk: blobs, journals, the stat cache."""
-        journals = sum(p.stat().st_size for p in (self.dir / "sessions").glob("*.jsonl"))
-        try:
-            index = self._index_path().stat().st_size
-        except OSError:
-            index = 0
-        return {"blobs": self.blobs.total_bytes(), "blob_count": len(self.blobs.sizes()), "journals": journals, "index": index}
-
-
-def link_ref(path: str | Path) -> ContentRef | None:
-    """A symbolic link as a version of a path: its target's hash, never kept."""
-    try:
-        target = os.fsencode(os.readlink(path))
-    except OSError:
-        return None
-    return ContentRef("link:" + sha256(target), len(target), None, False, "symlink")
-
-
-def _journal_hashes(path: Path) -> set[str]:
-    out: set[str] = set()
-    with path.open("rb") as f:
-        for line in f:
-            try:
-                rec = json.loads(line)
-            except ValueError:
-                continue
-            if not isinstance(rec, dict) or rec.get("type") != "changes":
-                continue
-            for fc in rec.get("files") or []:
-                if not isinstance(fc, dict):
-                    continue
-                for side in ("before", "after"):
-                    r = fc.get(side)
-                    if isinstance(r, dict) and r.get("k", True) and isinstance(r.get("h"), str):
-                        out.add(r["h"])
-    return out
-
-
-def _is_locked(path: Path) -> bool:
-    """Whether a session journal is held open by a live store."""
-    if fcntl is None:
-        return False
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return False
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
-        return True
-    else:
-        fcntl.flock(fd, fcntl.LOCK_UN)
-        return False
-    finally:
-        os.close(fd)
-
-
-def _same_stat(a: Stat | None, b: Stat | None) -> bool:
-    if a is None or b is None:
-        return a is None and b is None
-    return a.same(b)
+        return store_storage(self)
