@@ -54,6 +54,13 @@ class Settings(BaseModel):
     # Images the user attaches: "auto" sends them to models known to take images (VISION_MODELS),
     # "on" always, "off" never (a text note says an image was left out).
     images: Literal["auto", "on", "off"] = "auto"
+    # The OS sandbox for commands: "auto" | "on" | "off" or {"mode", "network", "autoAllow",
+    # "maxProcesses", "mcp"}; parsed (and its problems reported) by codeloop.runtime.settings.
+    sandbox: bool | str | dict[str, Any] = "auto"
+    # Code mode: the run_code tool (a Python program whose tool calls are functions).
+    code_mode: bool = Field(True, alias="codeMode")
+    code_timeout: float = Field(60.0, gt=0, le=3600, alias="codeTimeout")  # seconds, the program's own time
+    code_max_calls: int = Field(200, ge=1, le=100_000, alias="codeMaxCalls")  # tool calls per program
 
     def redacted(self) -> dict[str, Any]:
         data = self.model_dump(by_alias=True)

@@ -30,6 +30,9 @@ from codeloop.tools.registry import ToolRegistry
 log = logging.getLogger(__name__)
 
 CANCELLED_RESULT = "Cancelled: the user stopped this turn before the tool finished."
+# How a refused call's result begins (the policy, the user, the mode): run_tool_call's "denied".
+DENIED_PREFIXES = ("Permission denied:", "The user denied permission")
+_NOT_AVAILABLE = "is not available in the current mode"
 CANCELLED_SUMMARY = "stopped by you"
 IMAGES_NOTE = "The images the tool calls above returned:"
 
@@ -77,6 +80,17 @@ class TurnTotals:
         self.cached_tokens += usage.get("cached_tokens", 0)
         if cost is not None:
             self.cost = (self.cost or 0.0) + cost
+
+
+@dataclass(frozen=True, slots=True)
+class CallOutcome:
+    """What ``Agent.run_tool_call`` did: the result (after the output budget), the card's
+    one-line summary, and ``status``: "ok", "error", "denied" (the policy, the user or the
+    mode refused it) or "cancelled"."""
+
+    result: ToolResult
+    summary: str
+    status: str
 
 
 @dataclass
@@ -274,13 +288,43 @@ class Agent:
                 # Tool messages carry text only (OpenAI's API): images follow as a user message.
                 self._commit({"role": "user", "content": [{"type": "text", "text": IMAGES_NOTE}, *images]})
 
-    async def _run_one(self, call: _Call) -> None:
+    async def run_tool_call(self, name: str, arguments: dict[str, Any] | str, *, call_id: str,
+                            parent: str = "") -> CallOutcome:
+        """Run one tool call the way the model's calls run: the arguments checked against the
+        tool's schema, the permission policy (and the user's answer), the tool in the
+        session's context (proposals and their review, the workspace guard), the output
+        budget, and the events, nested under ``parent`` (a tool call id). Nothing joins the
+        history: the caller (code mode) reports to the model. Never raises, but CancelledError."""
+        raw = arguments if isinstance(arguments, str) else json.dumps(arguments, ensure_ascii=False)
+        call = _Call(ToolCallRequest(call_id, name, raw))
+        parsed = self.tools.parse(name, raw)
+        if isinstance(parsed, ToolResult):
+            call.early = parsed
+        else:
+            call.tool, call.args = parsed
+        finished: list[ToolCallFinished] = []
+        await self._run_one(call, parent=parent, seen=finished.append)
+        result = call.result or ToolResult(False, CANCELLED_RESULT)
+        summary = finished[-1].summary if finished else first_line(result.text)
+        if result.ok:
+            status = "ok"
+        elif call.tool is not None and call.early is None and (
+            result.text.startswith(DENIED_PREFIXES) or _NOT_AVAILABLE in (result.text.splitlines() or [""])[0]
+        ):
+            status = "denied"
+        else:
+            status = "error"
+        return CallOutcome(result, summary, status)
+
+    async def _run_one(self, call: _Call, *, parent: str = "", seen: Callable[[ToolCallFinished], None] | None = None) -> None:
         req = call.request
         tool, args = call.tool, call.args
         summary = ""
+        code = None
         if tool is not None and args is not None:
             try:
                 summary = tool.summary(args)
+                code = tool.shown_code(args)
             except Exception:  # a summary must never break a turn
                 log.exception("summary of %s failed", tool.name)
         try:
@@ -289,7 +333,8 @@ class Agent:
                 arguments = {"_raw": req.arguments}
         except json.JSONDecodeError:
             arguments = {"_raw": req.arguments[:500]}
-        self.emit(ToolCallStarted(req.id, req.name, summary, arguments, tool.origin if tool is not None else ""))
+        self.emit(ToolCallStarted(req.id, req.name, summary, arguments, tool.origin if tool is not None else "",
+                                  parent, code[1] if code else "", code[0] if code else ""))
         try:
             if call.early is not None:
                 result = call.early
@@ -299,13 +344,15 @@ class Agent:
             if self.hooks.fit_tool_result is not None and result.ok and tool is not None:
                 result = ToolResult(result.ok, self.hooks.fit_tool_result(tool, args, result.text), result.images)
         except asyncio.CancelledError:
-            self.emit(ToolCallFinished(req.id, req.name, False, CANCELLED_SUMMARY, CANCELLED_RESULT, "cancelled"))
+            self.emit(ToolCallFinished(req.id, req.name, False, CANCELLED_SUMMARY, CANCELLED_RESULT, "cancelled",
+                                       parent))
             raise
         call.result = result
-        self.emit(
-            ToolCallFinished(req.id, req.name, result.ok, self._outcome(call, result), result.text,
-                             "ok" if result.ok else "error")
-        )
+        finished = ToolCallFinished(req.id, req.name, result.ok, self._outcome(call, result), result.text,
+                                    "ok" if result.ok else "error", parent)
+        if seen is not None:
+            seen(finished)
+        self.emit(finished)
 
     def _outcome(self, call: _Call, result: ToolResult) -> str:
         if call.tool is None or call.args is None:
@@ -382,4 +429,4 @@ class Agent:
         return None
 
 
-__all__ = ["Agent", "AgentHooks", "Policy", "TurnTotals"]
+__all__ = ["Agent", "AgentHooks", "CallOutcome", "Policy", "TurnTotals"]

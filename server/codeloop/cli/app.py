@@ -23,6 +23,7 @@ from codeloop.edits.change import ChangeSet
 from codeloop.edits.disk import DiskChangeApplier
 from codeloop.policy.engine import BYPASS_WARNING
 from codeloop.policy.types import MODES
+from codeloop.runtime.sandboxing import sandbox_for
 from codeloop.runtime.session import AgentSession, Ports
 from codeloop.runtime.settings import load_settings
 from codeloop.services.diagnostics import CheckedApplier, DiagnosticsService
@@ -46,6 +47,7 @@ def settings_from_args(args: argparse.Namespace) -> tuple[Settings, list[str]]:
         "max_turns": args.max_turns,
         "mode": args.mode,
         "context_window": getattr(args, "context_window", None),
+        "sandbox": getattr(args, "sandbox", None),
     }
     if args.yes and not args.mode:
         flags["mode"] = "bypass"
@@ -74,7 +76,7 @@ def build_session(args: argparse.Namespace, sink: ConsoleSink, resume: str | Non
         applier = DiskChangeApplier(refuse, root=root)
     # No editor here: the check command (settings.checkCommand, else pyflakes for Python)
     # reports new errors after each write, and answers the diagnostics tool.
-    checker = DiagnosticsService(root, check_command=settings.check_command)
+    checker = DiagnosticsService(root, check_command=settings.check_command, sandbox=sandbox_for(settings, root))
     changes = CheckedApplier(applier, checker, applier.display)
     session = AgentSession(
         settings, root, Ports(sink=sink, approver=approver, changes=changes, diagnostics=checker),
@@ -151,10 +153,19 @@ def _exit_code(end: TurnEnd | None) -> int:
     return {"done": EXIT_OK, "error": EXIT_ERROR, "max_turns": EXIT_MAX_TURNS}.get(end.status, EXIT_ERROR)
 
 
+async def banner(session: AgentSession, sink: ConsoleSink) -> None:
+    """Which sandbox runs the commands (probed now); when none does, the session's warning
+    says so instead."""
+    await session.start()
+    if session.sandbox.active or session.sandbox.settings.mode == "off":
+        sink.line(sink.style("2", session.sandbox.describe()))
+
+
 async def cmd_run(args: argparse.Namespace) -> int:
     sink = ConsoleSink()
     session = build_session(args, sink)
     try:
+        await banner(session, sink)
         end = await _run_turn(session, args.task)
         if session.cost.session_cost() is not None:
             sink.line(sink.style("2", session.cost.render_short()))
@@ -171,6 +182,7 @@ async def cmd_chat(args: argparse.Namespace) -> int:
         if resume is False:
             return EXIT_ERROR
     host = ReplHost(args, sink, build_session(args, sink, resume=resume or None))
+    await banner(host.session, sink)
     if resume:
         sink.line(sink.style("2", f"Resumed session {host.session.id} ({len(host.session.messages)} messages)."))
     sink.line(sink.style("2", "codeloop chat: type a message, /help for commands, Ctrl-D to quit, Ctrl-C stops a turn."))
@@ -245,6 +257,9 @@ def build_parser() -> argparse.ArgumentParser:
             metavar="TOKENS",
             help="the model's context window; compaction starts near it (default: a table of known models, else 32k)",
         )
+        sp.add_argument("--sandbox", choices=("auto", "on", "off"),
+                        help="run commands in the OS sandbox: auto (where one works, the default), on "
+                             "(refuse to run them unsandboxed), off")
         sp.add_argument("--verbose", "-v", action="store_true", help="log to stderr")
 
     run = sub.add_parser("run", help="run one task and exit")

@@ -21,6 +21,8 @@ from pygls.protocol import JsonRPCNotification, JsonRPCRequestMessage, JsonRPCRe
 from codeloop import __version__
 from codeloop.agent.model import shared_ssl_context
 from codeloop.config import Settings
+from codeloop.core.tasks import Tasks
+from codeloop.runtime.sandboxing import WorkspaceSandbox, sandbox_for
 from codeloop.runtime.settings import load_settings
 from codeloop.lsp.client import ClientFeatures, LspClient
 from codeloop.lsp.documents import EditorDocuments, uri_to_path
@@ -54,6 +56,12 @@ class App:
         self.settings: Settings = Settings()
         self.root: Path = Path.cwd()
         self.user_settings: dict[str, Any] = {}
+        self.tasks = Tasks("lsp")
+
+    @property
+    def sandbox(self) -> WorkspaceSandbox:
+        """The workspace's sandbox under the current settings (probed at initialize)."""
+        return sandbox_for(self.settings, self.root)
 
     def initialize(self, params: lsp.InitializeParams) -> list[str]:
         self.root = _root_of(params)
@@ -66,7 +74,8 @@ class App:
         ws = Workspace(self.root)
         # Diagnostics: the editor's when it forwards them, else the configured check command.
         self.diagnostics = DiagnosticsService(
-            self.root, editor=self.client, documents=self.documents, check_command=lambda: self.settings.check_command
+            self.root, editor=self.client, documents=self.documents, check_command=lambda: self.settings.check_command,
+            sandbox=lambda: self.sandbox,
         )
         self.proposals = ProposalService(
             ws, self.documents, self.documents, self.client, lambda: self.settings.auto_accept, diagnostics=self.diagnostics
@@ -89,7 +98,13 @@ class App:
             self.sessions.update_settings(settings)
         return problems
 
+    async def sandbox_warning(self) -> str | None:
+        """Probe the sandbox (in a thread); the warning to show once if none works."""
+        box = await self.sandbox.start()
+        return box.warning()
+
     async def shutdown(self) -> None:
+        await self.tasks.cancel_all()
         if self.sessions is not None:
             await self.sessions.shutdown()
 

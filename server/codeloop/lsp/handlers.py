@@ -133,6 +133,18 @@ def register(server: LanguageServer, app: App) -> None:
         if app.settings.mode == "bypass":
             show([BYPASS_WARNING])
 
+        async def probe_sandbox() -> None:  # when no sandbox works, say so once
+            warning = await app.sandbox_warning()
+            if warning:
+                show([warning])
+
+        app.tasks.spawn(probe_sandbox(), "probe the sandbox")
+
+    @server.feature(M.SANDBOX_INFO)
+    async def sandbox_info(params: Any) -> dict[str, Any]:
+        box = await app.sandbox.start()
+        return box.info()
+
     @server.feature(lsp.SHUTDOWN)
     async def shutdown(params: Any) -> None:
         await app.shutdown()

@@ -14,6 +14,7 @@ PROCESS_LIST = "codeloop/process/list"
 PROCESS_KILL = "codeloop/process/kill"
 PROPOSAL_LIST = "codeloop/proposal/list"
 CONTEXT_SHOW = "codeloop/context"
+SANDBOX_INFO = "codeloop/sandbox"  # which sandbox runs the commands (the panel header)
 
 # client -> server notifications
 CHAT_CANCEL = "codeloop/chat/cancel"

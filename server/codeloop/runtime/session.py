@@ -38,6 +38,8 @@ from codeloop.context.store import SessionStore, SessionWriter, answer_unresolve
 from codeloop.context.tokens import count_messages, count_tokens, count_tools
 from codeloop.policy import PermissionPolicy
 from codeloop.policy.types import Mode
+from codeloop.runtime.codemode import CodeModeSettings, CodeModeSource
+from codeloop.runtime.sandboxing import WorkspaceSandbox, sandbox_for
 from codeloop.tools.base import BaseTool, ToolContext, elided_head
 from codeloop.tools.builtin import BuiltinTools
 from codeloop.tools.processes import ProcessManager
@@ -81,6 +83,7 @@ class AgentSession:
         resume: str | None = None,
         persist: bool = True,
         sources: list[ToolSource] | None = None,
+        sandbox: WorkspaceSandbox | None = None,
     ) -> None:
         self.settings = settings
         self.root = Path(root).resolve()
@@ -88,11 +91,16 @@ class AgentSession:
         self.workspace = Workspace(self.root)
         self.policy = policy or PermissionPolicy(self.root, mode=settings.mode, user_settings=settings.permissions)
         self.tasks = Tasks("session")
-        self.processes = ProcessManager(ports.terminal)
+        # The OS sandbox commands and code mode's programs run in (shared by the process's
+        # sessions in this workspace; probed once: ``await session.start()``).
+        self.sandbox = sandbox or sandbox_for(settings, self.root)
+        self.processes = ProcessManager(ports.terminal, sandbox=self.sandbox)
         self.memo = FileReadMemo(self.root)
         self.budget = OutputBudget()
         self.cost = CostTracker(settings.prices)
-        self.tools = ToolRegistry([BuiltinTools(), *(sources or [])])
+        self.code_mode = CodeModeSource(agent=lambda: getattr(self, "agent", None), sandbox=lambda: self.sandbox,
+                                        settings=self._code_settings)
+        self.tools = ToolRegistry([BuiltinTools(), *(sources or []), self.code_mode])
         self.prompt = PromptBuilder(self.root, guidance=[t.guidance for t in self.tools.all() if t.guidance])
         self.editor_context: EditorContext | None = None
         self.model = ModelClient(settings)
@@ -176,9 +184,24 @@ class AgentSession:
 
     # -- running -------------------------------------------------------------
 
+    async def start(self) -> str:
+        """Probe the sandbox (once per process and workspace); the line that says which one
+        runs the commands. When none does although one could, a warning says so (once)."""
+        await self.sandbox.start()
+        warning = self.sandbox.warning()
+        if warning:
+            self.ports.sink.emit(Notice(warning, "warning"))
+        return self.sandbox.describe()
+
+    def _code_settings(self) -> CodeModeSettings:
+        s = self.settings
+        return CodeModeSettings(enabled=s.code_mode, timeout=s.code_timeout, max_calls=s.code_max_calls)
+
     async def send(self, text: str | list[dict[str, Any]]) -> TurnEnd:
         """Run a turn. The user's message carries a context block with what changed since
         the last one (git status, the editor, the mode), so the system prompt never has to."""
+        if not self.sandbox.ready:
+            await self.start()
         async with self.turn_lock:
             self.budget.new_turn()
             self.cost.new_turn()
@@ -204,6 +227,9 @@ class AgentSession:
         self.cost.set_prices(settings.prices)
         self.ctx.command_timeout = settings.command_timeout
         self.ctx.images = takes_images(settings)
+        if old.sandbox != settings.sandbox:  # from the next command on
+            self.sandbox = sandbox_for(settings, self.root)
+            self.processes.sandbox = self.sandbox
         if (old.base_url, old.api_key, old.request_timeout, old.max_retries) != (
             settings.base_url,
             settings.api_key,
@@ -272,6 +298,7 @@ class AgentSession:
                 f"elided        {full - sent:>7}  tokens of old tool output ({results} results, "
                 f"{len(view.elided) - results} call arguments), each replaced by a note saying how to get it again"
             )
+        lines.append(self.sandbox.describe())
         lines.append(
             f"window: {window:,} tokens ({self.settings.model}); compaction at "
             f"{self.settings.compact_threshold:.0%}; old results stay for keepToolOutput={self.settings.keep_tool_output:,} "

@@ -169,6 +169,10 @@ class BaseTool(ABC):
         """The key argument, shown on the tool card while it runs."""
         return ""
 
+    def shown_code(self, args: Any) -> tuple[str, str] | None:
+        """A program the card shows highlighted, as (language, source); None for most tools."""
+        return None
+
     def outcome(self, args: Any, result: ToolResult) -> str:
         """One short human line once the call has ended (the card's summary)."""
         return first_line(result.text)

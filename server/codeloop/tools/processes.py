@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable
 
-from codeloop.core.ports import CommandSandbox, Draining, NullTerminal, SandboxRefused, SpawnPlan, Terminal
+from codeloop.core.ports import CommandSandbox, Draining, NullTerminal, SpawnPlan, Terminal
 from codeloop.core.tasks import Tasks
 from codeloop.tools.text import numbered
 
