@@ -327,7 +327,7 @@ class RunCommand(_ShellTool["RunCommand.Input"]):
                 "[The command left processes running in the background that kept its output "
                 "open; they were stopped. Use start_process for servers and other long-running programs.]"
             )
-        if rec.sandboxed and rec.exit_code != 0 and _SANDBOX_SIGNS.search(out):
+        if rec.sandboxed and _SANDBOX_SIGNS.search(out):
             parts.append(SANDBOX_NOTE)
         extra = describe_exit(rec)
         if not cut and len(out) >= NAME_ID_CHARS:
