@@ -68,7 +68,7 @@ class Codeloop implements vscode.Disposable {
       save: (p) => saveDocuments(p, this.log),
       diagnostics: (p) => editorDiagnostics(p),
       executeCommand: (command, args, next) => this.turns.executeCommand(command, args, next),
-      state: (st) => { chat.setEnv({ serverState: st }); this.updateStatus(); },
+      state: (st) => { chat.setEnv({ serverState: st }); this.updateStatus(); if (st === "running") void this.refreshSandbox(); },
       gone: (why) => { this.proposals.dropAll(why); this.approvals.dropAll(); this.turns.serverGone(why); },
       notice: (level, message) => this.notice(level, message),
     });
@@ -122,8 +122,17 @@ class Codeloop implements vscode.Disposable {
     } catch { /* server busy or gone */ }
   }
 
+  /** Which sandbox runs the commands: the panel header shows it. */
+  private async refreshSandbox(): Promise<void> {
+    try {
+      const r = await this.server.current?.sendRequest<P.SandboxInfo>(P.SANDBOX_INFO, {});
+      if (r) this.chat.setEnv({ sandbox: r });
+    } catch { /* an older server, busy or gone */ }
+  }
+
   private onConfig(e: vscode.ConfigurationChangeEvent): void {
     if (!e.affectsConfiguration("codeloop")) return;
+    if (e.affectsConfiguration("codeloop.sandbox")) setTimeout(() => void this.refreshSandbox(), 500);
     if (e.affectsConfiguration("codeloop.mode") && config().get("mode") === "bypass") this.warnBypass();
     this.chat.setEnv({ model: modelLabel(), mode: config().get<string>("mode") ?? "ask" });
     this.updateStatus();

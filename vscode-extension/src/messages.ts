@@ -4,7 +4,7 @@
  * reducer in shared/model.ts).
  */
 import type { Action, ChatState } from "./shared/model";
-import type { ImageAttachment, ProcessInfo, SessionInfo } from "./protocol";
+import type { ImageAttachment, ProcessInfo, SandboxInfo, SessionInfo } from "./protocol";
 import type { MentionOption } from "./shared/mentions";
 
 /** What the panel shows around the chat: the server, the model, the editor's context. */
@@ -15,6 +15,8 @@ export interface PanelEnv {
   activeFile?: { uri: string; label: string };
   selection?: { uri: string; label: string; lines: number };
   processes: ProcessInfo[];
+  /** Which sandbox runs the commands (codeloop/sandbox), once the server said. */
+  sandbox?: SandboxInfo;
 }
 
 /** Host → webview. */

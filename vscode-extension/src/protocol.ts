@@ -14,6 +14,7 @@ export const PROCESS_LIST = "codeloop/process/list";
 export const PROCESS_KILL = "codeloop/process/kill";
 export const PROPOSAL_LIST = "codeloop/proposal/list";
 export const CONTEXT_SHOW = "codeloop/context";
+export const SANDBOX_INFO = "codeloop/sandbox";
 
 // client -> server notifications
 export const CHAT_CANCEL = "codeloop/chat/cancel";
@@ -72,8 +73,10 @@ export interface ChatStartResult { sessionId: string; turnId: string }
 
 export type AgentEvent =
   | { type: "textDelta"; text: string }
-  | { type: "toolCallStarted"; callId: string; name: string; summary?: string; arguments?: unknown }
-  | { type: "toolCallFinished"; callId: string; name: string; ok: boolean; summary?: string; result?: string }
+  | { type: "toolCallStarted"; callId: string; name: string; summary?: string; arguments?: unknown;
+      /** The call this one runs inside (code mode's program); "" for the model's own. */
+      parent?: string; code?: string; codeLanguage?: string }
+  | { type: "toolCallFinished"; callId: string; name: string; ok: boolean; summary?: string; result?: string; parent?: string }
   | { type: "retry"; attempt: number; maxAttempts: number; delay: number; reason: string }
   | { type: "usage"; promptTokens: number; completionTokens: number; cachedTokens?: number; cost?: number | null }
   | { type: "notice"; message: string; level?: "info" | "warning" }
@@ -128,4 +131,10 @@ export interface SessionOpenResult { sessionId: string; messages: OpenAIMessage[
 export interface OpenAIMessage {
   role: string; content?: unknown; name?: string; tool_call_id?: string;
   tool_calls?: { id: string; type?: string; function: { name: string; arguments: string } }[];
+}
+
+/** codeloop/sandbox: which sandbox runs the agent's commands (the panel header). */
+export interface SandboxInfo {
+  mode: "auto" | "on" | "off"; backend: string | null; description: string;
+  guarantees?: string[]; limitations?: string[]; autoAllow?: boolean;
 }

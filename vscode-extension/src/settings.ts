@@ -2,7 +2,7 @@
 
 export const SETTING_KEYS = [
   "model", "baseUrl", "mode", "autoAccept", "maxTurns", "commandTimeout", "contextWindow", "compactThreshold",
-  "keepToolOutput", "permissions", "checkCommand", "images",
+  "keepToolOutput", "permissions", "checkCommand", "images", "sandbox", "codeMode", "codeTimeout",
 ] as const;
 
 export type ConfigGetter = (key: string) => unknown;

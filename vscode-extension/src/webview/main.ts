@@ -3,7 +3,7 @@
  * log and its render loop, and the messages from the host. Cards are in cards.ts, the
  * composer's images and @-mentions in composer.ts, markdown and highlighting in markdown.ts.
  */
-import { type ChatState, type Item, type ProposalItem, emptyState, formatUsage, reduce } from "../shared/model";
+import { type ChatState, type Item, type ProposalItem, atTop, emptyState, formatUsage, reduce, topItem } from "../shared/model";
 import type { ProcessInfo, SessionInfo } from "../protocol";
 import type { PanelEnv, ToWebview } from "../messages";
 import { slashHelpLine } from "../shared/help";
@@ -95,8 +95,19 @@ function renderHeader(): void {
     h("span", { class: "spacer" }),
     h("span", { class: `server-dot ${env.serverState}`, title: `server: ${env.serverState}` }),
     h("span", { class: "model muted", title: "model" }, env.model),
+    sandboxBadge(),
     // New chat and History are in the view's title bar (package.json, view/title), not here.
   );
+}
+
+/** Which sandbox runs the commands: a shield, and the whole line as its tooltip. */
+function sandboxBadge(): HTMLElement | string {
+  const sb = env.sandbox;
+  if (!sb) return "";
+  const on = !!sb.backend && sb.backend !== "none";
+  const label = on ? (sb.backend === "bubblewrap" ? "bubblewrap" : "Landlock") : sb.mode === "off" ? "no sandbox" : "unsandboxed";
+  return h("span", { class: `sandbox-badge ${on ? "on" : "off"}`, title: sb.description, "data-backend": sb.backend ?? "" },
+    icon(on ? "shield" : "warning"), " ", label);
 }
 
 function renderHistory(): void {
@@ -231,7 +242,7 @@ log.addEventListener("scroll", () => { stickToBottom = log.scrollHeight - log.sc
 
 function fullRender(): void {
   renderHeader();
-  log.replaceChildren(...(state.items.length ? state.items.map(renderItem) : [empty]));
+  log.replaceChildren(...(state.items.length ? state.items.filter((i) => atTop(state, i)).map(renderItem) : [empty]));
   renderComposer(); renderPending(); renderProcesses(); renderHistory();
   scrollDown();
   focusPendingApproval();
@@ -249,10 +260,14 @@ function flush(): void {
   dirty.clear();
   if (ids.includes("*")) { fullRender(); return; }
   if (state.items.length && log.firstChild === empty) empty.remove();
+  const done = new Set<string>();
   for (const id of ids) {
     if (id.startsWith("#")) continue;
-    const it = state.items.find((i) => i.id === id);
-    if (!it) continue;
+    const found = state.items.find((i) => i.id === id);
+    if (!found) continue;
+    const it = topItem(state, found); // a nested call (code mode) is drawn by its parent's card
+    if (done.has(it.id)) continue;
+    done.add(it.id);
     const el = renderItem(it);
     const old = document.getElementById(`item-${id}`);
     if (old) old.replaceWith(el); else log.append(el);
