@@ -312,3 +312,28 @@ async def test_a_program_calls_an_mcp_tool(bubblewrap, tmp_path):
             await session.close()
         await manager.close()
         model.stop()
+
+
+def test_a_programs_reads_are_its_own_not_the_models(bubblewrap, model_server, run_cli, tmp_path):
+    """The turn's output budget and the read memo are about the model's context: a program that
+    reads 25 files of 10,000 characters (more than a turn's budget) gets each one whole, and the
+    model's own read of one of them afterwards is whole too (not "unchanged since your read")."""
+    for i in range(25):
+        (tmp_path / f"big{i:02}.txt").write_text("".join(f"line {i}-{j} " + "x" * 80 + "\n" for j in range(110)))
+    program = (
+        "from codeloop_tools import read_file\n"
+        "sizes = [len(read_file(path=f'big{i:02}.txt').splitlines()) for i in range(25)]\n"
+        "sizes\n"
+    )
+
+    def after_program(req: ChatRequest):
+        return ToolCalls([Call("read_file", {"path": "big03.txt"})])
+
+    server = model_server(Script([run_code(program), after_program, echo_result]))
+    result = run_cli(["run", "read", "--cwd", str(tmp_path), "--yes"], server.base_url, **config_home(tmp_path))
+    assert result.code == 0, result.both
+    program_text = program_result(server.chat_requests[1])
+    value = json.loads(program_text.split("--- return value (list) ---\n")[1].split("\n---")[0])
+    assert value == [110] * 25, program_text  # every read whole: no cut, no note
+    model_read = program_result(server.chat_requests[2])
+    assert "line 3-109" in model_read and "unchanged" not in model_read

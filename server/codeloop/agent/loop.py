@@ -59,6 +59,9 @@ class AgentHooks:
     before_model_call: Callable[["Agent"], Awaitable[None]] | None = None
     # Called after each successful tool result: may shrink it to the output budget.
     fit_tool_result: Callable[[BaseTool, Any, str], str] | None = None
+    # The same for a call a program made (run_tool_call with a parent: code mode), whose result
+    # goes to the program, not the model's context. None: fit_tool_result.
+    fit_nested_result: Callable[[BaseTool, Any, str], str] | None = None
     # Prices the usage of each request; returns USD or None.
     price: Callable[[dict[str, int], str], float | None] | None = None
     # What each request sends of the history (e.g. old large tool results elided);
@@ -289,12 +292,13 @@ class Agent:
                 self._commit({"role": "user", "content": [{"type": "text", "text": IMAGES_NOTE}, *images]})
 
     async def run_tool_call(self, name: str, arguments: dict[str, Any] | str, *, call_id: str,
-                            parent: str = "") -> CallOutcome:
+                            parent: str = "", context: ToolContext | None = None) -> CallOutcome:
         """Run one tool call the way the model's calls run: the arguments checked against the
         tool's schema, the permission policy (and the user's answer), the tool in the
         session's context (proposals and their review, the workspace guard), the output
-        budget, and the events, nested under ``parent`` (a tool call id). Nothing joins the
-        history: the caller (code mode) reports to the model. Never raises, but CancelledError."""
+        budget, and the events, nested under ``parent`` (a tool call id). ``context``: the tool
+        context to run in (default: the session's). Nothing joins the history: the caller (code
+        mode) reports to the model. Never raises, but CancelledError."""
         raw = arguments if isinstance(arguments, str) else json.dumps(arguments, ensure_ascii=False)
         call = _Call(ToolCallRequest(call_id, name, raw))
         parsed = self.tools.parse(name, raw)
@@ -303,7 +307,7 @@ class Agent:
         else:
             call.tool, call.args = parsed
         finished: list[ToolCallFinished] = []
-        await self._run_one(call, parent=parent, seen=finished.append)
+        await self._run_one(call, parent=parent, seen=finished.append, base=context)
         result = call.result or ToolResult(False, CANCELLED_RESULT)
         summary = finished[-1].summary if finished else first_line(result.text)
         if result.ok:
@@ -316,7 +320,8 @@ class Agent:
             status = "error"
         return CallOutcome(result, summary, status)
 
-    async def _run_one(self, call: _Call, *, parent: str = "", seen: Callable[[ToolCallFinished], None] | None = None) -> None:
+    async def _run_one(self, call: _Call, *, parent: str = "", seen: Callable[[ToolCallFinished], None] | None = None,
+                       base: ToolContext | None = None) -> None:
         req = call.request
         tool, args = call.tool, call.args
         summary = ""
@@ -340,9 +345,10 @@ class Agent:
                 result = call.early
             else:
                 assert tool is not None and args is not None
-                result = await self._guarded(tool, args, req.id)
-            if self.hooks.fit_tool_result is not None and result.ok and tool is not None:
-                result = ToolResult(result.ok, self.hooks.fit_tool_result(tool, args, result.text), result.images)
+                result = await self._guarded(tool, args, req.id, base)
+            fit = (self.hooks.fit_nested_result if parent else None) or self.hooks.fit_tool_result
+            if fit is not None and result.ok and tool is not None:
+                result = ToolResult(result.ok, fit(tool, args, result.text), result.images)
         except asyncio.CancelledError:
             self.emit(ToolCallFinished(req.id, req.name, False, CANCELLED_SUMMARY, CANCELLED_RESULT, "cancelled",
                                        parent))
@@ -363,9 +369,9 @@ class Agent:
             log.exception("outcome summary of %s failed", call.tool.name)
             return first_line(result.text)
 
-    async def _guarded(self, tool: BaseTool, args: Any, call_id: str) -> ToolResult:
+    async def _guarded(self, tool: BaseTool, args: Any, call_id: str, base: ToolContext | None = None) -> ToolResult:
         """Apply the permission policy, then run the tool."""
-        ctx = replace(self.context, call_id=call_id, review_edits=True)
+        ctx = replace(base or self.context, call_id=call_id, review_edits=True)
         if not self.visible(tool):
             note = (self.policy.describe_mode() if self.policy is not None else None) or ""
             return ToolResult(

@@ -159,6 +159,7 @@ class AgentSession:
                 system_prompt=self._system_prompt,
                 before_model_call=self._maybe_compact,
                 fit_tool_result=self._fit,
+                fit_nested_result=self._fit_nested,
                 price=self._price,
                 view=self._view,
             ),
@@ -397,6 +398,18 @@ class AgentSession:
             fitted += "\n\n" + "".join(self._pending_memory)
             self._pending_memory.clear()
         return fitted
+
+    def _fit_nested(self, tool: BaseTool, args: Any, text: str) -> str:
+        """A call a program made (code mode): its result goes to the program, so only the
+        per-call cut applies (the turn's and the step's budgets are the model's; the program's
+        own result is fitted when it returns). Memory files of the folders it touched wait for
+        the next result the model sees."""
+        try:
+            for path in tool.touched(args, self.ctx):
+                self.touch(path)
+        except Exception:
+            log.exception("%s.touched failed", tool.name)
+        return cut(text, self.budget.per_call_chars, tool.more_hint(args), "the output was too long")
 
     def _fit_step(self, text: str, hint: str) -> str:
         """Hold the tool results of one model step to a share of the context window, so

@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from pydantic import Field
@@ -97,11 +97,15 @@ class RunCode(Tool["RunCode.Input"]):
             raise ToolError(f"{NAME} is not available in this session")
         module, _ = self.source.module()
         parent = ctx.call_id
+        # The program gets whole results: no "unchanged since your read" notes (the model's
+        # read memo is about what the model holds), and what it reads is not recorded there.
+        inner = replace(ctx, read_memo=None)
 
         async def call(name: str, arguments: dict[str, Any], n: int) -> tuple[str, str, str]:
             if name == NAME:
                 return "error", f"{NAME} cannot be called from a program", "not run"
-            outcome = await agent.run_tool_call(name, arguments, call_id=f"{parent}.{n}", parent=parent)
+            outcome = await agent.run_tool_call(name, arguments, call_id=f"{parent}.{n}", parent=parent,
+                                                context=inner)
             return outcome.status, outcome.result.text, outcome.summary
 
         run = await run_program(args.program, module, sandbox=box, cwd=ctx.workspace.root, timeout=timeout,
