@@ -200,3 +200,38 @@ async def test_the_check_command_runs_in_the_sandbox(bubblewrap, tmp_path):
         for p in outside.iterdir():
             p.unlink()
         outside.rmdir()
+
+
+# -- MCP stdio servers (setting sandbox.mcp) ---------------------------------------------------------
+
+
+async def test_an_mcp_stdio_server_runs_in_the_sandbox_with_the_setting(bubblewrap, tmp_path):
+    """``"sandbox": {"mcp": true}``: the manager spawns a third-party server (mcp-server-time from
+    PyPI) through the sandbox; it works there, and its process is bubblewrap's. Without the
+    setting there is no sandbox for MCP servers."""
+    from mcp_helpers import BIN, wait_for
+
+    from codeloop.config import Settings
+    from codeloop.runtime.sandboxing import mcp_sandbox
+    from codeloop.services.mcp import McpManager, ServerConfig
+
+    assert mcp_sandbox(Settings(), tmp_path) is None
+    box = mcp_sandbox(Settings(sandbox={"mcp": True}), tmp_path)
+    assert box is not None
+    await box.start()
+    cfg = ServerConfig(name="time", transport="stdio", source="user", origin="test",
+                       command=str(BIN / "mcp-server-time"), args=["--local-timezone", "UTC"])
+    manager = McpManager([cfg], root=tmp_path, log_dir=tmp_path.parent / f"{tmp_path.name}-logs", sandbox=box)
+    try:
+        await manager.start()
+        await wait_for(lambda: all(s.status == "ready" for s in manager.states()), 60)
+        r = await manager.call("mcp__time__convert_time", {"source_timezone": "Europe/Paris", "time": "12:00",
+                                                           "target_timezone": "Asia/Tokyo"})
+        assert not r.is_error and json.loads(r.text)["time_difference"] == "+8.0h"
+        (st,) = manager._servers.values()
+        pid = st.conn.pid
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        assert Path(argv[0].decode()).name == "bwrap", argv[:3]
+        assert b"--unshare-net" in argv and b"--die-with-parent" in argv
+    finally:
+        await manager.close()

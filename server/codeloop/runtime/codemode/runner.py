@@ -232,10 +232,10 @@ async def _serve(run: CodeRun, reader: asyncio.StreamReader, writer: asyncio.Str
             run.ending, run.why = "error", "the program wrote something that is not a tool call on the tools' channel"
             _kill(proc.pid)
             break
-        if "done" in msg:
+        if "done" in msg:  # the bootstrap's last word: the program has finished
             final = msg["done"] if isinstance(msg["done"], dict) else {}
             run.finished = True
-            continue
+            break
         n = len(run.calls) + 1
         name = str(msg.get("tool", ""))
         args = msg.get("args") if isinstance(msg.get("args"), dict) else {}
