@@ -104,7 +104,7 @@ class WorkspaceSandbox:
         asked to be (auto with no backend, on and refusing); None when sandboxed or off.
         Given once per workspace sandbox (the second call returns None)."""
         sb = self._sandbox
-        if sb is None or sb.active or sb.mode == "off" or self._told:
+        if sb is None or sb.active or self.settings.mode == "off" or self._told:
             return None
         self._told = True
         if sb.refuses:

@@ -117,7 +117,7 @@ async def _pipe_streams(read_fd: int, write_fd: int) -> tuple[asyncio.StreamRead
     return reader, asyncio.StreamWriter(transport, protocol, None, loop)
 
 
-async def _prepare(sandbox: CommandSandbox, argv: list[str], cwd: Path, fds: tuple[int, int],
+async def _prepare(sandbox: CommandSandbox, argv: list[str], cwd: Path, fds: tuple[int, ...],
                    limits: dict[str, int]) -> SpawnPlan:
     task = asyncio.ensure_future(asyncio.to_thread(
         sandbox.prepare, argv, cwd, _env(), pass_fds=fds, rlimits=limits, workspace_writable=False, network=False))
@@ -137,7 +137,7 @@ async def run_program(program: str, module: str, *, sandbox: CommandSandbox, cwd
     started = loop.time()
     req_r, req_w = os.pipe()  # the program's requests
     rsp_r, rsp_w = os.pipe()  # the host's answers
-    child_fds = (req_w, rsp_r)
+    child_fds: tuple[int, ...] = (req_w, rsp_r)
     argv = [_python(), "-I", "-u", "-c", CHILD.read_text(encoding="utf-8"), str(req_w), str(rsp_r)]
     limits = {"cpu": math.ceil(timeout) + 2, "as": int(memory)}
     plan: SpawnPlan | None = None
@@ -238,7 +238,8 @@ async def _serve(run: CodeRun, reader: asyncio.StreamReader, writer: asyncio.Str
             break
         n = len(run.calls) + 1
         name = str(msg.get("tool", ""))
-        args = msg.get("args") if isinstance(msg.get("args"), dict) else {}
+        raw_args = msg.get("args")
+        args: dict[str, Any] = raw_args if isinstance(raw_args, dict) else {}
         if n > max_calls:
             limit_hit = True
             status, text, summary = "limit", f"the program may make at most {max_calls} tool calls", "not run: limit"

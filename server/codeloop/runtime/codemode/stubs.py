@@ -133,7 +133,8 @@ def _describe(schema: dict[str, Any]) -> str:
 
 def stub_source(tool: BaseTool, function: str) -> tuple[str, Stub]:
     params = tool.parameters()
-    props = params.get("properties") if isinstance(params.get("properties"), dict) else {}
+    raw = params.get("properties")
+    props: dict[str, Any] = raw if isinstance(raw, dict) else {}
     required = [p for p in params.get("required", []) if isinstance(p, str) and p in props]
     taken: set[str] = set()
     args: list[str] = []
