@@ -202,7 +202,11 @@ class AgentSession:
         """Run a turn. The user's message carries a context block with what changed since
         the last one (git status, the editor, the mode), so the system prompt never has to."""
         if not self.sandbox.ready:
-            await self.start()
+            try:
+                await self.start()
+            except asyncio.CancelledError:  # stopped before the loop started: the turn still ends
+                self.ports.sink.emit(TurnEnd("cancelled", "Cancelled by the user."))
+                raise
         async with self.turn_lock:
             self.budget.new_turn()
             self.cost.new_turn()

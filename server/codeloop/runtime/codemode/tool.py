@@ -47,8 +47,8 @@ class RunCode(Tool["RunCode.Input"]):
     name = NAME
     read_only = False
     kind = "Tool"  # unsandboxed, a program is asked like any tool; sandboxed, only its calls are
-    guidance = ("For many similar tool calls, or to filter a big output before it reaches you, write one "
-                f"{NAME} program instead of many calls.")
+    # No guidance line in the system prompt: the description says when code mode pays, and the
+    # prompt stays the same whether codeMode is on or off (prompt caches).
 
     class Input(ToolInput):
         program: str = Field(description="The Python 3 program.")
