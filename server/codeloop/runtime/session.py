@@ -201,17 +201,20 @@ class AgentSession:
     async def send(self, text: str | list[dict[str, Any]]) -> TurnEnd:
         """Run a turn. The user's message carries a context block with what changed since
         the last one (git status, the editor, the mode), so the system prompt never has to."""
-        if not self.sandbox.ready:
-            try:
+        looping = False
+        try:
+            if not self.sandbox.ready:
                 await self.start()
-            except asyncio.CancelledError:  # stopped before the loop started: the turn still ends
+            async with self.turn_lock:
+                self.budget.new_turn()
+                self.cost.new_turn()
+                block = await self.prompt.turn_context(self.editor_context, mode_note=self.policy.describe_mode())
+                looping = True  # from here the loop ends the turn itself, cancelled or not
+                return await self.agent.send(with_context(text, block))
+        except asyncio.CancelledError:
+            if not looping:  # stopped before the loop started: the turn still ends
                 self.ports.sink.emit(TurnEnd("cancelled", "Cancelled by the user."))
-                raise
-        async with self.turn_lock:
-            self.budget.new_turn()
-            self.cost.new_turn()
-            block = await self.prompt.turn_context(self.editor_context, mode_note=self.policy.describe_mode())
-            return await self.agent.send(with_context(text, block))
+            raise
 
     async def close(self) -> None:
         await self.processes.shutdown()
