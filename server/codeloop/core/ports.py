@@ -159,7 +159,8 @@ class CommandSandbox(Protocol):
     """Contains the commands the agent runs (an OS sandbox; the runtime injects
     ``codeloop.services.sandbox``). ``prepare`` is blocking but quick: call it in a thread, in
     the process that spawns, once per spawn. It raises SandboxRefused when commands must not
-    run (fail closed)."""
+    run (fail closed). Optional: ``refusal() -> str | None`` says so before anything is asked
+    (the process manager then refuses every command up front)."""
 
     @property
     def auto_allow(self) -> bool:
