@@ -23,6 +23,7 @@ from typing import Any
 from common import result, row
 
 from codeloop.services.sandbox import BACKENDS, Sandbox, probe_backend
+from codeloop.tools.processes import ProcessManager
 
 BASH = "/bin/bash" if os.path.exists("/bin/bash") else "/bin/sh"
 
@@ -99,11 +100,34 @@ async def run(quick: bool) -> dict[str, Any]:
             for sb in variants.values():
                 if sb is not None:
                     sb.close()
+        data["run_command_ms"] = await _run_command(ws, env, root, n_true)
     data["median_ms"] = {c: {v: round(statistics.median(s) * 1000, 2) for v, s in per.items() if s}
                          for c, per in samples.items()}
     data["failures"] = failures
     data["loadavg"] = [round(x, 2) for x in os.getloadavg()]
     return data
+
+
+async def _run_command(ws: Path, env: dict[str, str], root: Path, n: int) -> dict[str, float]:
+    """``run_command``'s own path: the process manager (bash, its process group, output read
+    and kept), with the session's sandbox (the first backend that works) and without."""
+    sb = Sandbox.probe("auto", ws, env=env, temp_dir=root, state_dir=root / "state-pm")
+    pms = {"sandboxed": ProcessManager(sandbox=sb), "unsandboxed": ProcessManager()}
+    times: dict[str, list[float]] = {k: [] for k in pms}
+    try:
+        for _ in range(n):
+            for k, pm in pms.items():
+                t0 = time.perf_counter()
+                rec = await pm.run("true", ws, 30)
+                times[k].append(time.perf_counter() - t0)
+                assert rec.exit_code == 0, (k, rec.text())
+    finally:
+        for pm in pms.values():
+            await pm.shutdown()
+        sb.close()
+    out = {k: round(statistics.median(v) * 1000, 2) for k, v in times.items()}
+    out["backend"] = sb.backend  # type: ignore[assignment]
+    return out
 
 
 def main(quick: bool = False) -> dict[str, Any]:
@@ -120,6 +144,10 @@ def main(quick: bool = False) -> dict[str, Any]:
             met = (value / ref <= limit) if limit else (value - ref <= 25)
             rows.append(row(f"{label}, {backend} ({value - ref:+.1f} ms)", value, "ms", reference=ref, target=target,
                             met=bool(met and not data["failures"])))
+    rc = data["run_command_ms"]
+    rows.append(row(f"run_command `true` (process manager), {rc['backend']} ({rc['sandboxed'] - rc['unsandboxed']:+.1f} ms)",
+                    rc["sandboxed"], "ms", reference=rc["unsandboxed"], target="≤ +25 ms",
+                    met=rc["sandboxed"] - rc["unsandboxed"] <= 25))
     for backend, ms in data["probe_ms"].items():
         rows.append(row(f"probe {backend} (once per start)", ms, "ms"))
     notes = [f"Reference: the same command spawned the same way, unsandboxed. Medians of {data['n']['true']} "

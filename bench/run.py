@@ -29,7 +29,7 @@ sys.path.insert(0, str(BENCH))
 from common import machine  # noqa: E402
 
 BENCHMARKS = ["overhead", "responsiveness", "search", "proposals", "memory", "tokens", "code_actions", "checkpoints", "mcp",
-              "sandbox"]
+              "sandbox", "code_mode"]
 TIMEOUT = 900  # seconds per benchmark
 
 

@@ -10,7 +10,8 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-OURS = ["overhead", "responsiveness", "search", "proposals", "memory", "tokens", "checkpoints", "mcp", "sandbox"]
+OURS = ["overhead", "responsiveness", "search", "proposals", "memory", "tokens", "checkpoints", "mcp", "sandbox",
+        "code_mode"]
 
 
 def test_quick_run_produces_every_result(tmp_path: Path) -> None:
@@ -52,6 +53,10 @@ def test_quick_run_produces_every_result(tmp_path: Path) -> None:
     sandbox = by_name["sandbox"]["data"]
     assert sandbox["median_ms"]["true"]["none"] > 0 and sandbox["median_ms"]["pytest"]["none"] > 0
     assert not sandbox["failures"], sandbox["failures"]  # each backend that works here ran both commands
+    assert sandbox["run_command_ms"]["sandboxed"] > 0 and sandbox["run_command_ms"]["unsandboxed"] > 0
+    code = by_name["code_mode"]["data"]
+    for way in ("per_step", "batched", "code_mode"):  # each way did the rename and the tests pass
+        assert code[way]["renamed"] and code[way]["tests_pass"] and code[way]["requests"] > 0, (way, code[way])
     # The Markdown table was written next to the JSON, and as latest.md.
     md = (out / "latest.md").read_text()
     assert "| metric | codeloop | reference | ratio | target |" in md

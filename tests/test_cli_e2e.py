@@ -415,7 +415,9 @@ def test_without_a_terminal_and_without_yes_edits_and_commands_are_refused(model
             ]
         )
     )
-    result = run_cli(["run", "go", "--cwd", str(tmp_path)], server.base_url)
+    # Unsandboxed, so the command is asked (and refused); sandboxed, autoAllow would run it
+    # (tests/test_sandbox_e2e.py).
+    result = run_cli(["run", "go", "--cwd", str(tmp_path), "--sandbox", "off"], server.base_url)
     assert result.code == 0, result.both
     assert not (tmp_path / "new.py").exists()
 

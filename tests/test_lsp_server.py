@@ -311,7 +311,8 @@ async def test_plain_client_uses_show_message_request_and_progress(editor_factor
         return Text("finished")
 
     scenario = Script([ToolCalls([Call("write_file", {"path": "p.py", "content": "x = 2\n"})]), after_edit, after_cmd])
-    editor, _ = await editor_factory(scenario, codeloop=None)
+    # autoAllow off: the command's approval is what this test shows (a sandboxed unknown command is not asked)
+    editor, _ = await editor_factory(scenario, codeloop=None, settings={"sandbox": {"autoAllow": False}})
 
     def answer(params: lsp.ShowMessageRequestParams):
         titles = [a.title for a in params.actions or []]

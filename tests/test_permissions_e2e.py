@@ -28,8 +28,14 @@ PLAN_TEXT = "You are in plan mode"
 
 
 def _env(tmp_path: Path) -> dict[str, str]:
+    """A config home of the test's own. Its user settings turn the sandbox's autoAllow off: these
+    tests are about what the policy asks, and a sandboxed unknown command is not asked
+    (tests/test_sandbox_e2e.py covers that)."""
     cfg = tmp_path.parent / (tmp_path.name + "-xdg")
-    cfg.mkdir(exist_ok=True)
+    (cfg / "codeloop").mkdir(parents=True, exist_ok=True)
+    user = cfg / "codeloop" / "settings.json"
+    if not user.exists():
+        user.write_text(json.dumps({"sandbox": {"autoAllow": False}}) + "\n")
     return {"XDG_CONFIG_HOME": str(cfg)}
 
 

@@ -1,10 +1,14 @@
 """The command corpus: every entry decided in every mode, against its expectation.
 
 tests/policy_corpus.json holds the commands with the decision expected in each mode
-(ask, acceptEdits, plan, bypass), optionally with their own allow/ask/deny rules.
-This test decides them all and asserts, besides each expectation:
+(ask, acceptEdits, plan, bypass), optionally with their own allow/ask/deny rules, and
+the decision expected when the command runs in a sandbox that contains it
+(``sandboxed``, the autoAllow rule; the same as ``expect`` when absent). This test
+decides them all, both ways, and asserts, besides each expectation:
 
-* no catastrophic command is allowed in any mode (bypass included);
+* no catastrophic command is allowed in any mode (bypass included), sandboxed or not;
+* sandboxing changes only what is asked because it is unknown: never a risky, secret,
+  catastrophic or rule-decided command, never plan or bypass mode, and never to stricter;
 * every compound command is at least as strict as its strictest part decided alone
   (a command with a forbidden part is refused or asked, never allowed);
 
@@ -56,9 +60,11 @@ def run_corpus(world: dict[str, Path]) -> tuple[list[dict], dict]:
         policy.set_user_settings(_settings(entry))
         assert policy.problems == [], (entry, policy.problems)
         got = {}
+        sandboxed = {}
         for mode in MODES:
             policy.mode = mode
             got[mode] = policy.decide(PermissionRequest("Bash", cmd, cwd))
+            sandboxed[mode] = policy.decide(PermissionRequest("Bash", cmd, cwd, sandboxed=True))
         # each part decided on its own, for the compound property
         parsed = parse_command(cmd, cwd=cwd, home=home, root=root)
         part_texts = [p.text for p in parsed.parts if p.text and p.origin == "command"]
@@ -71,7 +77,7 @@ def run_corpus(world: dict[str, Path]) -> tuple[list[dict], dict]:
         # "always allow" writes for `curl ... | sh`); it is the one thing that may allow a
         # compound command whose parts alone would be asked.
         whole = f"Bash({' '.join(cmd.split())})" in entry.get("allow", [])
-        results.append({"entry": entry, "cmd": cmd, "got": got, "parts_alone": parts_alone,
+        results.append({"entry": entry, "cmd": cmd, "got": got, "sandboxed": sandboxed, "parts_alone": parts_alone,
                         "compound": len(part_texts) > 1 and not whole})
     return results, {"root": str(root)}
 
@@ -90,6 +96,8 @@ def test_corpus_size() -> None:
     assert len(set(cmds)) == len(cmds), "duplicate corpus entries"
     for e in entries:
         assert len(e["expect"].split()) == 4, e
+        assert len(e.get("sandboxed", e["expect"]).split()) == 4, e
+    assert sum(1 for e in entries if "sandboxed" in e) >= 50
 
 
 def test_corpus_expectations(corpus_results: list[dict]) -> None:
@@ -103,12 +111,42 @@ def test_corpus_expectations(corpus_results: list[dict]) -> None:
     assert not mismatches, f"{len(mismatches)} mismatches:\n" + "\n".join(mismatches)
 
 
+def test_sandboxed_expectations(corpus_results: list[dict]) -> None:
+    """autoAllow: a sandboxed command asked only because it is unknown runs without asking."""
+    mismatches = []
+    for r in corpus_results:
+        expected = dict(zip(MODES, r["entry"].get("sandboxed", r["entry"]["expect"]).split()))
+        got = {m: d.action for m, d in r["sandboxed"].items()}
+        if got != expected:
+            mismatches.append(f"{r['cmd']!r} rules={_settings(r['entry'])}: sandboxed, expected {expected}, got {got} "
+                              f"({r['sandboxed']['ask'].reason})")
+    assert not mismatches, f"{len(mismatches)} mismatches:\n" + "\n".join(mismatches)
+
+
+def test_sandboxing_relaxes_only_unknown_commands_in_ask_modes(corpus_results: list[dict]) -> None:
+    relaxed = 0
+    for r in corpus_results:
+        tags = set(r["entry"].get("tags", []))
+        for mode in MODES:
+            plain, boxed = r["got"][mode], r["sandboxed"][mode]
+            assert RANK[boxed.action] <= RANK[plain.action], (r["cmd"], mode, plain, boxed)  # never stricter
+            if boxed.action == plain.action:
+                continue
+            relaxed += 1
+            assert mode in ("ask", "acceptEdits"), (r["cmd"], mode)
+            assert plain.action == "ask" and boxed.action == "allow" and plain.rule is None
+            assert not plain.confirm and not plain.catastrophic
+            assert not tags & {"risky", "secret", "catastrophic", "deny-rule", "ask-rule", "parse", "dynamic"}, r["cmd"]
+            assert "sandbox" in boxed.reason
+    assert relaxed >= 100
+
+
 def test_no_catastrophic_command_is_allowed(corpus_results: list[dict]) -> None:
     catastrophic = [r for r in corpus_results if "catastrophic" in r["entry"].get("tags", [])
                     and r["entry"]["expect"] == "deny deny deny deny"]
     assert len(catastrophic) >= 80
     for r in catastrophic:
-        for mode, d in r["got"].items():
+        for mode, d in [*r["got"].items(), *r["sandboxed"].items()]:
             assert d.action == "deny", (r["cmd"], mode, d)
             assert d.catastrophic, (r["cmd"], mode, d)
             assert d.reason.startswith("refused"), d.reason
@@ -137,7 +175,8 @@ def summarize(results: list[dict]) -> dict:
     per_mode = {m: Counter(r["got"][m].action for r in results) for m in MODES}
     cata = [r for r in results if any(d.catastrophic for d in r["got"].values())]
     expected_cata = [r for r in results if "catastrophic" in r["entry"].get("tags", [])]
-    cata_allowed = sum(1 for r in expected_cata if any(d.action == "allow" for d in r["got"].values()))
+    cata_allowed = sum(1 for r in expected_cata
+                       if any(d.action == "allow" for d in [*r["got"].values(), *r["sandboxed"].values()]))
     compound = [r for r in results if r["compound"]]
     forbidden_pairs = 0
     leaks = 0
@@ -153,8 +192,12 @@ def summarize(results: list[dict]) -> dict:
         1 for r in results
         if {m: d.action for m, d in r["got"].items()} != dict(zip(MODES, r["entry"]["expect"].split()))
     )
+    sandboxed = {m: Counter(r["sandboxed"][m].action for r in results) for m in MODES}
+    auto_allowed = sum(1 for r in results for m in MODES if r["sandboxed"][m].action != r["got"][m].action)
     return {
         "corpus_size": len(results),
+        "sandboxed_by_mode": {m: dict(c) for m, c in sandboxed.items()},
+        "sandboxed_auto_allowed": auto_allowed,
         "decisions": len(results) * len(MODES),
         "by_mode": {m: dict(c) for m, c in per_mode.items()},
         "catastrophic_commands": len(expected_cata),

@@ -97,7 +97,7 @@ def test_setting_shorthands_and_object() -> None:
     settings, problems = parse_sandbox_setting({"mode": "on", "network": True, "autoAllow": False, "maxProcesses": 64})
     assert problems == []
     assert (settings.mode, settings.network, settings.auto_allow, settings.max_processes) == ("on", True, False, 64)
-    assert settings.to_json() == {"mode": "on", "network": True, "autoAllow": False, "maxProcesses": 64}
+    assert settings.to_json() == {"mode": "on", "network": True, "autoAllow": False, "maxProcesses": 64, "mcp": False}
 
 
 def test_setting_bad_values_are_reported_and_defaults_kept() -> None:

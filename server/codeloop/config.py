@@ -82,6 +82,13 @@ class Settings(BaseModel):
     trust_project: bool = Field(False, alias="trustProject")
     # Checkpoints before each turn and tool step, for /rewind (docs/checkpoints.md).
     checkpoints: CheckpointsConfig = Field(default_factory=CheckpointsConfig)
+    # The OS sandbox for commands: "auto" | "on" | "off" or {"mode", "network", "autoAllow",
+    # "maxProcesses", "mcp"}; parsed (and its problems reported) by codeloop.runtime.settings.
+    sandbox: bool | str | dict[str, Any] = "auto"
+    # Code mode: the run_code tool (a Python program whose tool calls are functions).
+    code_mode: bool = Field(True, alias="codeMode")
+    code_timeout: float = Field(60.0, gt=0, le=3600, alias="codeTimeout")  # seconds, the program's own time
+    code_max_calls: int = Field(200, ge=1, le=100_000, alias="codeMaxCalls")  # tool calls per program
 
     def redacted(self) -> dict[str, Any]:
         data = self.model_dump(by_alias=True)

@@ -58,6 +58,14 @@ def hello(req: ChatRequest):
     return Text(HELLO_ANSWER, chunk_size=6, delay=0.02)
 
 
+CODE_MODE_PROGRAM = (
+    "from codeloop_tools import read_file\n"
+    "first = read_file(path='greet.py', limit=5)\n"
+    "again = read_file(path='greet.py', offset=20)\n"
+    "print(len(first), len(again))\n"
+)
+
+
 def ui(**_kwargs):
     return Keyed(
         {
@@ -75,6 +83,9 @@ def ui(**_kwargs):
             "run the echo": two_steps(
                 Call("run_command", {"command": "echo hello-from-codeloop && echo second-line-$((40+2))"}),
                 "The command ran.",
+            ),
+            "run the program": two_steps(
+                Call("run_code", {"program": CODE_MODE_PROGRAM}), "The program read the file twice.",
             ),
             "run the long one": two_steps(
                 Call("run_command", {"command": "echo long-started; sleep 120", "timeout": 300}),

@@ -83,7 +83,9 @@ describe("codeloop in VS Code", { skip, timeout: 300_000 }, () => {
     mkdirSync(ARTIFACTS, { recursive: true });
     dir = tempDir();
     model = await startModel(dir);
-    cs = await startCodeServer({ dir, baseUrl: model.baseUrl, files: { "greet.py": GREET_PY } });
+    // autoAllow off: tests 4 and 5 show the approval card (a sandboxed unknown command is not asked)
+    cs = await startCodeServer({ dir, baseUrl: model.baseUrl, files: { "greet.py": GREET_PY },
+      settings: { "codeloop.sandbox": { mode: "auto", autoAllow: false } } });
     ({ browser, page } = await launchBrowser());
     await page.goto(`${cs.url}?folder=${encodeURIComponent(cs.ws)}`);
     await page.locator(".monaco-workbench").waitFor({ timeout: 60_000 });
@@ -286,5 +288,34 @@ describe("codeloop in VS Code", { skip, timeout: 300_000 }, () => {
     await c.locator(".item.turnEnd").first().waitFor({ timeout: 60_000 });
     assert.match(await c.locator(".item.assistant").last().innerText(), /Hello/);
     await shot("08b-chat-after-restart");
+  });
+
+  it("9. the header names the sandbox; a code-mode program shows its code, highlighted, and its calls nested", async () => {
+    await runCommand("codeloop: Open Chat");
+    const c = chat();
+    await c.locator("textarea.input").waitFor({ timeout: 30_000 });
+    const badge = c.locator(".header .sandbox-badge");
+    await badge.waitFor({ timeout: 15_000 });
+    assert.match(await badge.getAttribute("title"), /^sandbox: (bubblewrap|Landlock)/);
+    assert.match(await badge.innerText(), /bubblewrap|Landlock/);
+    await viewAction("New Chat").click();
+    await c.locator(".empty").waitFor({ timeout: 10_000 });
+    await send("run the program");
+    // autoAllow is off here, so the program itself is asked (its calls are decided one by one)
+    const ask = c.locator(".approval-card:not(.answered)");
+    await ask.waitFor({ timeout: 20_000 });
+    await ask.locator(".allow-once").click();
+    await c.locator(".item.turnEnd").first().waitFor({ timeout: 60_000 });
+    const card = c.locator('.item.tool > .tool-card[data-tool="run_code"]');
+    await card.waitFor();
+    assert.equal(await card.getAttribute("data-status"), "done");
+    const program = card.locator("pre.program");
+    assert.match(await program.innerText(), /from codeloop_tools import read_file/);
+    assert.ok(await program.locator(".hljs-keyword").count() > 0, "the program is highlighted");
+    const nested = card.locator('.tool-children .tool-card[data-tool="read_file"]');
+    assert.equal(await nested.count(), 2, "its two calls are nested under its card");
+    assert.equal(await c.locator('.log > .item.tool > .tool-card[data-tool="read_file"]').count(), 0, "not at the top level");
+    assert.match(await card.locator(":scope > .tool-head").innerText(), /ok/);
+    await shot("09-code-mode");
   });
 });

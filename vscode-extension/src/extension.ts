@@ -76,7 +76,7 @@ class Codeloop implements vscode.Disposable {
       state: (st) => {
         chat.setEnv({ serverState: st, ...(st === "running" ? {} : { mcpServers: [] }) });
         this.updateStatus();
-        if (st === "running") { void this.refreshMcp(); void this.slash.refresh(); }
+        if (st === "running") { void this.refreshMcp(); void this.slash.refresh(); void this.refreshSandbox(); }
       },
       gone: (why) => { this.proposals.dropAll(why); this.approvals.dropAll(); this.turns.serverGone(why); },
       notice: (level, message) => this.notice(level, message),
@@ -143,8 +143,17 @@ class Codeloop implements vscode.Disposable {
     } catch { /* server busy or gone */ }
   }
 
+  /** Which sandbox runs the commands: the panel header shows it. */
+  private async refreshSandbox(): Promise<void> {
+    try {
+      const r = await this.server.current?.sendRequest<P.SandboxInfo>(P.SANDBOX_INFO, {});
+      if (r) this.chat.setEnv({ sandbox: r });
+    } catch { /* an older server, busy or gone */ }
+  }
+
   private onConfig(e: vscode.ConfigurationChangeEvent): void {
     if (!e.affectsConfiguration("codeloop")) return;
+    if (e.affectsConfiguration("codeloop.sandbox")) setTimeout(() => void this.refreshSandbox(), 500);
     if (e.affectsConfiguration("codeloop.mode") && config().get("mode") === "bypass") this.warnBypass();
     this.chat.setEnv({ model: modelLabel(), mode: config().get<string>("mode") ?? "ask" });
     this.updateStatus();

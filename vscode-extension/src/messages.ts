@@ -4,7 +4,7 @@
  * reducer in shared/model.ts).
  */
 import type { Action, ChatState, RewindScope } from "./shared/model";
-import type { CommandInfo, ImageAttachment, McpServerInfo, ProcessInfo, RewindChoice, SessionInfo } from "./protocol";
+import type { CommandInfo, ImageAttachment, McpServerInfo, ProcessInfo, RewindChoice, SandboxInfo, SessionInfo } from "./protocol";
 import type { MentionOption } from "./shared/mentions";
 
 /** What the panel shows around the chat: the server, the model, the editor's context. */
@@ -19,6 +19,8 @@ export interface PanelEnv {
   mcpServers?: McpServerInfo[];
   /** The server's slash commands (custom ones included), for /-completion and the help line. */
   commands?: CommandInfo[];
+  /** Which sandbox runs the commands (codeloop/sandbox), once the server said. */
+  sandbox?: SandboxInfo;
 }
 
 /** Host → webview. */

@@ -21,6 +21,7 @@ export const COMMAND_TABLE = "codeloop/commands";
 export const REWIND_LIST = "codeloop/rewind/list";
 export const REWIND_PREVIEW = "codeloop/rewind/preview";
 export const REWIND_APPLY = "codeloop/rewind/apply";
+export const SANDBOX_INFO = "codeloop/sandbox";
 
 // client -> server notifications
 export const CHAT_CANCEL = "codeloop/chat/cancel";
@@ -81,17 +82,13 @@ export interface ChatStartResult { sessionId: string; turnId: string }
 
 export type AgentEvent =
   | { type: "textDelta"; text: string }
-  | { type: "toolCallStarted"; callId: string; name: string; summary?: string; arguments?: unknown; origin?: string }
+  | { type: "toolCallStarted"; callId: string; name: string; summary?: string; arguments?: unknown; origin?: string;
+      /** The call this one runs inside (code mode's program); "" for the model's own. */
+      parent?: string; code?: string; codeLanguage?: string }
   | {
       type: "toolCallFinished"; callId: string; name: string; ok: boolean; summary?: string; result?: string;
-      status?: "ok" | "error" | "cancelled";
+      status?: "ok" | "error" | "cancelled"; parent?: string;
     }
-  | {
-      type: "hookRan"; runId: string; hookEvent: string; phase: "start" | "end"; status: string; label: string;
-      line: string; target?: string | null; callId?: string; scope?: string; duration?: number | null;
-    }
-  | { type: "todosChanged"; todos: TodoItem[]; changes?: string[] }
-  | { type: "subagent"; parentCallId: string; agent: string; event: AgentEvent }
   | { type: "retry"; attempt: number; maxAttempts: number; delay: number; reason: string }
   | { type: "usage"; promptTokens: number; completionTokens: number; cachedTokens?: number; cost?: number | null }
   | { type: "notice"; message: string; level?: "info" | "warning" }
@@ -218,4 +215,9 @@ export interface RewindApplyResult {
   /** The words of the message rewound to (to edit and send again). */
   message: string;
   messages: OpenAIMessage[];
+}
+/** codeloop/sandbox: which sandbox runs the agent's commands (the panel header). */
+export interface SandboxInfo {
+  mode: "auto" | "on" | "off"; backend: string | null; description: string;
+  guarantees?: string[]; limitations?: string[]; autoAllow?: boolean;
 }

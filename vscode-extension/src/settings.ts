@@ -3,7 +3,7 @@
 export const SETTING_KEYS = [
   "model", "baseUrl", "mode", "autoAccept", "maxTurns", "commandTimeout", "contextWindow", "compactThreshold",
   "keepToolOutput", "permissions", "checkCommand", "images", "mcpServers", "trustProject", "mcpStartupTimeout",
-  "mcpCallTimeout", "toolSearchShare", "checkpoints",
+  "mcpCallTimeout", "toolSearchShare", "checkpoints", "sandbox", "codeMode", "codeTimeout",
 ] as const;
 
 export type ConfigGetter = (key: string) => unknown;

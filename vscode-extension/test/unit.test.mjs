@@ -243,3 +243,29 @@ test("the rewind card: choices and scope go through the reducer; a reset closes 
   model.reduce(s, { a: "reset" });
   assert.equal(s.rewind, undefined);
 });
+
+test("code mode: a program's calls nest under its card, which is redrawn for them", () => {
+  const s = model.emptyState();
+  model.reduce(s, { a: "turnStarted", sessionId: "s1", turnId: "t-1" });
+  model.reduce(s, { a: "event", event: { type: "toolCallStarted", callId: "p1", name: "run_code", summary: "for f in files:", parent: "", code: "for f in files:\n    read_file(path=f)\n", codeLanguage: "python" } });
+  const card = s.items.find((i) => i.callId === "p1");
+  assert.equal(card.code, "for f in files:\n    read_file(path=f)\n");
+  assert.equal(card.codeLanguage, "python");
+  const changed = model.reduce(s, { a: "event", event: { type: "toolCallStarted", callId: "p1.1", name: "read_file", summary: "a.py", parent: "p1" } });
+  assert.deepEqual(changed, [card.id], "the program's card is redrawn, not a new top-level card");
+  const child = s.items.find((i) => i.callId === "p1.1");
+  assert.equal(child.parent, "p1");
+  assert.deepEqual(model.childrenOf(s, card).map((i) => i.callId), ["p1.1"]);
+  assert.equal(model.atTop(s, child), false);
+  assert.equal(model.topItem(s, child), card);
+  const done = model.reduce(s, { a: "event", event: { type: "toolCallFinished", callId: "p1.1", name: "read_file", ok: true, summary: "read 2 lines", parent: "p1" } });
+  assert.deepEqual(done, [card.id]);
+  assert.equal(child.status, "done");
+  assert.equal(model.atTop(s, card), true);
+});
+
+test("server settings: the sandbox and code mode settings go to the server", () => {
+  const values = { sandbox: { mode: "on", network: false }, codeMode: false, codeTimeout: 30 };
+  const out = serverSettings((k) => values[k], {});
+  assert.deepEqual([out.sandbox, out.codeMode, out.codeTimeout], [{ mode: "on", network: false }, false, 30]);
+});

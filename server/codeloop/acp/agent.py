@@ -123,6 +123,12 @@ class _CommandHost:
     async def new_session(self) -> AgentSession:
         return await self._switch(None)
 
+    def rewind_ui(self) -> None:
+        return None  # ACP has no free-form question: /rewind N previews, /rewind N --yes applies
+
+    def rewind_port(self) -> None:
+        return None  # restores go to the disk (the client re-reads changed files)
+
     async def resume(self, session_id: str) -> AgentSession:
         try:
             return await self._switch(session_id)

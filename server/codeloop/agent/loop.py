@@ -30,6 +30,9 @@ from codeloop.tools.registry import ToolRegistry
 log = logging.getLogger(__name__)
 
 CANCELLED_RESULT = "Cancelled: the user stopped this turn before the tool finished."
+# How a refused call's result begins (the policy, the user, the mode): run_tool_call's "denied".
+DENIED_PREFIXES = ("Permission denied:", "The user denied permission")
+_NOT_AVAILABLE = "is not available in the current mode"
 CANCELLED_SUMMARY = "stopped by you"
 IMAGES_NOTE = "The images the tool calls above returned:"
 # A Stop hook may send the agent back to work at most this many times in one turn.
@@ -59,6 +62,9 @@ class AgentHooks:
     before_model_call: Callable[["Agent"], Awaitable[None]] | None = None
     # Called after each successful tool result: may shrink it to the output budget.
     fit_tool_result: Callable[[BaseTool, Any, str], str] | None = None
+    # The same for a call a program made (run_tool_call with a parent: code mode), whose result
+    # goes to the program, not the model's context. None: fit_tool_result.
+    fit_nested_result: Callable[[BaseTool, Any, str], str] | None = None
     # Prices the usage of each request; returns USD or None.
     price: Callable[[dict[str, int], str], float | None] | None = None
     # What each request sends of the history (e.g. old large tool results elided);
@@ -83,6 +89,17 @@ class TurnTotals:
         self.cached_tokens += usage.get("cached_tokens", 0)
         if cost is not None:
             self.cost = (self.cost or 0.0) + cost
+
+
+@dataclass(frozen=True, slots=True)
+class CallOutcome:
+    """What ``Agent.run_tool_call`` did: the result (after the output budget), the card's
+    one-line summary, and ``status``: "ok", "error", "denied" (the policy, the user or the
+    mode refused it) or "cancelled"."""
+
+    result: ToolResult
+    summary: str
+    status: str
 
 
 @dataclass
@@ -314,13 +331,45 @@ class Agent:
             log.exception("before_tools hook failed")
             self.emit(Notice(f"Could not record a checkpoint before this step: {e}", "warning"))
 
-    async def _run_one(self, call: _Call) -> None:
+    async def run_tool_call(self, name: str, arguments: dict[str, Any] | str, *, call_id: str,
+                            parent: str = "", context: ToolContext | None = None) -> CallOutcome:
+        """Run one tool call the way the model's calls run: the arguments checked against the
+        tool's schema, the permission policy (and the user's answer), the tool in the
+        session's context (proposals and their review, the workspace guard), the output
+        budget, and the events, nested under ``parent`` (a tool call id). ``context``: the tool
+        context to run in (default: the session's). Nothing joins the history: the caller (code
+        mode) reports to the model. Never raises, but CancelledError."""
+        raw = arguments if isinstance(arguments, str) else json.dumps(arguments, ensure_ascii=False)
+        call = _Call(ToolCallRequest(call_id, name, raw))
+        parsed = self.tools.parse(name, raw)
+        if isinstance(parsed, ToolResult):
+            call.early = parsed
+        else:
+            call.tool, call.args = parsed
+        finished: list[ToolCallFinished] = []
+        await self._run_one(call, parent=parent, seen=finished.append, base=context)
+        result = call.result or ToolResult(False, CANCELLED_RESULT)
+        summary = finished[-1].summary if finished else first_line(result.text)
+        if result.ok:
+            status = "ok"
+        elif call.tool is not None and call.early is None and (
+            result.text.startswith(DENIED_PREFIXES) or _NOT_AVAILABLE in (result.text.splitlines() or [""])[0]
+        ):
+            status = "denied"
+        else:
+            status = "error"
+        return CallOutcome(result, summary, status)
+
+    async def _run_one(self, call: _Call, *, parent: str = "", seen: Callable[[ToolCallFinished], None] | None = None,
+                       base: ToolContext | None = None) -> None:
         req = call.request
         tool, args = call.tool, call.args
         summary = ""
+        code = None
         if tool is not None and args is not None:
             try:
                 summary = tool.summary(args)
+                code = tool.shown_code(args)
             except Exception:  # a summary must never break a turn
                 log.exception("summary of %s failed", tool.name)
         try:
@@ -330,24 +379,28 @@ class Agent:
         except json.JSONDecodeError:
             arguments = {"_raw": req.arguments[:500]}
         call.arguments = arguments
-        self.emit(ToolCallStarted(req.id, req.name, summary, arguments, tool.origin if tool is not None else ""))
+        self.emit(ToolCallStarted(req.id, req.name, summary, arguments, tool.origin if tool is not None else "",
+                                  parent, code[1] if code else "", code[0] if code else ""))
         try:
             if call.early is not None:
                 result = call.early
             else:
                 assert tool is not None and args is not None
-                result = await self._guarded(call)
-            if self.hooks.fit_tool_result is not None and result.ok and tool is not None:
-                result = ToolResult(result.ok, self.hooks.fit_tool_result(tool, call.args, result.text), result.images)
+                result = await self._guarded(call, base)
+            fit = (self.hooks.fit_nested_result if parent else None) or self.hooks.fit_tool_result
+            if fit is not None and result.ok and tool is not None:
+                result = ToolResult(result.ok, fit(tool, call.args, result.text), result.images)
             result = await self._after_tool(call, result)
         except asyncio.CancelledError:
-            self.emit(ToolCallFinished(req.id, req.name, False, CANCELLED_SUMMARY, CANCELLED_RESULT, "cancelled"))
+            self.emit(ToolCallFinished(req.id, req.name, False, CANCELLED_SUMMARY, CANCELLED_RESULT, "cancelled",
+                                       parent))
             raise
         call.result = result
-        self.emit(
-            ToolCallFinished(req.id, req.name, result.ok, self._outcome(call, result), result.text,
-                             "ok" if result.ok else "error")
-        )
+        finished = ToolCallFinished(req.id, req.name, result.ok, self._outcome(call, result), result.text,
+                                    "ok" if result.ok else "error", parent)
+        if seen is not None:
+            seen(finished)
+        self.emit(finished)
 
     def _outcome(self, call: _Call, result: ToolResult) -> str:
         if call.tool is None or call.args is None:
@@ -358,11 +411,11 @@ class Agent:
             log.exception("outcome summary of %s failed", call.tool.name)
             return first_line(result.text)
 
-    async def _guarded(self, call: _Call) -> ToolResult:
+    async def _guarded(self, call: _Call, base: ToolContext | None = None) -> ToolResult:
         """Run the PreToolUse hooks, apply the permission policy, then run the tool."""
         tool, args, call_id = call.tool, call.args, call.request.id
         assert tool is not None
-        ctx = replace(self.context, call_id=call_id, review_edits=True)
+        ctx = replace(base or self.context, call_id=call_id, review_edits=True)
         if not self.visible(tool):
             note = (self.policy.describe_mode() if self.policy is not None else None) or ""
             return ToolResult(
@@ -517,4 +570,4 @@ def _hook_may_allow(decision: Decision) -> bool:
     return decision.action == "ask" and decision.rule is None and not decision.catastrophic and not decision.confirm
 
 
-__all__ = ["Agent", "AgentHooks", "MAX_STOP_CONTINUATIONS", "Policy", "TurnTotals"]
+__all__ = ["Agent", "AgentHooks", "CallOutcome", "MAX_STOP_CONTINUATIONS", "Policy", "TurnTotals"]

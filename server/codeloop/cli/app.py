@@ -27,6 +27,7 @@ from codeloop.policy import PermissionPolicy
 from codeloop.policy.engine import BYPASS_WARNING
 from codeloop.policy.types import MODES
 from codeloop.runtime.mcp import WorkspaceMcp, open_workspace
+from codeloop.runtime.sandboxing import sandbox_for
 from codeloop.runtime.session import AgentSession, Ports
 from codeloop.runtime.settings import load_settings
 from codeloop.runtime.trust import ProjectTrust
@@ -52,6 +53,7 @@ def settings_from_args(args: argparse.Namespace) -> tuple[Settings, list[str]]:
         "max_turns": args.max_turns,
         "mode": args.mode,
         "context_window": getattr(args, "context_window", None),
+        "sandbox": getattr(args, "sandbox", None),
     }
     if args.yes and not args.mode:
         flags["mode"] = "bypass"
@@ -112,7 +114,7 @@ def build_session(args: argparse.Namespace, sink: ConsoleSink, resume: str | Non
         applier = DiskChangeApplier(refuse, root=root)
     # No editor here: the check command (settings.checkCommand, else pyflakes for Python)
     # reports new errors after each write, and answers the diagnostics tool.
-    checker = DiagnosticsService(root, check_command=settings.check_command)
+    checker = DiagnosticsService(root, check_command=settings.check_command, sandbox=sandbox_for(settings, root))
     changes = CheckedApplier(applier, checker, applier.display)
     # The project's own allow rules apply once the project is trusted (runtime/trust.py).
     policy = PermissionPolicy(root, mode=settings.mode, user_settings=settings.permissions,
@@ -209,6 +211,14 @@ def _exit_code(end: TurnEnd | None) -> int:
     return {"done": EXIT_OK, "error": EXIT_ERROR, "max_turns": EXIT_MAX_TURNS}.get(end.status, EXIT_ERROR)
 
 
+async def banner(session: AgentSession, sink: ConsoleSink) -> None:
+    """Which sandbox runs the commands (probed now); when none does, the session's warning
+    says so instead."""
+    await session.start()
+    if session.sandbox.active or session.sandbox.settings.mode == "off":
+        sink.line(sink.style("2", session.sandbox.describe()))
+
+
 async def cmd_run(args: argparse.Namespace) -> int:
     sink = ConsoleSink()
     workspace = CliWorkspace(args, sink)
@@ -216,6 +226,7 @@ async def cmd_run(args: argparse.Namespace) -> int:
         await workspace.open()
         session = build_session(args, sink, workspace=workspace)
         try:
+            await banner(session, sink)
             # A custom command (/fix-issue 12) stands for its prompt; built-in commands are the chat's.
             end = await _run_turn(session, await expand_custom(args.task, session.root) or args.task)
             if session.cost.session_cost() is not None:
@@ -238,6 +249,7 @@ async def cmd_chat(args: argparse.Namespace) -> int:
     try:
         await workspace.open()
         host = ReplHost(args, sink, build_session(args, sink, resume=resume or None, workspace=workspace), workspace)
+        await banner(host.session, sink)
         return await _repl(args, sink, host, resume)
     finally:
         await workspace.close()
@@ -351,6 +363,9 @@ def build_parser() -> argparse.ArgumentParser:
             metavar="TOKENS",
             help="the model's context window; compaction starts near it (default: a table of known models, else 32k)",
         )
+        sp.add_argument("--sandbox", choices=("auto", "on", "off"),
+                        help="run commands in the OS sandbox: auto (where one works, the default), on "
+                             "(refuse to run them unsandboxed), off")
         sp.add_argument("--verbose", "-v", action="store_true", help="log to stderr")
 
     run = sub.add_parser("run", help="run one task and exit")

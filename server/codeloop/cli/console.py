@@ -37,6 +37,9 @@ class Style:
         return f"\x1b[{code}m{text}\x1b[0m" if self.on else text
 
 
+NESTED = "  │ "  # the calls a program makes (code mode), under its card
+
+
 class ConsoleSink:
     """Prints the loop's events as they happen."""
 
@@ -77,6 +80,19 @@ class ConsoleSink:
         self.out.flush()
         self.at_line_start = True
 
+    def highlight(self, code: str, language: str) -> str:
+        """``code`` in terminal colours (plain without colours)."""
+        if not self.style.on:
+            return code
+        try:
+            from pygments import highlight  # noqa: PLC0415 - only when a program is shown
+            from pygments.formatters import TerminalFormatter  # noqa: PLC0415
+            from pygments.lexers import get_lexer_by_name  # noqa: PLC0415
+
+            return highlight(code, get_lexer_by_name(language or "text"), TerminalFormatter()).rstrip("\n")
+        except Exception:  # an unknown language: as it is
+            return code
+
     def emit(self, event: Event) -> None:
         s = self.style
         if isinstance(event, SubagentEvent):
@@ -97,10 +113,14 @@ class ConsoleSink:
             self.at_line_start = event.text.endswith("\n")
         elif isinstance(event, ToolCallStarted):
             origin = s("2", f" [{event.origin}]") if event.origin else ""
-            self.line(s("36", f"● {event.name}") + (f"({event.summary})" if event.summary else "") + origin)
+            pad = NESTED if event.parent else ""
+            self.line(pad + s("36", f"● {event.name}") + (f"({event.summary})" if event.summary else "") + origin)
+            if event.code:
+                for line in self.highlight(event.code.strip("\n"), event.code_language).splitlines():
+                    self.line(f"{pad}  {s('2', '│')} {line}")
         elif isinstance(event, ToolCallFinished):
             mark = s("32", "⎿") if event.ok else s("33", "⎿ ■") if event.status == "cancelled" else s("31", "⎿ ✗")
-            self.line(f"  {mark} {event.summary}")
+            self.line(f"{NESTED if event.parent else ''}  {mark} {event.summary}")
         elif isinstance(event, Retry):
             self.line(s("33", f"  ↻ retry {event.attempt}/{event.max_attempts} in {event.delay:.1f}s: {event.reason}"))
         elif isinstance(event, Notice):

@@ -44,6 +44,11 @@ class ToolCallStarted(Event):
     summary: str  # the key argument, e.g. the path or the command
     arguments: dict[str, Any] = field(default_factory=dict)
     origin: str = ""  # where the tool comes from (an MCP server's name); "" for built-in tools
+    # The tool call this one runs inside (code mode's program: its calls are nested under
+    # its card); "" for the model's own calls.
+    parent: str = ""
+    code: str = ""  # a program the card shows highlighted (code mode), in ``code_language``
+    code_language: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +60,7 @@ class ToolCallFinished(Event):
     summary: str  # one short human line: "read 25 lines", "exit 0 · 3 lines", "stopped by you"
     result: str = ""  # the (possibly truncated) text the model got
     status: Literal["ok", "error", "cancelled"] = "ok"
+    parent: str = ""  # as in ToolCallStarted
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,6 +6,7 @@ these. The headless CLI and the language server each provide adapters.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -225,6 +226,41 @@ class ToolHooks(Protocol):
     async def on_stop(self, active: bool, answer: str) -> StopVerdict:
         """``active``: the agent is already going on because of a stop hook this turn."""
         ...
+
+
+class SpawnPlan(Protocol):
+    """What to spawn for one command: ``argv`` with ``env`` in ``cwd``, passing ``pass_fds``,
+    in a new session. ``cleanup()`` once its process group has ended (or the spawn failed)."""
+
+    argv: list[str]
+    env: dict[str, str]
+    cwd: str
+    pass_fds: tuple[int, ...]
+
+    def cleanup(self) -> None: ...
+
+
+class SandboxRefused(RuntimeError):
+    """The sandbox refuses to run a command (``"sandbox": "on"`` and no backend works here).
+    The message names the sandbox, says why it is unavailable and how to fix it."""
+
+
+@runtime_checkable
+class CommandSandbox(Protocol):
+    """Contains the commands the agent runs (an OS sandbox; the runtime injects
+    ``codeloop.services.sandbox``). ``prepare`` is blocking but quick: call it in a thread, in
+    the process that spawns, once per spawn. It raises SandboxRefused when commands must not
+    run (fail closed). Optional: ``refusal() -> str | None`` says so before anything is asked
+    (the process manager then refuses every command up front)."""
+
+    @property
+    def auto_allow(self) -> bool:
+        """Whether a command the policy would ask about only because it is unknown may run
+        without asking: the sandbox fully contains it (setting ``sandbox.autoAllow``)."""
+        ...
+
+    def prepare(self, argv: Sequence[str], cwd: Path | str, env: Mapping[str, str] | None = None,
+                **kw: Any) -> SpawnPlan: ...
 
 
 # Null adapters: used where a host has nothing to offer.

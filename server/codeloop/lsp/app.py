@@ -23,6 +23,7 @@ from codeloop.lsp.client import EditorClient
 from codeloop.lsp.connection import ClientFeatures, Connection
 from codeloop.runtime.mcp import WorkspaceMcp, open_workspace
 from codeloop.runtime.trust import ProjectTrust
+from codeloop.runtime.sandboxing import WorkspaceSandbox, sandbox_for
 from codeloop.lsp.documents import EditorDocuments, uri_to_path
 from codeloop.lsp.problems import OwnDiagnostics
 from codeloop.lsp.rewind import LspRewindHost
@@ -60,9 +61,15 @@ class App:
         self.tasks = Tasks("lsp")
         self.trust: ProjectTrust | None = None
         self.mcp: WorkspaceMcp | None = None
+        self.root: Path = Path.cwd()
+
+    @property
+    def sandbox(self) -> WorkspaceSandbox:
+        """The workspace's sandbox under the current settings (probed at initialize)."""
+        return sandbox_for(self.settings, self.root)
 
     def initialize(self, params: lsp.InitializeParams) -> list[str]:
-        root = _root_of(params)
+        root = self.root = _root_of(params)
         opts = params.initialization_options if isinstance(params.initialization_options, dict) else {}
         self.user_settings = _settings_section(opts.get("settings", opts))
         self.settings, problems = load_settings(root, self.user_settings)
@@ -72,7 +79,8 @@ class App:
         client = EditorClient(conn, documents, documents.uri, features)
         # Diagnostics: the editor's when it forwards them, else the configured check command.
         diagnostics = DiagnosticsService(
-            root, editor=client, documents=documents, check_command=lambda: self.settings.check_command
+            root, editor=client, documents=documents, check_command=lambda: self.settings.check_command,
+            sandbox=lambda: self.sandbox,
         )
         proposals = ProposalService(
             Workspace(root), documents, documents, client, lambda: self.settings.auto_accept,
@@ -147,6 +155,11 @@ class App:
             client.mcp_changed(self.mcp_servers())
         except Exception:  # the connection is closing
             log.debug("could not send codeloop/mcp/changed", exc_info=True)
+
+    async def sandbox_warning(self) -> str | None:
+        """Probe the sandbox (in a thread); the warning to show once if none works."""
+        box = await self.sandbox.start()
+        return box.warning()
 
     async def shutdown(self) -> None:
         if self.services is not None:

@@ -54,6 +54,19 @@ def register(server: LanguageServer, host: Host) -> None:
             show([BYPASS_WARNING])
         host.start_workspace()
 
+        async def probe_sandbox() -> None:  # when no sandbox works, say so once
+            warning = await host.sandbox_warning()
+            if warning:
+                show([warning])
+
+        svc().tasks.spawn(probe_sandbox(), "probe the sandbox")
+
+    @server.feature(M.SANDBOX_INFO)
+    async def sandbox_info(params: Any) -> dict[str, Any]:
+        wire.parse(wire.EmptyParams, params)
+        box = await host.sandbox.start()
+        return wire.dump(wire.SandboxInfo.model_validate(box.info()))
+
     @server.feature(lsp.SHUTDOWN)
     async def shutdown(params: Any) -> None:
         await host.shutdown()

@@ -22,6 +22,7 @@ COMMAND_TABLE = "codeloop/commands"  # the slash commands (built-in and custom) 
 REWIND_LIST = "codeloop/rewind/list"  # the messages a session can be rewound to
 REWIND_PREVIEW = "codeloop/rewind/preview"  # what a rewind does, per file (kept for apply)
 REWIND_APPLY = "codeloop/rewind/apply"
+SANDBOX_INFO = "codeloop/sandbox"  # which sandbox runs the commands (the panel header)
 
 # client -> server notifications
 CHAT_CANCEL = "codeloop/chat/cancel"

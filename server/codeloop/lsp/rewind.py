@@ -30,6 +30,7 @@ from codeloop.core.tasks import Tasks
 from codeloop.edits.disk import write_atomic
 from codeloop.edits.textedits import minimal_text_edits
 from codeloop.lsp import methods as M
+from codeloop.lsp import wire
 from codeloop.lsp.documents import path_to_uri
 from codeloop.lsp.state import Host, Services
 from codeloop.runtime.rewind import RewindError, RewindPreview, RewindTarget
@@ -173,23 +174,23 @@ class LspRewindHost:
 # -- the protocol ----------------------------------------------------------------------
 
 
-def target_json(t: RewindTarget) -> dict[str, Any]:
-    return {"checkpointId": t.id, "kind": t.kind, "number": t.number, "index": t.index, "text": t.text,
-            "words": t.words, "ts": t.ts, "files": t.files}
+def target_wire(t: RewindTarget) -> wire.RewindTarget:
+    return wire.RewindTarget(checkpoint_id=t.id, kind=t.kind, number=t.number, index=t.index, text=t.text,
+                             words=t.words, ts=t.ts, files=t.files)
 
 
-def preview_json(pid: str, session_id: str, p: RewindPreview) -> dict[str, Any]:
-    return {
-        "previewId": pid,
-        "sessionId": session_id,
-        "target": target_json(p.target),
-        "files": [{"path": f.path, "action": f.action, "userChanged": f.user_changed, "choices": list(f.choices),
-                   "default": f.default, "reason": f.reason, "diff": f.diff, "userDiff": f.user_diff,
-                   "rebaseDiff": f.rebase_diff, "binary": f.binary} for f in p.plan.files],
-        "outside": [{"path": path, "label": label} for path, label in p.plan.outside],
-        "conversation": {"removes": p.removes, "note": p.conversation},
-        "text": p.text(),
-    }
+def preview_wire(pid: str, session_id: str, p: RewindPreview) -> wire.RewindPreviewResult:
+    return wire.RewindPreviewResult(
+        preview_id=pid,
+        session_id=session_id,
+        target=target_wire(p.target),
+        files=[wire.RewindFile(path=f.path, action=f.action, user_changed=f.user_changed, choices=list(f.choices),
+                               default=f.default, reason=f.reason, diff=f.diff, user_diff=f.user_diff,
+                               rebase_diff=f.rebase_diff, binary=f.binary) for f in p.plan.files],
+        outside=[wire.RewindOutside(path=path, label=label) for path, label in p.plan.outside],
+        conversation=wire.RewindConversation(removes=p.removes, note=p.conversation),
+        text=p.text(),
+    )
 
 
 def register(server: LanguageServer, app: Host) -> None:
@@ -204,16 +205,12 @@ def register(server: LanguageServer, app: Host) -> None:
             sessions.rewind_host = LspRewindHost(server, services())
         return sessions.rewind_host
 
-    def slot_of(params: Any, *, required: bool = True) -> Any:
-        p = params if isinstance(params, dict) else {}
-        sid = p.get("sessionId")
-        if sid is None and not required:
-            sid = app.services.sessions.last_session_id if app.services is not None else None
-        if not isinstance(sid, str) or not sid:
+    def slot_of(session_id: str) -> Any:
+        if not session_id:
             raise JsonRpcInvalidParams("'sessionId' (a string) is required")
         host()
         try:
-            return services().sessions.get(sid)
+            return services().sessions.get(session_id)
         except Exception as e:  # UnknownSession
             raise JsonRpcInvalidParams(str(e)) from e
 
@@ -223,59 +220,52 @@ def register(server: LanguageServer, app: Host) -> None:
 
     @server.feature(M.REWIND_LIST)
     async def rewind_list(params: Any) -> dict[str, Any]:
-        slot = slot_of(params)
+        slot = slot_of(wire.parse(wire.SessionIdParams, params).session_id)
+        sid = slot.session.id or ""
         try:
             targets = await slot.session.rewind.targets()
         except RewindError as e:
-            return {"sessionId": slot.session.id, "targets": [], "unavailable": str(e)}
-        return {"sessionId": slot.session.id, "targets": [target_json(t) for t in targets]}
+            return wire.dump(wire.RewindListResult(session_id=sid, targets=[], unavailable=str(e)))
+        return wire.dump(wire.RewindListResult(session_id=sid, targets=[target_wire(t) for t in targets]))
 
     @server.feature(M.REWIND_PREVIEW)
     async def rewind_preview(params: Any) -> dict[str, Any]:
-        slot = slot_of(params)
-        cp = params.get("checkpointId") if isinstance(params, dict) else None
-        if not isinstance(cp, str) or not cp:
+        p = wire.parse(wire.RewindPreviewParams, params)
+        slot = slot_of(p.session_id)
+        if not p.checkpoint_id:
             raise JsonRpcInvalidParams("'checkpointId' (a string) is required")
         try:
-            target = await slot.session.rewind.resolve(cp)
+            target = await slot.session.rewind.resolve(p.checkpoint_id)
             preview = await slot.session.rewind.preview(target, host().port())
         except RewindError as e:
             raise JsonRpcInvalidParams(str(e)) from e
-        return preview_json(host().keep(slot.session.id or "", preview), slot.session.id or "", preview)
+        sid = slot.session.id or ""
+        return wire.dump(preview_wire(host().keep(sid, preview), sid, preview))
 
     @server.feature(M.REWIND_APPLY)
     async def rewind_apply(params: Any) -> dict[str, Any]:
-        p = params if isinstance(params, dict) else {}
-        slot = slot_of(p)
+        p = wire.parse(wire.RewindApplyParams, params)
+        slot = slot_of(p.session_id)
         idle(slot)
-        kept = host().previews.get(str(p.get("previewId")))
+        kept = host().previews.get(p.preview_id)
         if kept is None or kept[0] != slot.session.id:
             raise JsonRpcInvalidParams("unknown 'previewId': preview the rewind again")
-        choices = p.get("choices") or {}
-        if not isinstance(choices, dict) or not all(
-                isinstance(k, str) and v in ("restore", "keep", "rebase") for k, v in choices.items()):
-            raise JsonRpcInvalidParams("'choices' must map paths to \"restore\", \"keep\" or \"rebase\"")
-        changed_since = p.get("changedSince", "keep")
-        if changed_since not in ("keep", "rebase"):
-            raise JsonRpcInvalidParams("'changedSince' must be \"keep\" or \"rebase\"")
-        code, conversation = p.get("code", True), p.get("conversation", True)
-        if not isinstance(code, bool) or not isinstance(conversation, bool):
-            raise JsonRpcInvalidParams("'code' and 'conversation' must be booleans")
         try:
-            out = await slot.session.rewind.apply(kept[1], choices, changed_since=changed_since, code=code,
-                                                  conversation=conversation, port=host().port())
+            out = await slot.session.rewind.apply(kept[1], dict(p.choices), changed_since=p.changed_since, code=p.code,
+                                                  conversation=p.conversation, port=host().port())
         except RewindError as e:
             raise JsonRpcInvalidParams(str(e)) from e
-        host().previews.pop(str(p.get("previewId")), None)
-        return {
-            "sessionId": slot.session.id,
-            "summary": out.summary,
-            "files": [{"path": f.path, "status": f.status, "message": f.message} for f in (out.code.files if out.code else [])],
-            "undoCheckpoint": out.code.undo_checkpoint.id if out.code and out.code.undo_checkpoint else None,
-            "removed": out.removed,
-            "message": out.message,
-            "messages": slot.session.messages,
-        }
+        host().previews.pop(p.preview_id, None)
+        return wire.dump(wire.RewindApplyResult(
+            session_id=slot.session.id or "",
+            summary=out.summary,
+            files=[wire.RewindFileResult(path=f.path, status=f.status, message=f.message)
+                   for f in (out.code.files if out.code else [])],
+            undo_checkpoint=out.code.undo_checkpoint.id if out.code and out.code.undo_checkpoint else None,
+            removed=out.removed,
+            message=out.message,
+            messages=slot.session.messages,
+        ))
 
     @server.command(M.CMD_REWIND)
     async def cmd_rewind(*args: Any) -> Any:
@@ -292,7 +282,7 @@ def register(server: LanguageServer, app: Host) -> None:
         if sid is None:
             _show(server, "there is no session to rewind in this workspace.", lsp.MessageType.Warning)
             return {"summary": ""}
-        slot = slot_of({"sessionId": sid})
+        slot = slot_of(sid)
         idle(slot)
         ui = h.ui()
         try:

@@ -148,11 +148,11 @@ class ChatCancelParams(Wire):
 
 
 class TodoItem(Wire):
-    """One entry of the todo list a ``todosChanged`` event carries (Claude Code's shape)."""
+    """One entry of the session's todo list (a ``todosChanged`` event, ``session/open``; Claude Code's shape)."""
 
     content: str
     active_form: str
-    status: str  # "pending" | "in_progress" | "completed"
+    status: Literal["pending", "in_progress", "completed"]
 
 
 class EventParams(Wire):
@@ -188,14 +188,6 @@ class SessionInfo(Wire):
 
 class SessionListResult(Wire):
     sessions: list[SessionInfo]
-
-
-class TodoItem(Wire):
-    """One entry of the session's todo list."""
-
-    content: str
-    active_form: str
-    status: Literal["pending", "in_progress", "completed"]
 
 
 class SubagentLog(Wire):
@@ -244,6 +236,117 @@ class CommandInfo(Wire):
 
 class CommandTableResult(Wire):
     commands: list[CommandInfo]
+
+
+# -- rewind (lsp/rewind.py; docs/protocol.md "Rewind") -------------------------------------------
+
+
+RewindChoice = Literal["restore", "keep", "rebase"]
+
+
+class RewindTarget(Wire):
+    """A point a session can be rewound to: before user message ``number``, back before an
+    earlier rewind (``undo``), or any checkpoint (``step``: the code only)."""
+
+    checkpoint_id: str
+    kind: Literal["message", "undo", "step"]
+    number: int | None
+    index: int | None
+    text: str
+    words: str
+    ts: str
+    files: int
+
+
+class RewindListResult(Wire):
+    session_id: str
+    targets: list[RewindTarget]
+    unavailable: str | None = None
+
+
+class RewindPreviewParams(Wire):
+    session_id: str
+    checkpoint_id: str
+
+
+class RewindFile(Wire):
+    path: str
+    action: Literal["restore", "delete", "recreate", "none", "unavailable"]
+    user_changed: bool
+    choices: list[RewindChoice]
+    default: RewindChoice
+    reason: str
+    diff: str
+    user_diff: str
+    rebase_diff: str
+    binary: bool
+
+
+class RewindOutside(Wire):
+    path: str
+    label: str
+
+
+class RewindConversation(Wire):
+    removes: int
+    note: str
+
+
+class RewindPreviewResult(Wire):
+    preview_id: str
+    session_id: str
+    target: RewindTarget
+    files: list[RewindFile]
+    outside: list[RewindOutside]
+    conversation: RewindConversation
+    text: str
+
+
+class RewindApplyParams(Wire):
+    session_id: str
+    preview_id: str
+    code: bool = True
+    conversation: bool = True
+    choices: dict[str, RewindChoice] = {}
+    changed_since: Literal["keep", "rebase"] = "keep"
+
+
+class RewindFileResult(Wire):
+    path: str
+    status: str
+    message: str
+
+
+class RewindApplyResult(Wire):
+    session_id: str
+    summary: str
+    files: list[RewindFileResult]
+    undo_checkpoint: str | None
+    removed: int
+    message: str
+    messages: list[dict[str, Any]]
+
+
+class RewindCommandArgs(Wire):
+    """``codeloop.rewind [sessionId?, target?]`` (positional)."""
+
+
+# -- the sandbox -----------------------------------------------------------------------------
+
+
+class SandboxInfo(Wire):
+    """``codeloop/sandbox``: which sandbox runs the agent's commands (the panel header)."""
+
+    mode: Literal["auto", "on", "off"]
+    backend: str | None
+    description: str
+    guarantees: list[str] | None = None
+    limitations: list[str] | None = None
+    auto_allow: bool | None = None
+
+
+class EmptyParams(Wire):
+    """A request without params."""
 
 
 # -- processes and the terminal --------------------------------------------------------------
@@ -481,6 +584,10 @@ REQUESTS: dict[str, tuple[type[Wire], type[Wire]]] = {
     M.SESSION_TRANSCRIPT: (SessionIdParams, SessionTranscriptResult),
     M.CONTEXT_SHOW: (OptionalSessionParams, ContextResult),
     M.COMMAND_TABLE: (CommandTableParams, CommandTableResult),
+    M.REWIND_LIST: (SessionIdParams, RewindListResult),
+    M.REWIND_PREVIEW: (RewindPreviewParams, RewindPreviewResult),
+    M.REWIND_APPLY: (RewindApplyParams, RewindApplyResult),
+    M.SANDBOX_INFO: (EmptyParams, SandboxInfo),
     M.PROCESS_LIST: (OptionalSessionParams, ProcessListResult),
     M.PROCESS_KILL: (ProcessKillParams, ProcessKillResult),
     M.PROPOSAL_LIST: (OptionalSessionParams, ProposalListResult),

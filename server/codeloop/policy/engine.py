@@ -14,6 +14,11 @@ plan           deny                read-only parts as in ask; any other: deny   
 bypass         allow               allow                                         allow
 =============  ==================  ============================================  =====================
 
+Sandboxed (``PermissionRequest.sandboxed``: the command runs in an OS sandbox that fully
+contains it, ``sandbox.autoAllow``): in ask and acceptEdits, a part asked about only because
+it is unknown (no rule matches it) is allowed. Nothing else changes: risky findings, ask and
+deny rules, writes outside the workspace or to codeloop's own configuration, plan mode.
+
 In every mode, bypass included: the catastrophic class is refused whatever the rules
 say, and deny rules hold. Risky commands (curl|sh, force pushes, publishing, sudo,
 writing shell rc files...) are asked in every mode but bypass unless an allow rule
@@ -56,6 +61,9 @@ PLAN_NOTE = (
     "to carry it out."
 )
 PLAN_DENY = "plan mode is read-only"
+# Modes where a sandboxed command's unknown parts run without asking (sandbox.autoAllow).
+SANDBOX_AUTO_ALLOW_MODES = ("ask", "acceptEdits")
+SANDBOX_ALLOWED = "no rule allows it, but it runs in the sandbox, which contains it (sandbox.autoAllow)"
 # Findings only a rule spelling out the whole command string can allow.
 WHOLE_COMMAND_CODES = {"download-exec", "parse-error"}
 
@@ -83,6 +91,7 @@ class _Verdict:
     rule: str | None = None
     suggestions: list[str] = field(default_factory=list)  # rules "always allow" would add
     confirm: bool = False  # the user must answer this very call, in every mode
+    unknown: bool = False  # asked only because no rule allows it (nothing risky found)
 
 
 @dataclass
@@ -107,8 +116,10 @@ def _combine(verdicts: list[_Verdict], default_reason: str) -> _Eval:
     action = chosen[0].action
     if action == "allow":
         rules = list(dict.fromkeys(v.rule for v in chosen if v.rule))
-        return _Eval("allow", chosen[0].reason if len(chosen) == 1 else "every part of the command is allowed",
-                     ", ".join(rules) or None)
+        reason = chosen[0].reason if len(chosen) == 1 else "every part of the command is allowed"
+        if len(chosen) > 1 and any(v.reason == SANDBOX_ALLOWED for v in chosen):
+            reason += " (the parts no rule allows run in the sandbox, which contains them: sandbox.autoAllow)"
+        return _Eval("allow", reason, ", ".join(rules) or None)
     reasons = list(dict.fromkeys(v.reason for v in chosen))
     reason = reasons[0] if len(reasons) == 1 else "; ".join(reasons[:4]) + (" ..." if len(reasons) > 4 else "")
     rule = next((v.rule for v in chosen if v.rule), None)
@@ -448,6 +459,9 @@ class PermissionPolicy:
                 if v.action == "ask" and v.rule is None else v
                 for v in verdicts
             ]
+        if req.sandboxed and self._mode in SANDBOX_AUTO_ALLOW_MODES:
+            verdicts = [_Verdict("allow", SANDBOX_ALLOWED) if v.action == "ask" and v.unknown else v
+                        for v in verdicts]
         ev = _combine(verdicts, "nothing to run")
         if ev.action == "ask" and whole_only:
             ev.suggestions = [command_rule_text_whole(cmd)]
@@ -519,7 +533,8 @@ class PermissionPolicy:
             return _Verdict("allow", f"`{shown}` is allowed by rule {r.text}", r.text)
         if self._mode == "bypass":
             return _Verdict("allow", "bypass mode")
-        return _Verdict("ask", f"`{shown}` needs approval: no allow rule matches it", None, [self._part_rule_text(part)])
+        return _Verdict("ask", f"`{shown}` needs approval: no allow rule matches it", None, [self._part_rule_text(part)],
+                        unknown=True)
 
     def _risky_verdict(self, code: str, message: str, part: Part | None, cmd: str) -> _Verdict:
         if code == "parse-error":

@@ -22,6 +22,9 @@ class PermissionRequest:
     target: str  # the command line (Bash) or the path as the model gave it
     cwd: Path  # the workspace root or the command's working directory
     path: Path | None = None  # the resolved absolute path, for file kinds
+    # Bash: the command will run in an OS sandbox that fully contains it (the process
+    # manager says so, never the model): see ``sandbox.autoAllow`` in policy/engine.py.
+    sandboxed: bool = False
 
 
 @dataclass(frozen=True, slots=True)

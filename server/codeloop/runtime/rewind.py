@@ -17,7 +17,7 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
-from codeloop.context.prompt import TURN_CONTEXT_CLOSE, TURN_CONTEXT_OPEN
+from codeloop.context.prompt import TURN_CONTEXT_OPEN
 from codeloop.services.checkpoints import CheckpointError, CheckpointService, RewindPlan, RewindPort, RewindResult
 from codeloop.services.checkpoints.rewind import summarize
 

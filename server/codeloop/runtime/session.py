@@ -48,6 +48,8 @@ from codeloop.runtime.trust import ProjectTrust as WorkspaceTrust
 from codeloop.services.hooks import ProjectTrust
 from codeloop.runtime.checkpoints import SessionCheckpoints
 from codeloop.runtime.rewind import SessionRewind
+from codeloop.runtime.codemode import CodeModeSettings, CodeModeSource
+from codeloop.runtime.sandboxing import WorkspaceSandbox, sandbox_for
 from codeloop.tools.base import BaseTool, ToolContext, elided_head
 from codeloop.tools.builtin import BuiltinTools
 from codeloop.tools.todo import TodoWrite
@@ -97,6 +99,7 @@ class AgentSession:
         trust: ProjectTrust | None = None,
         project_trust: WorkspaceTrust | None = None,
         start_source: str | None = None,
+        sandbox: WorkspaceSandbox | None = None,
     ) -> None:
         self.settings = settings
         self.root = Path(root).resolve()
@@ -104,13 +107,18 @@ class AgentSession:
         self.workspace = Workspace(self.root)
         self.policy = policy or PermissionPolicy(self.root, mode=settings.mode, user_settings=settings.permissions)
         self.tasks = Tasks("session")
-        self.processes = ProcessManager(ports.terminal, runner=ports.runner)
+        # The OS sandbox commands and code mode's programs run in (shared by the process's
+        # sessions in this workspace; probed once: ``await session.start()``).
+        self.sandbox = sandbox or sandbox_for(settings, self.root)
+        self.processes = ProcessManager(ports.terminal, runner=ports.runner, sandbox=self.sandbox)
         self.memo = FileReadMemo(self.root)
         self.budget = OutputBudget()
         self.cost = CostTracker(settings.prices)
         self.sink = ports.sink
+        self.code_mode = CodeModeSource(agent=lambda: getattr(self, "agent", None), sandbox=lambda: self.sandbox,
+                                        settings=self._code_settings)
         self.subagents = SubagentSource(self)
-        self.tools = ToolRegistry([BuiltinTools(), self.subagents, *(sources or [])])
+        self.tools = ToolRegistry([BuiltinTools(), self.subagents, *(sources or []), self.code_mode])
         # Hooks (the user's commands at points of the agent's life); a project's own hooks
         # run only once the user consented: the workspace's trust, asked once for the hooks as
         # they are now (their fingerprint), or ``trust`` given directly.
@@ -204,6 +212,7 @@ class AgentSession:
                 system_prompt=self._system_prompt,
                 before_model_call=self._maybe_compact,
                 fit_tool_result=self._fit,
+                fit_nested_result=self._fit_nested,
                 price=self._price,
                 view=self._view,
                 before_tools=self._before_tools,
@@ -228,14 +237,30 @@ class AgentSession:
 
     # -- running -------------------------------------------------------------
 
+    async def start(self) -> str:
+        """Probe the sandbox (once per process and workspace); the line that says which one
+        runs the commands. When none does although one could, a warning says so (once)."""
+        await self.sandbox.start()
+        warning = self.sandbox.warning()
+        if warning:
+            self.ports.sink.emit(Notice(warning, "warning"))
+        return self.sandbox.describe()
+
+    def _code_settings(self) -> CodeModeSettings:
+        s = self.settings
+        return CodeModeSettings(enabled=s.code_mode, timeout=s.code_timeout, max_calls=s.code_max_calls)
+
     async def send(self, text: str | list[dict[str, Any]]) -> TurnEnd:
         """Run a turn. The user's message carries a context block with what changed since
         the last one (git status, the editor, the mode), so the system prompt never has to."""
-        async with self.turn_lock:
-            self._turn_number += 1
-            self.budget.new_turn()
-            self.cost.new_turn()
-            try:
+        looping = False
+        try:
+            if not self.sandbox.ready:
+                await self.start()
+            async with self.turn_lock:
+                self._turn_number += 1
+                self.budget.new_turn()
+                self.cost.new_turn()
                 await self.subagents.refresh()
                 prompt = await self._hooked_prompt(text)
                 if prompt is None:  # a UserPromptSubmit hook dropped it (the user was told why)
@@ -246,11 +271,12 @@ class AgentSession:
                 notes = self._source_notes() + [f"Rewind: {n}" for n in self.checkpoints.pending_notes()]
                 content = with_context(prompt, with_notes(block, notes))
                 await self.checkpoints.begin_turn(content, len(self.agent.messages), _label(text))
-            except asyncio.CancelledError:
-                # Stopped before the model was asked: the turn still ends, visibly.
+                looping = True  # from here the loop ends the turn itself, cancelled or not
+                return await self.agent.send(content)
+        except asyncio.CancelledError:
+            if not looping:  # stopped before the loop started: the turn still ends, visibly
                 self.ports.sink.emit(TurnEnd("cancelled", "Cancelled by the user."))
-                raise
-            return await self.agent.send(content)
+            raise
 
     async def close(self, reason: str = "other") -> None:
         """End the session (``reason`` for SessionEnd hooks: clear, prompt_input_exit, other)."""
@@ -347,6 +373,9 @@ class AgentSession:
         self.cost.set_prices(settings.prices)
         self.ctx.command_timeout = settings.command_timeout
         self.ctx.images = takes_images(settings)
+        if old.sandbox != settings.sandbox:  # from the next command on
+            self.sandbox = sandbox_for(settings, self.root)
+            self.processes.sandbox = self.sandbox
         if (old.base_url, old.api_key, old.request_timeout, old.max_retries) != (
             settings.base_url,
             settings.api_key,
@@ -420,6 +449,7 @@ class AgentSession:
                 f"elided        {full - sent:>7}  tokens of old tool output ({results} results, "
                 f"{len(view.elided) - results} call arguments), each replaced by a note saying how to get it again"
             )
+        lines.append(self.sandbox.describe())
         lines.append(
             f"window: {window:,} tokens ({self.settings.model}); compaction at "
             f"{self.settings.compact_threshold:.0%}; old results stay for keepToolOutput={self.settings.keep_tool_output:,} "
@@ -551,6 +581,18 @@ class AgentSession:
             except Exception:
                 log.exception("tool source %s: take_notes failed", source.name)
         return notes
+
+    def _fit_nested(self, tool: BaseTool, args: Any, text: str) -> str:
+        """A call a program made (code mode): its result goes to the program, so only the
+        per-call cut applies (the turn's and the step's budgets are the model's; the program's
+        own result is fitted when it returns). Memory files of the folders it touched wait for
+        the next result the model sees."""
+        try:
+            for path in tool.touched(args, self.ctx):
+                self.touch(path)
+        except Exception:
+            log.exception("%s.touched failed", tool.name)
+        return cut(text, self.budget.per_call_chars, tool.more_hint(args), "the output was too long")
 
     def _fit_step(self, text: str, hint: str) -> str:
         """Hold the tool results of one model step to a share of the context window, so

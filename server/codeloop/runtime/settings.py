@@ -24,6 +24,7 @@ from typing import Any
 
 from codeloop.config import Settings, build_settings, env_overrides
 from codeloop.policy.sources import default_config_home
+from codeloop.services.sandbox import SandboxSettings, parse_sandbox_setting
 
 # Settings a project's .codeloop/settings*.json may set. Anything that could send the
 # key elsewhere, loosen permissions or run a command is left to the user.
@@ -92,8 +93,40 @@ def load_settings(
     """The settings for a session in ``root``: files, environment, then the host's layer
     (editor settings or CLI flags, which win). Returns the settings and the problems."""
     user, project, problems = file_layers(root, config_home)
-    settings, more = build_settings(user, project, env_overrides(env), host or {})
-    return settings, problems + more
+    layers = [user, project, env_overrides(env), host or {}]
+    sandbox, sandbox_problems = merge_sandbox(layers)
+    settings, more = build_settings(*({k: v for k, v in layer.items() if k != "sandbox"} for layer in layers))
+    settings = settings.model_copy(update={"sandbox": sandbox.to_json()})
+    return settings, problems + sandbox_problems + more
 
 
-__all__ = ["PROJECT_SETTING_KEYS", "file_layers", "load_settings", "read_settings_file", "user_settings_file"]
+def merge_sandbox(layers: list[dict[str, Any]]) -> tuple[SandboxSettings, list[str]]:
+    """The ``sandbox`` setting over the layers: each sets only what it names (``--sandbox on``
+    or ``"sandbox": "on"`` changes the mode and keeps an earlier layer's ``network``)."""
+    merged: dict[str, Any] = {}
+    problems: list[str] = []
+    for layer in layers:
+        value = layer.get("sandbox") if layer else None
+        if value is None:
+            continue
+        parsed, found = parse_sandbox_setting(value)
+        problems += found
+        if isinstance(value, dict):
+            given = {k for k in value if k in parsed.to_json()}
+            merged.update({k: v for k, v in parsed.to_json().items() if k in given and not _bad(k, found)})
+        elif not found:
+            merged["mode"] = parsed.mode
+    return parse_sandbox_setting(merged)[0], problems
+
+
+def _bad(key: str, problems: list[str]) -> bool:
+    return any(f"sandbox.{key} " in p for p in problems)
+
+
+def sandbox_settings(settings: Settings) -> SandboxSettings:
+    """The parsed ``sandbox`` setting (load_settings has reported its problems already)."""
+    return parse_sandbox_setting(settings.sandbox)[0]
+
+
+__all__ = ["PROJECT_SETTING_KEYS", "file_layers", "load_settings", "merge_sandbox", "read_settings_file",
+           "sandbox_settings", "user_settings_file"]

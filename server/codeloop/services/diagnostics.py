@@ -42,7 +42,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from codeloop.core.ports import DiagnosticInfo, Documents
+from codeloop.core.ports import CommandSandbox, DiagnosticInfo, Documents, SandboxRefused
 from codeloop.edits.diff import compute_hunks
 
 log = logging.getLogger(__name__)
@@ -264,8 +264,10 @@ class DiagnosticsService:
         max_wait: float = 2.0,
         poll_interval: float = 0.15,
         command_timeout: float = 30.0,
+        sandbox: CommandSandbox | Callable[[], CommandSandbox | None] | None = None,
     ) -> None:
         self.root = Path(root).resolve()
+        self._sandbox = sandbox  # the check command runs in it, like the agent's commands
         self.editor = editor
         self.documents = documents
         self._check_command = check_command
@@ -353,10 +355,23 @@ class DiagnosticsService:
     async def _run(self, template: str, target: Path, report_as: Path) -> list[DiagnosticInfo] | None:
         quoted = shlex.quote(str(target))
         command = template.replace("{file}", quoted) if "{file}" in template else f"{template} {quoted}"
+        sandbox = self._sandbox() if callable(self._sandbox) and not isinstance(self._sandbox, CommandSandbox) \
+            else self._sandbox
+        plan = None
+        argv, env = ["/bin/sh", "-c", command], None
+        if sandbox is not None:
+            try:  # the copy of an unsaved buffer lives outside the workspace: readable
+                plan = await asyncio.to_thread(sandbox.prepare, argv, self.root, None, readable=[target.parent])
+            except SandboxRefused as e:
+                log.warning("check command %r not run: %s", command, str(e).splitlines()[0])
+                return None
+            argv, env = list(plan.argv), dict(plan.env)
         try:
-            proc = await asyncio.create_subprocess_shell(
-                command,
-                cwd=self.root,
+            proc = await asyncio.create_subprocess_exec(
+                *argv,
+                cwd=plan.cwd if plan is not None else self.root,
+                env=env,
+                pass_fds=plan.pass_fds if plan is not None else (),
                 stdin=asyncio.subprocess.DEVNULL,
                 stdout=asyncio.subprocess.PIPE,
                 stderr=asyncio.subprocess.STDOUT,
@@ -364,7 +379,17 @@ class DiagnosticsService:
             )
         except OSError as e:
             log.warning("check command %r could not start: %s", command, e)
+            if plan is not None:
+                plan.cleanup()
             return None
+        try:
+            return await self._finish(proc, command, target, report_as)
+        finally:
+            if plan is not None:
+                await asyncio.shield(asyncio.to_thread(plan.cleanup))
+
+    async def _finish(self, proc: asyncio.subprocess.Process, command: str, target: Path,
+                      report_as: Path) -> list[DiagnosticInfo] | None:
         try:
             out, _ = await asyncio.wait_for(proc.communicate(), self.command_timeout)
         except asyncio.TimeoutError:

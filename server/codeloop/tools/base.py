@@ -83,6 +83,9 @@ class ToolContext:
     # Set per call by the loop: False when the policy lets edits land unreviewed.
     review_edits: bool = True
     call_id: str = ""
+    # A program reads the results (code mode), not the model: no first-look cuts meant to
+    # spare the model's context.
+    for_program: bool = False
 
     def read_text(self, path: Path) -> tuple[str, int | None]:
         """The text the user sees: the open buffer if there is one, else the disk.
@@ -225,6 +228,10 @@ class BaseTool(ABC):
     def summary(self, args: Any) -> str:
         """The key argument, shown on the tool card while it runs."""
         return ""
+
+    def shown_code(self, args: Any) -> tuple[str, str] | None:
+        """A program the card shows highlighted, as (language, source); None for most tools."""
+        return None
 
     def outcome(self, args: Any, result: ToolResult) -> str:
         """One short human line once the call has ended (the card's summary)."""

@@ -269,7 +269,7 @@ class ReadFile(Tool["ReadFile.Input"]):
                 f"offset {args.offset} is past the end of {display}, which has {total} lines"
             )
         limit = min(args.limit, MAX_LINES)
-        max_chars = MAX_CHARS if "limit" in args.model_fields_set else FIRST_LOOK_CHARS
+        max_chars = MAX_CHARS if "limit" in args.model_fields_set or ctx.for_program else FIRST_LOOK_CHARS
         out: list[str] = []
         used = 0
         n = args.offset

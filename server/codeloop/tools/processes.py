@@ -7,6 +7,11 @@ means signalling that whole group (SIGTERM, then SIGKILL after a grace period).
 The manager keeps the output of recent commands (bounded) so the model can page
 through output that was cut from a tool result, and it owns the foreground
 commands too, so the host can stop them when a turn is cancelled.
+
+With a ``CommandSandbox`` (the runtime injects the OS sandbox), every command is
+prepared by it (in a thread, one plan per spawn) and spawned as it says; the plan
+is cleaned up once the command's group has ended. A sandbox that refuses (mode
+``on``, no backend) raises ``SandboxRefused``: nothing is started.
 """
 
 from __future__ import annotations
@@ -26,7 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable
 
-from codeloop.core.ports import CommandObserver, CommandRunner, Draining, NullTerminal, Terminal
+from codeloop.core.ports import CommandObserver, CommandRunner, CommandSandbox, Draining, NullTerminal, SpawnPlan, Terminal
 from codeloop.core.tasks import Tasks
 from codeloop.tools.text import numbered
 
@@ -38,7 +43,7 @@ KILL_GRACE = 2.0  # seconds between SIGTERM and SIGKILL
 LEFTOVER_GRACE = 1.0  # after a foreground shell exits, how long children may hold its output
 READ_CHUNK = 65536
 
-SHELL = "/bin/bash" if os.path.exists("/bin/bash") else None
+SHELL = "/bin/bash" if os.path.exists("/bin/bash") else "/bin/sh"
 
 # Keep commands from waiting on a pager or a password prompt, and make Python flush.
 EXTRA_ENV = {
@@ -123,6 +128,8 @@ class CommandRecord:
     _pending_cr: bool = field(default=False, repr=False)
     _finished: asyncio.Future[None] | None = field(default=None, repr=False)
     _process: asyncio.subprocess.Process | None = field(default=None, repr=False)
+    _plan: SpawnPlan | None = field(default=None, repr=False)  # the sandbox's, cleaned up at the end
+    sandboxed: bool = False
 
     # -- state
 
@@ -220,22 +227,48 @@ class _ExitAwareProtocol(asyncio.subprocess.SubprocessStreamProtocol):
             self.exited.set_result(None)
 
 
-async def _stop_started(spawning: asyncio.Task) -> None:  # type: ignore[type-arg]
+async def _stop_started(spawning: asyncio.Task, plan: SpawnPlan | None = None) -> None:  # type: ignore[type-arg]
     """Kill the process group of a spawn whose caller was cancelled (uncancellable)."""
-    while not spawning.done():
-        try:
-            await asyncio.shield(spawning)
-        except asyncio.CancelledError:
-            continue
-        except BaseException:
+    try:
+        while not spawning.done():
+            try:
+                await asyncio.shield(spawning)
+            except asyncio.CancelledError:
+                continue
+            except BaseException:
+                return
+        if spawning.cancelled() or spawning.exception() is not None:
             return
-    if spawning.cancelled() or spawning.exception() is not None:
+        transport, _ = spawning.result()
+        pid = transport.get_pid()
+        if pid:
+            _signal_group(pid, signal.SIGKILL)
+        transport.close()
+    finally:
+        _cleanup(plan)
+
+
+def _cleanup(plan: SpawnPlan | None) -> None:
+    if plan is None:
         return
-    transport, _ = spawning.result()
-    pid = transport.get_pid()
-    if pid:
-        _signal_group(pid, signal.SIGKILL)
-    transport.close()
+    try:
+        plan.cleanup()
+    except Exception:
+        log.exception("cleaning up a sandboxed command failed")
+
+
+async def _prepared(sandbox: CommandSandbox, argv: list[str], cwd: Path, env: dict[str, str]) -> SpawnPlan:
+    """``sandbox.prepare`` in a thread. Cancelled meanwhile: the plan it makes is cleaned up."""
+    task = asyncio.ensure_future(asyncio.to_thread(sandbox.prepare, argv, cwd, env))
+    try:
+        return await asyncio.shield(task)
+    except asyncio.CancelledError:
+        def done(t: asyncio.Future[SpawnPlan]) -> None:
+            if not t.cancelled() and t.exception() is None:
+                _cleanup(t.result())
+
+        task.add_done_callback(done)
+        raise
 
 
 def _finish_future(fut: asyncio.Future[None]) -> None:
@@ -257,12 +290,14 @@ class ProcessManager:
         start_wait: float = 1.0,
         runner: CommandRunner | None = None,
         observer: CommandObserver | None = None,
+        sandbox: CommandSandbox | None = None,
     ) -> None:
         self.terminal = terminal
         # Foreground commands run there instead of here when a host gives one (the ACP
         # client's terminal); background processes always run here.
         self.runner = runner
         self.observer = observer  # sees each command (checkpoints), set by the session
+        self.sandbox = sandbox  # None: commands run as they are
         self.max_records = max_records
         self.max_record_chars = max_record_chars
         self.kill_grace = kill_grace
@@ -288,6 +323,41 @@ class ProcessManager:
     def foreground_running(self) -> list[CommandRecord]:
         return [r for r in self._records.values() if not r.background and r.running]
 
+    # -- the sandbox
+
+    @property
+    def contained(self) -> bool:
+        """Commands run in a sandbox that fully contains them (the policy's autoAllow)."""
+        if self.sandbox is None:
+            return False
+        try:
+            return bool(self.sandbox.auto_allow)
+        except Exception:
+            log.exception("the sandbox could not say whether it contains commands")
+            return False
+
+    def _sandboxing(self) -> bool:
+        """Commands must run here, in the sandbox (or be refused by it), never in a host's
+        runner (the ACP client's terminal runs them unconfined)."""
+        if self.sandbox is None:
+            return False
+        try:
+            return bool(getattr(self.sandbox, "active", False)) or self.refusal() is not None
+        except Exception:
+            log.exception("the sandbox could not say whether it is active")
+            return True  # fail closed: run here, where the sandbox decides
+
+    def refusal(self) -> str | None:
+        """Why every command is refused right now (the sandbox is on and unavailable), or None."""
+        why = getattr(self.sandbox, "refusal", None)
+        if not callable(why):
+            return None
+        try:
+            return why()  # type: ignore[no-any-return]
+        except Exception:
+            log.exception("the sandbox could not say whether it refuses commands")
+            return None
+
     # -- starting
 
     async def _spawn(
@@ -306,17 +376,22 @@ class ProcessManager:
         )
         term = terminal or self.terminal or NullTerminal()
         env = {**os.environ, **EXTRA_ENV}
+        argv = [SHELL, "-c", command]
+        plan: SpawnPlan | None = None
+        if self.sandbox is not None:
+            plan = await _prepared(self.sandbox, argv, cwd, env)  # SandboxRefused: nothing starts
+            argv, env = list(plan.argv), dict(plan.env)
         loop = asyncio.get_running_loop()
         spawning = loop.create_task(
-            loop.subprocess_shell(
+            loop.subprocess_exec(
                 lambda: _ExitAwareProtocol(loop),
-                command,
-                cwd=str(cwd),
+                *argv,
+                cwd=plan.cwd if plan is not None else str(cwd),
                 stdin=asyncio.subprocess.DEVNULL,
                 stdout=asyncio.subprocess.PIPE,
                 stderr=asyncio.subprocess.STDOUT,
                 start_new_session=True,
-                executable=SHELL,
+                pass_fds=plan.pass_fds if plan is not None else (),
                 env=env,
             )
         )
@@ -326,11 +401,16 @@ class ProcessManager:
             # Stopped while the process was being started: it may be running already,
             # with children of its own. asyncio would only kill the shell and leave them:
             # wait for the start to finish, then stop the whole group.
-            await _stop_started(spawning)
+            await _stop_started(spawning, plan)
+            raise
+        except BaseException:
+            _cleanup(plan)
             raise
         proc = asyncio.subprocess.Process(transport, protocol, loop)
         rec.pid = proc.pid
         rec._process = proc
+        rec._plan = plan
+        rec.sandboxed = plan is not None and getattr(plan, "sandboxed", True)
         rec._finished = asyncio.get_running_loop().create_future()
         self._records[rec.id] = rec
         self._prune()
@@ -375,6 +455,12 @@ class ProcessManager:
                 rec.ended_at = time.time()
             if rec.exit_code is None and proc.returncode is not None:
                 rec.exit_code = proc.returncode
+            plan, rec._plan = rec._plan, None
+            if plan is not None:
+                if self._closed:
+                    _cleanup(plan)  # quick file work; the tasks are being cancelled
+                else:
+                    self._tasks.spawn(asyncio.to_thread(_cleanup, plan), f"clean up {rec.id}")
             _safe(term.exited, rec.id, rec.exit_code)
             if rec._finished is not None:
                 _finish_future(rec._finished)
@@ -412,7 +498,7 @@ class ProcessManager:
     ) -> CommandRecord:
         """Run ``command`` to completion (or timeout). Cancelling the caller kills it."""
         async with self._observed(command, cwd, background=False):
-            if self.runner is not None:
+            if self.runner is not None and not self._sandboxing():
                 return await self._run_elsewhere(self.runner, command, cwd, timeout, call_id)
             rec = await self._spawn(command, cwd, background=False, terminal=terminal)
             assert rec._finished is not None

@@ -10,7 +10,7 @@ from typing import Any
 
 from pydantic import Field
 
-from codeloop.core.ports import NullTerminal, Terminal
+from codeloop.core.ports import NullTerminal, SandboxRefused, Terminal
 from codeloop.policy.types import PermissionRequest
 from codeloop.tools.base import I, Tool, ToolContext, ToolError, ToolInput, ToolResult, elided_head, first_line, plural
 from codeloop.tools.files import guarded_resolve
@@ -77,11 +77,32 @@ def _command_permission(ctx: ToolContext, command: str, cwd: str | None) -> Perm
     starting anything): there is nothing to ask the user."""
     if _invalid_input(ctx, command, cwd) is not None:
         return None
+    if ctx.processes is not None and ctx.processes.refusal() is not None:
+        return None  # the sandbox refuses every command (fail closed): the run says why
     try:
         where = _resolve_cwd(ctx, cwd)
     except Exception:  # outside or unusable: decided (and refused) by the run
         where = ctx.workspace.root
-    return PermissionRequest("Bash", command, where)
+    contained = ctx.processes is not None and ctx.processes.contained
+    return PermissionRequest("Bash", command, where, sandboxed=contained)
+
+
+# What a command that failed says when the sandbox stopped it (the note tells the model why).
+_SANDBOX_SIGNS = re.compile(
+    r"Read-only file system|Network is unreachable|Temporary failure in name resolution|"
+    r"Could not resolve host|Name or service not known|getaddrinfo failed"
+)
+SANDBOX_NOTE = (
+    "[This command ran in the sandbox: only the workspace and the temp dir are writable, "
+    "there is no network, and the home's secrets are hidden. Work inside the workspace.]"
+)
+
+
+def _spawn_error(ctx: ToolContext, cwd: Path, e: Exception) -> ToolError:
+    if isinstance(e, SandboxRefused):
+        return ToolError(str(e))
+    strerror = getattr(e, "strerror", None)
+    return ToolError(f"could not start the command in {ctx.workspace.relative(cwd)}: {strerror or e}")
 
 
 def _cut_line(line: str) -> str:
@@ -285,10 +306,13 @@ class RunCommand(_ShellTool["RunCommand.Input"]):
         cwd = _resolve_cwd(ctx, args.cwd)
         pm = _processes(ctx)
         timeout = args.timeout if args.timeout is not None else ctx.command_timeout
+        refused = pm.refusal()
+        if refused is not None:
+            raise ToolError(refused)
         try:
             rec = await pm.run(args.command, cwd, timeout, terminal=_terminal(ctx), call_id=ctx.call_id)
-        except OSError as e:
-            raise ToolError(f"could not start the command in {ctx.workspace.relative(cwd)}: {e.strerror or e}") from None
+        except (OSError, SandboxRefused) as e:
+            raise _spawn_error(ctx, cwd, e) from None
         parts = []
         out, cut = _capped(rec)
         parts.append(out if out.strip() else "(no output)")
@@ -305,6 +329,8 @@ class RunCommand(_ShellTool["RunCommand.Input"]):
                 "[The command left processes running in the background that kept its output "
                 "open; they were stopped. Use start_process for servers and other long-running programs.]"
             )
+        if rec.sandboxed and _SANDBOX_SIGNS.search(out):
+            parts.append(SANDBOX_NOTE)
         extra = describe_exit(rec)
         if not cut and len(out) >= NAME_ID_CHARS:
             extra = f"{extra} (output id {rec.id})".strip()
@@ -404,10 +430,13 @@ class StartProcess(_ShellTool["StartProcess.Input"]):
             raise ToolError(invalid)
         cwd = _resolve_cwd(ctx, args.cwd)
         pm = _processes(ctx)
+        refused = pm.refusal()
+        if refused is not None:
+            raise ToolError(refused)
         try:
             rec = await pm.start(args.command, cwd, terminal=_terminal(ctx))
-        except OSError as e:
-            raise ToolError(f"could not start the command in {ctx.workspace.relative(cwd)}: {e.strerror or e}") from None
+        except (OSError, SandboxRefused) as e:
+            raise _spawn_error(ctx, cwd, e) from None
         ended = await pm.wait(rec, getattr(pm, "start_wait", START_WAIT))
         out = cap_output(rec)
         lines = [f"Started {rec.id} (pid {rec.pid}): {rec.command}"]

@@ -45,6 +45,10 @@ export interface ToolItem {
   /** A `task` call's sub-agent, and its steps (shown nested in the card). */
   agent?: string;
   children?: Item[];
+  /** The call this one runs inside (code mode's program): its card shows it nested. */
+  parent?: string;
+  /** A program the card shows highlighted (code mode). */
+  code?: string; codeLanguage?: string;
 }
 export interface RetryItem { kind: "retry"; id: string; attempt: number; maxAttempts: number; delay: number; reason: string }
 export interface NoticeItem { kind: "notice"; id: string; level: "info" | "warning" | "error"; message: string }
@@ -345,8 +349,10 @@ function reduceEvent(s: ChatState, ev: AgentEvent, sessionId?: string): string[]
         kind: "tool", id: nextId(s, "t"), callId: ev.callId, name: ev.name, summary: ev.summary ?? "",
         args: ev.arguments, status: "running", origin: ev.origin || undefined,
       };
+      if (ev.parent) it.parent = ev.parent;
+      if (ev.code) { it.code = ev.code; it.codeLanguage = ev.codeLanguage || undefined; }
       s.items.push(it);
-      return [...changed, it.id];
+      return [...changed, topItem(s, it).id];
     }
     case "toolCallFinished": {
       const it = [...s.items].reverse().find((i): i is ToolItem => i.kind === "tool" && i.callId === ev.callId);
@@ -363,7 +369,7 @@ function reduceEvent(s: ChatState, ev: AgentEvent, sessionId?: string): string[]
       // a stop or a denial says so in the decision; the model-facing text is in the details
       it.resultSummary = it.status === "cancelled" ? STOPPED : it.status === "denied" ? undefined : ev.summary;
       it.result = ev.result;
-      return [it.id];
+      return [topItem(s, it).id];
     }
     case "retry": {
       // Text streamed since the last tool call is discarded by the server: drop it here too.
@@ -606,4 +612,27 @@ export function mcpStatusText(server: McpServerInfo): string {
     case "failed": return `failed${server.lastError ? `: ${server.lastError}` : ""}${server.retryIn != null ? ` (retrying in ${Math.round(server.retryIn)} s)` : ""}`;
   }
   return server.status;
+
+}
+
+/** The calls a tool call made (code mode's program), in order. */
+export function childrenOf(s: ChatState, t: ToolItem): ToolItem[] {
+  return s.items.filter((i): i is ToolItem => i.kind === "tool" && i.parent === t.callId && i !== t);
+}
+
+/** The item that holds ``it`` in the log: itself, or the card of the call it runs inside. */
+export function topItem(s: ChatState, it: Item): Item {
+  let cur = it;
+  for (let depth = 0; depth < 8 && cur.kind === "tool" && cur.parent; depth++) {
+    const parent = cur.parent;
+    const up = s.items.find((i): i is ToolItem => i.kind === "tool" && i.callId === parent);
+    if (!up) break;
+    cur = up;
+  }
+  return cur;
+}
+
+/** Whether the log shows ``it`` at the top level (not inside another call's card). */
+export function atTop(s: ChatState, it: Item): boolean {
+  return topItem(s, it) === it;
 }

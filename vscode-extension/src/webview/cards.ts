@@ -1,5 +1,5 @@
 /** The chat's cards: tool calls (with their approvals), standalone approvals, proposals and their hunks. */
-import type { ApprovalInfo, ChatState, HunkItem, ProposalFileItem, ProposalItem, ToolItem } from "../shared/model";
+import { type ApprovalInfo, type ChatState, type HunkItem, type ProposalFileItem, type ProposalItem, type ToolItem, childrenOf } from "../shared/model";
 import { plainReasons } from "../shared/reasons";
 import { local, persist, vscode } from "./api";
 import { h, icon } from "./dom";
@@ -42,6 +42,12 @@ export function renderTool(t: ToolItem): HTMLElement {
   const card = h("div", { class: `card tool-card ${t.status}`, "data-status": t.status, "data-tool": t.name, "data-answer": t.approval?.answer ?? "" }, head);
   if (t.hooks?.length) card.append(renderToolHooks(t.hooks));
   if (t.children?.length || t.agent) card.append(renderSteps(t));
+  if (t.code !== undefined) card.append(renderProgram(t.code, t.codeLanguage));
+  const children = childrenOf(hooks.state(), t);
+  if (children.length) {
+    card.append(h("div", { class: "tool-children", "aria-label": `${children.length} tool calls` },
+      ...children.map((c) => h("div", { id: `item-${c.id}`, class: "item tool nested" }, renderTool(c)))));
+  }
   if (open) {
     const details = h("div", { class: "tool-details" });
     if (t.approval) details.append(...approvalFacts(t.approval));
@@ -50,6 +56,14 @@ export function renderTool(t: ToolItem): HTMLElement {
     card.append(details);
   }
   return card;
+}
+
+/** A program the call runs (code mode), highlighted. */
+function renderProgram(code: string, language?: string): HTMLElement {
+  const el = h("code", { class: "hljs" });
+  const html = highlight(code.replace(/^\n+|\s+$/g, ""), language ?? "python");
+  if (html !== undefined) el.innerHTML = html; else el.textContent = code;
+  return h("pre", { class: "plain code-view program", title: "the program" }, el);
 }
 
 /** A tool's result: numbered file lines (`N\t…`, what read_file sends the model) become highlighted code. */

@@ -3,7 +3,7 @@
  * log and its render loop, and the messages from the host. Cards are in cards.ts, the
  * composer's images and @-mentions in composer.ts, markdown and highlighting in markdown.ts.
  */
-import { type ChatState, type Item, type ProposalItem, emptyState, formatUsage, mcpStatusText, mcpSummary, reduce, titleWithoutContext } from "../shared/model";
+import { type ChatState, type Item, type ProposalItem, atTop, emptyState, formatUsage, mcpStatusText, mcpSummary, reduce, titleWithoutContext, topItem } from "../shared/model";
 import type { McpServerInfo, ProcessInfo, SessionInfo } from "../protocol";
 import type { PanelEnv, ToWebview } from "../messages";
 import { slashHelpLine } from "../shared/help";
@@ -114,8 +114,19 @@ function renderHeader(): void {
     h("span", { class: "spacer" }),
     h("span", { class: `server-dot ${env.serverState}`, title: `server: ${env.serverState}` }),
     h("span", { class: "model muted", title: "model" }, env.model),
+    sandboxBadge(),
     // New chat and History are in the view's title bar (package.json, view/title), not here.
   );
+}
+
+/** Which sandbox runs the commands: a shield, and the whole line as its tooltip. */
+function sandboxBadge(): HTMLElement | string {
+  const sb = env.sandbox;
+  if (!sb) return "";
+  const on = !!sb.backend && sb.backend !== "none";
+  const label = on ? (sb.backend === "bubblewrap" ? "bubblewrap" : "Landlock") : sb.mode === "off" ? "no sandbox" : "unsandboxed";
+  return h("span", { class: `sandbox-badge ${on ? "on" : "off"}`, title: sb.description, "data-backend": sb.backend ?? "" },
+    icon(on ? "shield" : "warning"), " ", label);
 }
 
 function renderHistory(): void {
@@ -282,7 +293,7 @@ function renderExtras(): void {
 function fullRender(): void {
   renderExtras();
   renderHeader();
-  log.replaceChildren(...(state.items.length ? state.items.map(renderItem) : [empty]));
+  log.replaceChildren(...(state.items.length ? state.items.filter((i) => atTop(state, i)).map(renderItem) : [empty]));
   renderComposer(); renderPending(); renderServers(); renderProcesses(); renderHistory(); renderRewind(rewindPanel, state.rewind);
   scrollDown();
   focusPendingApproval();
@@ -302,11 +313,15 @@ function flush(): void {
   if (state.items.length && log.firstChild === empty) empty.remove();
   if (ids.includes("#rewind")) renderRewind(rewindPanel, state.rewind);
   if (ids.includes("#status")) for (const b of Array.from(document.querySelectorAll<HTMLButtonElement>(".rewind-btn"))) b.disabled = !!state.running;
+  const done = new Set<string>();
   for (const id of ids) {
     if (id.startsWith("#")) continue;
     // a nested step (a sub-agent's card) is redrawn with the card it is shown in
-    const it = state.items.find((i) => i.id === id) ?? [...walk(state.items)].find((x) => x.item.id === id)?.top;
-    if (!it) continue;
+    const found = state.items.find((i) => i.id === id) ?? [...walk(state.items)].find((x) => x.item.id === id)?.top;
+    if (!found) continue;
+    const it = topItem(state, found); // a nested call (code mode) is drawn by its parent's card
+    if (done.has(it.id)) continue;
+    done.add(it.id);
     const el = renderItem(it);
     const old = document.getElementById(`item-${it.id}`);
     if (old) old.replaceWith(el); else log.append(el);

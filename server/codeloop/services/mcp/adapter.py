@@ -41,6 +41,7 @@ from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.message import SessionMessage
 from pydantic import ValidationError
 
+from codeloop.core.ports import SandboxRefused
 from codeloop.services.mcp.config import ServerConfig
 from codeloop.services.mcp.logs import ServerLog
 from codeloop.services.mcp.process import StdioProcess
@@ -177,8 +178,10 @@ class Connection:
         client_version: str = "0",
         stdin_grace: float = 2.0,
         term_grace: float = 2.0,
+        sandbox: Any = None,
     ) -> None:
         self.config = config
+        self.sandbox = sandbox  # stdio servers run in it (setting sandbox.mcp)
         self.root = Path(root)
         self.slog = slog
         self.on_tools_changed = on_tools_changed
@@ -321,9 +324,12 @@ class Connection:
             cwd = Path(cfg.cwd) if cfg.cwd else self.root
             if not await asyncio.to_thread(cwd.is_dir):
                 raise StartFailed(f"the working directory {cwd} does not exist")
-            proc = StdioProcess([cfg.command or "", *cfg.args], env=env, cwd=cwd, stderr_path=self.slog.path)
+            proc = StdioProcess([cfg.command or "", *cfg.args], env=env, cwd=cwd, stderr_path=self.slog.path,
+                                sandbox=self.sandbox)
             try:
                 await proc.start()
+            except SandboxRefused as e:
+                raise StartFailed(str(e)) from None
             except FileNotFoundError:
                 hint = " (put its arguments in \"args\")" if cfg.command and " " in cfg.command.strip() else ""
                 raise StartFailed(f"command not found: {cfg.command}{hint}") from None

@@ -88,8 +88,10 @@ class McpManager:
         reserved_names: set[str] | None = None,
         stdin_grace: float = 2.0,
         term_grace: float = 2.0,
+        sandbox: Any = None,
     ) -> None:
         self.root = Path(root)
+        self.sandbox = sandbox  # a CommandSandbox stdio servers run in (setting sandbox.mcp), or None
         self.log_dir = Path(log_dir) if log_dir is not None else self.root / LOG_DIR
         self.consent = consent
         self.ask = ask
@@ -393,7 +395,7 @@ class McpManager:
             conn = Connection(cfg, root=self.root, slog=st.slog, environ=self.environ,
                               on_tools_changed=lambda c=None: self._tools_changed(st),
                               client_version=codeloop.__version__,
-                              stdin_grace=self.stdin_grace, term_grace=self.term_grace)
+                              stdin_grace=self.stdin_grace, term_grace=self.term_grace, sandbox=self.sandbox)
             st.conn = conn
             self._connections.append(conn)
             was_ready = False

@@ -17,6 +17,7 @@ import os
 import signal
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
+from typing import Any
 
 log = logging.getLogger(__name__)
 
@@ -67,11 +68,14 @@ class _Protocol(asyncio.subprocess.SubprocessStreamProtocol):
 class StdioProcess:
     """One server process. ``start``, then ``lines()`` / ``write()``, then ``stop()``."""
 
-    def __init__(self, argv: list[str], *, env: dict[str, str], cwd: Path, stderr_path: Path) -> None:
+    def __init__(self, argv: list[str], *, env: dict[str, str], cwd: Path, stderr_path: Path,
+                 sandbox: Any = None) -> None:
         self.argv = argv
         self.env = env
         self.cwd = cwd
         self.stderr_path = stderr_path
+        self.sandbox = sandbox  # a CommandSandbox (setting sandbox.mcp), or None
+        self._plan: Any = None
         self.pid: int | None = None
         self._proc: asyncio.subprocess.Process | None = None
         self._protocol: _Protocol | None = None
@@ -94,18 +98,26 @@ class StdioProcess:
         """Spawn the process. Raises OSError (command not found, not executable)."""
         loop = asyncio.get_running_loop()
         self.stderr_path.parent.mkdir(parents=True, exist_ok=True)
+        argv, env, cwd, fds = self.argv, self.env, str(self.cwd), ()
+        if self.sandbox is not None:  # SandboxRefused ("on" and no sandbox) reaches the caller
+            self._plan = await asyncio.to_thread(self.sandbox.prepare, self.argv, self.cwd, self.env)
+            argv, env, cwd, fds = self._plan.argv, self._plan.env, self._plan.cwd, self._plan.pass_fds
         fd = os.open(self.stderr_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
         try:
             transport, protocol = await loop.subprocess_exec(
                 lambda: _Protocol(loop),
-                *self.argv,
+                *argv,
                 stdin=asyncio.subprocess.PIPE,
                 stdout=asyncio.subprocess.PIPE,
                 stderr=fd,
-                cwd=str(self.cwd),
-                env=self.env,
+                cwd=cwd,
+                env=env,
+                pass_fds=fds,
                 start_new_session=True,
             )
+        except BaseException:
+            self._release()
+            raise
         finally:
             os.close(fd)
         self._protocol = protocol
@@ -202,6 +214,17 @@ class StdioProcess:
         finally:
             self._close_transport()
             self._group_done = self._proc.returncode is not None and not group_alive(pgid)
+            if self._group_done:
+                self._release()
+
+    def _release(self) -> None:
+        """The sandbox's plan, once the group has ended (quick file work)."""
+        plan, self._plan = self._plan, None
+        if plan is not None:
+            try:
+                plan.cleanup()
+            except Exception:
+                log.exception("cleaning up a sandboxed MCP server failed")
 
     def kill_now(self) -> None:
         """SIGKILL the whole group at once (synchronous: usable from anywhere, even while
@@ -212,6 +235,7 @@ class StdioProcess:
             signal_group(self.pid, signal.SIGKILL)
         self._close_transport()
         self._group_done = True
+        self._release()
 
     def _close_transport(self) -> None:
         proc = self._proc

@@ -42,8 +42,11 @@ class Layout:
     is_root: bool
     writable: list[Path] = field(default_factory=list)  # besides the workspace
     readable: list[Path] = field(default_factory=list)  # besides everything not hidden
+    workspace_writable: bool = True  # False: the workspace is read-only too (code mode's programs)
 
     def all_writable(self) -> list[Path]:
+        if not self.workspace_writable:
+            return _dedupe(list(self.writable))
         return _dedupe([self.workspace, *self.writable, *self.plan.writable_outside])
 
     def runtime_paths(self) -> list[Path]:
@@ -113,7 +116,7 @@ def bwrap_argv(bwrap: str, lay: Layout, *, seccomp_fd: int | None) -> list[str]:
     for p in _dedupe([*lay.homes, *lay.readable, *lay.runtime_paths()]):
         if any(is_within(p, o) for o in OVERLAID) and not any(is_within(p, w) for w in writable) and p.exists():
             op(p, "--ro-bind", str(p), str(p))
-    for p in _dedupe([*writable, *lay.plan.self_binds]):
+    for p in _dedupe([*writable, *(lay.plan.self_binds if lay.workspace_writable else [])]):
         if p.exists():
             op(p, "--bind", str(p), str(p))
     for p in lay.plan.read_only:

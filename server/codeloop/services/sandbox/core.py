@@ -41,6 +41,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
+from codeloop.core.ports import SandboxRefused
 from codeloop.services.sandbox import launcher as L
 from codeloop.services.sandbox.backends import (
     LAUNCHER,
@@ -87,7 +88,7 @@ GUARANTEES: dict[str, str] = {
 }
 
 
-class SandboxUnavailable(RuntimeError):
+class SandboxUnavailable(SandboxRefused):
     """``mode: on`` and no backend works: the command must not run (fail closed)."""
 
 
@@ -714,13 +715,16 @@ class Sandbox:
     def prepare(self, argv: Sequence[str], cwd: Path | str, env: Mapping[str, str] | None = None, *,
                 network: bool | None = None, rlimits: Mapping[str, tuple[int, int] | int] | None = None,
                 pass_fds: Sequence[int] = (), readable: Sequence[Path | str] = (),
-                writable: Sequence[Path | str] = (), max_processes: int | None = None) -> Prepared:
+                writable: Sequence[Path | str] = (), max_processes: int | None = None,
+                workspace_writable: bool = True) -> Prepared:
         """The argv/env/fds that run ``argv`` in ``cwd`` inside the sandbox.
 
         ``env``: the command's environment (default: the sandbox's); credentials are removed and
         TMPDIR points at the private temp dir. ``network``: override the setting for this command.
         ``rlimits``: extra resource limits, e.g. ``{"cpu": 30, "as": 2 << 30}`` (applied in every
         mode, sandboxed or not). ``readable``/``writable``: extra paths for this command.
+        ``workspace_writable=False``: the workspace is read-only too (code mode's programs,
+        whose edits must be tool calls, reviewed like any other).
         Raises SandboxUnavailable when the mode is on and no backend works; ValueError on bad
         arguments. Blocking but quick (stats and a few small writes)."""
         if self._closed:
@@ -750,7 +754,11 @@ class Sandbox:
             network=net,
             is_root=os.geteuid() == 0,
             writable=self.writable + [Path(os.path.realpath(p)) for p in writable],
-            readable=self.readable + [Path(os.path.realpath(p)) for p in readable],
+            # A read-only workspace under /tmp must stay visible (bubblewrap mounts a private
+            # /tmp there; Landlock does not grant the shared /tmp).
+            readable=self.readable + [Path(os.path.realpath(p)) for p in readable]
+            + ([] if workspace_writable else [self.workspace]),
+            workspace_writable=workspace_writable,
         )
         env2, removed = scrub_env(base_env)
         prep = Prepared(argv=[], env=env2, cwd=str(lay.cwd), pass_fds=tuple(pass_fds), backend=self.backend,
@@ -803,9 +811,10 @@ class Sandbox:
         # (no fds to pass), so any spawner works, the MCP SDK's stdio client included.
         fd = next(n for n in range(9, 2, -1) if n not in prep.pass_fds)
 
+        # A read-only workspace needs no mount points: nothing can be created in it.
+        holders = lay.plan.placeholders if lay.workspace_writable else []
         made = self._placeholders.acquire(
-            [ph.path for ph in lay.plan.placeholders],
-            persistent=[ph.path for ph in lay.plan.placeholders if ph.persistent])
+            [ph.path for ph in holders], persistent=[ph.path for ph in holders if ph.persistent])
         if made:
             prep._cleanups.append(lambda: self._placeholders.release(made))
 

@@ -4,7 +4,7 @@ Accepted forms::
 
     "sandbox": "auto" | "on" | "off"                 # shorthand for the mode
     "sandbox": true | false                          # "on" | "off"
-    "sandbox": {"mode": "auto", "network": false, "autoAllow": true, "maxProcesses": 1024}
+    "sandbox": {"mode": "auto", "network": false, "autoAllow": true, "maxProcesses": 1024, "mcp": false}
 
 A bad value is reported and its default kept (the rest of the object still applies); an unknown
 key is reported and ignored. Nothing here raises on user input.
@@ -27,7 +27,8 @@ class SandboxSettings(BaseModel):
     ``network``: allow network access from sandboxed commands. ``autoAllow``: in ``ask`` mode,
     run sandboxed commands the policy would only ask about because they are unknown (the
     policy's business, carried here). ``maxProcesses``: tasks (processes and threads) one
-    sandboxed command may have at once, against fork bombs."""
+    sandboxed command may have at once, against fork bombs. ``mcp``: run MCP stdio servers in
+    the sandbox too (off by default: many need the network or write their caches in the home)."""
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True, frozen=True, strict=True)
 
@@ -35,6 +36,7 @@ class SandboxSettings(BaseModel):
     network: bool = False
     auto_allow: bool = Field(True, alias="autoAllow")
     max_processes: int = Field(DEFAULT_MAX_PROCESSES, ge=8, le=1_000_000, alias="maxProcesses")
+    mcp: bool = False
 
     def to_json(self) -> dict[str, Any]:
         return self.model_dump(by_alias=True)
@@ -75,7 +77,7 @@ def parse_sandbox_setting(value: Any, *, where: str = "sandbox") -> tuple[Sandbo
     for key, item in value.items():
         name = _FIELDS.get(key)
         if name is None:
-            problems.append(f"setting {where}.{key} is unknown (known: mode, network, autoAllow, maxProcesses); ignored")
+            problems.append(f"setting {where}.{key} is unknown (known: mode, network, autoAllow, maxProcesses, mcp); ignored")
             continue
         if name == "mode" and isinstance(item, str):
             item = item.strip().lower()
