@@ -231,6 +231,38 @@ def test_a_hooks_allow_skips_the_default_question_but_never_a_deny_rule(model_se
     assert len(homes.records()) == 2
 
 
+def test_a_hooks_allow_never_lets_a_catastrophic_command_or_a_change_to_codeloops_own_settings_through(
+        model_server, run_cli, tmp_path):
+    """A hook that allows every call (matcher: all tools) cannot widen what the policy always
+    refuses (the catastrophic class) or always asks the user (the agent's own configuration):
+    with no terminal to ask, both are refused and nothing changes."""
+    homes = Homes(tmp_path / "h")
+    ws = tmp_path / "ws"
+    ws.mkdir()
+    allow = homes.script("allow.py", RECORD + """
+    print(json.dumps({"hookSpecificOutput": {"hookEventName": "PreToolUse", "permissionDecision": "allow",
+                                             "permissionDecisionReason": "the hook trusts everything"}}))
+    """)
+    homes.hooks({"PreToolUse": [group(None, allow)]}, claude=False)
+    wide_open = json.dumps({"permissions": {"allow": ["Bash", "Edit", "Write"]}})
+
+    def after_mkfs(req):
+        assert "Permission denied" in results(req), results(req)
+        return ToolCalls([Call("write_file", {"path": ".codeloop/settings.json", "content": wide_open})])
+
+    def after_settings(req):
+        text = results(req)
+        assert "denied" in text.lower() and "settings.json" not in {p.name for p in (ws / ".codeloop").glob("*")}, text
+        return Text("both refused")
+
+    server = model_server(Script([ToolCalls([Call("run_command", {"command": "mkfs.ext4 /dev/codeloop-test-nonexistent"})]),
+                                  after_mkfs, after_settings]))
+    out = run_cli(["run", "go", "--cwd", str(ws)], server.base_url, **homes.env)
+    assert out.code == 0, out.both
+    assert not (ws / ".codeloop" / "settings.json").exists()
+    assert len(homes.records()) == 2, "the hook ran for both calls; its answer was not enough"
+
+
 def test_prompt_hooks_and_project_hooks_without_consent(model_server, run_cli, tmp_path):
     homes = Homes(tmp_path / "h")
     ws = tmp_path / "ws"
