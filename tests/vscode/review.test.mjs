@@ -120,6 +120,11 @@ describe("codeloop review and approvals in VS Code", { skip, timeout: 300_000 },
     const expected = lines(TWEAK_PY);
     expected[2] = "TWEAK_TOP = 'proposed top'  # tweaked";
     assert.equal(readFileSync(join(cs.ws, "tweak.py"), "utf8"), expected.join("\n"), "the tweak landed and the unticked hunk did not");
+    // the model is told exactly that: one hunk accepted, the other rejected, and the user's tweak
+    const told = toolResults().filter((t) => t.includes("tweak.py:")).pop() ?? "";
+    assert.match(told, /the user accepted 1 of 2 hunks of your change and rejected 1/, told);
+    assert.match(told, /REJECTED: hunk 2 of 2/, told);
+    assert.match(told, /The user's own edits to your proposal[\s\S]*# tweaked/, told);
     await shot("01b-applied");
   });
 
