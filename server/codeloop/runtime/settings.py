@@ -79,9 +79,20 @@ def file_layers(root: Path, config_home: Path | None = None) -> tuple[dict[str, 
     user = {k: v for k, v in read_settings_file(user_settings_file(config_home), problems).items() if k not in OWN_SECTIONS}
     project: dict[str, Any] = {}
     for name in PROJECT_FILES:
-        data = read_settings_file(Path(root) / ".codeloop" / name, problems)
+        path = Path(root) / ".codeloop" / name
+        data = read_settings_file(path, problems)
         project.update({k: v for k, v in data.items() if k in PROJECT_SETTING_KEYS})
+        refused = sorted(k for k in data if k in _user_only())
+        if refused:
+            problems.append(f"{path}: {', '.join(refused)} can only be set in your own settings or the editor, "
+                            "not by a project; ignoring " + ("it" if len(refused) == 1 else "them"))
     return user, project, problems
+
+
+def _user_only() -> set[str]:
+    """The settings (by their JSON names) that a project file may not set."""
+    names = {f.alias or n for n, f in Settings.model_fields.items()} | {"sandbox"}
+    return names - set(PROJECT_SETTING_KEYS)
 
 
 def load_settings(
