@@ -482,4 +482,6 @@ SERVER_REQUESTS: dict[str, tuple[type[Wire], type[Wire]]] = {
     M.DOCUMENT_SAVE: (DocumentSaveParams, DocumentSaveResult),
 }
 #: workspace/executeCommand commands taking one argument object
-COMMAND_ARGS: dict[str, type[Wire]] = {M.CMD_FIX: FixDiagnosticArgs, M.CMD_ASK: FocusArgs, M.CMD_EXPLAIN: FocusArgs}
+COMMAND_ARGS: dict[str, type[FixDiagnosticArgs] | type[FocusArgs]] = {
+    M.CMD_FIX: FixDiagnosticArgs, M.CMD_ASK: FocusArgs, M.CMD_EXPLAIN: FocusArgs,
+}
