@@ -453,3 +453,28 @@ def test_headless_writes_are_checked_for_new_errors(model_server, run_cli, tmp_p
     assert result.code == 0, result.both[-3000:]
     assert not server.failures, server.failures
     assert (tmp_path / "calc.py").read_text() == "def add(a, b):\n    total = a + b\n    return total\n"
+
+
+def test_an_image_read_by_the_model_reaches_it_as_an_image_part(model_server, run_cli, tmp_path):
+    """read_file on a PNG with a model that takes images (the `images` setting on): the next
+    request carries the picture as an image_url part after the tool results (tool messages
+    carry text only)."""
+    import base64
+
+    png = bytes.fromhex("89504e470d0a1a0a0000000d49484452000000010000000108060000001f15c489"
+                        "0000000d49444154789c6360f8cfc0f01f00050001ff8a0a4b1b0000000049454e44ae426082")
+    work = tmp_path / "work"
+    work.mkdir()
+    (work / "shot.png").write_bytes(png)
+    cfg = tmp_path / "xdg"
+    (cfg / "codeloop").mkdir(parents=True)
+    (cfg / "codeloop" / "settings.json").write_text(json.dumps({"images": "on"}))
+    server = model_server(Script([ToolCalls([Call("read_file", {"path": "shot.png"})]), Text("A single pixel.")]))
+    result = run_cli(["run", "what is in shot.png?", "--cwd", str(work), "--yes"], server.base_url, XDG_CONFIG_HOME=str(cfg))
+    assert result.code == 0, result.both
+    second = server.chat_requests[1].body["messages"]
+    tool = next(m for m in second if m["role"] == "tool")
+    assert "shot.png: image/png image" in tool["content"]
+    parts = [p for m in second if m["role"] == "user" and isinstance(m["content"], list) for p in m["content"]]
+    urls = [p["image_url"]["url"] for p in parts if p.get("type") == "image_url"]
+    assert urls == ["data:image/png;base64," + base64.b64encode(png).decode()]

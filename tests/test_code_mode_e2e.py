@@ -339,3 +339,29 @@ def test_a_programs_reads_are_its_own_not_the_models(bubblewrap, model_server, r
     model_read = program_result(server.chat_requests[2])
     # the model's own read is a read like any other (its first look), never "unchanged since your read"
     assert "line 3-0 " in model_read and "unchanged" not in model_read
+
+
+# -- the README's example, as the doc shows it ------------------------------------------------------
+
+
+def _readme_program() -> str:
+    import re
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    (program,) = [b for b in re.findall(r"```python\n(.*?)```", readme, re.S) if "from codeloop_tools import" in b]
+    return program
+
+
+def test_the_readmes_code_mode_example_renames_across_files(bubblewrap, model_server, run_cli, tmp_path):
+    """The program the README shows, extracted at test time, run as the model's run_code call."""
+    for i in range(4):
+        (tmp_path / f"m{i}.py").write_text(f"def old_name():\n    return {i}\n\nold_name()\n")
+    (tmp_path / "other.py").write_text("x = 1\n")
+    server = model_server(Script([run_code(_readme_program()), echo_result]))
+    result = run_cli(["run", "rename it", "--cwd", str(tmp_path), "--yes"], server.base_url, **config_home(tmp_path))
+    assert result.code == 0, result.both
+    text = program_result(server.chat_requests[1])
+    assert text.startswith("Program ended: ok"), text
+    for i in range(4):
+        assert (tmp_path / f"m{i}.py").read_text() == f"def new_name():\n    return {i}\n\nnew_name()\n"
+    assert (tmp_path / "other.py").read_text() == "x = 1\n"

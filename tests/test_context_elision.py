@@ -207,3 +207,47 @@ def test_old_images_are_elided_like_large_results_and_new_ones_stay():
     assert msgs[0]["content"][1] is image, "the history keeps the image"
     fresh = elide(msgs[:3], stub, allowance=1_000, cap=100_000, count=chars_count)
     assert fresh.messages[0]["content"][1] is image, "within the last steps the image stays"
+
+
+def _views(sizes: list[int], batch: int, headroom: float = 1.0):
+    """The view of each request of a conversation that grows by one step per request, with
+    the keys elided so far carried from request to request (as the session does)."""
+    already: set[str] = set()
+    views = []
+    for n in range(1, len(sizes) + 1):
+        view = elide(conversation(sizes[:n]), stub, allowance=12_000, cap=1_000_000, count=chars_count,
+                     already=already, batch=batch, headroom=headroom)
+        already |= {key_of(e.call_id, e.arguments) for e in view.elided}
+        views.append(view)
+    return views
+
+
+def test_batch_elision_keeps_each_request_a_prefix_extension_until_a_batch_is_due():
+    sizes = [8_000] * 30  # 2,000 "tokens" a result: each is due some steps after it came
+    views = _views(sizes, batch=6_000)
+    rewrites = []
+    for i in range(1, len(views)):
+        before, now = views[i - 1].messages, views[i].messages
+        if now[: len(before)] != before:
+            rewrites.append(i)
+    eager = _views(sizes, batch=0)
+    eager_rewrites = [i for i in range(1, len(eager)) if eager[i].messages[: len(eager[i - 1].messages)] != eager[i - 1].messages]
+    # without batches every request that makes a result due rewrites the history; with them,
+    # the history is rewritten only when 6,000 tokens are due, several results at once
+    assert eager_rewrites and rewrites and len(rewrites) < len(eager_rewrites) / 2, (rewrites, eager_rewrites)
+    for i in rewrites:
+        new = [e for e in views[i].elided if e.call_id not in {x.call_id for x in views[i - 1].elided}]
+        assert sum(chars_count(e.text) for e in new) >= 6_000, (i, [e.call_id for e in new])
+    # in the end it has elided what the eager rule has, but for what the last batch still holds
+    assert {e.call_id for e in views[-1].elided} <= {e.call_id for e in eager[-1].elided}
+    assert len(views[-1].elided) >= len(eager[-1].elided) - 6_000 // 2_000
+
+
+def test_a_batch_with_headroom_clears_more_than_is_due():
+    sizes = [8_000] * 30
+    tight = _views(sizes, batch=6_000, headroom=0.5)
+    plain = _views(sizes, batch=6_000, headroom=1.0)
+    first = next(i for i in range(1, len(tight)) if tight[i].elided)
+    # at its first batch the tightened rule elides at least as much as the plain one does at its own
+    first_plain = next(i for i in range(1, len(plain)) if plain[i].elided)
+    assert len(tight[first].elided) >= len(plain[first_plain].elided)

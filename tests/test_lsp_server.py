@@ -11,7 +11,7 @@ import pytest
 from conftest import cli_env, processes_matching, unique_marker
 from lsp_harness import Editor, start_editor, stop_editor
 from lsprotocol import types as lsp
-from scripted_model import PROVIDERS, Call, Script, Text, ToolCalls
+from scripted_model import PROVIDERS, Call, Faulty, Script, Text, ToolCalls
 
 from codeloop.edits.textedits import Pos, TextEdit
 
@@ -620,3 +620,29 @@ async def test_ticks_win_over_edits_inside_unticked_hunks(editor_factory, tmp_pa
     assert "accepted: hunk 2 of 2, now line 18 of the file" in result
     assert "+line ten (the user's)" in result  # the user's own edits, as a diff
     assert "edited inside rejected hunk(s) 1" in result
+
+
+@pytest.mark.parametrize("fault", ["eof", "cut"])
+async def test_a_stream_cut_every_time_ends_the_turn_clearly_and_applies_nothing(editor_factory, tmp_path, fault):
+    """Over the language server as in the CLI: a response that never finishes (the body ends
+    cleanly mid-arguments, or the chunked body is cut) is retried, and when the retries run
+    out the turn ends with an error that says so; no edit is proposed or applied and no
+    command runs, although the cut response held complete-looking calls."""
+    (tmp_path / "notes.md").write_text("old\n")
+    scenario = Faulty(Script([
+        ToolCalls([Call("edit_file", {"path": "notes.md", "old_string": "old", "new_string": "new"}),
+                   Call("run_command", {"command": "touch ran.txt"})], chunk_size=4),
+        Text("done"),
+    ]), fault, times=None)
+    editor, server = await editor_factory(scenario, settings={"maxRetries": 2, "retryBaseDelay": 0.05})
+    editor.open("notes.md")
+    started = await editor.chat("edit and run")
+    end = await editor.turn_end(started["turnId"])
+    events = editor.turn_events(started["turnId"])
+    assert end["status"] == "error", events
+    assert "failed after 3 attempts" in end["message"], end
+    assert ("ended before the answer was complete" if fault == "eof" else "was cut") in end["message"], end
+    assert [e for e in events if e["type"] == "retry"] and not [e for e in events if e["type"] == "toolCallStarted"]
+    assert editor.reviews == [] and editor.applied_edits == [] and editor.terminal == []
+    assert (tmp_path / "notes.md").read_text() == "old\n" and not (tmp_path / "ran.txt").exists()
+    assert len(server.chat_requests) == 3

@@ -87,6 +87,7 @@ def setup_plan_workspace(root: Path) -> None:
     (root / "app.py").write_text("x = 1\n")
     (root / "docs").mkdir()
     (root / "docs" / "note.txt").write_text("hello\n")
+    # the project's allow rule applies once the project is trusted: each run says --trust-project
     write_settings(root, {"permissions": {"allow": ["Bash(ls:*)"]}})
 
 
@@ -98,7 +99,7 @@ def setup_plan_workspace(root: Path) -> None:
 def test_plan_mode_by_cli_flag(model_server, run_cli, tmp_path):
     setup_plan_workspace(tmp_path)
     server = model_server(plan_turn_script("docs"))
-    result = run_cli(["run", "plan the change", "--cwd", str(tmp_path), "--mode", "plan"], server.base_url, **_env(tmp_path))
+    result = run_cli(["run", "plan the change", "--cwd", str(tmp_path), "--mode", "plan", "--trust-project"], server.base_url, **_env(tmp_path))
     assert result.code == 0, result.both
     reqs = server.chat_requests
     assert len(reqs) == 2, server.failures
@@ -116,7 +117,7 @@ def test_plan_mode_with_yes_still_cannot_write(model_server, run_cli, tmp_path):
     """--yes answers questions; it does not lift plan mode."""
     setup_plan_workspace(tmp_path)
     server = model_server(plan_turn_script("docs"))
-    result = run_cli(["run", "plan", "--cwd", str(tmp_path), "--mode", "plan", "--yes"], server.base_url, **_env(tmp_path))
+    result = run_cli(["run", "plan", "--cwd", str(tmp_path), "--mode", "plan", "--yes", "--trust-project"], server.base_url, **_env(tmp_path))
     assert result.code == 0, result.both
     assert_planning_request(server.chat_requests[0])
     check_plan_results(server.chat_requests[1], "docs")
@@ -128,7 +129,8 @@ def test_plan_mode_by_slash_command_in_chat(model_server, run_cli, tmp_path):
     setup_plan_workspace(tmp_path)
     server = model_server(Keyed({"hello": Text("hi there"), "plan the change": plan_turn_script("docs")}))
     result = run_cli(
-        ["chat", "--cwd", str(tmp_path)], server.base_url, stdin="hello\n/mode plan\nplan the change\n/mode\n", **_env(tmp_path)
+        ["chat", "--cwd", str(tmp_path), "--trust-project"], server.base_url, stdin="hello\n/mode plan\nplan the change\n/mode\n",
+        **_env(tmp_path)
     )
     assert result.code == 0, result.both
     first, *planning = server.chat_requests

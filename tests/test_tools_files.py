@@ -257,3 +257,29 @@ async def test_tools_work_without_optional_context(tmp_path: Path) -> None:
     ctx = ToolContext(workspace=Workspace(tmp_path), changes=DiskChangeApplier(), processes=ProcessManager())
     r = await call(ctx, "read_file", path=str(tmp_path / "f.txt"))  # absolute inside the root is fine
     assert r.ok and "hello" in r.text
+
+
+# -- read_file on an image
+
+PNG_1PX = bytes.fromhex(
+    "89504e470d0a1a0a0000000d49484452000000010000000108060000001f15c4890000000d49444154789c6360f8cfc0f01f0005"
+    "0001ff8a0a4b1b0000000049454e44ae426082"
+)
+
+
+async def test_read_file_shows_an_image_to_a_model_that_takes_images(ws: Path) -> None:
+    import base64
+
+    (ws / "shot.png").write_bytes(PNG_1PX)
+    r = await call(make_ctx(ws, images=True), "read_file", path="shot.png")
+    assert r.ok and r.text.startswith("shot.png: image/png image"), r.text
+    (img,) = r.images
+    assert img.mime == "image/png" and base64.b64decode(img.data) == PNG_1PX
+    assert img.data_url().startswith("data:image/png;base64,")
+
+
+async def test_read_file_on_an_image_tells_a_text_only_model_what_to_do(ws: Path) -> None:
+    (ws / "shot.png").write_bytes(PNG_1PX)
+    r = await call(make_ctx(ws, images=False), "read_file", path="shot.png")
+    assert not r.ok and not r.images
+    assert "is an image, and the model in use does not take images" in r.text

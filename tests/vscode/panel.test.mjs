@@ -93,6 +93,9 @@ describe("codeloop panel: todos, sub-agents, hooks, slash commands", { skip, tim
       dir, baseUrl: model.baseUrl,
       files: { "greet.py": GREET_PY, ".codeloop/commands/summarize.md": SUMMARIZE_MD },
       env: { XDG_CONFIG_HOME: xdg, CLAUDE_CONFIG_DIR: claudeHome },
+      // autoAllow off: the sub-agent's command shows its approval card (a sandboxed unknown
+      // command is not asked where bubblewrap works)
+      settings: { "codeloop.sandbox": { mode: "auto", autoAllow: false } },
     });
     ({ browser, page } = await launchBrowser());
     await page.goto(`${cs.url}?folder=${encodeURIComponent(cs.ws)}`);

@@ -77,7 +77,7 @@ describe("codeloop review and approvals in VS Code", { skip, timeout: 300_000 },
     dir = tempDir();
     model = await startModel(dir, "scenarios:review");
     // the scripted model takes images (codeloop.images: "on"; "auto" would leave them out for its name)
-    cs = await startCodeServer({ dir, baseUrl: model.baseUrl, files: { "tweak.py": TWEAK_PY, "lens.py": LENS_PY, "keys.py": KEYS_PY }, settings: { "codeloop.images": "on" } });
+    cs = await startCodeServer({ dir, baseUrl: model.baseUrl, files: { "tweak.py": TWEAK_PY, "lens.py": LENS_PY, "keys.py": KEYS_PY }, settings: { "codeloop.images": "on", "codeloop.sandbox": { mode: "auto", autoAllow: false } } });
     ({ browser, page } = await launchBrowser());
     await page.goto(`${cs.url}?folder=${encodeURIComponent(cs.ws)}`);
     await page.locator(".monaco-workbench").waitFor({ timeout: 60_000 });

@@ -269,3 +269,16 @@ test("server settings: the sandbox and code mode settings go to the server", () 
   const out = serverSettings((k) => values[k], {});
   assert.deepEqual([out.sandbox, out.codeMode, out.codeTimeout], [{ mode: "on", network: false }, false, 30]);
 });
+
+test("a workspace's .vscode/settings.json cannot loosen codeloop: the sensitive settings are machine-scoped", async () => {
+  const { readFileSync } = await import("node:fs");
+  const pkg = JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8"));
+  const conf = pkg.contributes.configuration;
+  const props = (Array.isArray(conf) ? conf[0] : conf).properties;
+  // the interpreter, where the code goes, the permission mode and rules, what runs after edits,
+  // the sandbox, the rewind record, MCP servers and project trust: user (or remote) settings only
+  for (const key of ["pythonPath", "baseUrl", "apiKeyEnvVar", "mode", "autoAccept", "permissions", "checkCommand",
+    "sandbox", "checkpoints", "mcpServers", "trustProject"]) {
+    assert.ok(["machine", "application"].includes(props[`codeloop.${key}`].scope), `codeloop.${key} is ${props[`codeloop.${key}`].scope}`);
+  }
+});

@@ -29,14 +29,14 @@ TODO_WRITE_SCHEMA: dict[str, Any] = {
     "properties": {
         "todos": {
             "type": "array",
-            "description": "The complete, updated todo list (it replaces the previous one).",
+            "description": "The whole list (it replaces the last one).",
             "items": {
                 "type": "object",
                 "properties": {
                     "content": {"type": "string", "minLength": 1,
-                                "description": "What to do, imperative: \"Run the tests\"."},
+                                "description": "\"Run the tests\""},
                     "activeForm": {"type": "string", "minLength": 1,
-                                   "description": "The same, as it is being done: \"Running the tests\"."},
+                                   "description": "\"Running the tests\""},
                     "status": {"type": "string", "enum": list(STATUSES)},
                 },
                 "required": ["content", "activeForm", "status"],

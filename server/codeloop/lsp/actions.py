@@ -14,6 +14,7 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from lsprotocol import types as lsp
 from pygls.exceptions import JsonRpcInvalidParams
@@ -78,6 +79,32 @@ def _severity_of(d: lsp.Diagnostic | DiagnosticInfo) -> int:
     if isinstance(d, DiagnosticInfo):
         return _SEVERITY.get(d.severity, 1)
     return int(d.severity) if d.severity is not None else 1
+
+
+def trim_params(params: dict[str, Any]) -> None:
+    """Before pygls parses a ``textDocument/codeAction`` request: only the diagnostics on the
+    requested lines stay (``_touches``; a client that sends all 200 of a file's diagnostics
+    with every cursor move would otherwise have them all turned into objects). Malformed
+    entries stay, for the parser to report."""
+    context = params.get("context")
+    rng = params.get("range")
+    if not isinstance(context, dict) or not isinstance(rng, dict):
+        return
+    diagnostics = context.get("diagnostics")
+    if not isinstance(diagnostics, list) or len(diagnostics) <= MAX_FIX_ACTIONS:
+        return
+    first, last = rng["start"]["line"], rng["end"]["line"]
+    if not isinstance(first, int) or not isinstance(last, int):
+        return
+
+    def keep(d: Any) -> bool:
+        try:
+            r = d["range"]
+            return bool(r["start"]["line"] <= last and r["end"]["line"] >= first)
+        except (TypeError, KeyError):
+            return True
+
+    context["diagnostics"] = [d for d in diagnostics if keep(d)]
 
 
 def code_actions(params: lsp.CodeActionParams, own: OwnProblems | None = None, own_source: str = "") -> list[lsp.CodeAction]:

@@ -226,13 +226,19 @@ def _loads(data: bytes | bytearray) -> Any:
         return NOT_JSON
 
 
+# A method's raw params trimmed before pygls turns them into objects (a request's params
+# dict, changed in place): what its handler would ignore anyway, dropped unparsed.
+Trim = Callable[[dict[str, Any]], None]
+
+
 class Dispatcher:
     """Hands parsed messages to pygls, answering what pygls would leave unanswered."""
 
-    def __init__(self, server: LanguageServer) -> None:
+    def __init__(self, server: LanguageServer, trims: dict[str, Trim] | None = None) -> None:
         self.server = server
         self.protocol = server.protocol
         self.initialized = False
+        self.trims = dict(trims or {})
 
     def _error(self, msg_id: Any, code: int, message: str) -> None:
         if msg_id is None:  # JSON-RPC wants "id": null, which lsprotocol's converter would drop
@@ -281,6 +287,12 @@ class Dispatcher:
             if not self.initialized and method != lsp.EXIT:
                 log.info("dropped %r: the server is not initialized yet", method)
                 return
+        trim = self.trims.get(method) if isinstance(method, str) else None
+        if trim is not None and isinstance(data.get("params"), dict):
+            try:
+                trim(data["params"])
+            except Exception:  # malformed params: pygls reports them as it would have
+                log.debug("trimming %s params failed", method, exc_info=True)
         try:
             message = self.protocol.structure_message(data)
         except JsonRpcException as e:
@@ -404,7 +416,7 @@ async def pump(reader: FrameReader, dispatcher: Dispatcher, stop: threading.Even
             log.exception("handling a message failed")
 
 
-def serve_stdio(server: LanguageServer) -> None:
+def serve_stdio(server: LanguageServer, trims: dict[str, Trim] | None = None) -> None:
     """Serve JSON-RPC on stdin/stdout.
 
     Pipes and sockets use asyncio's own transports: pygls' ``start_io`` reads stdin in a
@@ -429,7 +441,7 @@ def serve_stdio(server: LanguageServer) -> None:
             server.protocol.set_writer(_StdoutWriter(sys.stdout.buffer))
             read = lambda: loop.run_in_executor(None, stdin.read1, CHUNK)  # noqa: E731
         try:
-            await pump(FrameReader(read), Dispatcher(server), stop)
+            await pump(FrameReader(read), Dispatcher(server, trims), stop)
             # The client went away (end of stream): requests already read still get answered.
             # (pygls types them as concurrent futures; the ones of its asyncio loop are asyncio's)
             pending: list[object] = list(server.protocol._request_futures.values())

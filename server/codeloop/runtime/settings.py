@@ -42,8 +42,9 @@ PROJECT_SETTING_KEYS = (
     "mcpStartupTimeout",
     "mcpCallTimeout",
     "toolSearchShare",
-    "checkpoints",
 )
+# Not "checkpoints": a cloned repository must not turn off (or narrow) the record rewind
+# restores from. Nor "sandbox", "mode", "permissions", "checkCommand", "baseUrl": the user's.
 # Read elsewhere from the same files (not Settings fields).
 OWN_SECTIONS = ("permissions",)
 PROJECT_FILES = ("settings.json", "settings.local.json")

@@ -256,12 +256,10 @@ def _answer(bp: Blueprint, child: Agent, end: TurnEnd, cap: int) -> str:
 class TaskTool(Tool["TaskTool.Input"]):
     name = "task"
     base_description = (
-        "Start a sub-agent: a separate conversation with its own fresh context that works on one "
-        "task and returns only its final answer (and its token use) to you. Use it to search "
-        "widely or to do self-contained work without filling your own context. It sees nothing "
-        "of this conversation: the prompt must say everything it needs (what to find or do, "
-        "where to look, what to report). Several task calls in one message run at the same "
-        "time when their agents are read-only."
+        "Run a sub-agent: a fresh conversation that does one task and returns only its final "
+        "answer, for wide searches or self-contained work that would fill your context. It sees "
+        "nothing of this conversation: the prompt must say everything (what, where, what to "
+        "report). Read-only agents called in one message run at once."
     )
     description = base_description
     # It changes nothing itself: each of its child's calls is decided by the policy, and the
@@ -270,7 +268,7 @@ class TaskTool(Tool["TaskTool.Input"]):
     kind = None
     claude_names = ("Task",)
     for_subagents = False  # no nesting
-    guidance = "Delegate broad searches to task with subagent_type explore (several at once when independent)."
+    guidance = "Delegate broad searches to task with subagent_type explore."
 
     class Input(ToolInput):
         description: str = Field(description="A short (3-5 word) description of the task.")

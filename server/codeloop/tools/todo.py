@@ -16,17 +16,14 @@ from codeloop.tools.base import ArgumentsError, BaseTool, ToolContext, ToolError
 class TodoWrite(BaseTool):
     name = "todo_write"
     description = (
-        "Keep a todo list for the current task, shown to the user as you go. Use it for work "
-        "with three or more steps: write the steps first, mark one in_progress before you "
-        "start it and completed as soon as it is done, and add tasks you discover. Each call "
-        "sends the complete list (it replaces the previous one). Skip it for a single, "
-        "trivial step."
+        "The todo list of the current task, shown to the user. For work of three or more steps: "
+        "write the steps, mark one in_progress before starting it and completed when done, add "
+        "what you discover. Each call sends the whole list."
     )
     read_only = True  # it changes the session's list, nothing in the workspace
     kind = None
     claude_names = ("TodoWrite",)
     for_subagents = False  # the list is the parent conversation's
-    guidance = "For multi-step work, track the steps with todo_write and keep it current."
 
     def parameters(self) -> dict[str, Any]:
         return TODO_WRITE_SCHEMA

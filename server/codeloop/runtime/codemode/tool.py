@@ -182,22 +182,16 @@ def describe(tools: list[BaseTool], s: CodeModeSettings) -> str:
         shown = ", ".join(f"{a} → {b}" for a, b in renamed[:8]) + (" …" if len(renamed) > 8 else "")
         renames = f" Names that are not Python identifiers are changed: {shown}."
     return (
-        "Run a Python 3 program in which your tools are functions. It pays when you would make many "
-        "similar calls (read 30 files and edit some of them), or when only a part of a big output "
-        "matters (search, then print only the lines you need): one program instead of one request "
-        "per call, and only what it prints and returns comes back to you.\n\n"
-        f"    from {MODULE} import {name}   # every tool you have, by the same name\n"
-        f"    text = {example}   # keyword arguments, as in the tool's schema\n"
-        "    print(len(text.splitlines()))\n\n"
-        "The functions are synchronous (no await) and return the tool's text result. A call that "
-        f"fails raises {MODULE}.ToolError (ToolDenied when permissions or the user refuse it); catch "
-        "it to go on. Every call goes through the same checks as a direct call (permissions, review "
-        "of edits). The result shows what the program printed, the value of its last expression (or "
-        "of a variable named result) as JSON, and every tool call it made with its status. Limits: "
-        f"{s.timeout:g} s of the program's own time (the time its tool calls take is not counted), "
-        f"{s.max_calls} tool calls, {s.memory >> 20} MB of memory. It runs with python -I (the standard "
-        "library only) in the sandbox: the workspace is read-only (change files with the edit tools), "
-        f"no network. help({MODULE}.{name}) shows a function's parameters.{renames}"
+        "Run a Python 3 program whose functions are your tools: for many similar calls (read 30 "
+        "files, edit some) or when only part of a big output matters. Only what it prints and "
+        "returns comes back.\n\n"
+        f"    from {MODULE} import {name}   # every tool, same name\n"
+        f"    text = {example}   # keyword arguments, as in the schema\n\n"
+        "Calls are synchronous, return the tool's text and go through the same permission and "
+        f"review checks; a failed one raises {MODULE}.ToolError (ToolDenied if refused). The result "
+        "shows the output, the last expression's value (or `result`) as JSON, and each call. Limits: "
+        f"{s.timeout:g} s of its own time, {s.max_calls} calls, {s.memory >> 20} MB; python -I (stdlib "
+        f"only) in the sandbox: workspace read-only (edit with the tools), no network.{renames}"
     )
 
 
