@@ -166,9 +166,9 @@ async def run_codeloop(root: Path, base_url: str, batch: int | None = None, head
     sink = _Sink()
     session = AgentSession(settings, root, Ports(sink=sink, approver=_Allow(), changes=DiskChangeApplier(root=root)))
     if batch is not None:
-        session.elide_batch = batch
+        session.view.batch = batch
     if headroom is not None:
-        session.elide_headroom = headroom
+        session.view.headroom = headroom
     try:
         for text in USER:
             end = await session.send(text)

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs everything the tests need from the project's own files, then runs the whole suite:
-# the Python tests (unit, CLI end to end, language server over JSON-RPC with pytest-lsp,
-# benchmark smoke runs) and the VS Code UI tests (code-server + Playwright in Chromium).
+# the layer contracts (lint-imports), ruff and mypy over server/codeloop, the Python tests
+# (unit, CLI end to end, language server over JSON-RPC with pytest-lsp, benchmark smoke runs)
+# and the VS Code UI tests (code-server + Playwright in Chromium).
 # Idempotent: quick when everything is installed. `.ci/run` calls exactly this.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -51,6 +52,13 @@ fi
 
 # 5. Run everything; report all failures, not just the first suite's.
 status=0
+# The layers (import-linter contracts in pyproject.toml), lint and types over the server.
+log "lint-imports"
+.venv/bin/lint-imports || status=$?
+log "ruff check server/codeloop"
+.venv/bin/ruff check server/codeloop || status=$?
+log "mypy"
+.venv/bin/mypy || status=$?
 log "pytest"
 .venv/bin/python -m pytest -q -p no:cacheprovider "$@" || status=$?
 if [ "${CODELOOP_SKIP_VSCODE:-0}" != "1" ]; then

@@ -78,7 +78,8 @@ def shared_ssl_context() -> ssl.SSLContext:
     event loop for that. Hosts may warm it in a thread at startup."""
     for name in ("httpx2", "httpx"):  # whichever the openai client is built on
         try:
-            return importlib.import_module(name).create_ssl_context()  # type: ignore[no-any-return]
+            context: ssl.SSLContext = importlib.import_module(name).create_ssl_context()
+            return context
         except (ImportError, AttributeError):
             continue
     return ssl.create_default_context()

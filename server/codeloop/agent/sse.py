@@ -34,7 +34,7 @@ except Exception:  # pragma: no cover - an SDK without it: no [DONE] detection, 
 
 if _AsyncByteStream is not None:
 
-    class _SSEEnd(_AsyncByteStream):  # type: ignore[misc, valid-type]
+    class _SSEEnd(_AsyncByteStream):
         """An SSE response body, passed through unchanged, noting whether ``data: [DONE]``
         went by. (A compressed SSE body is not inspected; then only ``finish_reason`` says
         that a response finished.)"""

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -206,7 +206,7 @@ class TerminalConsent:
                     return False
 
 
-def terminal_confirm(sink: ConsoleSink):  # type: ignore[no-untyped-def]
+def terminal_confirm(sink: ConsoleSink) -> Callable[[ChangeSet], Awaitable[bool | str]]:
     async def confirm(changes: ChangeSet) -> bool | str:
         for c in changes.changes:
             rel = c.path.name

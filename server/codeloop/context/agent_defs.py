@@ -33,7 +33,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Mapping, Protocol
 
 from codeloop.context.front_matter import FrontMatterError, parse_document, read_capped, split_list
 
@@ -177,7 +177,17 @@ def load_agent_defs(root: Path, config_home: Path | None = None, claude_home: Pa
     return out
 
 
-def describe_for_model(agents: AgentDefs | dict[str, AgentDef], limit: int = 300) -> str:
+class Described(Protocol):
+    """Anything with an agent's name and description (an AgentDef, the runtime's blueprints)."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def description(self) -> str: ...
+
+
+def describe_for_model(agents: AgentDefs | Mapping[str, Described], limit: int = 300) -> str:
     """A compact list of the agents for the task tool's description: ``- name: description``."""
     items = agents.agents if isinstance(agents, AgentDefs) else agents
     lines = []

@@ -237,21 +237,24 @@ async def compact(
     token counts use it; the kept messages are the real ones."""
     seen = view if view is not None and len(view) == len(messages) else messages
     tokens_before = count_messages(seen)
-    unchanged = dict(messages=list(messages), tokens_before=tokens_before, tokens_after=tokens_before)
     start, cut, notes = choose_cut(seen, keep_recent_turns)
+
+    def unchanged(error: str) -> CompactionResult:
+        return CompactionResult(False, list(messages), tokens_before=tokens_before, tokens_after=tokens_before,
+                                error=error, notes=notes)
+
     if cut <= start:
-        return CompactionResult(False, error="nothing to compact yet: the conversation is all recent turns", notes=notes, **unchanged)
+        return unchanged("nothing to compact yet: the conversation is all recent turns")
     head = seen[start:cut]
     if all(is_summary(m) or m == {"role": "assistant", "content": ACK_TEXT} for m in head):
-        return CompactionResult(False, error="nothing to compact yet: only the earlier summary is before the recent turns",
-                                notes=notes, **unchanged)
+        return unchanged("nothing to compact yet: only the earlier summary is before the recent turns")
     try:
         summary = await summarize([dict(m) for m in head], instructions_for(focus))
     except Exception as e:  # the model call failed: report, keep everything
         log.warning("compaction failed: %s", e)
-        return CompactionResult(False, error=f"the summary request failed: {type(e).__name__}: {e}", notes=notes, **unchanged)
+        return unchanged(f"the summary request failed: {type(e).__name__}: {e}")
     if not isinstance(summary, str) or not summary.strip():
-        return CompactionResult(False, error="the model returned an empty summary", notes=notes, **unchanged)
+        return unchanged("the model returned an empty summary")
 
     body = SUMMARY_INTRO + summary.strip()
     # When the cut falls inside a turn, that turn's request is in the head: repeat it verbatim.

@@ -373,16 +373,17 @@ class SessionStore:
         sid = _new_id()
         while self.path_of(sid).exists():
             sid = _new_id()
+        shown = make_title(title) if title else None
         header = {
             "type": "session",
             "id": sid,
             "created": _now(),
             "cwd": str(self.root),
             "model": model,
-            "title": make_title(title) if title else None,
+            "title": shown,
             "version": FORMAT_VERSION,
         }
-        return SessionWriter(self.path_of(sid), sid, self.scrubber, header=header, title=header["title"])
+        return SessionWriter(self.path_of(sid), sid, self.scrubber, header=header, title=shown)
 
     def open_for_append(self, session_id: str) -> SessionWriter:
         """Continue an existing session. A record cut by a crash is removed first, so

@@ -87,14 +87,15 @@ def _check_item(i: int, item: Any, errors: list[str]) -> Todo | None:
         else:
             texts[key] = " ".join(v.split())
     status = item.get("status")
-    if status not in STATUSES:
+    known = next((st for st in STATUSES if st == status), None)
+    if known is None:
         hint = _SYNONYMS.get(str(status).strip().lower()) if isinstance(status, str) else None
         errors.append(f"{where}.status {status!r} is not one of {', '.join(STATUSES)}"
                       + (f" (did you mean {hint!r}?)" if hint else ""))
         ok = False
-    if not ok:
+    if not ok or known is None:
         return None
-    return Todo(texts["content"], texts["activeForm"], status)
+    return Todo(texts["content"], texts["activeForm"], known)
 
 
 def parse_todo_write(args: Any) -> list[Todo]:
@@ -129,7 +130,7 @@ def parse_todo_write(args: Any) -> list[Todo]:
 
 
 def counts(todos: Sequence[Todo]) -> dict[str, int]:
-    c = {s: 0 for s in STATUSES}
+    c: dict[str, int] = {s: 0 for s in STATUSES}
     for t in todos:
         c[t.status] += 1
     return c

@@ -22,12 +22,22 @@ __all__ = [
     "TextEdit",
     "minimal_text_edits",
     "apply_text_edits",
+    "ENCODINGS",
+    "as_encoding",
     "offset_at",
     "position_at",
     "whole_document_range",
 ]
 
 Encoding = Literal["utf-16", "utf-8", "utf-32"]
+ENCODINGS: tuple[Encoding, ...] = ("utf-16", "utf-8", "utf-32")
+
+
+def as_encoding(value: object) -> Encoding:
+    """A negotiated position encoding (a string or an enum's value) as an Encoding; LSP's
+    default, utf-16, for anything else."""
+    value = getattr(value, "value", value)
+    return next((e for e in ENCODINGS if e == value), "utf-16")
 
 
 @dataclass(frozen=True, order=True)

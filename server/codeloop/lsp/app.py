@@ -18,6 +18,7 @@ from pygls.protocol import JsonRPCNotification, JsonRPCRequestMessage, JsonRPCRe
 from codeloop import __version__
 from codeloop.agent.model import shared_ssl_context
 from codeloop.config import Settings
+from codeloop.edits.textedits import as_encoding
 from codeloop.lsp import actions, handlers
 from codeloop.lsp.client import EditorClient
 from codeloop.lsp.connection import ClientFeatures, Connection
@@ -88,7 +89,7 @@ class App:
             diagnostics=diagnostics, watch=documents,
         )
         encoding = getattr(self.server.workspace, "position_encoding", None)
-        proposals.encoding = str(getattr(encoding, "value", encoding) or "utf-16")
+        proposals.encoding = as_encoding(encoding)
         self._make_workspace(root, client)
         sessions = SessionService(root, self.settings, documents, proposals, client, diagnostics,
                                   trust=self.trust, mcp=self.mcp)

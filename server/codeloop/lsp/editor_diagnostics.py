@@ -47,8 +47,8 @@ class ForwardedDiagnostics:
     async def editor_diagnostics(self, paths: list[Path]) -> tuple[dict[Path, list[DiagnosticInfo]], dict[Path, int | None]]:
         uris = {self.uri_of(p): p for p in paths}
         refs = []
-        for uri, path in uris.items():
-            doc = self.documents.get(path)
+        for uri, asked in uris.items():
+            doc = self.documents.get(asked)
             refs.append(wire.DocumentRef(uri=uri, version=doc.version if doc else None))
         raw = await self.conn.request(M.DIAGNOSTICS_GET, wire.DiagnosticsGetParams(uris=refs))
         try:

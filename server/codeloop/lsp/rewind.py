@@ -28,7 +28,7 @@ from pygls.lsp.server import LanguageServer
 from codeloop.commands import rewind as rewind_cmd
 from codeloop.core.tasks import Tasks
 from codeloop.edits.disk import write_atomic
-from codeloop.edits.textedits import minimal_text_edits
+from codeloop.edits.textedits import as_encoding, minimal_text_edits
 from codeloop.lsp import methods as M
 from codeloop.lsp import wire
 from codeloop.lsp.documents import path_to_uri
@@ -68,7 +68,7 @@ class EditorRewindPort:
             await self.disk.write(path, content, mode)
             return
         was_dirty = doc.dirty
-        encoding = getattr(self.services.proposals, "encoding", "utf-16")
+        encoding = as_encoding(getattr(self.services.proposals, "encoding", "utf-16"))
         edits = minimal_text_edits(doc.text, content, encoding)
         if edits:
             result = await client.apply([EditOp(path, doc.version, edits)], "codeloop: rewind")

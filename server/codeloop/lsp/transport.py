@@ -29,6 +29,7 @@ Dispatch (``Dispatcher``): every request gets an answer, a result or a JSON-RPC 
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 import logging
 import os
@@ -37,7 +38,7 @@ import stat
 import sys
 import threading
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, cast
 
 import cattrs
 from lsprotocol import types as lsp
@@ -310,7 +311,7 @@ class Dispatcher:
             self._error(msg_id, JsonRpcInvalidParams.CODE, f"Invalid params for {method}: {detail}")
         elif "id" in data:  # a response to one of our requests
             log.warning("the client's response to %r is malformed: %s", msg_id, detail)
-            future = self.protocol._request_futures.pop(msg_id, None)
+            future = self.protocol._request_futures.pop(data["id"], None)
             if future is not None and not future.done():
                 future.set_exception(JsonRpcInvalidParams(f"the editor's response is malformed: {detail}"))
         else:
@@ -436,13 +437,15 @@ def serve_stdio(server: LanguageServer, trims: dict[str, Trim] | None = None) ->
             server.protocol.set_writer(PipeWriter(transport, flow))
             read: Callable[[], Awaitable[bytes]] = lambda: stream.read(CHUNK)  # noqa: E731
         else:
-            stdin = sys.stdin.buffer
+            stdin = cast(io.BufferedReader, sys.stdin.buffer)  # (typeshed: BinaryIO, which has no read1)
             server.protocol.set_writer(_StdoutWriter(sys.stdout.buffer))
             read = lambda: loop.run_in_executor(None, stdin.read1, CHUNK)  # noqa: E731
         try:
             await pump(FrameReader(read), Dispatcher(server, trims), stop)
             # The client went away (end of stream): requests already read still get answered.
-            inflight = [f for f in server.protocol._request_futures.values() if isinstance(f, asyncio.Future) and not f.done()]
+            # (pygls types them as concurrent futures; the ones of its asyncio loop are asyncio's)
+            pending: list[object] = list(server.protocol._request_futures.values())
+            inflight = [f for f in pending if isinstance(f, asyncio.Future) and not f.done()]
             if inflight:
                 await asyncio.wait(inflight, timeout=5)
         finally:

@@ -9,71 +9,32 @@ Unknown keys are ignored, so an older server talks to a newer client.
 ``vscode-extension/src/protocol.ts`` declares the same shapes for the extension; the test
 ``tests/test_wire_protocol_ts.py`` parses it and fails when a method name or a field
 disagrees with this module (TS interfaces are matched to models by name).
+
+The base (:class:`Wire`, :func:`parse`, :func:`dump`) is in ``wire_base``; the rewind models
+are in ``wire_rewind``; both are re-exported here, so ``wire.X`` names every model.
 """
 
 from __future__ import annotations
 
-from typing import Any, Literal, TypeVar
-
-from pydantic import BaseModel, ConfigDict, ValidationError, model_serializer
-from pydantic.alias_generators import to_camel
-from pygls.exceptions import JsonRpcInvalidParams
+from typing import Any, Literal
 
 from codeloop.lsp import methods as M
-
-
-_OPTIONAL: dict[type, tuple[tuple[str, str], ...]] = {}
-
-
-def _optional_fields(cls: type["Wire"]) -> tuple[tuple[str, str], ...]:
-    found = _OPTIONAL.get(cls)
-    if found is None:
-        found = tuple((n, f.alias or n) for n, f in cls.model_fields.items() if not f.is_required())
-        _OPTIONAL[cls] = found
-    return found
-
-
-class Wire(BaseModel):
-    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="ignore")
-
-    @model_serializer(mode="wrap")
-    def _omit_empty_optionals(self, handler: Any) -> Any:
-        data = handler(self)
-        if isinstance(data, dict):
-            for name, alias in _optional_fields(type(self)):
-                if getattr(self, name) is None:
-                    data.pop(alias, None)
-                    data.pop(name, None)
-        return data
-
-
-W = TypeVar("W", bound=Wire)
-
-
-def parse(model: type[W], raw: Any, what: str = "params") -> W:
-    """``raw`` (a dict from the client) as ``model``; ``JsonRpcInvalidParams`` saying what is wrong."""
-    if raw is None:
-        raw = {}
-    if hasattr(raw, "_asdict"):
-        raw = dict(raw._asdict())
-    if not isinstance(raw, dict):
-        raise JsonRpcInvalidParams(f"{what} must be an object, not {type(raw).__name__}")
-    try:
-        return model.model_validate(raw)
-    except ValidationError as e:
-        raise JsonRpcInvalidParams(f"invalid {what}: {describe(e)}") from e
-
-
-def describe(e: ValidationError) -> str:
-    parts = []
-    for err in e.errors()[:5]:
-        where = ".".join(str(x) for x in err["loc"]) or "(root)"
-        parts.append(f"{where!r}: {err['msg']}")
-    return "; ".join(parts)
-
-
-def dump(model: Wire) -> dict[str, Any]:
-    return model.model_dump(by_alias=True, mode="json")
+# Re-exported (``X as X``): ``wire.X`` names every model and both conversions.
+from codeloop.lsp.wire_base import Wire as Wire, describe as describe, dump as dump, parse as parse
+from codeloop.lsp.wire_rewind import (
+    RewindApplyParams as RewindApplyParams,
+    RewindApplyResult as RewindApplyResult,
+    RewindChoice as RewindChoice,
+    RewindCommandArgs as RewindCommandArgs,
+    RewindConversation as RewindConversation,
+    RewindFile as RewindFile,
+    RewindFileResult as RewindFileResult,
+    RewindListResult as RewindListResult,
+    RewindOutside as RewindOutside,
+    RewindPreviewParams as RewindPreviewParams,
+    RewindPreviewResult as RewindPreviewResult,
+    RewindTarget as RewindTarget,
+)
 
 
 # -- shared ----------------------------------------------------------------------------
@@ -236,99 +197,6 @@ class CommandInfo(Wire):
 
 class CommandTableResult(Wire):
     commands: list[CommandInfo]
-
-
-# -- rewind (lsp/rewind.py; docs/protocol.md "Rewind") -------------------------------------------
-
-
-RewindChoice = Literal["restore", "keep", "rebase"]
-
-
-class RewindTarget(Wire):
-    """A point a session can be rewound to: before user message ``number``, back before an
-    earlier rewind (``undo``), or any checkpoint (``step``: the code only)."""
-
-    checkpoint_id: str
-    kind: Literal["message", "undo", "step"]
-    number: int | None
-    index: int | None
-    text: str
-    words: str
-    ts: str
-    files: int
-
-
-class RewindListResult(Wire):
-    session_id: str
-    targets: list[RewindTarget]
-    unavailable: str | None = None
-
-
-class RewindPreviewParams(Wire):
-    session_id: str
-    checkpoint_id: str
-
-
-class RewindFile(Wire):
-    path: str
-    action: Literal["restore", "delete", "recreate", "none", "unavailable"]
-    user_changed: bool
-    choices: list[RewindChoice]
-    default: RewindChoice
-    reason: str
-    diff: str
-    user_diff: str
-    rebase_diff: str
-    binary: bool
-
-
-class RewindOutside(Wire):
-    path: str
-    label: str
-
-
-class RewindConversation(Wire):
-    removes: int
-    note: str
-
-
-class RewindPreviewResult(Wire):
-    preview_id: str
-    session_id: str
-    target: RewindTarget
-    files: list[RewindFile]
-    outside: list[RewindOutside]
-    conversation: RewindConversation
-    text: str
-
-
-class RewindApplyParams(Wire):
-    session_id: str
-    preview_id: str
-    code: bool = True
-    conversation: bool = True
-    choices: dict[str, RewindChoice] = {}
-    changed_since: Literal["keep", "rebase"] = "keep"
-
-
-class RewindFileResult(Wire):
-    path: str
-    status: str
-    message: str
-
-
-class RewindApplyResult(Wire):
-    session_id: str
-    summary: str
-    files: list[RewindFileResult]
-    undo_checkpoint: str | None
-    removed: int
-    message: str
-    messages: list[dict[str, Any]]
-
-
-class RewindCommandArgs(Wire):
-    """``codeloop.rewind [sessionId?, target?]`` (positional)."""
 
 
 # -- the sandbox -----------------------------------------------------------------------------
@@ -614,4 +482,6 @@ SERVER_REQUESTS: dict[str, tuple[type[Wire], type[Wire]]] = {
     M.DOCUMENT_SAVE: (DocumentSaveParams, DocumentSaveResult),
 }
 #: workspace/executeCommand commands taking one argument object
-COMMAND_ARGS: dict[str, type[Wire]] = {M.CMD_FIX: FixDiagnosticArgs, M.CMD_ASK: FocusArgs, M.CMD_EXPLAIN: FocusArgs}
+COMMAND_ARGS: dict[str, type[FixDiagnosticArgs] | type[FocusArgs]] = {
+    M.CMD_FIX: FixDiagnosticArgs, M.CMD_ASK: FocusArgs, M.CMD_EXPLAIN: FocusArgs,
+}

@@ -28,17 +28,23 @@ Writes to the policy's own settings files are asked in every mode, bypass includ
 
 from __future__ import annotations
 
-import json
 import logging
 import os
-from dataclasses import dataclass, field
 from pathlib import Path
 
-from codeloop.edits.disk import ensure_codeloop_gitignore, write_atomic
-from codeloop.policy.rules import RuleSet, command_rule_text, escape_glob
-from codeloop.policy.shell import BENIGN_WRAPPERS, Part, analyze, base_name, is_secret_path, unwrap, unwrap_one
-from codeloop.policy.sources import Source, default_config_home, file_stamp, gate_allow_rules, load_file, load_permissions
-from codeloop.policy.types import MODES, Action, Decision, Mode, PermissionRequest, ProjectRuleGate
+from codeloop.policy.rules import Rule, RuleClass, RuleSet, escape_glob, part_rule_text, rule_forms, whole_command_rule_text
+from codeloop.policy.shell import Part, analyze, is_secret_path
+from codeloop.policy.sources import (
+    Source,
+    append_allow_rules,
+    default_config_home,
+    file_stamp,
+    gate_allow_rules,
+    load_file,
+    load_permissions,
+)
+from codeloop.policy.types import MODES, Decision, Mode, PermissionRequest, ProjectRuleGate
+from codeloop.policy.verdicts import SANDBOX_ALLOWED, Evaluation, Verdict, combine
 
 log = logging.getLogger(__name__)
 
@@ -63,16 +69,8 @@ PLAN_NOTE = (
 PLAN_DENY = "plan mode is read-only"
 # Modes where a sandboxed command's unknown parts run without asking (sandbox.autoAllow).
 SANDBOX_AUTO_ALLOW_MODES = ("ask", "acceptEdits")
-SANDBOX_ALLOWED = "no rule allows it, but it runs in the sandbox, which contains it (sandbox.autoAllow)"
 # Findings only a rule spelling out the whole command string can allow.
 WHOLE_COMMAND_CODES = {"download-exec", "parse-error"}
-
-
-def command_rule_text_whole(cmd: str) -> str:
-    return "Bash(" + " ".join(cmd.split()) + ")"
-
-
-_RANK = {"allow": 0, "ask": 1, "deny": 2}
 
 
 def _realpath(path: Path) -> Path | None:
@@ -82,54 +80,6 @@ def _realpath(path: Path) -> Path | None:
         return Path(os.path.realpath(path))
     except (OSError, ValueError):
         return None
-
-
-@dataclass
-class _Verdict:
-    action: Action
-    reason: str
-    rule: str | None = None
-    suggestions: list[str] = field(default_factory=list)  # rules "always allow" would add
-    confirm: bool = False  # the user must answer this very call, in every mode
-    unknown: bool = False  # asked only because no rule allows it (nothing risky found)
-
-
-@dataclass
-class _Eval:
-    action: Action
-    reason: str
-    rule: str | None = None
-    suggestions: list[str] = field(default_factory=list)
-    catastrophic: bool = False
-    confirm: bool = False
-
-    def decision(self) -> Decision:
-        sugg = ", ".join(dict.fromkeys(self.suggestions)) if self.action == "ask" and self.suggestions else None
-        return Decision(self.action, self.reason, self.rule, sugg, self.catastrophic, self.action == "ask" and self.confirm)
-
-
-def _combine(verdicts: list[_Verdict], default_reason: str) -> _Eval:
-    if not verdicts:
-        return _Eval("allow", default_reason)
-    worst = max(_RANK[v.action] for v in verdicts)
-    chosen = [v for v in verdicts if _RANK[v.action] == worst]
-    action = chosen[0].action
-    if action == "allow":
-        rules = list(dict.fromkeys(v.rule for v in chosen if v.rule))
-        reason = chosen[0].reason if len(chosen) == 1 else "every part of the command is allowed"
-        if len(chosen) > 1 and any(v.reason == SANDBOX_ALLOWED for v in chosen):
-            reason += " (the parts no rule allows run in the sandbox, which contains them: sandbox.autoAllow)"
-        return _Eval("allow", reason, ", ".join(rules) or None)
-    reasons = list(dict.fromkeys(v.reason for v in chosen))
-    reason = reasons[0] if len(reasons) == 1 else "; ".join(reasons[:4]) + (" ..." if len(reasons) > 4 else "")
-    rule = next((v.rule for v in chosen if v.rule), None)
-    suggestions: list[str] = []
-    if action == "ask":
-        for v in verdicts:
-            if v.action == "ask":
-                suggestions.extend(v.suggestions)
-    confirm = any(v.confirm for v in chosen)
-    return _Eval(action, reason, rule, list(dict.fromkeys(suggestions)), confirm=confirm)
 
 
 class PermissionPolicy:
@@ -277,7 +227,7 @@ class PermissionPolicy:
         rules = [r for r in ev.suggestions if r]
         if not rules:
             return []
-        written = self._append_local_rules(rules)
+        written = append_allow_rules(self.local_file, self.root, rules)
         if self.gate is not None and written:
             try:
                 self.gate.remembered(written)
@@ -288,7 +238,7 @@ class PermissionPolicy:
 
     # -- evaluation ------------------------------------------------------------
 
-    def _evaluate(self, req: PermissionRequest) -> _Eval:
+    def _evaluate(self, req: PermissionRequest) -> Evaluation:
         self._maybe_reload()
         if req.kind == "Bash":
             return self._bash(req)
@@ -298,23 +248,23 @@ class PermissionPolicy:
             return self._edit(req)
         if req.kind == "Tool":
             return self._tool(req)
-        return _Eval("ask", f"unknown permission kind {req.kind!r}")
+        return Evaluation("ask", f"unknown permission kind {req.kind!r}")
 
     # Tool: a call of a tool named by ``req.target`` (MCP tools: mcp__server__tool)
-    def _tool(self, req: PermissionRequest) -> _Eval:
+    def _tool(self, req: PermissionRequest) -> Evaluation:
         name = req.target
         r = self.rules.first_tool("deny", name)
         if r:
-            return _Eval("deny", f"{name} is denied by a rule", r.text)
+            return Evaluation("deny", f"{name} is denied by a rule", r.text)
         if self._mode == "bypass":
-            return _Eval("allow", "bypass mode")
+            return Evaluation("allow", "bypass mode")
         r = self.rules.first_tool("ask", name)
         if r:
-            return _Eval("ask", f"{name} needs approval (rule {r.text})", r.text, [name])
+            return Evaluation("ask", f"{name} needs approval (rule {r.text})", r.text, [name])
         r = self.rules.first_tool("allow", name)
         if r:
-            return _Eval("allow", f"allowed by rule {r.text}", r.text)
-        return _Eval("ask", f"{name} needs approval: no allow rule names it", None, [name])
+            return Evaluation("allow", f"allowed by rule {r.text}", r.text)
+        return Evaluation("ask", f"{name} needs approval: no allow rule names it", None, [name])
 
     def _cwd(self, req: PermissionRequest) -> Path:
         cwd = Path(req.cwd) if req.cwd else self.root
@@ -349,30 +299,30 @@ class PermissionPolicy:
         return rel if "/" in rel else "./" + rel
 
     # Read
-    def _read(self, req: PermissionRequest) -> _Eval:
+    def _read(self, req: PermissionRequest) -> Evaluation:
         v = self._path_verdict("Read", self._paths(req), secret_default=True)
-        return _Eval(v.action, v.reason, v.rule, v.suggestions)
+        return Evaluation(v.action, v.reason, v.rule, v.suggestions)
 
-    def _path_verdict(self, kind: str, paths: list[Path], secret_default: bool) -> _Verdict:
+    def _path_verdict(self, kind: str, paths: list[Path], secret_default: bool) -> Verdict:
         name = paths[0] if paths else Path("?")
         shown = self._display(name)
         r = self.rules.first_path("deny", kind, paths, self.root)
         if r:
-            return _Verdict("deny", f"reading {shown} is denied by a rule", r.text)
+            return Verdict("deny", f"reading {shown} is denied by a rule", r.text)
         if self._mode == "bypass":
-            return _Verdict("allow", "bypass mode")
+            return Verdict("allow", "bypass mode")
         r = self.rules.first_path("ask", kind, paths, self.root)
         if r:
-            return _Verdict("ask", f"reading {shown} needs approval (rule {r.text})", r.text,
+            return Verdict("ask", f"reading {shown} needs approval (rule {r.text})", r.text,
                             [f"{kind}({self._rel_rule_path(name)})"])
         secret = secret_default and any(is_secret_path(p, self.home) for p in paths)
         r = self.rules.first_path("allow", kind, paths, self.root, explicit=secret)
         if r:
-            return _Verdict("allow", f"allowed by rule {r.text}", r.text)
+            return Verdict("allow", f"allowed by rule {r.text}", r.text)
         if secret:
-            return _Verdict("ask", f"{shown} may hold secrets: reading it needs approval", None,
+            return Verdict("ask", f"{shown} may hold secrets: reading it needs approval", None,
                             [f"{kind}({self._rel_rule_path(name)})"])
-        return _Verdict("allow", "reads are allowed")
+        return Verdict("allow", "reads are allowed")
 
     def _display(self, path: Path) -> str:
         try:
@@ -381,234 +331,163 @@ class PermissionPolicy:
             return str(path)
 
     # Edit / Write
-    def _edit(self, req: PermissionRequest) -> _Eval:
+    def _edit(self, req: PermissionRequest) -> Evaluation:
         paths = self._paths(req)
         v = self._write_verdict(req.kind, paths, how="editing", inside_default=True)
-        return _Eval(v.action, v.reason, v.rule, v.suggestions, confirm=v.confirm)
+        return Evaluation(v.action, v.reason, v.rule, v.suggestions, confirm=v.confirm)
 
     def _write_verdict(self, kind: str, paths: list[Path], how: str, inside_default: bool,
-                       code: str | None = None) -> _Verdict:
+                       code: str | None = None) -> Verdict:
         """Edits by the edit tools (inside_default: the mode decides) and writes by commands."""
         name = paths[0] if paths else Path("?")
         shown = self._display(name)
         precise = f"{'Edit' if kind == 'Edit' else 'Write'}({self._rel_rule_path(name)})"
         r = self.rules.first_path("deny", kind, paths, self.root)
         if r:
-            return _Verdict("deny", f"{how} {shown} is denied by a rule", r.text)
+            return Verdict("deny", f"{how} {shown} is denied by a rule", r.text)
         if self._mode == "plan":
-            return _Verdict("deny", f"{PLAN_DENY}: {how} {shown} is not allowed until the plan is accepted")
+            return Verdict("deny", f"{PLAN_DENY}: {how} {shown} is not allowed until the plan is accepted")
         inside = any(p == self.root or self.root in p.parents for p in paths)
         if any(self.is_protected(p) for p in paths):
             r = self.rules.first_path("allow", kind, paths, self.root, explicit=True)
             if r:
-                return _Verdict("allow", f"allowed by rule {r.text}", r.text)
-            return _Verdict("ask", f"{shown} is part of codeloop's own configuration (permissions, hooks, "
+                return Verdict("allow", f"allowed by rule {r.text}", r.text)
+            return Verdict("ask", f"{shown} is part of codeloop's own configuration (permissions, hooks, "
                                    "MCP servers): changing it always needs your answer", confirm=True)
         if self._mode == "bypass":
-            return _Verdict("allow", "bypass mode")
+            return Verdict("allow", "bypass mode")
         r = self.rules.first_path("ask", kind, paths, self.root)
         if r:
-            return _Verdict("ask", f"{how} {shown} needs approval (rule {r.text})", r.text, [precise])
+            return Verdict("ask", f"{how} {shown} needs approval (rule {r.text})", r.text, [precise])
         if code == "rc":
             r = self.rules.first_path("allow", kind, paths, self.root, explicit=True)
             if r:
-                return _Verdict("allow", f"allowed by rule {r.text}", r.text)
-            return _Verdict("ask", f"{how} the shell startup file {shown} needs approval", None, [precise])
+                return Verdict("allow", f"allowed by rule {r.text}", r.text)
+            return Verdict("ask", f"{how} the shell startup file {shown} needs approval", None, [precise])
         r = self.rules.first_path("allow", kind, paths, self.root, explicit=not inside)
         if r:
-            return _Verdict("allow", f"allowed by rule {r.text}", r.text)
+            return Verdict("allow", f"allowed by rule {r.text}", r.text)
         if not inside:
-            return _Verdict("ask", f"{how} {shown}, outside the workspace, needs approval", None, [precise])
+            return Verdict("ask", f"{how} {shown}, outside the workspace, needs approval", None, [precise])
         if not inside_default:
-            return _Verdict("allow", "writes inside the workspace")
+            return Verdict("allow", "writes inside the workspace")
         if self._mode == "ask":
-            return _Verdict("ask", f"edits are proposed for review in ask mode ({shown})", None, [precise])
-        return _Verdict("allow", f"{self._mode} mode applies edits")
+            return Verdict("ask", f"edits are proposed for review in ask mode ({shown})", None, [precise])
+        return Verdict("allow", f"{self._mode} mode applies edits")
 
     # Bash
-    def _bash(self, req: PermissionRequest) -> _Eval:
+    def _bash(self, req: PermissionRequest) -> Evaluation:
         cmd = req.target or ""
         cwd = self._cwd(req)
         if not cmd.strip():
-            return _Eval("deny", "empty command")
+            return Evaluation("deny", "empty command")
         analysis = analyze(cmd, cwd, self.root, self.home)
         cata = [f for f in analysis.findings if f.level == "catastrophic"]
         if cata:
             what = "; ".join(dict.fromkeys(f.message for f in cata))
-            return _Eval("deny", f"refused: this command {what}. codeloop never runs this, in any mode "
+            return Evaluation("deny", f"refused: this command {what}. codeloop never runs this, in any mode "
                                  f"and whatever the rules say", None, [], True)
         # An allow rule spelling out this whole command string (what "always allow"
         # writes for `curl ... | sh` or a command that does not parse).
         whole = self._whole_command_rule("allow", cmd)
         whole_only = any(f.code in WHOLE_COMMAND_CODES for f in analysis.findings)
-        verdicts: list[_Verdict] = []
+        verdicts: list[Verdict] = []
         parts = analysis.parsed.parts
         for i, part in enumerate(parts):
             verdicts.append(self._part_verdict(part, analysis.read_only[i] if i < len(analysis.read_only) else False))
         for f in analysis.findings:
-            part = parts[f.part] if f.part is not None and f.part < len(parts) else None
+            found_in = parts[f.part] if f.part is not None and f.part < len(parts) else None
             if f.level == "risky":
-                verdicts.append(self._risky_verdict(f.code, f.message, part, cmd))
+                verdicts.append(self._risky_verdict(f.code, f.message, found_in, cmd))
             elif f.level == "write":
                 verdicts.append(self._command_write_verdict(f.code, f.message, f.path))
             elif f.level == "read" and f.path is not None:
                 verdicts.append(self._command_read_verdict(f.code, f.path))
         if whole is not None and self._mode != "bypass":
             verdicts = [
-                _Verdict("allow", f"the whole command is allowed by rule {whole.text}", whole.text)
+                Verdict("allow", f"the whole command is allowed by rule {whole.text}", whole.text)
                 if v.action == "ask" and v.rule is None else v
                 for v in verdicts
             ]
         if req.sandboxed and self._mode in SANDBOX_AUTO_ALLOW_MODES:
-            verdicts = [_Verdict("allow", SANDBOX_ALLOWED) if v.action == "ask" and v.unknown else v
+            verdicts = [Verdict("allow", SANDBOX_ALLOWED) if v.action == "ask" and v.unknown else v
                         for v in verdicts]
-        ev = _combine(verdicts, "nothing to run")
+        ev = combine(verdicts, "nothing to run")
         if ev.action == "ask" and whole_only:
-            ev.suggestions = [command_rule_text_whole(cmd)]
+            ev.suggestions = [whole_command_rule_text(cmd)]
         return ev
 
-    def _whole_command_rule(self, cls: str, cmd: str):
+    def _whole_command_rule(self, cls: RuleClass, cmd: str) -> Rule | None:
         want = " ".join(cmd.split())
-        for r in self.rules.of(cls):  # type: ignore[arg-type]
+        for r in self.rules.of(cls):
             if r.tool == "Bash" and r.spec is not None and not r.broad and " ".join(r.spec.split()) == want:
                 return r
         return None
 
-    def _forms(self, part: Part) -> tuple[list[list[str]], list[list[str]]]:
-        """Word lists a rule may match: (for deny/ask rules, for allow rules).
-
-        Allow rules see the command as written, and through benign wrappers
-        (``timeout 60 npm test`` matches ``Bash(npm test)``). Deny and ask rules see
-        through every wrapper (``sudo rm x``, ``env X=1 rm x`` match ``Bash(rm:*)``).
-        """
-        full = part.full_words
-        argv = part.argv
-        allow_forms = [full]
-        words = list(part.words)
-        for _ in range(8):
-            step = unwrap_one(words)
-            if step is None or step[1] not in BENIGN_WRAPPERS:
-                break
-            words = step[0]
-            allow_forms.append(part.assignments + [w.text for w in words])
-        eff, _ = unwrap(part.words)
-        deny_forms = [full, argv, [w.text for w in eff]] + allow_forms
-        # basename of the command: `/bin/rm -rf x` is matched by Bash(rm:*) deny rules
-        more = []
-        for f in deny_forms:
-            if f and "/" in f[0]:
-                more.append([base_name(f[0])] + f[1:])
-        deny_forms += more
-        uniq: list[list[str]] = []
-        for f in deny_forms:
-            if f and f not in uniq:
-                uniq.append(f)
-        return uniq, [f for f in allow_forms if f]
-
-    def _part_rule_text(self, part: Part) -> str:
-        text = command_rule_text(part.full_words)
-        if part.open_args:
-            text = text[:-1] + ":*)"
-        return text
-
-    def _part_verdict(self, part: Part, read_only: bool) -> _Verdict:
+    def _part_verdict(self, part: Part, read_only: bool) -> Verdict:
         shown = " ".join(part.full_words) or part.text or "(redirection)"
         if not part.words and not part.assignments:
-            return _Verdict("allow", "redirection only")
-        deny_forms, allow_forms = self._forms(part)
+            return Verdict("allow", "redirection only")
+        deny_forms, allow_forms = rule_forms(part)
         r = self.rules.first_command("deny", deny_forms, part.open_args)
         if r:
-            return _Verdict("deny", f"`{shown}` is denied by a rule", r.text)
+            return Verdict("deny", f"`{shown}` is denied by a rule", r.text)
         if self._mode == "plan" and not read_only:
-            return _Verdict("deny", f"{PLAN_DENY}: `{shown}` may change things, so it is not run in plan mode. "
+            return Verdict("deny", f"{PLAN_DENY}: `{shown}` may change things, so it is not run in plan mode. "
                                     f"Use read-only commands, then end with a plan")
         if self._mode != "bypass":
             r = self.rules.first_command("ask", deny_forms, part.open_args)
             if r:
-                return _Verdict("ask", f"`{shown}` needs approval (rule {r.text})", r.text, [self._part_rule_text(part)])
+                return Verdict("ask", f"`{shown}` needs approval (rule {r.text})", r.text, [part_rule_text(part)])
         if part.transparent:
-            return _Verdict("allow", "runs only the commands inside it")
+            return Verdict("allow", "runs only the commands inside it")
         r = self.rules.first_command("allow", allow_forms, part.open_args)
         if r:
-            return _Verdict("allow", f"`{shown}` is allowed by rule {r.text}", r.text)
+            return Verdict("allow", f"`{shown}` is allowed by rule {r.text}", r.text)
         if self._mode == "bypass":
-            return _Verdict("allow", "bypass mode")
-        return _Verdict("ask", f"`{shown}` needs approval: no allow rule matches it", None, [self._part_rule_text(part)],
+            return Verdict("allow", "bypass mode")
+        return Verdict("ask", f"`{shown}` needs approval: no allow rule matches it", None, [part_rule_text(part)],
                         unknown=True)
 
-    def _risky_verdict(self, code: str, message: str, part: Part | None, cmd: str) -> _Verdict:
+    def _risky_verdict(self, code: str, message: str, part: Part | None, cmd: str) -> Verdict:
         if code == "parse-error":
             if self._mode == "plan":
-                return _Verdict("deny", f"{PLAN_DENY}: {message}")
+                return Verdict("deny", f"{PLAN_DENY}: {message}")
             if self._mode == "bypass":
-                return _Verdict("allow", "bypass mode")
-            return _Verdict("ask", message, None, [command_rule_text_whole(cmd)])
+                return Verdict("allow", "bypass mode")
+            return Verdict("ask", message, None, [whole_command_rule_text(cmd)])
         if self._mode == "plan" and code in ("dynamic-code", "dynamic-command", "download-exec", "sudo"):
-            return _Verdict("deny", f"{PLAN_DENY}: {message}")
+            return Verdict("deny", f"{PLAN_DENY}: {message}")
         if self._mode == "bypass":
-            return _Verdict("allow", "bypass mode")
+            return Verdict("allow", "bypass mode")
         if code in WHOLE_COMMAND_CODES:
             # only a rule naming this exact command string allows it (see _bash)
-            return _Verdict("ask", f"the command {message}: this always needs approval", None,
-                            [command_rule_text_whole(cmd)])
+            return Verdict("ask", f"the command {message}: this always needs approval", None,
+                            [whole_command_rule_text(cmd)])
         if part is not None:
-            _, allow_forms = self._forms(part)
+            _, allow_forms = rule_forms(part)
             r = self.rules.first_command("allow", allow_forms, part.open_args, explicit=True)
             if r:
-                return _Verdict("allow", f"allowed by rule {r.text}", r.text)
+                return Verdict("allow", f"allowed by rule {r.text}", r.text)
             shown = " ".join(part.full_words)
-            return _Verdict("ask", f"`{shown}` {message}: this always needs approval", None,
-                            [self._part_rule_text(part)])
-        return _Verdict("ask", f"{message}: this always needs approval")
+            return Verdict("ask", f"`{shown}` {message}: this always needs approval", None,
+                            [part_rule_text(part)])
+        return Verdict("ask", f"{message}: this always needs approval")
 
-    def _command_write_verdict(self, code: str, message: str, path: Path | None) -> _Verdict:
+    def _command_write_verdict(self, code: str, message: str, path: Path | None) -> Verdict:
         if path is None or code == "unknown":
             if self._mode == "plan":
-                return _Verdict("deny", f"{PLAN_DENY}: the command {message}")
+                return Verdict("deny", f"{PLAN_DENY}: the command {message}")
             if self._mode == "bypass":
-                return _Verdict("allow", "bypass mode")
-            return _Verdict("ask", f"the command {message}")
+                return Verdict("allow", "bypass mode")
+            return Verdict("ask", f"the command {message}")
         paths = list(dict.fromkeys([path, Path(os.path.realpath(path))]))
         return self._write_verdict("Write", paths, how="the command writes", inside_default=False, code=code)
 
-    def _command_read_verdict(self, code: str, path: Path) -> _Verdict:
+    def _command_read_verdict(self, code: str, path: Path) -> Verdict:
         paths = list(dict.fromkeys([path, Path(os.path.realpath(path))]))
         return self._path_verdict("Read", paths, secret_default=(code == "secret"))
 
-    # -- remember ----------------------------------------------------------------
-
-    def _append_local_rules(self, rules: list[str]) -> list[str]:
-        path = self.local_file
-        path.parent.mkdir(parents=True, exist_ok=True)
-        ensure_codeloop_gitignore(self.root)
-        data: dict = {}
-        if path.exists():
-            try:
-                text = path.read_text(encoding="utf-8")
-                data = json.loads(text) if text.strip() else {}
-            except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-                raise ValueError(f"{path} is not valid JSON ({e}); fix it before adding rules") from None
-            if not isinstance(data, dict):
-                raise ValueError(f"{path} must hold a JSON object; fix it before adding rules")
-        perms = data.get("permissions")
-        if perms is None:
-            perms = {}
-            data["permissions"] = perms
-        if not isinstance(perms, dict):
-            raise ValueError(f"\"permissions\" in {path} must be an object; fix it before adding rules")
-        allow = perms.get("allow")
-        if allow is None:
-            allow = []
-            perms["allow"] = allow
-        if not isinstance(allow, list):
-            raise ValueError(f"\"permissions.allow\" in {path} must be a list; fix it before adding rules")
-        written: list[str] = []
-        for rule in rules:
-            if rule not in allow:
-                allow.append(rule)
-            written.append(rule)
-        write_atomic(path, json.dumps(data, indent=2, ensure_ascii=False) + "\n")
-        return written
 
 
 __all__ = ["BYPASS_WARNING", "PLAN_NOTE", "PermissionPolicy", "ProjectRuleGate"]

@@ -32,6 +32,8 @@ from typing import Iterable, Literal
 
 import pathspec
 
+from codeloop.policy.shell import BENIGN_WRAPPERS, Part, base_name, unwrap, unwrap_one
+
 KNOWN_TOOLS = ("Bash", "Read", "Edit", "Write")
 MCP_PREFIX = "mcp__"
 # Other agents' tool names that may sit in a shared settings file: inert, not errors.
@@ -269,8 +271,8 @@ class RuleSet:
 
     def all(self) -> Iterable[tuple[RuleClass, Rule]]:
         for cls in ("deny", "ask", "allow"):
-            for r in self.of(cls):  # type: ignore[arg-type]
-                yield cls, r  # type: ignore[misc]
+            for r in self.of(cls):
+                yield cls, r
 
     def first_command(self, cls: RuleClass, forms: list[list[str]], open_args: bool = False,
                       explicit: bool = False) -> Rule | None:
@@ -305,7 +307,56 @@ def _quote(word: str) -> str:
     return shlex.quote(word)
 
 
+# -- what a rule is matched against, and the rules "always allow" writes ----------
+
+
+def rule_forms(part: Part) -> tuple[list[list[str]], list[list[str]]]:
+    """Word lists a rule may match: (for deny/ask rules, for allow rules).
+
+    Allow rules see the command as written, and through benign wrappers
+    (``timeout 60 npm test`` matches ``Bash(npm test)``). Deny and ask rules see
+    through every wrapper (``sudo rm x``, ``env X=1 rm x`` match ``Bash(rm:*)``).
+    """
+    full = part.full_words
+    argv = part.argv
+    allow_forms = [full]
+    words = list(part.words)
+    for _ in range(8):
+        step = unwrap_one(words)
+        if step is None or step[1] not in BENIGN_WRAPPERS:
+            break
+        words = step[0]
+        allow_forms.append(part.assignments + [w.text for w in words])
+    eff, _ = unwrap(part.words)
+    deny_forms = [full, argv, [w.text for w in eff]] + allow_forms
+    # basename of the command: `/bin/rm -rf x` is matched by Bash(rm:*) deny rules
+    more = []
+    for f in deny_forms:
+        if f and "/" in f[0]:
+            more.append([base_name(f[0])] + f[1:])
+    deny_forms += more
+    uniq: list[list[str]] = []
+    for f in deny_forms:
+        if f and f not in uniq:
+            uniq.append(f)
+    return uniq, [f for f in allow_forms if f]
+
+
+def part_rule_text(part: Part) -> str:
+    """The rule "always allow" writes for one part of a command."""
+    text = command_rule_text(part.full_words)
+    if part.open_args:
+        text = text[:-1] + ":*)"
+    return text
+
+
+def whole_command_rule_text(cmd: str) -> str:
+    """The rule naming this whole command string (the only kind that allows `curl ... | sh`)."""
+    return "Bash(" + " ".join(cmd.split()) + ")"
+
+
 __all__ = [
     "KNOWN_TOOLS", "Rule", "RuleError", "RuleSet", "command_rule_text", "escape_glob", "kind_covers",
-    "match_command", "match_path", "match_tool", "parse_rule",
+    "match_command", "match_path", "match_tool", "parse_rule", "part_rule_text", "rule_forms",
+    "whole_command_rule_text",
 ]

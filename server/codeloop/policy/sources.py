@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from codeloop.edits.disk import ensure_codeloop_gitignore, write_atomic
 from codeloop.policy.rules import RuleError, RuleSet, parse_rule
 from codeloop.policy.types import ProjectRuleGate
 
@@ -169,3 +170,39 @@ def gate_allow_rules(sources: list[Source], project_files: set[Path], gate: Proj
             src.rules.allow.remove(r)
             held.append((path, r.text))
     return held
+
+
+def append_allow_rules(path: Path, root: Path, rules: list[str]) -> list[str]:
+    """Add ``rules`` to the allow list of the settings file ``path`` (the workspace's
+    settings.local.json, kept out of git), atomically; returns them. ValueError when the file
+    is not a JSON object of the expected shape: nothing is written."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    ensure_codeloop_gitignore(root)
+    data: dict = {}
+    if path.exists():
+        try:
+            text = path.read_text(encoding="utf-8")
+            data = json.loads(text) if text.strip() else {}
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+            raise ValueError(f"{path} is not valid JSON ({e}); fix it before adding rules") from None
+        if not isinstance(data, dict):
+            raise ValueError(f"{path} must hold a JSON object; fix it before adding rules")
+    perms = data.get("permissions")
+    if perms is None:
+        perms = {}
+        data["permissions"] = perms
+    if not isinstance(perms, dict):
+        raise ValueError(f"\"permissions\" in {path} must be an object; fix it before adding rules")
+    allow = perms.get("allow")
+    if allow is None:
+        allow = []
+        perms["allow"] = allow
+    if not isinstance(allow, list):
+        raise ValueError(f"\"permissions.allow\" in {path} must be a list; fix it before adding rules")
+    written: list[str] = []
+    for rule in rules:
+        if rule not in allow:
+            allow.append(rule)
+        written.append(rule)
+    write_atomic(path, json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+    return written

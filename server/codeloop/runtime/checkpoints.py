@@ -297,9 +297,9 @@ class RecordingApplier:
                 r = rebase(_norm(expected), _norm(change.old_text or ""), _norm(final))
                 if r.ok and r.text is not None:
                     before = r.text
-            elif before is not None and doc is None:
+            elif change.old_text is not None and doc is None:
                 raw = disk_before.get(fo.path)
-                if raw is not None and _same_text(raw, before):
+                if raw is not None and _same_text(raw, change.old_text):
                     before = raw  # the exact bytes (CRLF, a BOM) the file had
             await cps.record_edit(fo.path, before, after, label=changes.tool)
 

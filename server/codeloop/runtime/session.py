@@ -33,10 +33,10 @@ from codeloop.core.ports import (
 )
 from codeloop.config import Settings, takes_images
 from codeloop.context import compaction, elision
-from codeloop.context.budget import OutputBudget, cut
+from codeloop.context.budget import OutputBudget
 from codeloop.context.cost import CostTracker
 from codeloop.context.memo import FileReadMemo
-from codeloop.context.prompt import MEMORY_MARK, TURN_CONTEXT_CLOSE, TURN_CONTEXT_OPEN, EditorContext, PromptBuilder
+from codeloop.context.prompt import TURN_CONTEXT_CLOSE, TURN_CONTEXT_OPEN, EditorContext, PromptBuilder
 from codeloop.context.store import SessionStore, SessionWriter, answer_unresolved
 from codeloop.context.tokens import count_messages, count_tokens, count_tools
 from codeloop.policy import PermissionPolicy
@@ -49,8 +49,9 @@ from codeloop.services.hooks import ProjectTrust
 from codeloop.runtime.checkpoints import SessionCheckpoints
 from codeloop.runtime.rewind import SessionRewind
 from codeloop.runtime.codemode import CodeModeSettings, CodeModeSource
+from codeloop.runtime.fitting import RequestView, ResultFitter
 from codeloop.runtime.sandboxing import WorkspaceSandbox, sandbox_for
-from codeloop.tools.base import BaseTool, ToolContext, elided_head
+from codeloop.tools.base import ToolContext
 from codeloop.tools.builtin import BuiltinTools
 from codeloop.tools.todo import TodoWrite
 from codeloop.tools.processes import ProcessManager
@@ -58,20 +59,6 @@ from codeloop.tools.registry import ToolRegistry, ToolSource
 from codeloop.tools.workspace import Workspace
 
 log = logging.getLogger(__name__)
-
-# The tool results of one model step get at most this share of the context window
-# (settings.step_output_share, and at least MIN_STEP_TOKENS each).
-MIN_STEP_TOKENS = 150
-# Older tool results sent verbatim hold at most this share of the window
-# (see codeloop.context.elision).
-KEEP_OUTPUT_SHARE = 0.25
-# Elision in batches, for providers' prompt caches (codeloop.context.elision.elide):
-# nothing new is elided until this many tokens are due, then every old large result goes
-# in one rewrite (headroom 0: down to the last steps). Chosen from bench/bench_tokens.py's
-# sweep of batch sizes, headrooms and keepToolOutput values (bench/README.md).
-ELIDE_BATCH = 6_000
-ELIDE_HEADROOM = 0.0
-
 
 @dataclass
 class Ports:
@@ -85,6 +72,8 @@ class Ports:
 
 
 class AgentSession:
+    hooks: SessionHooks  # (named by the trust gate's fingerprint before it is made)
+
     def __init__(
         self,
         settings: Settings,
@@ -118,7 +107,8 @@ class AgentSession:
         self.code_mode = CodeModeSource(agent=lambda: getattr(self, "agent", None), sandbox=lambda: self.sandbox,
                                         settings=self._code_settings)
         self.subagents = SubagentSource(self)
-        self.tools = ToolRegistry([BuiltinTools(), self.subagents, *(sources or []), self.code_mode])
+        assembled: list[ToolSource] = [BuiltinTools(), self.subagents, *(sources or []), self.code_mode]
+        self.tools = ToolRegistry(assembled)
         # Hooks (the user's commands at points of the agent's life); a project's own hooks
         # run only once the user consented: the workspace's trust, asked once for the hooks as
         # they are now (their fingerprint), or ``trust`` given directly.
@@ -153,6 +143,9 @@ class AgentSession:
             images=takes_images(settings),
             todos=self.todos,
         )
+        # What requests carry of the conversation, and how each tool result fits the window.
+        self.view = RequestView(lambda: self.settings, self.tools, self.ctx)
+        self.fitter = ResultFitter(lambda: self.settings, self.tools, self.ctx, self.budget, self.touch)
         messages: list[dict[str, Any]] = []
         # The system prompt, frozen for the session between rewrite points (compaction):
         # it must stay byte for byte the same for providers' prompt caches to hold.
@@ -211,21 +204,16 @@ class AgentSession:
             hooks=AgentHooks(
                 system_prompt=self._system_prompt,
                 before_model_call=self._maybe_compact,
-                fit_tool_result=self._fit,
-                fit_nested_result=self._fit_nested,
+                fit_tool_result=self.fitter.fit,
+                fit_nested_result=self.fitter.fit_nested,
                 price=self._price,
-                view=self._view,
+                view=self.view.apply,
                 before_tools=self._before_tools,
             ),
             messages=messages,
             tool_hooks=HookPort(self.hooks, ports.sink),
         )
         self.turn_lock = asyncio.Lock()
-        self._pending_memory: list[str] = []  # memory files to show with the next tool result
-        self._step_tokens = 0  # tokens of tool output since the last model call
-        self._elided: set[str] = set()  # tool call ids whose results requests no longer carry
-        self.elide_batch = ELIDE_BATCH
-        self.elide_headroom = ELIDE_HEADROOM
 
     @property
     def id(self) -> str | None:
@@ -268,7 +256,7 @@ class AgentSession:
                     self.ports.sink.emit(end)
                     return end
                 block = await self.prompt.turn_context(self.editor_context, mode_note=self.policy.describe_mode())
-                notes = self._source_notes() + [f"Rewind: {n}" for n in self.checkpoints.pending_notes()]
+                notes = self.fitter.source_notes() + [f"Rewind: {n}" for n in self.checkpoints.pending_notes()]
                 content = with_context(prompt, with_notes(block, notes))
                 await self.checkpoints.begin_turn(content, len(self.agent.messages), _label(text))
                 looping = True  # from here the loop ends the turn itself, cancelled or not
@@ -357,7 +345,7 @@ class AgentSession:
         for folder in touched:
             self.prompt.touch(folder / "_")  # (touch() takes a file; its folder counts)
         self._system_text = None
-        self._pending_memory.clear()
+        self.fitter.pending_memory.clear()
 
     def set_mode(self, mode: Mode) -> None:
         """The permission mode, from the next tool call on."""
@@ -406,31 +394,7 @@ class AgentSession:
 
     def view_of(self, messages: list[dict[str, Any]]) -> elision.View:
         """``messages`` as a request carries them (no side effects)."""
-        window = compaction.context_window(self.settings.model, self.settings.context_window)
-        return elision.elide(
-            messages,
-            self._elided_note,
-            allowance=self.settings.keep_tool_output,
-            cap=int(window * KEEP_OUTPUT_SHARE),
-            already=self._elided,
-            large_arguments=self._large_arguments,
-            batch=self.elide_batch,
-            headroom=self.elide_headroom,
-        )
-
-    def _elided_note(self, name: str, args: dict[str, Any], text: str) -> str:
-        tool = self.tools.get(name)
-        if tool is None:  # a tool that has gone (an MCP server stopped)
-            note = f"{elided_head(text)} It was {name or 'a tool'}; call it again to see it.]"
-        else:
-            note = tool.elided_note(args, text, self.ctx)
-        # Project memory shown with this result stays: the model has no other copy of it.
-        at = text.rfind("\n\n" + MEMORY_MARK)
-        return note + text[at:] if at >= 0 else note
-
-    def _large_arguments(self, name: str) -> tuple[str, ...]:
-        tool = self.tools.get(name)
-        return tool.large_arguments if tool is not None else ()
+        return self.view.of(messages)
 
     def conversation_report(self) -> str:
         """What the next request carries besides the system prompt, for ``/context``."""
@@ -457,23 +421,8 @@ class AgentSession:
         )
         return "\n".join(lines)
 
-    def _view(self, messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        view = self.view_of(messages)
-        for e in view.elided:
-            key = elision.key_of(e.call_id, e.arguments)
-            if key in self._elided:
-                continue
-            self._elided.add(key)
-            tool = self.tools.get(e.tool)
-            if not e.arguments and tool is not None:
-                try:
-                    tool.dropped(e.args, self.ctx)
-                except Exception:
-                    log.exception("%s.dropped failed", e.tool)
-        return view.messages
-
     async def _maybe_compact(self, agent: Agent) -> None:
-        self._step_tokens = 0  # a new model step: its tool results start from nothing
+        self.fitter.step_tokens = 0  # a new model step: its tool results start from nothing
         system = await self._system_prompt()
         if not compaction.should_compact(
             self.view_of(agent.messages).messages,
@@ -504,7 +453,7 @@ class AgentSession:
             # A deliberate rewrite point: the system prompt is rebuilt with every memory
             # file in scope (the results that carried them are summarised away).
             self._system_text = None
-            self._pending_memory.clear()
+            self.fitter.pending_memory.clear()
             if self.writer is not None:
                 self.writer.append_compaction(result.messages, result.summary)
             self.ports.sink.emit(
@@ -540,72 +489,13 @@ class AgentSession:
         before = len(self.prompt.touched_dirs)
         memory = self.prompt.new_memory(path)
         if memory:
-            self._pending_memory.append(memory)
+            self.fitter.pending_memory.append(memory)
         if self.writer is not None and len(self.prompt.touched_dirs) > before:
             rel = self.prompt.touched_dirs[-1].relative_to(self.root).as_posix()
             try:
                 self.writer.append_meta(touched=rel)
             except Exception:
                 log.exception("could not persist a touched folder")
-
-    def _fit(self, tool: BaseTool, args: Any, text: str) -> str:
-        try:
-            for path in tool.touched(args, self.ctx):
-                self.touch(path)
-        except Exception:
-            log.exception("%s.touched failed", tool.name)
-        hint = tool.more_hint(args)
-        fitted = self._fit_step(self.budget.fit(text, how_to_get_more=hint), hint)
-        try:
-            tool.fitted(args, text, fitted, self.ctx)
-        except Exception:
-            log.exception("%s.fitted failed", tool.name)
-        if self._pending_memory:
-            fitted += "\n\n" + "".join(self._pending_memory)
-            self._pending_memory.clear()
-        notes = self._source_notes()
-        if notes:
-            fitted += "\n\n" + "\n".join(f"[{n}]" for n in notes)
-        return fitted
-
-    def _source_notes(self) -> list[str]:
-        """What tool sources have to tell the model (an MCP server connected mid-session):
-        it goes with the next user message or tool result, never into the system prompt."""
-        notes: list[str] = []
-        for source in self.tools.sources:
-            take = getattr(source, "take_notes", None)
-            if take is None:
-                continue
-            try:
-                notes += take()
-            except Exception:
-                log.exception("tool source %s: take_notes failed", source.name)
-        return notes
-
-    def _fit_nested(self, tool: BaseTool, args: Any, text: str) -> str:
-        """A call a program made (code mode): its result goes to the program, so only the
-        per-call cut applies (the turn's and the step's budgets are the model's; the program's
-        own result is fitted when it returns). Memory files of the folders it touched wait for
-        the next result the model sees."""
-        try:
-            for path in tool.touched(args, self.ctx):
-                self.touch(path)
-        except Exception:
-            log.exception("%s.touched failed", tool.name)
-        return cut(text, self.budget.per_call_chars, tool.more_hint(args), "the output was too long")
-
-    def _fit_step(self, text: str, hint: str) -> str:
-        """Hold the tool results of one model step to a share of the context window, so
-        the step that compaction must keep verbatim always fits (small windows, parallel reads)."""
-        window = compaction.context_window(self.settings.model, self.settings.context_window)
-        allowed = max(MIN_STEP_TOKENS, int(window * self.settings.step_output_share) - self._step_tokens)
-        tokens = count_tokens(text)
-        if tokens > allowed:
-            chars = int(len(text) * allowed / tokens * 0.95)
-            text = cut(text, chars, hint, "the step's share of the context window was used up")
-            tokens = count_tokens(text)
-        self._step_tokens += tokens
-        return text
 
     def _price(self, usage: dict[str, int], model: str) -> float | None:
         delta = self.cost.add(usage, model)

@@ -62,7 +62,8 @@ def plan_file(old: str, new: str, hunks: list[Hunk], accepted: set[int] | None, 
     # that do not touch an unticked hunk are kept.
     unticked = [h for h in hunks if h.id in rejected]
     user = compute_hunks(new, edited)
-    kept, dropped = [], set()
+    kept: list[Hunk] = []
+    dropped: set[int] = set()
     for u in user:
         hit = [r for r in unticked if _overlap(u.old_start, u.old_end, r.new_start, r.new_end)]
         if hit:

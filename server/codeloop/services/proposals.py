@@ -23,14 +23,14 @@ import itertools
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal, Protocol
+from typing import Any, Callable, Literal, Protocol, TypeVar
 
 from codeloop.core.ports import Documents
-from codeloop.edits.change import ChangeOutcome, ChangeSet, FileChange, FileOutcome
+from codeloop.edits.change import ChangeOutcome, ChangeSet, FileChange, FileOutcome, OutcomeStatus
 from codeloop.edits.disk import write_atomic
 from codeloop.edits.diff import Hunk, compute_hunks, hunk_diffs, unified_diff
 from codeloop.edits.rebase import excerpt, rebase
-from codeloop.edits.textedits import TextEdit, minimal_text_edits
+from codeloop.edits.textedits import Encoding, TextEdit, minimal_text_edits
 from codeloop.services.hunks import FilePlan, change_present, describe_landed, plan_file
 from codeloop.tools.workspace import Workspace
 
@@ -131,14 +131,17 @@ class EditorPort(Protocol):
     def resolved(self, proposal: Proposal, status: str, message: str, reviewed: bool) -> None: ...
 
 
-class EditChecker(Protocol):
+S = TypeVar("S")  # what an EditChecker's snapshot holds
+
+
+class EditChecker(Protocol[S]):
     """Diagnostics before and after an edit lands (``codeloop.services.diagnostics.DiagnosticsService``)."""
 
     def has_source(self, paths: list[Path]) -> bool: ...
 
-    async def snapshot(self, texts: dict[Path, str]) -> object: ...
+    async def snapshot(self, texts: dict[Path, str]) -> S: ...
 
-    async def report(self, before: object, after_texts: dict[Path, str], rel: "callable[[Path], str]") -> str: ...  # type: ignore[valid-type]
+    async def report(self, before: S, after_texts: dict[Path, str], rel: Callable[[Path], str]) -> str: ...
 
 
 class DiskState(Protocol):
@@ -222,8 +225,8 @@ class ProposalService:
         documents: Documents,
         disk: DiskState,
         editor: EditorPort,
-        auto_accept: "callable[[], bool]" = lambda: False,  # type: ignore[valid-type]
-        diagnostics: EditChecker | None = None,
+        auto_accept: Callable[[], bool] = lambda: False,
+        diagnostics: EditChecker[Any] | None = None,
         watch: ChangeWatch | None = None,
     ) -> None:
         self.workspace = workspace
@@ -235,7 +238,7 @@ class ProposalService:
         self.diagnostics = diagnostics
         self.watch = watch
         self.pending: dict[str, Proposal] = {}
-        self.encoding = "utf-16"  # the negotiated LSP position encoding
+        self.encoding: Encoding = "utf-16"  # the negotiated LSP position encoding
         self.confirm_seconds = CONFIRM_SECONDS
 
     async def _current(self, path: Path) -> tuple[str | None, int | None, bool]:
@@ -298,9 +301,10 @@ class ProposalService:
 
         landed = await self._apply(proposal, plans, outcomes, notes)
         for s in landed:
-            status = "edited" if s.plan.user_edited else ("partial" if s.plan.rejected else "applied")
+            status: OutcomeStatus = "edited" if s.plan.user_edited else ("partial" if s.plan.rejected else "applied")
             outcomes.append(FileOutcome(s.f.path, status, s.plan.accepted, s.plan.rejected, s.final))
         statuses = {o.status for o in outcomes}
+        overall: OutcomeStatus
         if statuses <= {"applied"} and statuses:
             overall = "applied"
         elif "edited" in statuses:
@@ -325,7 +329,8 @@ class ProposalService:
         reason = ""
         for attempt in range(MAX_ATTEMPTS):
             await self._settle([f.path for f, _ in todo])
-            staged, ops = [], []
+            staged: list[_Staged] = []
+            ops: list[CreateOp | EditOp] = []
             for f, plan in todo:
                 s = await self._stage(f, plan, outcomes, notes)
                 if s is None:
@@ -380,7 +385,8 @@ class ProposalService:
             if found:
                 notes.append(found)
         for s in reversed(landed):
-            notes.insert(0, describe_landed(s.f.rel, None if s.f.is_new else s.f.old_text, s.f.hunks, s.plan, s.now or s.final, s.rebase_note))
+            notes.insert(0, describe_landed(s.f.rel, None if s.f.is_new else s.f.old_text, s.f.hunks, s.plan,
+                                            s.now or s.final, s.rebase_note))
         return landed
 
     async def _settle(self, paths: list[Path]) -> None:

@@ -286,9 +286,11 @@ class Tool(BaseTool, Generic[I]):
     """A built-in tool: class attributes (``name``, ``description``, ...) and a pydantic ``Input``."""
 
     Input: ClassVar[type[ToolInput]]
+    _schema_cache: ClassVar[dict[str, Any]]  # set by schema_of(), per class
 
     def parameters(self) -> dict[str, Any]:
-        return type(self).schema_of()["function"]["parameters"]  # type: ignore[no-any-return]
+        params: dict[str, Any] = type(self).schema_of()["function"]["parameters"]
+        return params
 
 
     def schema(self) -> dict[str, Any]:
@@ -311,8 +313,8 @@ class Tool(BaseTool, Generic[I]):
                 "type": "function",
                 "function": {"name": cls.name, "description": cls.description, "parameters": params},
             }
-            cls._schema_cache = cached  # type: ignore[attr-defined]
-        return cached  # type: ignore[no-any-return]
+            cls._schema_cache = cached
+        return cached
 
     def validate(self, data: dict[str, Any]) -> I:
         try:

@@ -18,27 +18,24 @@ from __future__ import annotations
 
 import asyncio
 import atexit
-import codecs
 import logging
 import os
 import signal
 import time
 import weakref
-from collections import deque
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable
+from typing import Callable, Iterable
 
 from codeloop.core.ports import CommandObserver, CommandRunner, CommandSandbox, Draining, NullTerminal, SpawnPlan, Terminal
 from codeloop.core.tasks import Tasks
+from codeloop.tools.command_record import MAX_RECORD_CHARS, CommandRecord, group_alive, signal_group
 from codeloop.tools.text import numbered
 
 log = logging.getLogger(__name__)
 
 MAX_RECORDS = 20  # finished commands whose output we keep
-MAX_RECORD_CHARS = 20 * 1024 * 1024  # per command; the oldest lines go first
 KILL_GRACE = 2.0  # seconds between SIGTERM and SIGKILL
 LEFTOVER_GRACE = 1.0  # after a foreground shell exits, how long children may hold its output
 READ_CHUNK = 65536
@@ -54,166 +51,6 @@ EXTRA_ENV = {
 }
 
 
-def group_alive(pgid: int) -> bool:
-    """True while a process of group ``pgid`` is still running.
-
-    Zombies do not count: in containers whose init does not reap orphans they
-    linger in the group forever although they are dead.
-    """
-    proc = Path("/proc")
-    if proc.is_dir():
-        try:
-            entries = os.listdir(proc)
-        except OSError:
-            entries = []
-        found_proc = False
-        for name in entries:
-            if not name.isdigit():
-                continue
-            found_proc = True
-            try:
-                stat = (proc / name / "stat").read_text()
-            except OSError:
-                continue
-            # pid (comm) state ppid pgrp ... ; comm may contain spaces and parens.
-            rest = stat[stat.rfind(")") + 2 :].split()
-            if len(rest) >= 3 and rest[2] == str(pgid) and rest[0] not in ("Z", "X"):
-                return True
-        if found_proc:
-            return False
-    try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def _signal_group(pgid: int, sig: int) -> bool:
-    try:
-        os.killpg(pgid, sig)
-        return True
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        log.warning("not allowed to signal process group %s", pgid)
-        return False
-
-
-@dataclass(eq=False)
-class CommandRecord:
-    """One command or background process and the output it has produced so far."""
-
-    id: str
-    command: str
-    cwd: str
-    background: bool
-    pid: int = 0
-    started_at: float = field(default_factory=time.time)
-    ended_at: float | None = None
-    exit_code: int | None = None
-    timed_out: bool = False
-    cancelled: bool = False
-    killed: bool = False  # stopped by kill_process / shutdown / kill_all_foreground
-    leftovers_killed: bool = False  # children still holding the output were stopped
-    dropped_lines: int = 0  # oldest lines dropped to respect MAX_RECORD_CHARS
-    max_chars: int = MAX_RECORD_CHARS
-    _lines: deque[str] = field(default_factory=deque, repr=False)
-    _partial: str = field(default="", repr=False)
-    _chars: int = field(default=0, repr=False)
-    _decoder: codecs.IncrementalDecoder = field(
-        default_factory=lambda: codecs.getincrementaldecoder("utf-8")("replace"), repr=False
-    )
-    _pending_cr: bool = field(default=False, repr=False)
-    _finished: asyncio.Future[None] | None = field(default=None, repr=False)
-    _process: asyncio.subprocess.Process | None = field(default=None, repr=False)
-    _plan: SpawnPlan | None = field(default=None, repr=False)  # the sandbox's, cleaned up at the end
-    sandboxed: bool = False
-
-    # -- state
-
-    @property
-    def pgid(self) -> int:
-        return self.pid
-
-    @property
-    def running(self) -> bool:
-        return self.ended_at is None
-
-    def status(self) -> str:
-        if self.running:
-            return "running"
-        if self.timed_out:
-            return f"timed out (exit code {self.exit_code})"
-        if self.killed or self.cancelled:
-            return f"killed (exit code {self.exit_code})"
-        return f"exited with code {self.exit_code}"
-
-    def runtime(self) -> float:
-        return (self.ended_at or time.time()) - self.started_at
-
-    # -- output
-
-    def feed_bytes(self, data: bytes, final: bool = False) -> str:
-        text = self._decoder.decode(data, final)
-        self.feed(text)
-        return text
-
-    def feed(self, text: str) -> None:
-        if not text:
-            return
-        if self._pending_cr:
-            text = "\r" + text
-            self._pending_cr = False
-        if text.endswith("\r"):
-            self._pending_cr = True
-            text = text[:-1]
-        text = text.replace("\r\n", "\n")
-        parts = text.split("\n")
-        parts[0] = self._partial + parts[0]
-        self._partial = parts.pop()
-        for line in parts:
-            self._push(line)
-        # a single enormous line without a newline: cut it into pieces
-        while len(self._partial) > 1_000_000:
-            self._push(self._partial[:1_000_000])
-            self._partial = self._partial[1_000_000:]
-
-    def _push(self, line: str) -> None:
-        self._lines.append(line)
-        self._chars += len(line) + 1
-        while self._chars > self.max_chars and len(self._lines) > 1:
-            old = self._lines.popleft()
-            self._chars -= len(old) + 1
-            self.dropped_lines += 1
-
-    def close_output(self) -> None:
-        tail = self._decoder.decode(b"", True)
-        if tail:
-            self.feed(tail)
-        if self._pending_cr:
-            self._pending_cr = False
-        if self._partial:
-            self._push(self._partial)
-            self._partial = ""
-
-    @property
-    def line_count(self) -> int:
-        """Lines produced so far (including dropped ones and an unfinished last line)."""
-        return self.dropped_lines + len(self._lines) + (1 if self._partial else 0)
-
-    def lines(self) -> list[str]:
-        """The kept lines; the first one is line ``dropped_lines + 1``."""
-        out = list(self._lines)
-        if self._partial:
-            out.append(self._partial)
-        return out
-
-    def text(self) -> str:
-        return "\n".join(self.lines())
-
-
 class _ExitAwareProtocol(asyncio.subprocess.SubprocessStreamProtocol):
     """The stream protocol, plus a future resolved as soon as the shell exits."""
 
@@ -227,7 +64,8 @@ class _ExitAwareProtocol(asyncio.subprocess.SubprocessStreamProtocol):
             self.exited.set_result(None)
 
 
-async def _stop_started(spawning: asyncio.Task, plan: SpawnPlan | None = None) -> None:  # type: ignore[type-arg]
+async def _stop_started(spawning: asyncio.Task[tuple[asyncio.SubprocessTransport, _ExitAwareProtocol]],
+                        plan: SpawnPlan | None = None) -> None:
     """Kill the process group of a spawn whose caller was cancelled (uncancellable)."""
     try:
         while not spawning.done():
@@ -242,7 +80,7 @@ async def _stop_started(spawning: asyncio.Task, plan: SpawnPlan | None = None) -
         transport, _ = spawning.result()
         pid = transport.get_pid()
         if pid:
-            _signal_group(pid, signal.SIGKILL)
+            signal_group(pid, signal.SIGKILL)
         transport.close()
     finally:
         _cleanup(plan)
@@ -349,11 +187,11 @@ class ProcessManager:
 
     def refusal(self) -> str | None:
         """Why every command is refused right now (the sandbox is on and unavailable), or None."""
-        why = getattr(self.sandbox, "refusal", None)
+        why: Callable[[], str | None] | None = getattr(self.sandbox, "refusal", None)
         if not callable(why):
             return None
         try:
-            return why()  # type: ignore[no-any-return]
+            return why()
         except Exception:
             log.exception("the sandbox could not say whether it refuses commands")
             return None
@@ -610,7 +448,7 @@ class ProcessManager:
         pgid = rec.pgid
         if pgid <= 0:
             return
-        if not _signal_group(pgid, signal.SIGTERM):
+        if not signal_group(pgid, signal.SIGTERM):
             return
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.kill_grace
@@ -618,7 +456,7 @@ class ProcessManager:
             await asyncio.sleep(0.05)
             if not group_alive(pgid):
                 return
-        _signal_group(pgid, signal.SIGKILL)
+        signal_group(pgid, signal.SIGKILL)
 
     def kill_soon(self, rec: CommandRecord) -> None:
         """SIGTERM the group now and escalate in the background (usable while cancelled)."""
@@ -643,10 +481,10 @@ class ProcessManager:
         """Last resort (interpreter exit): SIGKILL every group still running."""
         for rec in self._records.values():
             if rec.running and rec.pgid > 0:
-                _signal_group(rec.pgid, signal.SIGKILL)
+                signal_group(rec.pgid, signal.SIGKILL)
 
 
-def _safe(fn, *args) -> None:  # type: ignore[no-untyped-def]
+def _safe(fn: Callable[..., object], *args: object) -> None:
     try:
         fn(*args)
     except Exception:  # a broken terminal adapter must not stop a command

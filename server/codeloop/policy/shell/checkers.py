@@ -103,7 +103,8 @@ def check_chmod(c: Cmd) -> bool:
     for w in ops:
         cls, path = c.rec.classify_target(w, c.part)
         if recursive and cls in CATASTROPHIC_CLASSES:
-            c.rec.add("catastrophic", "chmod-root", f"recursively changes permissions/ownership of {_CLASS_TEXT[cls]} ({w.text})", c.i, path)
+            c.rec.add("catastrophic", "chmod-root",
+                      f"recursively changes permissions/ownership of {_CLASS_TEXT[cls]} ({w.text})", c.i, path)
         else:
             c.rec.write_target(c.i, c.part, w, "change")
     return False
@@ -164,7 +165,8 @@ def check_git(c: Cmd) -> bool:
     sub, rest, globals_ = git_subcommand(c.argv)
     flags, operands = _short_flags(rest)
     if sub == "push":
-        if flags & {"-f", "--force", "--force-with-lease", "--force-if-includes", "--mirror", "--delete", "-d"} or any(o.startswith("+") for o in operands) or any(o.startswith(":") and len(o) > 1 for o in operands):
+        forced = flags & {"-f", "--force", "--force-with-lease", "--force-if-includes", "--mirror", "--delete", "-d"}
+        if forced or any(o.startswith("+") for o in operands) or any(o.startswith(":") and len(o) > 1 for o in operands):
             c.rec.add("risky", "force-push", "force-pushes (or deletes) remote history", c.i)
         return False
     if sub == "reset" and "--hard" in flags:
@@ -243,7 +245,9 @@ def check_copy(c: Cmd) -> bool:
 def check_in_place(c: Cmd) -> bool:
     """sed -i, perl -i, ruby -i: the files are rewritten."""
     argv = c.argv
-    if not any(a == "-i" or a.startswith("-i") or a.startswith("--in-place") for a in argv if not a.startswith("--") or a.startswith("--in-place")):
+    in_place = (a == "-i" or a.startswith("-i") or a.startswith("--in-place")
+                for a in argv if not a.startswith("--") or a.startswith("--in-place"))
+    if not any(in_place):
         return check_default(c)
     ops = _operand_words(c.args)
     script_given = any(a in ("-e", "--expression", "-f", "--file") for a in argv)

@@ -123,7 +123,9 @@ def _find(p: Runner, part: Part, name: str, args: list[Word], scope: _Scope, dep
         for w in cmd:
             if "{}" in w.text:
                 if not narrowed and starts:
-                    words.append(starts[0] if w.text == "{}" else Word(w.text.replace("{}", starts[0].text), starts[0].params, starts[0].subst, starts[0].tilde))
+                    first = starts[0]
+                    words.append(first if w.text == "{}" else
+                                 Word(w.text.replace("{}", first.text), first.params, first.subst, first.tilde))
                 else:
                     words.append(w)  # `{}`: a path find found (narrowed by a test)
             else:

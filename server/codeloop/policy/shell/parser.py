@@ -193,7 +193,7 @@ class _Parser:
         for p in n.parts:  # type: ignore[attr-defined]
             k = getattr(p, "kind", "")
             if k == "assignment" and not words:
-                assigns.append(str(p.word))  # type: ignore[attr-defined]
+                assigns.append(str(p.word))
                 assign_nodes.append(p)
                 for s in _substitutions(p):
                     self.node(s.command, src, scope.copy(), "substitution", depth)  # type: ignore[attr-defined]

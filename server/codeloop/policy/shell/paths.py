@@ -22,7 +22,8 @@ BLOCK_DEVICE_RE = re.compile(
     r"^/dev/(sd[a-z]|hd[a-z]|vd[a-z]|xvd[a-z]|nvme\d|mmcblk\d|disk\d|rdisk\d|dm-\d|md\d|loop\d|mapper/|"
     r"mem$|kmem$|port$|sr\d|nbd\d|zd\d|root$|block/)"
 )
-HARMLESS_DEVICES = {"/dev/null", "/dev/zero", "/dev/stdout", "/dev/stderr", "/dev/stdin", "/dev/tty", "/dev/full", "/dev/random", "/dev/urandom"}
+HARMLESS_DEVICES = {"/dev/null", "/dev/zero", "/dev/stdout", "/dev/stderr", "/dev/stdin", "/dev/tty", "/dev/full",
+                    "/dev/random", "/dev/urandom"}
 
 
 def is_shell_rc(path: Path, home: Path) -> bool:

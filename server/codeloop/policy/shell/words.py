@@ -321,7 +321,8 @@ def _harmless_assignment(a: str) -> bool:
 
 def _echo_substitution(text: str) -> str | None:
     """`$(echo rm)`, `` `printf rm` ``: the static value of a trivial substitution."""
-    m = re.fullmatch(r"\$\(\s*(?:echo|printf)\s+(?:-n\s+|-e\s+)?['\"]?([\w./-]+)['\"]?\s*\)|`\s*(?:echo|printf)\s+(?:-n\s+)?['\"]?([\w./-]+)['\"]?\s*`", text)
+    m = re.fullmatch(r"\$\(\s*(?:echo|printf)\s+(?:-n\s+|-e\s+)?['\"]?([\w./-]+)['\"]?\s*\)"
+                     r"|`\s*(?:echo|printf)\s+(?:-n\s+)?['\"]?([\w./-]+)['\"]?\s*`", text)
     if m:
         return m.group(1) or m.group(2)
     return None

@@ -157,10 +157,13 @@ class RewindPlan:
         return "\n".join(lines)
 
 
+OutcomeStatus = Literal["restored", "deleted", "recreated", "rebased", "kept", "unchanged", "unavailable", "failed"]
+
+
 @dataclass(frozen=True)
 class FileOutcome:
     path: str
-    status: Literal["restored", "deleted", "recreated", "rebased", "kept", "unchanged", "unavailable", "failed"]
+    status: OutcomeStatus
     message: str = ""
 
 
@@ -382,7 +385,7 @@ def summarize(checkpoint: Checkpoint, outcomes: list[FileOutcome], outside: list
              else f"checkpoint {checkpoint.id}")
     groups: dict[str, list[str]] = {}
     for o in outcomes:
-        key = o.status
+        key: str = o.status
         text = o.path
         if o.status == "kept":
             key = "kept-changed" if o.message.startswith(CHANGED_SINCE) else "kept"

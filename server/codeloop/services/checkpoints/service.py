@@ -18,6 +18,7 @@ from .rewind import (
     DiskPort,
     FileOutcome,
     FilePlan,
+    OutcomeStatus,
     RewindPlan,
     RewindPort,
     RewindResult,
@@ -243,7 +244,7 @@ class CheckpointService:
             return FileOutcome(fp.path, "deleted"), FileChange(fp.path, before_ref, None, "rewind", "")
         assert fp.target_bytes is not None and fp.target is not None
         await port.write(path, _content(fp.target_bytes), fp.target.mode)
-        status = "recreated" if fp.action == "recreate" else "restored"
+        status: OutcomeStatus = "recreated" if fp.action == "recreate" else "restored"
         return FileOutcome(fp.path, status), FileChange(fp.path, before_ref, fp.target, "rewind", "")
 
     async def _current(self, rel: str, port: RewindPort) -> tuple[bytes | None, ContentRef | None]:

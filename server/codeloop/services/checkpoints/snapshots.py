@@ -9,22 +9,71 @@ import contextlib
 import json
 import logging
 import os
+import threading
 import time
 from pathlib import Path
+from typing import Any
 
 from codeloop.edits.disk import write_atomic
 
-from .entries import BATCH_MIN, INDEX_VERSION, RACY_NS, CommandMark, Entry, _map, _same_stat
+from .blobs import BlobStore
+from .entries import BATCH_MIN, INDEX_VERSION, RACY_NS, CommandMark, Entry, StoreStats, _map, _same_stat
 from .inotify import Watcher, WatcherUnavailable, WatchLimit
 from .journal import now
-from .model import ContentRef, FileChange, same_state
+from .model import Checkpoint, ContentRef, FileChange, same_state
 from .scan import IGNORE_FILES, IgnoreRules, Stat, is_ignore_file, stat_file, walk
+from .settings import CheckpointSettings
 
 log = logging.getLogger(__name__)
 
 
 class Snapshots:
-    """Part of ``CheckpointStore``: every method here runs with its attributes."""
+    """Part of ``CheckpointStore``: every method here runs with its attributes, declared here
+    (set in ``CheckpointStore.__init__``), and calls the store's methods stubbed below."""
+
+    root: Path
+    dir: Path
+    settings: CheckpointSettings
+    blobs: BlobStore
+    checkpoints: list[Checkpoint]
+    changes: list[FileChange]
+    _stats: StoreStats
+    _lock: threading.RLock
+    _prep_lock: threading.Lock
+    _expected: dict[str, ContentRef | None]  # recorded changes the disk may not show yet
+    _entries: dict[str, Entry]
+    _ready: bool
+    _closed: bool
+    _watcher: Watcher | None
+    _rules: IgnoreRules
+    _last_full: float
+    _active: dict[int, str]  # running commands: mark id -> label
+    _next_mark: int
+    _exclude_stat: Stat | None
+    _interrupted: list[str]
+    _ignore_files: set[str]
+    _clock_ns: int
+    _clock_same_fs: bool | None
+
+    # -- the store's own (CheckpointStore) -----------------------------------------------
+
+    def _append(self, records: list[dict[str, Any]], durable: bool = True) -> int:
+        raise NotImplementedError
+
+    def _record(self, who: str, label: str, files: list[FileChange]) -> list[FileChange]:
+        raise NotImplementedError
+
+    def _capture(self, rel: str) -> Entry | None:
+        raise NotImplementedError
+
+    def _maybe_prune(self, need: int = 0) -> None:
+        raise NotImplementedError
+
+    def _skip_paths(self) -> tuple[str, ...]:
+        raise NotImplementedError
+
+    def prune(self, need: int = 0) -> dict[str, int]:
+        raise NotImplementedError
 
     # -- the baseline -------------------------------------------------------------------
 
@@ -236,7 +285,7 @@ class Snapshots:
                 todo.append((rel, st, old))
             readable = [rel for rel, st, _ in todo if st is not None]
             if readable:
-                self._maybe_prune(sum(candidates[r].size for r in readable))  # type: ignore[union-attr]
+                self._maybe_prune(sum(st.size for _, st, _ in todo if st is not None))
             with (self.blobs.batch() if len(readable) > BATCH_MIN else contextlib.nullcontext()):
                 captured = dict(zip(readable, _map(self._capture, readable)))
             read = len(readable)

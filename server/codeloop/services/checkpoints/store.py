@@ -364,10 +364,11 @@ class CheckpointStore(Snapshots):
                 return Entry(st, ContentRef(hasher.hexdigest(), size, st.mode, False, "size"), racy)
             return Entry(st, self.keep_bytes(data, st.mode, may_prune=False), racy)
         log.warning("checkpoints: %s kept changing while being read", rel)
-        st = stat_file(self.root, rel)
-        if st is None:
+        last = stat_file(self.root, rel)
+        if last is None:
             return None
-        return Entry(st, ContentRef(f"unreadable:{st.size}:{st.mtime_ns}", st.size, st.mode, False, "unreadable"), True)
+        return Entry(last, ContentRef(f"unreadable:{last.size}:{last.mtime_ns}", last.size, last.mode, False, "unreadable"),
+                     True)
 
     def load(self, ref: ContentRef | None) -> bytes | None:
         """The bytes of a kept content, or None (absent, not kept, or lost)."""

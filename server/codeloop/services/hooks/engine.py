@@ -33,7 +33,7 @@ import logging
 import os
 import time
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
@@ -234,31 +234,31 @@ def interpret(event: str, hook: HookConfig, run_id: str, raw: RawRun, *, tool: s
               label: str | None = None, tool_obj: BaseTool | None = None) -> HookOutcome:
     """What one hook's exit code and output mean for ``event`` (see the module docstring)."""
     name = label or hook.label(root)
-    base = dict(hook=hook, run_id=run_id, exit_code=raw.exit_code, duration=raw.duration,
-                stdout=raw.stdout, stderr=raw.stderr, timed_out=raw.timed_out, error=raw.error)
+    base = HookOutcome(hook, run_id, raw.exit_code, raw.duration, stdout=raw.stdout, stderr=raw.stderr,
+                       timed_out=raw.timed_out, error=raw.error)
     warnings: list[str] = []
     if raw.leftovers_killed:
         warnings.append(f"{event} hook {name} left processes running that kept its output open; they were stopped")
     if raw.error:
-        return HookOutcome(**base, warnings=(f"{event} hook {name} {raw.error}", *warnings))
+        return replace(base, warnings=(f"{event} hook {name} {raw.error}", *warnings))
     if raw.timed_out:
-        return HookOutcome(**base, warnings=(
+        return replace(base, warnings=(
             f"{event} hook {name} timed out after {hook.timeout:g}s and was killed; nothing was blocked", *warnings))
     if raw.exit_code == 2:
         text = raw.stderr.strip()
         if event in BLOCKABLE:
             reason = text or f"{event} hook {name} exited with code 2 (blocked) without saying why"
             if event == "PreToolUse":
-                return HookOutcome(**base, blocked=True, permission="deny", reason=reason, warnings=tuple(warnings))
-            return HookOutcome(**base, blocked=True, reason=reason, warnings=tuple(warnings))
+                return replace(base, blocked=True, permission="deny", reason=reason, warnings=tuple(warnings))
+            return replace(base, blocked=True, reason=reason, warnings=tuple(warnings))
         warnings.append(f"{event} hook {name} exited with code 2, but {event} cannot be blocked"
                         + (f": {_cut(text)}" if text else ""))
-        return HookOutcome(**base, warnings=tuple(warnings))
+        return replace(base, warnings=tuple(warnings))
     if raw.exit_code != 0:
         text = _cut(raw.stderr) or _cut(raw.stdout)
         warnings.append(f"{event} hook {name} failed with exit code {raw.exit_code}; nothing was blocked"
                         + (f": {text}" if text else ""))
-        return HookOutcome(**base, warnings=tuple(warnings))
+        return replace(base, warnings=tuple(warnings))
 
     # exit 0
     out = raw.stdout.strip()
@@ -271,33 +271,34 @@ def interpret(event: str, hook: HookConfig, run_id: str, raw: RawRun, *, tool: s
                             "it is taken as plain text")
     if not isinstance(data, dict):
         ctx = out if (event in PLAIN_STDOUT_IS_CONTEXT and out) else None
-        return HookOutcome(**base, additional_context=ctx, warnings=tuple(warnings))
+        return replace(base, additional_context=ctx, warnings=tuple(warnings))
 
-    fields: dict[str, Any] = {"output": data}
-    if data.get("continue") is False:
-        fields["stop"] = True
-        fields["stop_reason"] = _str(data.get("stopReason"))
-    if _str(data.get("systemMessage")):
-        fields["system_message"] = data["systemMessage"].strip()
-    if data.get("suppressOutput") is True:
-        fields["suppress_output"] = True
+    stop = data.get("continue") is False
+    stop_reason = _str(data.get("stopReason")) if stop else None
+    system_message = data["systemMessage"].strip() if _str(data.get("systemMessage")) else None
+    suppress_output = data.get("suppressOutput") is True
+    permission: Permission | None = None
+    why: str | None = None  # the outcome's reason
+    blocked = False
+    updated_input: dict[str, Any] | None = None
+    additional_context: str | None = None
 
     decision = data.get("decision")
-    reason = _str(data.get("reason"))
+    stated = _str(data.get("reason"))  # the hook's own words
     if decision is not None and decision not in ("block", "approve", "allow", "deny"):
         warnings.append(f"{event} hook {name}: unknown \"decision\" {decision!r} ignored (use \"block\")")
     if event == "PreToolUse":  # Claude Code's older form; hookSpecificOutput wins below
         if decision in ("approve", "allow"):
-            fields["permission"] = "allow"
-            fields["reason"] = reason
+            permission = "allow"
+            why = stated
         elif decision in ("block", "deny"):
-            fields["permission"] = "deny"
-            fields["reason"] = reason or f"blocked by PreToolUse hook {name}"
+            permission = "deny"
+            why = stated or f"blocked by PreToolUse hook {name}"
     elif decision == "block" and event in BLOCKABLE:
-        fields["blocked"] = True
-        if reason is None and event in ("Stop", "SubagentStop"):
+        blocked = True
+        if stated is None and event in ("Stop", "SubagentStop"):
             warnings.append(f"{event} hook {name} blocked the stop without a \"reason\" to tell the model")
-        fields["reason"] = reason or f"blocked by {event} hook {name}"
+        why = stated or f"blocked by {event} hook {name}"
 
     hso = data.get("hookSpecificOutput")
     if hso is not None:
@@ -310,10 +311,10 @@ def interpret(event: str, hook: HookConfig, run_id: str, raw: RawRun, *, tool: s
             if event == "PreToolUse":
                 pd = hso.get("permissionDecision")
                 if pd in ("allow", "ask", "deny"):
-                    fields["permission"] = pd
-                    fields["reason"] = _str(hso.get("permissionDecisionReason"))
-                    if pd == "deny" and fields["reason"] is None:
-                        fields["reason"] = f"denied by PreToolUse hook {name}"
+                    permission = pd
+                    why = _str(hso.get("permissionDecisionReason"))
+                    if pd == "deny" and why is None:
+                        why = f"denied by PreToolUse hook {name}"
                 elif pd not in (None, "defer"):
                     warnings.append(f"{event} hook {name}: unknown permissionDecision {pd!r} ignored "
                                     "(allow, deny or ask)")
@@ -325,13 +326,15 @@ def interpret(event: str, hook: HookConfig, run_id: str, raw: RawRun, *, tool: s
                         changes = input_changes(tool_obj, tool, dict(tool_input or {}), upd, hook.dialect,
                                                 root or Path("."))
                         if changes:
-                            fields["updated_input"] = changes
+                            updated_input = changes
             if event in CONTEXT_EVENTS and _str(hso.get("additionalContext")):
-                fields["additional_context"] = hso["additionalContext"].strip()
-    if fields.get("permission") == "deny":
-        fields["blocked"] = True
-        fields.pop("updated_input", None)
-    return HookOutcome(**base, **fields, warnings=tuple(warnings))
+                additional_context = hso["additionalContext"].strip()
+    if permission == "deny":
+        blocked = True
+        updated_input = None
+    return replace(base, output=data, stop=stop, stop_reason=stop_reason, system_message=system_message,
+                   suppress_output=suppress_output, permission=permission, reason=why, blocked=blocked,
+                   updated_input=updated_input, additional_context=additional_context, warnings=tuple(warnings))
 
 
 def aggregate(event: str, outcomes: Iterable[HookOutcome], skipped: Iterable[HookConfig] = (),
@@ -483,7 +486,8 @@ class HookEngine:
         out["hook_event_name"] = event
         if event in TOOL_EVENTS and dialect == "claude" and isinstance(payload.get("tool_name"), str):
             tool = payload["tool_name"]
-            tool_input = payload.get("tool_input") if isinstance(payload.get("tool_input"), dict) else {}
+            given = payload.get("tool_input")
+            tool_input = given if isinstance(given, dict) else {}
             name, cinput = to_claude(self._tool(tool), tool, tool_input, self.project_dir)
             out["tool_name"] = name
             out["tool_input"] = cinput

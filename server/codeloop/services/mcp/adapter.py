@@ -250,9 +250,10 @@ class Connection:
                     scope.deadline = math.inf
                     self.slog.note(f"ready: {len(tools)} tools, protocol {self.protocol_version}, "
                                    f"server {self.server_name or '?'} {self.server_version or ''}".rstrip())
-                    if self.protocol_version not in HANDSHAKE_PROTOCOL_VERSIONS:
+                    client = self._client  # set by _open
+                    if client is not None and self.protocol_version not in HANDSHAKE_PROTOCOL_VERSIONS:
                         tg = await stack.enter_async_context(anyio.create_task_group())
-                        tg.start_soon(self._listen, self._client)
+                        tg.start_soon(self._listen, client)
                         stack.callback(tg.cancel_scope.cancel)
                     self._ready = self._was_ready = True
                     on_ready(tools)

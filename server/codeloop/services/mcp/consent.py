@@ -286,7 +286,8 @@ class ProjectConsent:
         def change(data: dict[str, Any]) -> None:
             enabled = [x for x in data.get(ENABLED) or [] if x != server.name]
             disabled = [x for x in data.get(DISABLED) or [] if x != server.name]
-            fps = data.get(FINGERPRINTS) if isinstance(data.get(FINGERPRINTS), dict) else {}
+            given = data.get(FINGERPRINTS)
+            fps: dict[str, Any] = given if isinstance(given, dict) else {}
             if allowed:
                 enabled.append(server.name)
                 fps[server.name] = fp

@@ -393,7 +393,7 @@ class McpManager:
             self._set(st, "starting")
             st.slog.begin(f"starting {cfg.name} ({cfg.source}, {cfg.origin}): {cfg.describe()}")
             conn = Connection(cfg, root=self.root, slog=st.slog, environ=self.environ,
-                              on_tools_changed=lambda c=None: self._tools_changed(st),
+                              on_tools_changed=lambda: self._tools_changed(st),
                               client_version=codeloop.__version__,
                               stdin_grace=self.stdin_grace, term_grace=self.term_grace, sandbox=self.sandbox)
             st.conn = conn
@@ -470,8 +470,9 @@ class McpManager:
             seen.add(name)
             qn = self._names.name_for(st.config.name, name)
             self._by_qualified[qn] = (st.config.name, name)
-            ann = t.get("annotations") if isinstance(t.get("annotations"), dict) else {}
-            schema = t.get("inputSchema") if isinstance(t.get("inputSchema"), dict) else {"type": "object"}
+            given_ann, given_schema = t.get("annotations"), t.get("inputSchema")
+            ann: dict[str, Any] = given_ann if isinstance(given_ann, dict) else {}
+            schema: dict[str, Any] = given_schema if isinstance(given_schema, dict) else {"type": "object"}
             title = t.get("title") or (ann.get("title") if isinstance(ann.get("title"), str) else None)
             infos.append(McpToolInfo(qualified_name=qn, server=st.config.name, name=name,
                                      description=str(t.get("description") or ""), input_schema=schema,

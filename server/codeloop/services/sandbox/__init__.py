@@ -1,5 +1,5 @@
-"""An OS sandbox for the commands codeloop runs (``run_command``, background processes, the
-check command, code mode, MCP stdio servers).
+"""An OS sandbox for the commands codeloop runs (the shell tool's commands, background processes,
+the check command, code mode, MCP stdio servers).
 
 Backends, chosen by probing at start-up (a real sandboxed command is run; the result is cached
 per process): **bubblewrap** (mount, PID, IPC, UTS, network and user namespaces), then
@@ -15,17 +15,16 @@ tasks against fork bombs; credentials removed from the environment.
 
 Entry points: :meth:`Sandbox.probe`, :meth:`Sandbox.prepare`, :meth:`Sandbox.describe`,
 :func:`parse_sandbox_setting`. See ``core`` for the runner's side of the contract.
+
+Modules: ``core`` (the :class:`Sandbox` facade and the probe driver), ``model`` (its plain values),
+``probing`` (what a probe checks), ``backends`` (bubblewrap's argv, the Landlock launcher's spec),
+``launcher`` (the Landlock/seccomp launcher), ``profile`` (what is hidden, read-only, writable),
+``placeholders`` (mount points for missing protected paths), ``limits`` (cgroup process limits),
+``settings`` (the ``sandbox`` setting).
 """
 
-from codeloop.services.sandbox.core import (
-    BACKENDS,
-    GUARANTEES,
-    BackendProbe,
-    Prepared,
-    Sandbox,
-    SandboxUnavailable,
-    probe_backend,
-)
+from codeloop.services.sandbox.core import Sandbox, probe_backend
+from codeloop.services.sandbox.model import BACKENDS, GUARANTEES, BackendProbe, Prepared, SandboxUnavailable
 from codeloop.services.sandbox.profile import (
     PROTECTED_DIRS,
     PROTECTED_FILES,

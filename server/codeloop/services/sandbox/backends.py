@@ -1,15 +1,18 @@
 """The two backends as command lines: bubblewrap's argv, and the Landlock launcher's spec.
 
 Both take a :class:`Layout` (what is writable, readable, hidden, protected) and return what to
-run; neither starts anything. Probing (does it actually work here?) is in ``core``.
+run; neither starts anything. Probing (does it actually work here?) is in ``probing`` and
+``core.probe_backend``.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, Mapping
 
 from codeloop.services.sandbox import launcher as L
 from codeloop.services.sandbox.profile import Secret, WorkspacePlan, is_within
@@ -70,6 +73,30 @@ def rlimit_args(rlimits: dict[str, tuple[int, int]]) -> list[str]:
             raise ValueError(f"unknown resource limit {name!r} (known: {', '.join(RLIMIT_FLAGS)})")
         out.append(f"--{name.lower()}={int(soft)}:{int(hard)}")
     return out
+
+
+def normalize_rlimits(rlimits: Mapping[str, tuple[int, int] | int] | None) -> dict[str, tuple[int, int]]:
+    """``{"cpu": 30, "as": (soft, hard)}`` as lower-case names with (soft, hard); ValueError on an
+    unknown name."""
+    out: dict[str, tuple[int, int]] = {}
+    for name, value in (rlimits or {}).items():
+        if isinstance(value, int):
+            soft = hard = value
+        else:
+            soft, hard = value
+        out[name.lower()] = (int(soft), int(hard))
+    rlimit_args(out)  # validates the names
+    return out
+
+
+def rlimit_wrapper(limits: dict[str, tuple[int, int]], path: str | None) -> list[str]:
+    """A command prefix that sets ``limits`` and execs the rest: ``prlimit`` when it is on
+    ``path``, else the launcher."""
+    prlimit = shutil.which("prlimit", path=path)
+    if prlimit:
+        return [prlimit, *rlimit_args(limits), "--"]
+    spec = {"rlimits": {k.upper(): v for k, v in limits.items()}}
+    return [python_executable(), "-I", "-S", str(LAUNCHER), L.encode_spec(spec), "--"]
 
 
 # -- bubblewrap --------------------------------------------------------------------------------
@@ -203,3 +230,26 @@ def landlock_spec(abi: int, lay: Layout) -> dict:
     if not lay.network:
         spec["handled_net"] = L.net_access_for_abi(abi)  # no TCP bind or connect at all
     return spec
+
+
+def landlock_argv(argv: list[str], lay: Layout, limits: dict[str, tuple[int, int]], nproc: int | None,
+                  cgroup_procs: Path | None) -> list[str]:
+    """``argv`` run by the launcher under Landlock and seccomp for ``lay``, with ``limits``,
+    ``nproc`` tasks of headroom and joining the cgroup whose ``cgroup.procs`` is given. The
+    launcher dies with its spawner: call this where the command is spawned."""
+    spec: dict[str, Any] = {
+        "pdeathsig": True,
+        "parent_pid": os.getpid(),  # the spawner: prepare() is called where the command is spawned
+        "landlock": landlock_spec(L.landlock_abi(), lay),
+        "seccomp": {"deny_unix": True, "deny_other_sockets": not lay.network},
+        "chdir": str(lay.cwd),
+    }
+    if lay.is_root:
+        spec["keep_caps"] = sorted(ROOT_KEEP_CAPS.values())
+    if limits:
+        spec["rlimits"] = {k.upper(): v for k, v in limits.items()}
+    if nproc is not None and "nproc" not in limits:
+        spec["nproc_headroom"] = nproc
+    if cgroup_procs is not None:
+        spec["cgroup_procs"] = str(cgroup_procs)
+    return [python_executable(), "-I", "-S", str(LAUNCHER), L.encode_spec(spec), "--"] + argv

@@ -56,10 +56,10 @@ def _pids_hierarchy() -> tuple[str, Path] | None:
         fields, rfields = left.split(), right.split()
         if len(fields) < 5 or not rfields or rfields[0] != "cgroup2" or v2_path is None:
             continue
-        mnt = Path(fields[4])
+        root = Path(fields[4])
         try:
-            if "pids" in (mnt / "cgroup.controllers").read_text().split():
-                return "v2", mnt  # the root of the hierarchy (our own cgroup holds processes)
+            if "pids" in (root / "cgroup.controllers").read_text().split():
+                return "v2", root  # the root of the hierarchy (our own cgroup holds processes)
         except OSError:
             continue
     return None

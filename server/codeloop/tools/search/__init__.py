@@ -14,6 +14,8 @@ formatting), ``scope`` (where a search starts), and one module per tool:
 
 from __future__ import annotations
 
+from typing import Any
+
 from codeloop.tools.base import Tool
 from codeloop.tools.search.glob import GLOB_MAX, MTIME_SORT_MAX, Glob, _narrowed, list_files
 from codeloop.tools.search.grep import Grep
@@ -23,7 +25,7 @@ from codeloop.tools.search.query import GrepMode, GrepQuery
 from codeloop.tools.search.results import GREP_MAX_FILES, GREP_MAX_LINES, LINE_MAX_CHARS, FileHits, format_grep, grep_text
 from codeloop.tools.search.rg import RG_MAX_EVENTS, RG_TIMEOUT, _base_rg_args, _name_prefilter, find_rg
 
-SEARCH_TOOLS: list[type[Tool]] = [Grep, Glob, ListDir]  # type: ignore[type-arg]
+SEARCH_TOOLS: list[type[Tool[Any]]] = [Grep, Glob, ListDir]
 
 __all__ = [
     "ALWAYS_SKIP", "GLOB_MAX", "GREP_MAX_FILES", "GREP_MAX_LINES", "IGNORE_FILES", "LINE_MAX_CHARS", "LIST_MAX",

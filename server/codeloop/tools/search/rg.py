@@ -9,6 +9,7 @@ import shutil
 import sys
 from functools import lru_cache
 from pathlib import Path
+from typing import Any, Callable
 
 from codeloop.tools.base import ToolError
 
@@ -32,7 +33,8 @@ def find_rg() -> str | None:
     return _find_rg_cached()
 
 
-async def _run_rg(args: list[str], cwd: Path, on_line=None) -> tuple[int, str, str, bool]:  # type: ignore[no-untyped-def]
+async def _run_rg(args: list[str], cwd: Path,
+                  on_line: Callable[[bytes], bool | None] | None = None) -> tuple[int, str, str, bool]:
     """Run rg; returns (exit code, stdout (unless on_line consumed it), stderr, stopped early)."""
     rg = find_rg()
     assert rg is not None
@@ -94,7 +96,7 @@ def _rel_from_rg(name: str) -> str:
     return name[2:] if name.startswith("./") else name
 
 
-def _json_text(obj: dict) -> str:  # type: ignore[type-arg]
+def _json_text(obj: dict[str, Any]) -> str:
     if "text" in obj:
         return obj["text"]
     return base64.b64decode(obj.get("bytes", "")).decode("utf-8", "replace")
