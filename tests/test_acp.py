@@ -40,9 +40,11 @@ async def until(cond, timeout: float = 30.0) -> None:
 
 
 def config(tmp_path: Path, **settings: object) -> Path:
+    """The user's settings. No OS sandbox unless a test asks for one: with one, commands run
+    here in it, never in the client's (unconfined) terminal (test_acp_features.py)."""
     home = tmp_path / "xdg"
     (home / "codeloop").mkdir(parents=True, exist_ok=True)
-    (home / "codeloop" / "settings.json").write_text(json.dumps(settings))
+    (home / "codeloop" / "settings.json").write_text(json.dumps({"sandbox": "off", **settings}))
     return home
 
 

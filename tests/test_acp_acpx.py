@@ -31,11 +31,13 @@ pytestmark = [
 
 
 def acpx(base_url: str, tmp_path: Path, ws: Path, prompt: str, *flags: str, timeout: float = 120,
-         exit_code: int = 0) -> list[dict[str, Any]]:
+         exit_code: int = 0, settings: dict[str, Any] | None = None) -> list[dict[str, Any]]:
     """One ``acpx exec`` of ``prompt`` against ``codeloop acp``; the JSON-RPC messages it printed.
-    ``exit_code``: acpx's own (5: every permission it was asked was denied)."""
+    ``exit_code``: acpx's own (5: every permission it was asked was denied). ``settings``: the
+    user's (default: no OS sandbox, so commands run in acpx's terminal)."""
     home = tmp_path / "home"
     (home / "xdg" / "codeloop").mkdir(parents=True, exist_ok=True)
+    (home / "xdg" / "codeloop" / "settings.json").write_text(json.dumps(settings or {"sandbox": "off"}))
     env = cli_env(base_url, HOME=str(home), XDG_CONFIG_HOME=str(home / "xdg"))
     # `codeloop` (this checkout's entry point) and the Node 22 acpx needs, first on PATH.
     env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), str(NODE_BIN), env.get("PATH", "")])

@@ -15,7 +15,7 @@ import asyncio
 import logging
 from pathlib import Path
 
-from acp.schema import EnvVariable, TerminalToolCallContent, ToolCallProgress
+from acp.schema import EnvVariable
 
 from codeloop.acp.link import SessionLink
 from codeloop.core.ports import CommandRun
@@ -48,8 +48,7 @@ class ClientTerminalRunner:
         view = link.calls.get(call_id)
         if view is not None:
             view.terminal_id = tid
-            link.outbox.put(ToolCallProgress(session_update="tool_call_update", tool_call_id=call_id,
-                                             content=[TerminalToolCallContent(type="terminal", terminal_id=tid)]))
+            link.show(call_id)
         try:
             timed_out = False
             try:
