@@ -86,7 +86,7 @@ class AcpSlot:
         self.workspace = workspace
         self.clients = clients
         self.session: AgentSession = None  # type: ignore[assignment]  # set by the agent
-        self.mcp_settled = not clients
+        self.mcp_settled = False
         self.task: asyncio.Task[str] | None = None
         self.cancelled = False
 
@@ -410,8 +410,8 @@ class CodeloopAgent:
     async def _turn(self, slot: AcpSlot, text: str, ctx: TurnContext) -> str:
         with slot.workspace.asking(slot.link):  # the project's trust is asked in this turn, if at all
             await slot.workspace.ready()
-            if not slot.mcp_settled:  # the client's servers' tools, from the first request on
-                await slot.workspace.mcp.wait_settled(slot.clients, SETTLE_TIMEOUT)
+            if not slot.mcp_settled:  # the servers' tools (the client's, those just trusted) from the first request on
+                await slot.workspace.mcp.wait_settled(None, SETTLE_TIMEOUT)
                 slot.mcp_settled = True
             return await self._run(slot, text, ctx)
 

@@ -18,7 +18,7 @@ from acp.schema import HttpMcpServer, McpServerStdio, SseMcpServer
 from codeloop.services.mcp import ServerConfig
 
 ORIGIN = "the ACP client (session mcpServers)"
-SETTLE_TIMEOUT = 30.0  # seconds a session's first prompt waits for its client's servers to start
+SETTLE_TIMEOUT = 30.0  # seconds a session's first prompt waits for the MCP servers to start
 
 
 def server_configs(servers: Sequence[Any] | None) -> tuple[list[ServerConfig], list[str]]:

@@ -66,6 +66,7 @@ class AcpWorkspace:
         self._pending: dict[int, set[asyncio.Task[str | None]]] = {}  # questions, by the asking link
         self._opening: asyncio.Task[None] | None = None
         self._ids = itertools.count(1)
+        self._one_at_a_time = asyncio.Lock()
 
     # -- the workspace's life -------------------------------------------------------------
 
@@ -111,6 +112,10 @@ class AcpWorkspace:
     # -- the questions ------------------------------------------------------------------
 
     async def _ask(self, request: ConsentRequest) -> Answer:
+        async with self._one_at_a_time:  # (the MCP servers' and the rules' questions come together)
+            return await self._ask_one(request)
+
+    async def _ask_one(self, request: ConsentRequest) -> Answer:
         while not self._askers:
             await self._asker.wait()
         link = self._askers[-1]

@@ -165,6 +165,7 @@ class ProjectConsent:
         self._data: dict[str, Any] = {}
         self._session: dict[tuple[str, str], tuple[bool, str]] = {}  # answers not (yet) on disk
         self._loaded = False
+        self._writing = asyncio.Lock()  # one read-modify-write at a time (answers can come together)
 
     @property
     def path(self) -> Path:
@@ -358,7 +359,8 @@ class ProjectConsent:
             write_atomic(path, json.dumps(data, indent=2, ensure_ascii=False) + "\n")
             return data
 
-        data = await asyncio.to_thread(rmw)
+        async with self._writing:
+            data = await asyncio.to_thread(rmw)
         if self.in_git:
             # Our own file, freshly written and ignored: trust it unless git says otherwise.
             reason = await self._why_untrusted()
