@@ -326,6 +326,11 @@ async def test_client_mcp_servers_are_shared_per_workspace_and_seen_by_their_ses
             await conn.prompt(session_id=s.session_id, prompt=[text_block("hi")])
         resp = await conn.prompt(session_id=c.session_id, prompt=[text_block("call it anyway")])
         assert resp.stop_reason == "end_turn"
+        # Another definition of the same name: the running one is used, and the session is told.
+        other = McpServerStdio(name="edge", command=sys.executable, args=[EDGE, "--name", "other"], env=[])
+        d = await conn.new_session(cwd=str(ws), mcp_servers=[other])
+        await until(lambda: any(sid == d.session_id and "already runs in this workspace" in u.content.text
+                                for sid, u in client.updates if getattr(u, "session_update", "") == "agent_message_chunk"))
         log = (ws / ".codeloop" / "mcp-logs" / "edge.log").read_text()
         pids = re.findall(r"starting \(pid (\d+)\)", log)
     assert len(pids) == 1  # one process for the workspace
@@ -382,3 +387,24 @@ async def test_a_trust_question_pending_at_cancel_is_no_answer(model_server, tmp
     assert len(client.permissions) == 2  # asked once about the server (not again), then the tool call
     assert "Echo: now it runs" in client.text()
     assert consent_files(tmp_path) and json.loads(consent_files(tmp_path)[0].read_text())["enabledMcpjsonServers"] == ["proj"]
+
+
+async def test_a_command_that_runs_here_shows_its_output_as_it_comes(model_server, tmp_path):
+    """No client terminal (or the sandbox): the command runs here and its tool call shows its
+    latest output while it runs, then the whole result."""
+    model = model_server(Script([
+        ToolCalls([Call("run_command", {"command": "for i in 1 2 3; do echo line$i; sleep 0.6; done"})]),
+        Text("done"),
+    ]))
+    ws = workspace(tmp_path)
+    client = AcpClient(terminal=False, answer=lambda call, options: "allow_once")
+    async with acp_agent(model.base_url, config(tmp_path), client) as conn:
+        _, new = await start(conn, client, ws)
+        resp = await conn.prompt(session_id=new.session_id, prompt=[text_block("count")])
+    assert resp.stop_reason == "end_turn"
+    run = client.of("tool_call")[0]
+    updates = [u for u in client.tool_updates(run.tool_call_id) if u.session_update == "tool_call_update"]
+    live = [u.content[-1].content.text for u in updates[:-1] if u.content]
+    assert any(t.startswith("line1\n") and "exit code" not in t for t in live)
+    assert updates[-1].status == "completed"
+    assert updates[-1].content[-1].content.text == "line1\nline2\nline3\nexit code: 0"

@@ -53,7 +53,7 @@ from codeloop.acp.link import Outbox, SessionLink
 from codeloop.acp.mcp import SETTLE_TIMEOUT, server_configs
 from codeloop.acp.review import AcpApprover, AcpChangeApplier
 from codeloop.acp.rewind import ClientRewindPort
-from codeloop.acp.terminal import ClientTerminalRunner
+from codeloop.acp.terminal import ClientTerminalRunner, LiveOutput
 from codeloop.acp.workspace import AcpWorkspace
 from codeloop.commands.table import dispatch
 from codeloop.context.store import SessionStore
@@ -235,6 +235,7 @@ class CodeloopAgent:
             sink=AcpSink(link), approver=AcpApprover(link), changes=CheckedApplier(applier, checker, applier.display),
             documents=documents if documents is not None else NoDocuments(), diagnostics=checker,
             runner=ClientTerminalRunner(link) if self.client.terminal else None,
+            terminal=LiveOutput(link),  # the output of what runs here (the sandbox, no client terminal)
         )
         # The project's own allow rules and hooks apply once the project is trusted.
         policy = PermissionPolicy(root, mode=settings.mode, user_settings=settings.permissions, gate=ws.trust)

@@ -72,7 +72,7 @@ class AcpSink:
             return [message(event.text)]
         if isinstance(event, ToolCallStarted):
             tool = link.tool(event.name)
-            link.calls[event.call_id] = CallView(tool, tool_kind(tool))
+            link.calls[event.call_id] = CallView(tool, tool_kind(tool), command=_command(event.arguments))
             return [tool_start(event.call_id, event.name, event.summary, event.arguments, tool, link.root)]
         if isinstance(event, ToolCallFinished):
             view = link.calls.pop(event.call_id, None)
@@ -112,7 +112,8 @@ class AcpSink:
             # Its own tool call when it may change something: its diffs, terminal and permission
             # requests need a call the client knows. Read-only steps are listed only.
             own = tool is None or not tool.read_only
-            link.calls[inner.call_id] = CallView(tool, tool_kind(tool), parent=parent, shown=own)
+            link.calls[inner.call_id] = CallView(tool, tool_kind(tool), parent=parent, shown=own,
+                                                 command=_command(inner.arguments))
             self._step(parent, Step(agent, f"{inner.name} {inner.summary}".strip(), inner.call_id))
             if own:
                 title = f"{agent}: {inner.summary or inner.name}"
@@ -149,6 +150,11 @@ class AcpSink:
             step.agent = view.steps[-1].agent
         view.steps.append(step)
         self.link.show(parent)
+
+
+def _command(arguments: dict[str, Any]) -> str:
+    command = arguments.get("command")
+    return command if isinstance(command, str) else ""
 
 
 def finished(event: ToolCallFinished, view: CallView | None) -> ToolCallProgress:

@@ -124,6 +124,8 @@ class CallView:
     hooks: list[str] = field(default_factory=list)  # one line per hook run for this call
     parent: str = ""  # a sub-agent's call: the task call it runs under
     shown: bool = True  # the client has a tool call of this id
+    command: str = ""  # the command it runs (for the live output of one run here)
+    live: str = ""  # that output so far (its last lines), until the call ends
 
     def content(self, result: str = "") -> list[Any]:
         out: list[Any] = [*self.diffs]
@@ -135,6 +137,8 @@ class CallView:
             out.append(text_content("\n".join(f"- {h}" for h in self.hooks)))
         if result:
             out.append(text_content(result))
+        elif self.live:
+            out.append(text_content(self.live))
         return out
 
 
