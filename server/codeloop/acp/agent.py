@@ -1,17 +1,22 @@
 """The ACP agent: the protocol's requests over codeloop's sessions.
 
 One ``AcpSlot`` per ACP session: the ``AgentSession`` behind it (built exactly as the
-other hosts build theirs, with this host's ports), its line to the client and its
-running turn. The ACP session id is the codeloop session's id, so ``session/load``
-of it resumes the conversation saved in the workspace (``context/store.py``).
+other hosts build theirs, with this host's ports), its workspace (``workspace.py``: the
+project trust and the MCP servers of its ``cwd``, shared by the connection's sessions
+there), its line to the client and its running turn. The ACP session id is the codeloop
+session's id, so ``session/load`` of it resumes the conversation saved in the workspace
+(``context/store.py``).
 
 - ``initialize``: protocol version 1; sessions can be loaded and listed; prompts may
   carry images and embedded resources; MCP servers over stdio, HTTP and SSE.
 - ``session/new``: a session in ``cwd``, in the mode the settings give (``ask``, or
-  the user's ``mode``), with the client's MCP servers; then the command menu.
-- ``session/load``: resumes a saved session and replays it as updates.
+  the user's ``mode``), with the workspace's MCP servers and the client's; then the
+  command menu.
+- ``session/load``: resumes a saved session and replays it as updates; a session with
+  no messages replays nothing; an unknown id is error -32002.
 - ``session/set_mode``: ask, acceptEdits, plan, bypass (``AgentSession.set_mode``).
-- ``session/prompt``: slash commands go to the command layer; anything else is a
+- ``session/prompt``: the first one waits for the workspace's trust questions (asked in
+  its turn) and its MCP servers; slash commands go to the command layer; anything else is a
   turn. It ends with ``end_turn``, ``max_turn_requests``, ``cancelled``, or
   ``refusal`` when the model's server failed before anything of the turn was kept
   (the prompt is then not part of the conversation, which is what refusal means).
@@ -63,6 +68,7 @@ from codeloop.policy import PermissionPolicy
 from codeloop.policy.engine import BYPASS_WARNING
 from codeloop.policy.types import MODES, PermissionRequest
 from codeloop.runtime.mcp import WorkspaceMcp
+from codeloop.runtime.sandboxing import sandbox_for
 from codeloop.runtime.session import AgentSession, Ports
 from codeloop.runtime.settings import load_settings
 from codeloop.runtime.turns import TurnContext, user_content
@@ -230,7 +236,7 @@ class CodeloopAgent:
         applier = AcpChangeApplier(link, documents=documents, write=bool(fs and fs.write_text_file))
         # No editor diagnostics over ACP: the check command reports new errors after a
         # write, and answers the diagnostics tool, as in the CLI.
-        checker = DiagnosticsService(root, check_command=settings.check_command)
+        checker = DiagnosticsService(root, check_command=settings.check_command, sandbox=sandbox_for(settings, root))
         ports = Ports(
             sink=AcpSink(link), approver=AcpApprover(link), changes=CheckedApplier(applier, checker, applier.display),
             documents=documents if documents is not None else NoDocuments(), diagnostics=checker,

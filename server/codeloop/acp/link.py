@@ -142,7 +142,7 @@ class CallView:
         return out
 
 
-@dataclass
+@dataclass(eq=False)  # one per session: compared (and hashed) as itself
 class SessionLink:
     """Everything the session's ports share: the connection, its id, the ordered updates,
     the calls shown, and how to stop the running turn."""

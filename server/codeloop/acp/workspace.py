@@ -63,7 +63,7 @@ class AcpWorkspace:
         self.links: list[SessionLink] = []  # the sessions' lines: the workspace's warnings go to each
         self._askers: list[SessionLink] = []  # the sessions whose turn is running, latest last
         self._asker = asyncio.Event()
-        self._pending: dict[int, set[asyncio.Task[str | None]]] = {}  # questions, by the asking link
+        self._pending: dict[SessionLink, set[asyncio.Task[str | None]]] = {}  # questions, by the asking link
         self._opening: asyncio.Task[None] | None = None
         self._ids = itertools.count(1)
         self._one_at_a_time = asyncio.Lock()
@@ -95,7 +95,7 @@ class AcpWorkspace:
             self._askers.remove(link)
             if not self._askers:
                 self._asker.clear()
-            for task in self._pending.pop(id(link), set()):
+            for task in self._pending.pop(link, set()):
                 task.cancel()
 
     async def close(self) -> None:
@@ -129,7 +129,7 @@ class AcpWorkspace:
         ))
         tool_call = ToolCallUpdate(tool_call_id=call_id, title=title, kind="other", status="pending", content=[question])
         task = self.tasks.spawn(self._request(link, tool_call), f"ask to trust {request.subject}")
-        pending = self._pending.setdefault(id(link), set())
+        pending = self._pending.setdefault(link, set())
         pending.add(task)
         try:
             await asyncio.wait({task})
