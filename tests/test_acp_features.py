@@ -319,10 +319,12 @@ async def test_client_mcp_servers_are_shared_per_workspace_and_seen_by_their_ses
     server = McpServerStdio(name="edge", command=sys.executable, args=[EDGE], env=[])
     async with acp_agent(model.base_url, config(tmp_path), client) as conn:
         await conn.initialize(protocol_version=1, client_capabilities=client.capabilities())
+        # The workspace is open (no server at all) before a session brings one.
+        c = await conn.new_session(cwd=str(ws), mcp_servers=[])
+        await conn.prompt(session_id=c.session_id, prompt=[text_block("hi")])
         a = await conn.new_session(cwd=str(ws), mcp_servers=[server])
         b = await conn.new_session(cwd=str(ws), mcp_servers=[server])
-        c = await conn.new_session(cwd=str(ws), mcp_servers=[])
-        for s in (a, b, c):
+        for s in (a, b):
             await conn.prompt(session_id=s.session_id, prompt=[text_block("hi")])
         resp = await conn.prompt(session_id=c.session_id, prompt=[text_block("call it anyway")])
         assert resp.stop_reason == "end_turn"
@@ -335,8 +337,8 @@ async def test_client_mcp_servers_are_shared_per_workspace_and_seen_by_their_ses
         pids = re.findall(r"starting \(pid (\d+)\)", log)
     assert len(pids) == 1  # one process for the workspace
     names = [set(r.tool_names()) for r in model.chat_requests]
-    assert "mcp__edge__echo" in names[0] and "mcp__edge__echo" in names[1]
-    assert not any(n.startswith("mcp__edge__") for n in names[2])
+    assert "mcp__edge__echo" in names[1] and "mcp__edge__echo" in names[2]
+    assert not any(n.startswith("mcp__edge__") for n in names[0] | names[3])
     assert model.chat_requests[4].last_tool_results()[0].startswith("Error: unknown tool 'mcp__edge__echo'")
     for _ in range(100):  # the connection ended: its servers stopped
         try:
