@@ -167,6 +167,15 @@ async def test_the_todo_list_is_the_plan(model_server, tmp_path):
     calls = client.of("tool_call")
     assert [c.kind for c in calls] == ["think", "think"]
     assert client.permissions == []
+    # Loaded later: the conversation, then the plan as it stood.
+    again = AcpClient()
+    async with acp_agent(model.base_url, config(tmp_path), again) as conn:
+        await conn.initialize(protocol_version=1, client_capabilities=again.capabilities())
+        await conn.load_session(cwd=str(ws), session_id=new.session_id, mcp_servers=[])
+    kinds = [u.session_update for _, u in again.updates]
+    assert kinds[-2:] == ["plan", "available_commands_update"]
+    assert [(e.content, e.status) for e in again.of("plan")[0].entries] == [
+        ("Read the code", "completed"), ("Fixing the bug", "in_progress"), ("Run the tests", "pending")]
 
 
 async def test_a_sub_agents_steps_are_in_the_task_call(model_server, tmp_path):

@@ -51,7 +51,7 @@ from acp.schema import (
 )
 
 from codeloop import __version__
-from codeloop.acp.convert import HOST, available_commands, modes, prompt_parts, replay
+from codeloop.acp.convert import HOST, available_commands, modes, plan_update, prompt_parts, replay
 from codeloop.acp.events import AcpSink, message, thought
 from codeloop.acp.files import ClientDocuments
 from codeloop.acp.link import Outbox, SessionLink
@@ -333,7 +333,7 @@ class CodeloopAgent:
                                        "session/list lists the saved ones", {"uri": session_id}) from e
         out = slot.link.outbox
         out.release()
-        for update in replay(slot.session.messages, self._summary(slot), root):
+        for update in self._replay(slot):
             out.put(update)
         out.put(available_commands())
         for w in warnings:
@@ -359,6 +359,14 @@ class CodeloopAgent:
             out.put(message(f"> {w}\n\n"))
         await out.flush()
         return LoadSessionResponse(modes=modes(slot.session.policy.mode))
+
+    def _replay(self, slot: AcpSlot) -> list[Any]:
+        """The conversation as updates, then its todo list as the plan (when it has one)."""
+        updates = replay(slot.session.messages, self._summary(slot), slot.root)
+        todos = slot.session.todos.items
+        if todos:
+            updates.append(plan_update([t.to_json() for t in todos]))
+        return updates
 
     def _summary(self, slot: AcpSlot) -> Any:
         def lookup(name: str, raw: str) -> tuple[BaseTool | None, str]:
@@ -429,7 +437,7 @@ class CodeloopAgent:
             reply = await dispatch(text, _CommandHost(self, slot))
             if reply is not None and reply.send is None:
                 if slot.session is not current:  # /resume: the client is shown that conversation
-                    for update in replay(slot.session.messages, self._summary(slot), slot.root):
+                    for update in self._replay(slot):
                         out.put(update)
                 out.put(message(reply.text))
                 if slot.session.policy.mode != mode:

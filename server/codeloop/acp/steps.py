@@ -18,7 +18,7 @@ TEXT_CHARS = 300  # of what the sub-agent says, per step
 @dataclass
 class Step:
     agent: str
-    text: str  # "read_file a.py", "says: ...", "hook: ..."
+    text: str  # the call (its name and summary), "says: ...", a hook's line
     call_id: str = ""  # a tool call's step: updated when it ends
     outcome: str = ""
     ok: bool | None = None  # None: running (or not a call)
