@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import sys
 from collections.abc import AsyncIterator, Callable
@@ -195,6 +196,8 @@ class AcpClient:
 async def acp_agent(base_url: str, config_home: Path, client: AcpClient, *args: str,
                     **env: str) -> AsyncIterator[Any]:
     """``codeloop acp`` in a subprocess, connected to ``client``; yields the connection."""
+    # Answers to the project's trust are kept in the user's data folder outside git: this run's own.
+    env.setdefault("XDG_DATA_HOME", str(config_home.parent / "xdg-data"))
     environ = cli_env(base_url, XDG_CONFIG_HOME=str(config_home), **env)
     async with spawn_agent_process(client, sys.executable, "-m", "codeloop", "acp", *args, env=environ) as (conn, proc):
         try:
@@ -203,3 +206,38 @@ async def acp_agent(base_url: str, config_home: Path, client: AcpClient, *args: 
             if proc.returncode is None:
                 with contextlib.suppress(ProcessLookupError):
                     proc.terminate()
+
+
+# -- what the tests share ------------------------------------------------------------------
+
+
+async def until(cond, timeout: float = 30.0) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not cond():
+        if loop.time() > deadline:
+            raise AssertionError("timed out waiting")
+        await asyncio.sleep(0.05)
+
+
+def config(tmp_path: Path, **settings: object) -> Path:
+    """The user's settings. No OS sandbox unless a test asks for one: with one, commands run
+    here in it, never in the client's (unconfined) terminal (test_acp_features.py)."""
+    home = tmp_path / "xdg"
+    (home / "codeloop").mkdir(parents=True, exist_ok=True)
+    (home / "codeloop" / "settings.json").write_text(json.dumps({"sandbox": "off", **settings}))
+    return home
+
+
+def workspace(tmp_path: Path, **files: str) -> Path:
+    ws = tmp_path / "ws"
+    ws.mkdir(exist_ok=True)
+    for name, text in files.items():
+        (ws / name).write_text(text)
+    return ws
+
+
+async def start(conn, client: AcpClient, ws: Path, **kw):
+    init = await conn.initialize(protocol_version=1, client_capabilities=client.capabilities())
+    new = await conn.new_session(cwd=str(ws), mcp_servers=kw.get("mcp_servers", []))
+    return init, new

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
-from pathlib import Path
 
 import pytest
 from acp import RequestError, text_block
@@ -22,42 +21,12 @@ from acp.schema import (
     ResourceContentBlock,
     TextResourceContents,
 )
-from acp_harness import AcpClient, acp_agent
+from acp_harness import AcpClient, acp_agent, config, start, until, workspace
 from conftest import words
 from mcp_helpers import EDGE
 from scripted_model import Call, ChatRequest, Error, Script, Text, ToolCalls
 
 PNG = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8DwHwAFBQIAX8jx0gAAAABJRU5ErkJggg=="
-
-
-async def until(cond, timeout: float = 30.0) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not cond():
-        if loop.time() > deadline:
-            raise AssertionError("timed out waiting")
-        await asyncio.sleep(0.05)
-
-
-def config(tmp_path: Path, **settings: object) -> Path:
-    home = tmp_path / "xdg"
-    (home / "codeloop").mkdir(parents=True, exist_ok=True)
-    (home / "codeloop" / "settings.json").write_text(json.dumps(settings))
-    return home
-
-
-def workspace(tmp_path: Path, **files: str) -> Path:
-    ws = tmp_path / "ws"
-    ws.mkdir(exist_ok=True)
-    for name, text in files.items():
-        (ws / name).write_text(text)
-    return ws
-
-
-async def start(conn, client: AcpClient, ws: Path, **kw):
-    init = await conn.initialize(protocol_version=1, client_capabilities=client.capabilities())
-    new = await conn.new_session(cwd=str(ws), mcp_servers=kw.get("mcp_servers", []))
-    return init, new
 
 
 async def test_initialize_and_new_session(model_server, tmp_path):

@@ -31,11 +31,13 @@ pytestmark = [
 
 
 def acpx(base_url: str, tmp_path: Path, ws: Path, prompt: str, *flags: str, timeout: float = 120,
-         exit_code: int = 0) -> list[dict[str, Any]]:
+         exit_code: int = 0, settings: dict[str, Any] | None = None) -> list[dict[str, Any]]:
     """One ``acpx exec`` of ``prompt`` against ``codeloop acp``; the JSON-RPC messages it printed.
-    ``exit_code``: acpx's own (5: every permission it was asked was denied)."""
+    ``exit_code``: acpx's own (5: every permission it was asked was denied). ``settings``: the
+    user's (default: no OS sandbox, so commands run in acpx's terminal)."""
     home = tmp_path / "home"
     (home / "xdg" / "codeloop").mkdir(parents=True, exist_ok=True)
+    (home / "xdg" / "codeloop" / "settings.json").write_text(json.dumps(settings or {"sandbox": "off"}))
     env = cli_env(base_url, HOME=str(home), XDG_CONFIG_HOME=str(home / "xdg"))
     # `codeloop` (this checkout's entry point) and the Node 22 acpx needs, first on PATH.
     env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), str(NODE_BIN), env.get("PATH", "")])
@@ -176,3 +178,96 @@ def test_acpx_passes_an_mcp_server_over_http(model_server, tmp_path):
     assert "acpx" in model.chat_requests[1].last_tool_results()[0]  # the header the client configured
     asked = requests(messages, "session/request_permission")
     assert [a["params"]["toolCall"]["title"] for a in asked] == ["Use mcp__edge__headers"]
+
+
+def _pid_gone(pid: int, seconds: float = 10.0) -> bool:
+    import time
+
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def test_acpx_passes_a_stdio_mcp_server(model_server, tmp_path):
+    """A real stdio MCP server (the official SDK's) that acpx passes with session/new: its
+    tools are the session's, asked like any MCP tool; it stops when the connection ends."""
+    import re
+
+    from mcp_helpers import EDGE
+
+    model = model_server(Script([
+        ToolCalls([Call("mcp__edge__add", {"a": 2, "b": 3})]),
+        lambda req: Text("Sum: " + req.last_tool_results()[0]),
+    ]))
+    ws = tmp_path / "ws"
+    ws.mkdir()
+    config = tmp_path / "mcp.json"
+    config.write_text(json.dumps({"mcpServers": [{"name": "edge", "command": sys.executable, "args": [EDGE]}]}))
+    messages = acpx(model.base_url, tmp_path, ws, "add 2 and 3", "--approve-all", "--mcp-config", str(config))
+    sent = requests(messages, "session/new")[0]["params"]["mcpServers"]
+    assert sent[0]["command"] == sys.executable and sent[0]["args"] == [EDGE]
+    assert stop_reason(messages) == "end_turn"
+    assert "mcp__edge__add" in model.chat_requests[0].tool_names()
+    assert model.chat_requests[1].last_tool_results()[0] == "5"
+    asked = requests(messages, "session/request_permission")
+    assert [a["params"]["toolCall"]["title"] for a in asked] == ["Use mcp__edge__add"]
+    call = updates(messages, "tool_call")[0]
+    assert call["kind"] == "other" and call["rawInput"] == {"a": 2, "b": 3}
+    final = [u for u in updates(messages, "tool_call_update") if u["toolCallId"] == call["toolCallId"]][-1]
+    assert final["status"] == "completed" and final["content"][-1]["content"]["text"] == "5"
+    text = "".join(u["content"]["text"] for u in updates(messages, "agent_message_chunk"))
+    assert "Sum: 5" in text
+    pid = int(re.findall(r"starting \(pid (\d+)\)", (ws / ".codeloop" / "mcp-logs" / "edge.log").read_text())[0])
+    assert _pid_gone(pid)  # stopped with the connection
+
+
+def test_acpx_shows_the_todo_list_as_the_plan(model_server, tmp_path):
+    first = [{"content": "Look at the code", "activeForm": "Looking at the code", "status": "in_progress"},
+             {"content": "Write the fix", "activeForm": "Writing the fix", "status": "pending"}]
+    second = [dict(first[0], status="completed"), dict(first[1], status="completed")]
+    model = model_server(Script([
+        ToolCalls([Call("todo_write", {"todos": first})]),
+        ToolCalls([Call("todo_write", {"todos": second})]),
+        Text("Both done."),
+    ]))
+    ws = tmp_path / "ws"
+    ws.mkdir()
+    messages = acpx(model.base_url, tmp_path, ws, "plan and do it", "--approve-all")
+    assert stop_reason(messages) == "end_turn"
+    plans = updates(messages, "plan")
+    assert [[(e["content"], e["status"], e["priority"]) for e in p["entries"]] for p in plans] == [
+        [("Looking at the code", "in_progress", "medium"), ("Write the fix", "pending", "medium")],
+        [("Look at the code", "completed", "medium"), ("Write the fix", "completed", "medium")],
+    ]
+    assert [u["kind"] for u in updates(messages, "tool_call")] == ["think", "think"]
+    assert requests(messages, "session/request_permission") == []
+
+
+def test_acpx_is_asked_to_trust_the_projects_server(model_server, tmp_path):
+    """The project's own MCP server (.mcp.json) waits for consent, asked with
+    session/request_permission in the first prompt; acpx's --approve-all picks allow once:
+    it runs for this connection, nothing is remembered."""
+    from mcp_helpers import edge_entry
+
+    model = model_server(Script([
+        ToolCalls([Call("mcp__proj__echo", {"text": "trusted once"})]),
+        lambda req: Text("Echo: " + req.last_tool_results()[0]),
+    ]))
+    ws = tmp_path / "ws"
+    ws.mkdir()
+    (ws / ".mcp.json").write_text(json.dumps({"mcpServers": {"proj": edge_entry("proj")}}))
+    messages = acpx(model.base_url, tmp_path, ws, "echo", "--approve-all")
+    assert stop_reason(messages) == "end_turn"
+    asked = requests(messages, "session/request_permission")
+    assert [a["params"]["toolCall"]["title"] for a in asked] == ["Trust MCP server proj?", "Use mcp__proj__echo"]
+    trust = asked[0]["params"]
+    assert [o["kind"] for o in trust["options"]] == ["allow_once", "allow_always", "reject_always"]
+    assert answer_to(messages, asked[0], "outcome")["outcome"]["optionId"] == "allow_once"
+    assert "edge_server.py" in trust["toolCall"]["content"][0]["content"]["text"]
+    assert model.chat_requests[1].last_tool_results()[0] == "trusted once"
+    assert not list((tmp_path / "home").rglob("consent/*.json"))  # allow once: nothing remembered

@@ -201,3 +201,24 @@ async def test_other_keys_of_the_file_are_kept(tmp_path: Path, data_dir: Path) -
     data = json.loads((root / ".codeloop" / "settings.local.json").read_text())
     assert data["permissions"] == {"allow": ["Bash(ls)"]}
     assert data["enabledMcpjsonServers"] == ["srv"]
+
+
+async def test_an_answer_for_this_run_only_and_answers_given_together(tmp_path: Path, data_dir: Path) -> None:
+    """``remember=False`` (an ACP client's "allow once"): allowed now, nothing written. Two
+    answers written at the same moment (a server's and the hooks') both land."""
+    root = project(tmp_path, {"git": {"command": "uvx", "args": ["mcp-server-git"]}, "other": {"command": "x"}})
+    s = servers_of(root)
+    consent = ProjectConsent(root, user_data_dir=data_dir)
+    await consent.load()
+    await consent.record(s["git"], True, remember=False)
+    await consent.record_set("hooks", "f" * 32, True, remember=False)
+    assert consent.status(s["git"]) == "allowed" and consent.set_status("hooks", "f" * 32) == "allowed"
+    assert not (root / ".codeloop" / "settings.local.json").exists()
+    fresh = ProjectConsent(root, user_data_dir=data_dir)
+    await fresh.load()
+    assert fresh.status(s["git"]) == "unknown"  # the next run asks again
+    import asyncio
+
+    await asyncio.gather(fresh.record(s["other"], False), fresh.record_set("rules", "e" * 32, True))
+    data = json.loads((root / ".codeloop" / "settings.local.json").read_text())
+    assert data["disabledMcpjsonServers"] == ["other"] and data["trustedProjectRules"] == "e" * 32

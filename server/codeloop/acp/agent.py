@@ -1,17 +1,22 @@
 """The ACP agent: the protocol's requests over codeloop's sessions.
 
 One ``AcpSlot`` per ACP session: the ``AgentSession`` behind it (built exactly as the
-other hosts build theirs, with this host's ports), its line to the client and its
-running turn. The ACP session id is the codeloop session's id, so ``session/load``
-of it resumes the conversation saved in the workspace (``context/store.py``).
+other hosts build theirs, with this host's ports), its workspace (``workspace.py``: the
+project trust and the MCP servers of its ``cwd``, shared by the connection's sessions
+there), its line to the client and its running turn. The ACP session id is the codeloop
+session's id, so ``session/load`` of it resumes the conversation saved in the workspace
+(``context/store.py``).
 
 - ``initialize``: protocol version 1; sessions can be loaded and listed; prompts may
   carry images and embedded resources; MCP servers over stdio, HTTP and SSE.
 - ``session/new``: a session in ``cwd``, in the mode the settings give (``ask``, or
-  the user's ``mode``), with the client's MCP servers; then the command menu.
-- ``session/load``: resumes a saved session and replays it as updates.
+  the user's ``mode``), with the workspace's MCP servers and the client's; then the
+  command menu.
+- ``session/load``: resumes a saved session and replays it as updates; a session with
+  no messages replays nothing; an unknown id is error -32002.
 - ``session/set_mode``: ask, acceptEdits, plan, bypass (``AgentSession.set_mode``).
-- ``session/prompt``: slash commands go to the command layer; anything else is a
+- ``session/prompt``: the first one waits for the workspace's trust questions (asked in
+  its turn) and its MCP servers; slash commands go to the command layer; anything else is a
   turn. It ends with ``end_turn``, ``max_turn_requests``, ``cancelled``, or
   ``refusal`` when the model's server failed before anything of the turn was kept
   (the prompt is then not part of the conversation, which is what refusal means).
@@ -46,19 +51,24 @@ from acp.schema import (
 )
 
 from codeloop import __version__
-from codeloop.acp.convert import HOST, available_commands, modes, prompt_parts, replay
+from codeloop.acp.convert import HOST, available_commands, modes, plan_update, prompt_parts, replay
 from codeloop.acp.events import AcpSink, message, thought
 from codeloop.acp.files import ClientDocuments
 from codeloop.acp.link import Outbox, SessionLink
-from codeloop.acp.mcp import ClientMcpTools, server_configs
+from codeloop.acp.mcp import SETTLE_TIMEOUT, server_configs
 from codeloop.acp.review import AcpApprover, AcpChangeApplier
-from codeloop.acp.terminal import ClientTerminalRunner
+from codeloop.acp.rewind import ClientRewindPort
+from codeloop.acp.terminal import ClientTerminalRunner, LiveOutput
+from codeloop.acp.workspace import AcpWorkspace
 from codeloop.commands.table import dispatch
 from codeloop.context.store import SessionStore
 from codeloop.core.ports import NoDocuments
 from codeloop.core.tasks import Tasks
+from codeloop.policy import PermissionPolicy
 from codeloop.policy.engine import BYPASS_WARNING
 from codeloop.policy.types import MODES, PermissionRequest
+from codeloop.runtime.mcp import WorkspaceMcp
+from codeloop.runtime.sandboxing import sandbox_for
 from codeloop.runtime.session import AgentSession, Ports
 from codeloop.runtime.settings import load_settings
 from codeloop.runtime.turns import TurnContext, user_content
@@ -71,14 +81,17 @@ _STOP = {"done": "end_turn", "max_turns": "max_turn_requests", "cancelled": "can
 
 
 class AcpSlot:
-    """One ACP session: the codeloop session behind it and its running turn."""
+    """One ACP session: the codeloop session behind it, its workspace, the MCP servers its
+    client passed (their names) and its running turn."""
 
-    def __init__(self, session_id: str, root: Path, link: SessionLink) -> None:
+    def __init__(self, session_id: str, root: Path, link: SessionLink, workspace: AcpWorkspace,
+                 clients: frozenset[str]) -> None:
         self.id = session_id
         self.root = root
         self.link = link
+        self.workspace = workspace
+        self.clients = clients
         self.session: AgentSession = None  # type: ignore[assignment]  # set by the agent
-        self.mcp: ClientMcpTools | None = None
         self.mcp_settled = False
         self.task: asyncio.Task[str] | None = None
         self.cancelled = False
@@ -107,17 +120,22 @@ class _CommandHost:
     def session(self) -> AgentSession:
         return self.slot.session
 
+    @property
+    def mcp(self) -> WorkspaceMcp:
+        return self.slot.workspace.mcp
+
     async def _switch(self, resume: str | None) -> AgentSession:
-        previous = self.slot.session
-        session, warnings = self.agent.build(self.slot.root, self.slot.link, resume)
+        slot, previous = self.slot, self.slot.session
+        session, warnings = self.agent.build(slot.root, slot.link, resume, slot.workspace,
+                                             start_source=None if resume else "clear")
         session.update_settings(session.settings.model_copy(
             update={"model": previous.settings.model, "mode": previous.policy.mode}))
-        if self.slot.mcp is not None:  # HAND-OFF (acp/mcp.py): the client's servers stay
-            session.tools.add_source(self.slot.mcp)
-        self.slot.session = session
-        await previous.close()
+        slot.workspace.mcp.attach(session, clients=slot.clients)  # the same servers as before
+        WorkspaceMcp.detach(previous)
+        slot.session = session
+        await previous.close("clear" if resume is None else "other")
         for w in warnings:
-            self.slot.link.outbox.put(message(f"> {w}\n\n"))
+            slot.link.outbox.put(message(f"> {w}\n\n"))
         return session
 
     async def new_session(self) -> AgentSession:
@@ -126,8 +144,14 @@ class _CommandHost:
     def rewind_ui(self) -> None:
         return None  # ACP has no free-form question: /rewind N previews, /rewind N --yes applies
 
-    def rewind_port(self) -> None:
-        return None  # restores go to the disk (the client re-reads changed files)
+    def rewind_port(self) -> ClientRewindPort | None:
+        """Restores through the client's fs/* when it offers them, else to the disk."""
+        fs = self.agent.client.fs
+        if fs is None or not (fs.read_text_file or fs.write_text_file):
+            return None
+        documents = self.slot.session.ports.documents
+        return ClientRewindPort(self.slot.link, documents if isinstance(documents, ClientDocuments) else None,
+                                write=bool(fs.write_text_file))
 
     async def resume(self, session_id: str) -> AgentSession:
         try:
@@ -145,6 +169,7 @@ class CodeloopAgent:
         self.conn: Any = None
         self.client = ClientCapabilities()
         self.slots: dict[str, AcpSlot] = {}
+        self.workspaces: dict[Path, AcpWorkspace] = {}  # by cwd: their trust and MCP servers
         self.tasks = Tasks("acp")
 
     def on_connect(self, conn: Any) -> None:
@@ -176,6 +201,12 @@ class CodeloopAgent:
     async def shutdown(self) -> None:
         for slot in list(self.slots.values()):
             await self._close(slot)
+        for ws in list(self.workspaces.values()):
+            try:
+                await ws.close()  # the MCP servers stop with the connection
+            except Exception:
+                log.exception("closing the workspace %s failed", ws.root)
+        self.workspaces.clear()
         await self.tasks.cancel_all()
 
     # -- sessions ----------------------------------------------------------------------
@@ -188,21 +219,34 @@ class CodeloopAgent:
             raise RequestError.invalid_params({"message": f"cwd {cwd!r} is not a directory"})
         return root.resolve()
 
-    def build(self, root: Path, link: SessionLink, resume: str | None) -> tuple[AgentSession, list[str]]:
-        """An ``AgentSession`` with this host's ports, and the warnings to show."""
+    def _workspace(self, root: Path) -> AcpWorkspace:
+        ws = self.workspaces.get(root)
+        if ws is None:
+            settings, _ = load_settings(root, self.flags)  # (its problems are each session's warnings)
+            ws = self.workspaces[root] = AcpWorkspace(root, settings, self.tasks)
+        return ws
+
+    def build(self, root: Path, link: SessionLink, resume: str | None, ws: AcpWorkspace,
+              start_source: str | None = None) -> tuple[AgentSession, list[str]]:
+        """An ``AgentSession`` with this host's ports, and the warnings to show. Its MCP
+        tools are attached by the caller (``WorkspaceMcp.attach``)."""
         settings, problems = load_settings(root, self.flags)
         fs = self.client.fs
         documents = ClientDocuments(link, asyncio.get_running_loop()) if fs and fs.read_text_file else None
         applier = AcpChangeApplier(link, documents=documents, write=bool(fs and fs.write_text_file))
         # No editor diagnostics over ACP: the check command reports new errors after a
         # write, and answers the diagnostics tool, as in the CLI.
-        checker = DiagnosticsService(root, check_command=settings.check_command)
+        checker = DiagnosticsService(root, check_command=settings.check_command, sandbox=sandbox_for(settings, root))
         ports = Ports(
             sink=AcpSink(link), approver=AcpApprover(link), changes=CheckedApplier(applier, checker, applier.display),
             documents=documents if documents is not None else NoDocuments(), diagnostics=checker,
             runner=ClientTerminalRunner(link) if self.client.terminal else None,
+            terminal=LiveOutput(link),  # the output of what runs here (the sandbox, no client terminal)
         )
-        session = AgentSession(settings, root, ports, resume=resume)
+        # The project's own allow rules and hooks apply once the project is trusted.
+        policy = PermissionPolicy(root, mode=settings.mode, user_settings=settings.permissions, gate=ws.trust)
+        session = AgentSession(settings, root, ports, resume=resume, policy=policy, project_trust=ws.trust,
+                               start_source=start_source)
 
         def remember(path: Path) -> list[str]:
             return session.policy.remember(PermissionRequest("Edit", applier.display(path), root, path))
@@ -223,18 +267,18 @@ class CodeloopAgent:
 
     async def _open(self, root: Path, resume: str | None, mcp_servers: Any) -> tuple[AcpSlot, list[str]]:
         link = SessionLink(conn=self.conn, root=root, outbox=Outbox(self.conn, self.tasks), tasks=self.tasks)
-        session, warnings = self.build(root, link, resume)
+        ws = self._workspace(root)
+        session, warnings = self.build(root, link, resume, ws)
         sid = session.id or resume or ""
         link.bind(sid)
-        slot = AcpSlot(sid, root, link)
+        configs, problems = server_configs(mcp_servers)
+        warnings += problems + await ws.mcp.add_client_servers(configs)
+        slot = AcpSlot(sid, root, link, ws, frozenset(c.name for c in configs))
         slot.session = session
         link.cancel_turn = slot.cancel
-        configs, problems = server_configs(mcp_servers)
-        warnings += problems
-        if configs:  # HAND-OFF (acp/mcp.py) until the MCP tool source is on main
-            slot.mcp = ClientMcpTools(configs, root, notify=lambda text: link.outbox.put(message(f"> {text}\n\n")))
-            await slot.mcp.start()
-            session.tools.add_source(slot.mcp)
+        ws.mcp.attach(session, clients=slot.clients)
+        ws.links.append(link)
+        ws.open()  # the consent, the servers (the questions wait for the first prompt)
         self.slots[sid] = slot
         return slot, warnings
 
@@ -242,12 +286,13 @@ class CodeloopAgent:
         slot.cancel()
         if slot.task is not None:
             await asyncio.gather(slot.task, return_exceptions=True)
+        WorkspaceMcp.detach(slot.session)
         try:
             await slot.session.close()
         except Exception:
             log.exception("closing session %s failed", slot.id)
-        if slot.mcp is not None:
-            await slot.mcp.close()
+        if slot.link in slot.workspace.links:
+            slot.workspace.links.remove(slot.link)
         await slot.link.outbox.close()
         self.slots.pop(slot.id, None)
 
@@ -276,20 +321,52 @@ class CodeloopAgent:
         if existing is not None:
             if existing.running:
                 raise RequestError.invalid_request({"message": f"session {session_id!r} is running a turn"})
+            writer = existing.session.writer
+            if writer is not None and not writer.path.exists():  # a new session, nothing saved yet
+                return await self._reload_unsaved(existing, mcp_servers)
             await self._close(existing)
         try:
             slot, warnings = await self._open(root, session_id, mcp_servers)
         except (FileNotFoundError, KeyError, ValueError) as e:
-            raise RequestError.resource_not_found(session_id) from e
+            why = "invalid id" if isinstance(e, ValueError) and "invalid session id" in str(e) else "not found"
+            raise RequestError(-32002, f"Resource not found: no session {session_id!r} in {root} ({why}); "
+                                       "session/list lists the saved ones", {"uri": session_id}) from e
         out = slot.link.outbox
         out.release()
-        for update in replay(slot.session.messages, self._summary(slot), root):
+        for update in self._replay(slot):
             out.put(update)
         out.put(available_commands())
         for w in warnings:
             out.put(message(f"> {w}\n\n"))
         await out.flush()  # the whole conversation before the answer, as the spec has it
         return LoadSessionResponse(modes=modes(slot.session.policy.mode))
+
+    async def _reload_unsaved(self, slot: AcpSlot, mcp_servers: Any) -> LoadSessionResponse:
+        """``session/load`` of a session of this connection that has no message yet (its file
+        appears with the first): it stays as it is, nothing to replay; servers the client
+        passes now join it."""
+        configs, problems = server_configs(mcp_servers)
+        problems += await slot.workspace.mcp.add_client_servers(configs)
+        new = frozenset(c.name for c in configs) - slot.clients
+        if new:
+            slot.clients |= new
+            slot.mcp_settled = False
+            WorkspaceMcp.detach(slot.session)
+            slot.workspace.mcp.attach(slot.session, clients=slot.clients)
+        out = slot.link.outbox
+        out.put(available_commands())
+        for w in problems:
+            out.put(message(f"> {w}\n\n"))
+        await out.flush()
+        return LoadSessionResponse(modes=modes(slot.session.policy.mode))
+
+    def _replay(self, slot: AcpSlot) -> list[Any]:
+        """The conversation as updates, then its todo list as the plan (when it has one)."""
+        updates = replay(slot.session.messages, self._summary(slot), slot.root)
+        todos = slot.session.todos.items
+        if todos:
+            updates.append(plan_update([t.to_json() for t in todos]))
+        return updates
 
     def _summary(self, slot: AcpSlot) -> Any:
         def lookup(name: str, raw: str) -> tuple[BaseTool | None, str]:
@@ -346,16 +423,21 @@ class CodeloopAgent:
         return PromptResponse(stop_reason=reason)
 
     async def _turn(self, slot: AcpSlot, text: str, ctx: TurnContext) -> str:
+        with slot.workspace.asking(slot.link):  # the project's trust is asked in this turn, if at all
+            await slot.workspace.ready()
+            if not slot.mcp_settled:  # the servers' tools (the client's, those just trusted) from the first request on
+                await slot.workspace.mcp.wait_settled(None, SETTLE_TIMEOUT)
+                slot.mcp_settled = True
+            return await self._run(slot, text, ctx)
+
+    async def _run(self, slot: AcpSlot, text: str, ctx: TurnContext) -> str:
         out = slot.link.outbox
-        if slot.mcp is not None and not slot.mcp_settled:  # the client's servers' tools, from the first request on
-            await slot.mcp.settle()
-            slot.mcp_settled = True
         mode, current = slot.session.policy.mode, slot.session
         try:
             reply = await dispatch(text, _CommandHost(self, slot))
             if reply is not None and reply.send is None:
                 if slot.session is not current:  # /resume: the client is shown that conversation
-                    for update in replay(slot.session.messages, self._summary(slot), slot.root):
+                    for update in self._replay(slot):
                         out.put(update)
                 out.put(message(reply.text))
                 if slot.session.policy.mode != mode:

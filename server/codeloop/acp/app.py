@@ -20,7 +20,8 @@ from codeloop.acp.agent import CodeloopAgent
 def flags_of(args: Any) -> dict[str, Any]:
     """The host's settings layer from ``codeloop acp``'s flags (the CLI's names)."""
     flags = {"model": getattr(args, "model", None), "base_url": getattr(args, "base_url", None),
-             "mode": getattr(args, "mode", None), "max_turns": getattr(args, "max_turns", None)}
+             "mode": getattr(args, "mode", None), "max_turns": getattr(args, "max_turns", None),
+             "trust_project": True if getattr(args, "trust_project", False) else None}
     return {k: v for k, v in flags.items() if v is not None}
 
 

@@ -17,6 +17,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from acp.schema import TerminalToolCallContent, ToolCallProgress
+
+from codeloop.acp.convert import text_content
+from codeloop.acp.steps import Step, render
 from codeloop.core.tasks import Tasks
 from codeloop.tools.base import BaseTool
 
@@ -107,15 +111,38 @@ class Outbox:
 
 @dataclass
 class CallView:
-    """What the client shows of one tool call: the content we sent (diffs, a terminal)."""
+    """What the client shows of one tool call: its content (ACP replaces a call's whole
+    content with each update, so every update sends all of it, in this order): the diffs
+    of an edit, the client's terminal of a command, a sub-agent's steps (the task tool),
+    the hooks that ran for it, and at the end its result."""
 
     tool: BaseTool | None
     kind: str
     diffs: list[Any] = field(default_factory=list)
     terminal_id: str | None = None
+    steps: list[Step] = field(default_factory=list)  # a sub-agent's (the task tool)
+    hooks: list[str] = field(default_factory=list)  # one line per hook run for this call
+    parent: str = ""  # a sub-agent's call: the task call it runs under
+    shown: bool = True  # the client has a tool call of this id
+    command: str = ""  # the command it runs (for the live output of one run here)
+    live: str = ""  # that output so far (its last lines), until the call ends
+
+    def content(self, result: str = "") -> list[Any]:
+        out: list[Any] = [*self.diffs]
+        if self.terminal_id is not None:
+            out.append(TerminalToolCallContent(type="terminal", terminal_id=self.terminal_id))
+        if self.steps:
+            out.append(text_content(render(self.steps)))
+        if self.hooks:
+            out.append(text_content("\n".join(f"- {h}" for h in self.hooks)))
+        if result:
+            out.append(text_content(result))
+        elif self.live:
+            out.append(text_content(self.live))
+        return out
 
 
-@dataclass
+@dataclass(eq=False)  # one per session: compared (and hashed) as itself
 class SessionLink:
     """Everything the session's ports share: the connection, its id, the ordered updates,
     the calls shown, and how to stop the running turn."""
@@ -132,6 +159,14 @@ class SessionLink:
     def bind(self, session_id: str) -> None:
         self.session_id = session_id
         self.outbox.session_id = session_id
+
+    def show(self, call_id: str, **fields: Any) -> None:
+        """Send what the call shows now (``fields``: status, locations, ...), when the
+        client knows the call."""
+        view = self.calls.get(call_id)
+        if view is not None and view.shown:
+            self.outbox.put(ToolCallProgress(session_update="tool_call_update", tool_call_id=call_id,
+                                             content=view.content(), **fields))
 
 
 __all__ = ["CallView", "ClientConn", "Outbox", "SessionLink"]

@@ -1,35 +1,24 @@
 """The client's MCP servers (``mcpServers`` of ``session/new`` and ``session/load``).
 
-``server_configs`` turns ACP's server entries (stdio, Streamable HTTP, SSE) into the
-MCP client's ``ServerConfig`` (``services/mcp``): they are the user's own, as an
-editor's ``mcpServers`` setting is (source "editor": no project consent), and their
-tools are named as every MCP tool is (``mcp__<server>__<tool>``), asked through the
-policy like any MCP tool.
-
-HAND-OFF (until the MCP tool source of branch h/mcp2 is on main): ``ClientMcpTools``
-below is a small tool source of its own over an ``McpManager`` of the client's
-servers, so the session has their tools. Once ``runtime/mcp.py`` (``WorkspaceMcp``)
-lands, the agent gives it these servers (``WorkspaceMcp(..., editor=entries(...))``,
-which also brings the user's and the project's servers) and ``attach``es each session;
-this class then goes.
+``server_configs`` turns ACP's server entries (stdio, Streamable HTTP, SSE) into the MCP
+client's ``ServerConfig`` (``services/mcp``), as given (no ``${VAR}`` expansion: the
+client sends values). They are the user's own, as an editor's ``mcpServers`` setting is
+(source "editor": no project consent), and run with the workspace's servers
+(``runtime.mcp.WorkspaceMcp.add_client_servers``): their tools are named as every MCP
+tool is (``mcp__<server>__<tool>``) and asked through the policy like any MCP tool.
 """
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Callable, Sequence
-from pathlib import Path
+from collections.abc import Sequence
 from typing import Any
 
 from acp.schema import HttpMcpServer, McpServerStdio, SseMcpServer
 
-from codeloop.services.mcp import McpToolInfo, ServerConfig
-from codeloop.tools.base import Image, SchemaTool, ToolContext, ToolError, ToolOutput
-
-log = logging.getLogger(__name__)
+from codeloop.services.mcp import ServerConfig
 
 ORIGIN = "the ACP client (session mcpServers)"
-SETTLE_TIMEOUT = 30.0  # seconds the first prompt waits for the client's servers to start
+SETTLE_TIMEOUT = 30.0  # seconds a session's first prompt waits for the MCP servers to start
 
 
 def server_configs(servers: Sequence[Any] | None) -> tuple[list[ServerConfig], list[str]]:
@@ -59,78 +48,4 @@ def server_configs(servers: Sequence[Any] | None) -> tuple[list[ServerConfig], l
     return list(out.values()), problems
 
 
-def entries(configs: Sequence[ServerConfig]) -> dict[str, dict[str, Any]]:
-    """The servers in the editor's ``mcpServers`` setting format (``{"name": entry}``)."""
-    out: dict[str, dict[str, Any]] = {}
-    for c in configs:
-        if c.transport == "stdio":
-            out[c.name] = {"type": "stdio", "command": c.command, "args": list(c.args), "env": dict(c.env)}
-        else:
-            out[c.name] = {"type": c.transport, "url": c.url, "headers": dict(c.headers)}
-    return out
-
-
-class ClientMcpTool(SchemaTool):
-    def __init__(self, info: McpToolInfo, manager: Any) -> None:
-        super().__init__(info.qualified_name, info.description, dict(info.input_schema), read_only=info.read_only,
-                         kind="Tool", origin=info.server)
-        self.manager = manager
-
-    async def run(self, args: Any, ctx: ToolContext) -> ToolOutput:
-        result = await self.manager.call(self.name, args)
-        if result.is_error:
-            raise ToolError(result.text)
-        images = tuple(Image(i.mime_type, i.data) for i in result.images) if ctx.images else ()
-        return ToolOutput(result.model_text(ctx.images), images)
-
-
-class ClientMcpTools:
-    """HAND-OFF (see the module's docstring): the client's servers as a tool source."""
-
-    name = "acp-mcp"
-
-    def __init__(self, configs: Sequence[ServerConfig], root: Path, *, notify: Callable[[str], None] | None = None) -> None:
-        self.configs = list(configs)
-        self.root = root
-        self.notify = notify
-        self.manager: Any = None
-        self._version = 0
-        self._tools: list[ClientMcpTool] = []
-        self._built = -1
-        self._unsubscribe: Callable[[], None] | None = None
-
-    async def start(self) -> None:
-        from codeloop.services.mcp import McpManager  # noqa: PLC0415 - loads the SDK: only with servers
-
-        self.manager = McpManager(self.configs, root=self.root)
-        self._unsubscribe = self.manager.subscribe(self._changed)
-        await self.manager.start()
-
-    def _changed(self, event: Any) -> None:
-        self._version += 1
-        if self.notify is not None and event.kind == "state" and event.state.status == "failed":
-            self.notify(f"The MCP server {event.server!r} failed: {event.state.last_error}")
-
-    async def settle(self, timeout: float = SETTLE_TIMEOUT) -> None:
-        if self.manager is not None:
-            await self.manager.wait_settled(timeout)
-
-    @property
-    def version(self) -> int:
-        return self._version
-
-    def tools(self) -> list[ClientMcpTool]:
-        if self._built != self._version:
-            infos = self.manager.tools() if self.manager is not None else []
-            self._tools = [ClientMcpTool(i, self.manager) for i in infos]
-            self._built = self._version
-        return self._tools
-
-    async def close(self) -> None:
-        if self._unsubscribe is not None:
-            self._unsubscribe()
-        if self.manager is not None:
-            await self.manager.close()
-
-
-__all__ = ["ClientMcpTool", "ClientMcpTools", "ORIGIN", "entries", "server_configs"]
+__all__ = ["ORIGIN", "SETTLE_TIMEOUT", "server_configs"]

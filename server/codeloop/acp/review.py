@@ -26,7 +26,7 @@ import logging
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from acp.schema import FileEditToolCallContent, PermissionOption, ToolCallLocation, ToolCallProgress, ToolCallUpdate
+from acp.schema import FileEditToolCallContent, PermissionOption, ToolCallLocation, ToolCallUpdate
 
 from codeloop.acp.convert import request_kind, text_content
 from codeloop.acp.files import ClientDocuments, disk_text, normalized
@@ -130,10 +130,8 @@ class AcpChangeApplier:
                  for c in changes.changes]
         view = self.link.calls.setdefault(changes.call_id, CallView(None, "edit"))
         view.diffs = diffs
-        where = [ToolCallLocation(path=str(c.path)) for c in changes.changes]
         if changes.call_id:
-            self.link.outbox.put(ToolCallProgress(session_update="tool_call_update", tool_call_id=changes.call_id,
-                                                  content=diffs, locations=where))
+            self.link.show(changes.call_id, locations=[ToolCallLocation(path=str(c.path)) for c in changes.changes])
         accepted: list[FileChange] = list(changes.changes)
         rejected: list[FileChange] = []
         notes: list[str] = []
@@ -148,8 +146,7 @@ class AcpChangeApplier:
                 else:
                     rejected.append(change)
             if changes.call_id:
-                self.link.outbox.put(ToolCallProgress(session_update="tool_call_update", tool_call_id=changes.call_id,
-                                                      status="in_progress", content=diffs))
+                self.link.show(changes.call_id, status="in_progress")
         if not accepted:
             what = "change to" if len(rejected) == 1 else "changes to"
             return ChangeOutcome("rejected", f"The user rejected the {what} {_names([self.display(c.path) for c in rejected])}; "

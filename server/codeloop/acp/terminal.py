@@ -1,12 +1,19 @@
-"""Commands in the client's terminal: a ``core.ports.CommandRunner`` over ``terminal/*``.
+"""Commands and the client's terminal.
 
-When the client offers terminals, the process manager hands it every foreground
-command (background processes stay here). The command runs in the workspace through
-bash, with the environment codeloop gives its own commands (no pager, no password
-prompts); the terminal is embedded in the tool call (``terminal`` content), so the
-user watches it live. Its output, once it exits, is the tool's result, paged later
+``ClientTerminalRunner`` (a ``core.ports.CommandRunner`` over ``terminal/*``): when the
+client offers terminals and no OS sandbox is active, the process manager hands it every
+foreground command (background processes stay here; with a sandbox every command runs
+here, in it: the client's terminal is not confined). The command runs in the workspace
+through bash, with the environment codeloop gives its own commands (no pager, no
+password prompts); the terminal is embedded in the tool call (``terminal`` content), so
+the user watches it live. Its output, once it exits, is the tool's result, paged later
 like any command's. A command that outlives its timeout, or whose turn is cancelled,
 is killed (``terminal/kill``); every terminal is released (``terminal/release``).
+
+``LiveOutput`` (the ``Terminal`` port): a foreground command that runs here (in the
+sandbox, or for a client without terminals) shows its output in its tool call as it
+comes, the last ``LIVE_LINES`` lines at most every ``LIVE_EVERY`` seconds; when the call
+ends its content is the command's result.
 """
 
 from __future__ import annotations
@@ -15,7 +22,7 @@ import asyncio
 import logging
 from pathlib import Path
 
-from acp.schema import EnvVariable, TerminalToolCallContent, ToolCallProgress
+from acp.schema import EnvVariable
 
 from codeloop.acp.link import SessionLink
 from codeloop.core.ports import CommandRun
@@ -25,6 +32,8 @@ log = logging.getLogger(__name__)
 
 OUTPUT_LIMIT = 4 * 1024 * 1024  # bytes the client keeps (it drops the oldest beyond this)
 KILL_WAIT = 10.0  # seconds a killed command has to exit before its output is read anyway
+LIVE_LINES = 40  # lines of a command's output shown in its tool call while it runs here
+LIVE_EVERY = 0.25  # seconds between two updates of it
 
 
 class ClientTerminalRunner:
@@ -48,8 +57,7 @@ class ClientTerminalRunner:
         view = link.calls.get(call_id)
         if view is not None:
             view.terminal_id = tid
-            link.outbox.put(ToolCallProgress(session_update="tool_call_update", tool_call_id=call_id,
-                                             content=[TerminalToolCallContent(type="terminal", terminal_id=tid)]))
+            link.show(call_id)
         try:
             timed_out = False
             try:
@@ -102,4 +110,45 @@ class ClientTerminalRunner:
         await self._release(tid)
 
 
-__all__ = ["ClientTerminalRunner"]
+class LiveOutput:
+    def __init__(self, link: SessionLink, *, lines: int = LIVE_LINES, every: float = LIVE_EVERY) -> None:
+        self.link = link
+        self.lines = lines
+        self.every = every
+        self._calls: dict[str, str] = {}  # the process manager's terminal id -> the tool call
+        self._timers: dict[str, asyncio.TimerHandle] = {}
+
+    def started(self, terminal_id: str, command: str, cwd: str, background: bool) -> None:
+        if background:
+            return
+        taken = set(self._calls.values())
+        # The call that runs this command (the latest; foreground commands run one at a time).
+        for call_id, view in reversed(self.link.calls.items()):
+            if view.command == command and view.shown and view.terminal_id is None and call_id not in taken:
+                self._calls[terminal_id] = call_id
+                return
+
+    def output(self, terminal_id: str, chunk: str) -> None:
+        call_id = self._calls.get(terminal_id)
+        view = self.link.calls.get(call_id) if call_id is not None else None
+        if call_id is None or view is None:
+            return
+        text = view.live + chunk
+        if text.count("\n") > self.lines:
+            text = "\n".join(text.split("\n")[-self.lines - 1:])
+        view.live = text
+        if call_id not in self._timers:
+            self._timers[call_id] = asyncio.get_running_loop().call_later(self.every, self._show, call_id)
+
+    def exited(self, terminal_id: str, exit_code: int | None) -> None:
+        call_id = self._calls.pop(terminal_id, None)
+        timer = self._timers.pop(call_id, None) if call_id is not None else None
+        if timer is not None:
+            timer.cancel()  # the call's end shows the whole result
+
+    def _show(self, call_id: str) -> None:
+        self._timers.pop(call_id, None)
+        self.link.show(call_id)
+
+
+__all__ = ["ClientTerminalRunner", "LiveOutput"]

@@ -396,6 +396,8 @@ def build_parser() -> argparse.ArgumentParser:
     acp_p.add_argument("--base-url", dest="base_url", help="OpenAI-compatible endpoint (default: $OPENAI_BASE_URL)")
     acp_p.add_argument("--mode", choices=MODES, help="the permission mode new sessions start in (default: ask)")
     acp_p.add_argument("--max-turns", dest="max_turns", type=int, help="max model calls per turn (default 50)")
+    acp_p.add_argument("--trust-project", dest="trust_project", action="store_true",
+                       help="trust the workspaces' own MCP servers, hooks and allow rules without asking")
     return p
 
 

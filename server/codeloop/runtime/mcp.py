@@ -10,13 +10,19 @@ and what the model was told are the session's.
 ``.vscode/mcp.json``, the editor's ``mcpServers``) and starts the servers in the
 background: it returns without waiting for any. The SDK is imported only when a server
 is configured. ``close()`` stops them all (process groups killed).
+
+A client can bring servers of its own for its sessions (ACP's ``mcpServers`` of
+``session/new``): ``add_client_servers`` runs them with the workspace's (one process per
+name for the connection; the first definition of a name holds), and ``attach(session,
+clients=names)`` shows a session the workspace's servers and only the client servers it
+was given.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +35,7 @@ from codeloop.services.mcp import (
     McpCallResult,
     McpEvent,
     McpToolInfo,
+    ServerConfig,
     ServerState,
     load_config,
 )
@@ -60,6 +67,7 @@ class WorkspaceMcp:
         self._unsubscribe: Callable[[], None] | None = None
         self._started = False
         self._lock = asyncio.Lock()
+        self.clients: dict[str, ServerConfig] = {}  # servers clients brought (add_client_servers)
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -75,21 +83,56 @@ class WorkspaceMcp:
             for p in cfg.problems:
                 if self.notify is not None:
                     self.notify(f"{p}; the other MCP servers start anyway")
-            if not cfg.servers and not cfg.problems:
+            # A client's servers are the most specific layer: they replace a name's definition.
+            servers = {s.name: s for s in cfg.servers} | self.clients
+            if not servers and not cfg.problems:
                 return
-            from codeloop.services.mcp import McpManager  # noqa: PLC0415 - loads the SDK: only when configured
+            await self._run(list(servers.values()), cfg.problems)
 
-            manager = McpManager(
-                cfg.servers, root=self.root, log_dir=self.log_dir, problems=cfg.problems,
-                consent=self.trust.consent, ask=self.trust.ask, trust_project=self.trust.trust_project,
-                startup_timeout=self.settings.mcp_startup_timeout, call_timeout=self.settings.mcp_call_timeout,
-                environ=self.environ,
-                **({"max_failures": self.max_failures} if self.max_failures is not None else {}),
-            )
-            self._unsubscribe = manager.subscribe(self._forward)
-            self.manager = manager
-            self._forward(None)
-            await manager.start()
+    async def _run(self, servers: Sequence[ServerConfig], problems: Sequence[ConfigProblem]) -> None:
+        from codeloop.services.mcp import McpManager  # noqa: PLC0415 - loads the SDK: only when configured
+
+        manager = McpManager(
+            servers, root=self.root, log_dir=self.log_dir, problems=problems,
+            consent=self.trust.consent, ask=self.trust.ask, trust_project=self.trust.trust_project,
+            startup_timeout=self.settings.mcp_startup_timeout, call_timeout=self.settings.mcp_call_timeout,
+            environ=self.environ,
+            **({"max_failures": self.max_failures} if self.max_failures is not None else {}),
+        )
+        self._unsubscribe = manager.subscribe(self._forward)
+        self.manager = manager
+        self._forward(None)
+        await manager.start()
+
+    async def add_client_servers(self, servers: Sequence[ServerConfig]) -> list[str]:
+        """A client's servers for its sessions (``source`` "editor": no project consent).
+        Each name runs once for the connection: one already brought keeps its first
+        definition (a problem says so when another one differs). Started now when the
+        workspace's servers run, else with them. Returns the problems."""
+        problems: list[str] = []
+        async with self._lock:
+            new: list[ServerConfig] = []
+            for s in servers:
+                known = self.clients.get(s.name)
+                if known is None:
+                    self.clients[s.name] = s
+                    new.append(s)
+                elif known != s:
+                    problems.append(f"the MCP server {s.name!r} already runs in this workspace as another session "
+                                    f"defined it ({known.command_line()}); that one is used")
+            if new and self._started:
+                if self.manager is None:
+                    await self._run(new, [])
+                else:
+                    await self.manager.add(new)
+        return problems
+
+    async def wait_settled(self, names: Collection[str] | None = None, timeout: float | None = None) -> bool:
+        """Until none of these servers (None: every one) is starting, or ``timeout``."""
+        if self.manager is None:
+            return True
+        settled: bool = await self.manager.wait_settled(timeout, names=names)
+        return settled
 
     async def close(self) -> None:
         async with self._lock:
@@ -155,10 +198,12 @@ class WorkspaceMcp:
 
     # -- sessions ------------------------------------------------------------------------
 
-    def attach(self, session: Any) -> McpToolSource:
-        """Give ``session`` (an ``AgentSession``) the MCP tools, as a source of its own."""
+    def attach(self, session: Any, clients: Collection[str] | None = None) -> McpToolSource:
+        """Give ``session`` (an ``AgentSession``) the MCP tools, as a source of its own.
+        ``clients``: the client servers (``add_client_servers``) this session sees (None:
+        all of them); the workspace's own servers it always sees."""
         source = McpToolSource(
-            self,
+            self if clients is None else _ClientView(self, frozenset(clients)),
             context_window=lambda: compaction.context_window(session.settings.model, session.settings.context_window),
             share=lambda: session.settings.tool_search_share,
         )
@@ -231,6 +276,32 @@ class WorkspaceMcp:
         if commands:
             lines.append("/mcp restart <name> restarts one; /mcp allow|deny <name> answers for a project's server.")
         return "\n".join(lines)
+
+
+class _ClientView:
+    """The workspace's servers as one session sees them: the client servers of other
+    sessions left out (``McpServers``)."""
+
+    def __init__(self, mcp: WorkspaceMcp, names: frozenset[str]) -> None:
+        self.mcp = mcp
+        self.names = names
+
+    def _sees(self, server: str) -> bool:
+        return server not in self.mcp.clients or server in self.names
+
+    def tools(self) -> list[McpToolInfo]:
+        return [t for t in self.mcp.tools() if self._sees(t.server)]
+
+    def states(self) -> list[ServerState]:
+        return [s for s in self.mcp.states() if self._sees(s.name)]
+
+    def subscribe(self, callback: Callable[[McpEvent | None], None]) -> Callable[[], None]:
+        return self.mcp.subscribe(callback)
+
+    async def call(self, qualified_name: str, arguments: Mapping[str, Any]) -> McpCallResult:
+        if not any(t.qualified_name == qualified_name for t in self.tools()):
+            return error_result(f"there is no MCP tool named {qualified_name} in this session", failure="unknown-tool")
+        return await self.mcp.call(qualified_name, arguments)
 
 
 async def open_workspace(trust: ProjectTrust, mcp: WorkspaceMcp, *, wait_for_answers: bool = False) -> None:

@@ -266,6 +266,7 @@ class TaskTool(Tool["TaskTool.Input"]):
     # child gets only the tools the mode shows (so an explore agent works in plan mode too).
     read_only = True
     kind = None
+    activity = "think"  # delegated work, for clients that show calls by kind (ACP)
     claude_names = ("Task",)
     for_subagents = False  # no nesting
     guidance = "Delegate broad searches to task with subagent_type explore."

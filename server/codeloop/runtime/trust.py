@@ -34,7 +34,7 @@ from typing import Any, Literal
 
 from codeloop.core.tasks import Tasks
 from codeloop.policy.sources import file_stamp, load_file
-from codeloop.services.mcp.consent import ConsentAsker, ConsentRequest, ProjectConsent, fingerprint_of
+from codeloop.services.mcp.consent import ONCE, ConsentAsker, ConsentRequest, ProjectConsent, fingerprint_of
 
 log = logging.getLogger(__name__)
 
@@ -222,11 +222,11 @@ class ProjectTrust:
         self._asking[key] = future
         answer: bool | None = None
         try:
-            if self.ask is not None:
-                answer = await self.ask(request)
-            if answer is not None:
-                try:
-                    await self.consent.record_set(kind, set_fingerprint, bool(answer))
+            given = await self.ask(request) if self.ask is not None else None
+            if given is not None:
+                answer = bool(given)
+                try:  # ONCE: for this run only, nothing written
+                    await self.consent.record_set(kind, set_fingerprint, answer, remember=given != ONCE)
                 except ValueError as e:
                     log.warning("%s (the answer holds for this session)", e)
                 self._bump()

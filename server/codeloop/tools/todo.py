@@ -22,6 +22,7 @@ class TodoWrite(BaseTool):
     )
     read_only = True  # it changes the session's list, nothing in the workspace
     kind = None
+    activity = "think"  # planning, for clients that show calls by kind (ACP)
     claude_names = ("TodoWrite",)
     for_subagents = False  # the list is the parent conversation's
 

@@ -3,7 +3,7 @@
 Public API (everything a host or the session's tool source needs):
 
 - ``load_config(root, editor=..., config_home=..., environ=...) -> McpConfig`` (``config.py``)
-- ``ProjectConsent(root)``, ``ConsentAsker``, ``ConsentRequest``, ``cannot_ask`` (``consent.py``)
+- ``ProjectConsent(root)``, ``ConsentAsker``, ``ConsentRequest``, ``cannot_ask``, ``ONCE`` (``consent.py``)
 - ``McpManager(servers, root=..., consent=..., ask=..., trust_project=...)`` with ``start``,
   ``close``, ``restart``, ``set_consent``, ``states``, ``tools``, ``subscribe``, ``call``
   (``manager.py``); ``McpToolInfo``, ``ServerState``, ``McpEvent`` (``info.py``)
@@ -19,6 +19,7 @@ from typing import Any
 
 from codeloop.services.mcp.config import ConfigProblem, McpConfig, ServerConfig, load_config
 from codeloop.services.mcp.consent import (
+    ONCE,
     ConsentAsker,
     ConsentRequest,
     ProjectConsent,
@@ -32,6 +33,7 @@ from codeloop.services.mcp.results import ImagePart, McpCallResult
 from codeloop.services.mcp.search import SEARCH_TOOL_NAME, ToolPlan, plan_tools, run_search, search_tools
 
 __all__ = [
+    "ONCE",
     "ConfigProblem",
     "ConsentAsker",
     "ConsentRequest",

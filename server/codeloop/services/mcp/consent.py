@@ -109,13 +109,20 @@ class ConsentRequest:
         return "the project's hooks" if self.kind == "hooks" else "the project's allow rules"
 
 
+# An asker's answer: True allows (remembered), False refuses (remembered), ONCE allows for
+# this run only (nothing is written), None: no answer (nothing runs, nothing is kept).
+ONCE: Literal["once"] = "once"
+Answer = bool | Literal["once"] | None
+
+
 class ConsentAsker(Protocol):
-    async def __call__(self, request: ConsentRequest) -> bool | None:
-        """True: allow (and remember); False: refuse (and remember); None: could not ask."""
+    async def __call__(self, request: ConsentRequest) -> Answer:
+        """True: allow (and remember); False: refuse (and remember); ``ONCE``: allow for this
+        run, remembering nothing; None: could not ask."""
         ...
 
 
-async def cannot_ask(request: ConsentRequest) -> bool | None:
+async def cannot_ask(request: ConsentRequest) -> Answer:
     """The asker of a host that cannot ask (non-interactive): nothing runs, nothing is kept."""
     return None
 
@@ -158,6 +165,7 @@ class ProjectConsent:
         self._data: dict[str, Any] = {}
         self._session: dict[tuple[str, str], tuple[bool, str]] = {}  # answers not (yet) on disk
         self._loaded = False
+        self._writing = asyncio.Lock()  # one read-modify-write at a time (answers can come together)
 
     @property
     def path(self) -> Path:
@@ -275,12 +283,13 @@ class ProjectConsent:
 
     # -- remembering ----------------------------------------------------------------------
 
-    async def record(self, server: ServerConfig, allowed: bool) -> None:
-        """Remember the user's answer for this server (and for this session in any case).
-        Raises ValueError when the store exists but is not valid JSON (it is not touched)."""
+    async def record(self, server: ServerConfig, allowed: bool, *, remember: bool = True) -> None:
+        """Remember the user's answer for this server (and for this session in any case;
+        ``remember=False``: only for this session). Raises ValueError when the store exists
+        but is not valid JSON (it is not touched)."""
         fp = fingerprint(server)
         self._session[("mcp", server.name)] = (allowed, fp)
-        if not server.needs_consent:
+        if not server.needs_consent or not remember:
             return
 
         def change(data: dict[str, Any]) -> None:
@@ -305,9 +314,12 @@ class ProjectConsent:
     async def record_hooks(self, hooks_fingerprint: str, allowed: bool) -> None:
         await self.record_set("hooks", hooks_fingerprint, allowed)
 
-    async def record_set(self, kind: str, set_fingerprint: str, allowed: bool) -> None:
-        """Remember the answer for a set (``SETS``), bound to its fingerprint."""
+    async def record_set(self, kind: str, set_fingerprint: str, allowed: bool, *, remember: bool = True) -> None:
+        """Remember the answer for a set (``SETS``), bound to its fingerprint
+        (``remember=False``: only for this session)."""
         self._session[(kind, "")] = (allowed, set_fingerprint)
+        if not remember:
+            return
         trusted, denied = SETS[kind]
 
         def change(data: dict[str, Any]) -> None:
@@ -348,7 +360,8 @@ class ProjectConsent:
             write_atomic(path, json.dumps(data, indent=2, ensure_ascii=False) + "\n")
             return data
 
-        data = await asyncio.to_thread(rmw)
+        async with self._writing:
+            data = await asyncio.to_thread(rmw)
         if self.in_git:
             # Our own file, freshly written and ignored: trust it unless git says otherwise.
             reason = await self._why_untrusted()

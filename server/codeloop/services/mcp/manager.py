@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Coroutine, Mapping, Sequence
+from collections.abc import Callable, Collection, Coroutine, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -34,7 +34,7 @@ from codeloop.services.mcp.adapter import (
 )
 from codeloop.services.mcp.config import ConfigProblem, ServerConfig
 from codeloop.services.mcp.info import McpEvent, McpToolInfo, ServerState, Status
-from codeloop.services.mcp.consent import ConsentAsker, ProjectConsent, request_for
+from codeloop.services.mcp.consent import ONCE, ConsentAsker, ProjectConsent, request_for
 from codeloop.edits.disk import ensure_codeloop_gitignore
 from codeloop.services.mcp.logs import LOG_DIR, ServerLog, log_file_name
 from codeloop.services.mcp.names import NameRegistry
@@ -178,6 +178,31 @@ class McpManager:
             conn.kill_now()
         self._connections.clear()
 
+    async def add(self, servers: Sequence[ServerConfig]) -> list[str]:
+        """Run these servers too (an ACP client's, passed with a session): each name not
+        here yet is added, and started at once when the manager runs. A name already here
+        keeps its server. Returns the names added."""
+        added: list[str] = []
+        for cfg in servers:
+            if cfg.name in self._servers or self._closing:
+                continue
+            st = _Server(cfg, ServerLog(self.log_dir / log_file_name(cfg.name)))
+            self._servers[cfg.name] = st
+            added.append(cfg.name)
+            if not self._started:
+                continue
+            if cfg.disabled:
+                self._set(st, "disabled", error=f"disabled in {cfg.origin}")
+            elif self._consent_status(cfg) == "allowed":
+                self._launch(st)
+            else:
+                self._set(st, "needs-consent", error=None)
+                if self.ask is not None:
+                    self._spawn(self._ask_all([st]), f"mcp-consent {cfg.name}")
+        if added and self._started and self._log_dir_is_ours():
+            await asyncio.to_thread(ensure_codeloop_gitignore, self.root)
+        return added
+
     async def restart(self, name: str) -> None:
         """Restart a server now (also one that gave up, or failed its start)."""
         st = self._servers.get(name)
@@ -209,9 +234,10 @@ class McpManager:
         if task is not None and not task.done():
             await asyncio.wait([task])
 
-    async def wait_settled(self, timeout: float | None = None) -> bool:
-        """Wait until no server is starting (for ``codeloop mcp list`` and tests)."""
-        waits = [st.settled.wait() for st in self._servers.values()]
+    async def wait_settled(self, timeout: float | None = None, names: Collection[str] | None = None) -> bool:
+        """Wait until no server (of ``names``, when given) is starting (for ``codeloop mcp
+        list``, a host's first prompt, tests)."""
+        waits = [st.settled.wait() for n, st in self._servers.items() if names is None or n in names]
         if not waits:
             return True
         try:
@@ -333,12 +359,12 @@ class McpManager:
                 continue
             if answer is None or self._closing:
                 continue
-            await self._apply_consent(st, bool(answer))
+            await self._apply_consent(st, bool(answer), remember=answer != ONCE)
 
-    async def _apply_consent(self, st: _Server, allowed: bool) -> None:
+    async def _apply_consent(self, st: _Server, allowed: bool, *, remember: bool = True) -> None:
         if self.consent is not None:
             try:
-                await self.consent.record(st.config, allowed)
+                await self.consent.record(st.config, allowed, remember=remember)
             except ValueError as e:
                 log.warning("MCP: %s (the answer holds for this session)", e)
         if allowed:
