@@ -24,6 +24,8 @@ PY = shlex.quote(sys.executable)
 def user_env(base_url: str, tmp: Path, hooks: dict | None = None) -> dict[str, str]:
     xdg, claude = tmp / "xdg", tmp / "claude-home"
     (xdg / "codeloop").mkdir(parents=True, exist_ok=True)
+    # autoAllow off: these tests see what the policy asks (a command bubblewrap contains is not asked)
+    (xdg / "codeloop" / "settings.json").write_text(json.dumps({"sandbox": {"autoAllow": False}}))
     claude.mkdir(exist_ok=True)
     if hooks is not None:
         (claude / "settings.json").write_text(json.dumps({"hooks": hooks}))

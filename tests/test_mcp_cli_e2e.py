@@ -31,7 +31,9 @@ def workspace(tmp_path: Path, *, user: dict | None = None, project: dict | None 
     root.mkdir()
     home = tmp_path / "home"
     (home / "config" / "codeloop").mkdir(parents=True)
-    (home / "config" / "codeloop" / "settings.json").write_text(json.dumps(user or {}))
+    # autoAllow off: these tests see what the policy and the trust ask (a command bubblewrap
+    # contains would not be asked)
+    (home / "config" / "codeloop" / "settings.json").write_text(json.dumps({"sandbox": {"autoAllow": False}, **(user or {})}))
     if project is not None:
         (root / ".mcp.json").write_text(json.dumps({"mcpServers": project}, indent=2))
     if settings is not None:

@@ -39,7 +39,8 @@ async def editor_factory(model_server, tmp_path):
         root.mkdir(exist_ok=True)
         home = tmp_path / "home"
         (home / "config" / "codeloop").mkdir(parents=True, exist_ok=True)
-        (home / "config" / "codeloop" / "settings.json").write_text(json.dumps(user or {}))
+        # autoAllow off: the tests see what the policy and the trust ask
+        (home / "config" / "codeloop" / "settings.json").write_text(json.dumps({"sandbox": {"autoAllow": False}, **(user or {})}))
         if project is not None or files:
             if project is not None:
                 (root / ".mcp.json").write_text(json.dumps({"mcpServers": project}))
