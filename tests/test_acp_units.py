@@ -170,3 +170,22 @@ async def test_the_process_manager_hands_commands_to_a_runner(tmp_path):
         assert pm.get("cmd-4").cancelled and not pm.get("cmd-4").running
     finally:
         await pm.shutdown()
+
+
+def test_a_sub_agents_steps_as_text():
+    from codeloop.acp.steps import SHOWN, Step, render, said
+
+    steps = [Step("explore", f"grep term{i}", f"c{i}", "3 matches", True) for i in range(SHOWN + 5)]
+    steps.append(Step("explore", "read_file a.py", "last"))  # still running
+    long = "a  long\n answer " * 40
+    steps.append(Step("explore", "says: " + said(long)))
+    text = render(steps)
+    lines = text.split("\n")
+    assert lines[0] == f"Sub-agent explore: {SHOWN + 6} tool calls, working" and lines[1] == ""
+    assert lines[2] == "- … 7 earlier steps"  # the latest SHOWN are listed
+    assert lines[3] == "- ✓ grep term7 → 3 matches"
+    assert lines[-2] == "- … read_file a.py"
+    assert lines[-1].startswith("- · says: a long answer a long") and lines[-1].endswith("…")
+    assert len(lines) == 3 + SHOWN
+    steps[-2].ok, steps[-2].outcome = False, "no such file"
+    assert "- ✗ read_file a.py → no such file" in render(steps) and ", working" not in render(steps)
