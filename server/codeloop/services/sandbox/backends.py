@@ -53,9 +53,12 @@ class Layout:
         return _dedupe([self.workspace, *self.writable, *self.plan.writable_outside])
 
     def runtime_paths(self) -> list[Path]:
-        """What the launcher needs to run inside the sandbox."""
+        """What the launcher needs to run inside the sandbox, and codeloop's own environment
+        (its venv, read-only): the check command and the tests run its interpreter, which the
+        private /tmp would hide when the venv lives under /tmp."""
         exe = Path(python_executable())
-        return _dedupe([LAUNCHER.parent, exe.parent, Path(sys.base_prefix).resolve()])
+        return _dedupe([LAUNCHER.parent, exe.parent, Path(sys.prefix), Path(sys.prefix).resolve(),
+                        Path(sys.base_prefix).resolve()])
 
 
 def _dedupe(paths: list[Path]) -> list[Path]:
