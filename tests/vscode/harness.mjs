@@ -136,6 +136,24 @@ export async function launchBrowser() {
   return { browser, page };
 }
 
+/** Chromium on the workbench of `cs`'s workspace, once codeloop's status item shows. */
+export async function openWorkbench(cs) {
+  const { browser, page } = await launchBrowser();
+  await page.goto(`${cs.url}?folder=${encodeURIComponent(cs.ws)}`);
+  await page.locator(".monaco-workbench").waitFor({ timeout: 60_000 });
+  await page.locator(".statusbar-item", { hasText: "codeloop" }).first().waitFor({ timeout: 60_000 });
+  return { browser, page };
+}
+
+/** After a suite: a last screenshot (`shot`), the browser closed, the servers stopped, `dir` removed
+ * (kept with CODELOOP_KEEP_TMP). */
+export async function closeWorkbench({ browser, page, shot, dir }) {
+  try { if (page) await shot("zz-final"); } catch { /* ignore */ }
+  await browser?.close().catch(() => undefined);
+  stopAll();
+  if (process.env.CODELOOP_KEEP_TMP) console.log(`kept ${dir}`); else cleanDir(dir);
+}
+
 export function tempDir() {
   return mkdtempSync(join(tmpdir(), "codeloop-ui-"));
 }

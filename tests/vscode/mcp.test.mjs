@@ -7,7 +7,7 @@ import assert from "node:assert/strict";
 import { mkdirSync, readFileSync, existsSync } from "node:fs";
 import { join } from "node:path";
 import {
-  ARTIFACTS, PYTHON, ROOT, cleanDir, launchBrowser, missingPrerequisites, startCodeServer, startModel, stopAll, tempDir,
+  ARTIFACTS, PYTHON, ROOT, closeWorkbench, missingPrerequisites, openWorkbench, startCodeServer, startModel, tempDir,
 } from "./harness.mjs";
 
 const missing = missingPrerequisites();
@@ -47,18 +47,10 @@ describe("MCP servers in the VS Code panel", { skip, timeout: 300_000 }, () => {
     model = await startModel(dir, "scenarios:mcp");
     const mcpJson = JSON.stringify({ mcpServers: { proj: { command: PYTHON, args: [EDGE, "--name", "proj"] } } }, null, 2);
     cs = await startCodeServer({ dir, baseUrl: model.baseUrl, files: { ".mcp.json": mcpJson, "README.md": "hi\n" } });
-    ({ browser, page } = await launchBrowser());
-    await page.goto(`${cs.url}?folder=${encodeURIComponent(cs.ws)}`);
-    await page.locator(".monaco-workbench").waitFor({ timeout: 60_000 });
-    await page.locator(".statusbar-item", { hasText: "codeloop" }).first().waitFor({ timeout: 60_000 });
+    ({ browser, page } = await openWorkbench(cs));
   });
 
-  after(async () => {
-    try { if (page) await shot("zz-final"); } catch { /* ignore */ }
-    await browser?.close().catch(() => undefined);
-    stopAll();
-    if (process.env.CODELOOP_KEEP_TMP) console.log(`kept ${dir}`); else cleanDir(dir);
-  });
+  after(() => closeWorkbench({ browser, page, shot, dir }));
 
   it("1. the workspace's server asks for trust with a card; allowed, it starts", async () => {
     await runCommand("codeloop: Open Chat");

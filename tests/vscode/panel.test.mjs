@@ -9,7 +9,7 @@ import assert from "node:assert/strict";
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import {
-  ARTIFACTS, PYTHON, cleanDir, launchBrowser, missingPrerequisites, recordedRequests, startCodeServer, startModel, stopAll, tempDir,
+  ARTIFACTS, PYTHON, closeWorkbench, missingPrerequisites, openWorkbench, recordedRequests, startCodeServer, startModel, tempDir,
 } from "./harness.mjs";
 
 const missing = missingPrerequisites();
@@ -97,18 +97,10 @@ describe("codeloop panel: todos, sub-agents, hooks, slash commands", { skip, tim
       // command is not asked where bubblewrap works)
       settings: { "codeloop.sandbox": { mode: "auto", autoAllow: false } },
     });
-    ({ browser, page } = await launchBrowser());
-    await page.goto(`${cs.url}?folder=${encodeURIComponent(cs.ws)}`);
-    await page.locator(".monaco-workbench").waitFor({ timeout: 60_000 });
-    await page.locator(".statusbar-item", { hasText: "codeloop" }).first().waitFor({ timeout: 60_000 });
+    ({ browser, page } = await openWorkbench(cs));
   });
 
-  after(async () => {
-    try { if (page) await shot("zz-final"); } catch { /* ignore */ }
-    await browser?.close().catch(() => undefined);
-    stopAll();
-    if (process.env.CODELOOP_KEEP_TMP) console.log(`kept ${dir}`); else cleanDir(dir);
-  });
+  after(() => closeWorkbench({ browser, page, shot, dir }));
 
   it("1. / completion and /help come from the server's command table, the custom command with its argument hint", async () => {
     await runCommand("codeloop: Open Chat");

@@ -10,7 +10,7 @@ import assert from "node:assert/strict";
 import { mkdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import {
-  ARTIFACTS, cleanDir, launchBrowser, missingPrerequisites, recordedRequests, startCodeServer, startModel, stopAll, tempDir,
+  ARTIFACTS, closeWorkbench, missingPrerequisites, openWorkbench, recordedRequests, startCodeServer, startModel, tempDir,
 } from "./harness.mjs";
 
 const missing = missingPrerequisites();
@@ -96,18 +96,10 @@ describe("codeloop code actions in VS Code", { skip, timeout: 240_000 }, () => {
       dir, baseUrl: model.baseUrl,
       files: { "config.json": BROKEN_JSON, "slow.json": SLOW_JSON, "names.py": NAMES_PY },
     });
-    ({ browser, page } = await launchBrowser());
-    await page.goto(`${cs.url}?folder=${encodeURIComponent(cs.ws)}`);
-    await page.locator(".monaco-workbench").waitFor({ timeout: 60_000 });
-    await page.locator(".statusbar-item", { hasText: "codeloop" }).first().waitFor({ timeout: 60_000 });
+    ({ browser, page } = await openWorkbench(cs));
   });
 
-  after(async () => {
-    try { if (page) await shot("zz-final"); } catch { /* ignore */ }
-    await browser?.close().catch(() => undefined);
-    stopAll();
-    if (process.env.CODELOOP_KEEP_TMP) console.log(`kept ${dir}`); else cleanDir(dir);
-  });
+  after(() => closeWorkbench({ browser, page, shot, dir }));
 
   it("1. the lightbulb on a JSON syntax error offers Fix with codeloop; the fix is reviewed in the diff and lands on disk", async () => {
     await openFile("config.json");

@@ -6,7 +6,7 @@ import assert from "node:assert/strict";
 import { mkdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import {
-  ARTIFACTS, cleanDir, launchBrowser, missingPrerequisites, recordedRequests, startCodeServer, startModel, stopAll, tempDir,
+  ARTIFACTS, closeWorkbench, missingPrerequisites, openWorkbench, recordedRequests, startCodeServer, startModel, tempDir,
 } from "./harness.mjs";
 
 const missing = missingPrerequisites();
@@ -78,21 +78,13 @@ describe("codeloop review and approvals in VS Code", { skip, timeout: 300_000 },
     model = await startModel(dir, "scenarios:review");
     // the scripted model takes images (codeloop.images: "on"; "auto" would leave them out for its name)
     cs = await startCodeServer({ dir, baseUrl: model.baseUrl, files: { "tweak.py": TWEAK_PY, "lens.py": LENS_PY, "keys.py": KEYS_PY }, settings: { "codeloop.images": "on", "codeloop.sandbox": { mode: "auto", autoAllow: false } } });
-    ({ browser, page } = await launchBrowser());
-    await page.goto(`${cs.url}?folder=${encodeURIComponent(cs.ws)}`);
-    await page.locator(".monaco-workbench").waitFor({ timeout: 60_000 });
-    await page.locator(".statusbar-item", { hasText: "codeloop" }).first().waitFor({ timeout: 60_000 });
+    ({ browser, page } = await openWorkbench(cs));
     await runCommand("codeloop: Open Chat");
     await chat().locator("textarea.input").waitFor({ timeout: 30_000 });
     await waitFor(async () => (await chat().locator(".server-dot.running").count()) > 0, 30_000, "the server to run");
   });
 
-  after(async () => {
-    try { if (page) await shot("zz-final"); } catch { /* ignore */ }
-    await browser?.close().catch(() => undefined);
-    stopAll();
-    if (process.env.CODELOOP_KEEP_TMP) console.log(`kept ${dir}`); else cleanDir(dir);
-  });
+  after(() => closeWorkbench({ browser, page, shot, dir }));
 
   it("1. regression: a tweak on the proposed side plus an unticked hunk applies the tweak and not the unticked hunk", async () => {
     const c = chat();

@@ -8,7 +8,7 @@ import assert from "node:assert/strict";
 import { existsSync, mkdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import {
-  ARTIFACTS, cleanDir, launchBrowser, missingPrerequisites, startCodeServer, startModel, stopAll, tempDir,
+  ARTIFACTS, closeWorkbench, missingPrerequisites, openWorkbench, startCodeServer, startModel, tempDir,
 } from "./harness.mjs";
 
 const missing = missingPrerequisites();
@@ -59,10 +59,7 @@ describe("rewind from the codeloop panel", { skip, timeout: 300_000 }, () => {
     dir = tempDir();
     model = await startModel(dir, "scenarios:rewind");
     cs = await startCodeServer({ dir, baseUrl: model.baseUrl, files: FILES, settings: { "codeloop.mode": "bypass" } });
-    ({ browser, page } = await launchBrowser());
-    await page.goto(`${cs.url}?folder=${encodeURIComponent(cs.ws)}`);
-    await page.locator(".monaco-workbench").waitFor({ timeout: 60_000 });
-    await page.locator(".statusbar-item", { hasText: "codeloop" }).first().waitFor({ timeout: 60_000 });
+    ({ browser, page } = await openWorkbench(cs));
     // the bypass warning would cover the panel's buttons
     await page.locator(".notifications-toasts .codicon-notifications-clear-all, .notification-toast .codicon-close").first().click({ timeout: 5_000 }).catch(() => undefined);
     await runCommand("codeloop: Open Chat");
@@ -70,12 +67,7 @@ describe("rewind from the codeloop panel", { skip, timeout: 300_000 }, () => {
     await waitFor(async () => (await chat().locator(".server-dot.running").count()) > 0, 30_000, "the server to run");
   });
 
-  after(async () => {
-    try { if (page) await shot("zz-final"); } catch { /* ignore */ }
-    await browser?.close().catch(() => undefined);
-    stopAll();
-    if (process.env.CODELOOP_KEEP_TMP) console.log(`kept ${dir}`); else cleanDir(dir);
-  });
+  after(() => closeWorkbench({ browser, page, shot, dir }));
 
   it("1. a turn's edits and commands are rewound from the message's restore button, with a choice per file", async () => {
     const c = chat();

@@ -6,7 +6,7 @@ import assert from "node:assert/strict";
 import { mkdirSync, readFileSync, existsSync, readdirSync, readlinkSync, realpathSync } from "node:fs";
 import { join } from "node:path";
 import {
-  ARTIFACTS, cleanDir, launchBrowser, missingPrerequisites, recordedRequests, startCodeServer, startModel, stopAll, tempDir,
+  ARTIFACTS, closeWorkbench, missingPrerequisites, openWorkbench, recordedRequests, startCodeServer, startModel, tempDir,
 } from "./harness.mjs";
 
 const missing = missingPrerequisites();
@@ -86,18 +86,10 @@ describe("codeloop in VS Code", { skip, timeout: 300_000 }, () => {
     // autoAllow off: tests 4 and 5 show the approval card (a sandboxed unknown command is not asked)
     cs = await startCodeServer({ dir, baseUrl: model.baseUrl, files: { "greet.py": GREET_PY },
       settings: { "codeloop.sandbox": { mode: "auto", autoAllow: false } } });
-    ({ browser, page } = await launchBrowser());
-    await page.goto(`${cs.url}?folder=${encodeURIComponent(cs.ws)}`);
-    await page.locator(".monaco-workbench").waitFor({ timeout: 60_000 });
-    await page.locator(".statusbar-item", { hasText: "codeloop" }).first().waitFor({ timeout: 60_000 });
+    ({ browser, page } = await openWorkbench(cs));
   });
 
-  after(async () => {
-    try { if (page) await shot("zz-final"); } catch { /* ignore */ }
-    await browser?.close().catch(() => undefined);
-    stopAll();
-    if (process.env.CODELOOP_KEEP_TMP) console.log(`kept ${dir}`); else cleanDir(dir);
-  });
+  after(() => closeWorkbench({ browser, page, shot, dir }));
 
   it("1. the panel opens; a prompt streams an answer with a tool card", async () => {
     await quickOpen("greet.py");
