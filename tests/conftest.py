@@ -113,3 +113,16 @@ def words(content: object) -> object:
     if isinstance(content, str):
         return content.split("\n\n<codeloop-context>\n", 1)[0]
     return content
+
+
+@pytest.fixture(scope="session")
+def bubblewrap(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Skips the test unless bubblewrap works here and fully contains commands (autoAllow)."""
+    from codeloop.services.sandbox import Sandbox
+
+    sb = Sandbox.probe("auto", tmp_path_factory.mktemp("probe"))
+    try:
+        if sb.backend != "bubblewrap" or not sb.auto_allow:
+            pytest.skip(f"bubblewrap does not work here: {sb.describe()}")
+    finally:
+        sb.close()

@@ -221,18 +221,6 @@ async def test_a_sub_agents_steps_are_in_the_task_call(model_server, tmp_path):
     assert "- ✓ edit_file a.py" in general_text
 
 
-@pytest.fixture(scope="module")
-def bubblewrap(tmp_path_factory: pytest.TempPathFactory) -> None:
-    from codeloop.services.sandbox import Sandbox
-
-    sb = Sandbox.probe("auto", tmp_path_factory.mktemp("probe"))
-    try:
-        if sb.backend != "bubblewrap" or not sb.auto_allow:
-            pytest.skip(f"bubblewrap does not work here: {sb.describe()}")
-    finally:
-        sb.close()
-
-
 async def test_with_the_sandbox_commands_run_here_and_show_their_output(bubblewrap, model_server, tmp_path):
     """The client's terminal runs commands unconfined: with an OS sandbox active they run
     here, inside it, and the tool call's content is their output."""

@@ -18,7 +18,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import pytest
 from conftest import cli_env
 from lsp_harness import start_editor, stop_editor
 from mcp_helpers import BIN, wait_for
@@ -30,19 +29,8 @@ from codeloop.core.ports import DenyAll
 from codeloop.edits.disk import DiskChangeApplier
 from codeloop.runtime.session import AgentSession, Ports
 from codeloop.services.mcp import McpManager, ServerConfig
-from codeloop.services.sandbox import Sandbox
 from codeloop.tools.base import SchemaTool, ToolContext
 from codeloop.tools.registry import ToolSource
-
-
-@pytest.fixture(scope="module")
-def bubblewrap(tmp_path_factory: pytest.TempPathFactory) -> None:
-    sb = Sandbox.probe("auto", tmp_path_factory.mktemp("probe"))
-    try:
-        if sb.backend != "bubblewrap" or not sb.auto_allow:
-            pytest.skip(f"bubblewrap does not work here: {sb.describe()}")
-    finally:
-        sb.close()
 
 
 def config_home(tmp_path: Path, settings: dict | None = None) -> dict[str, str]:

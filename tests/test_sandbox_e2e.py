@@ -24,19 +24,8 @@ from lsp_harness import start_editor, stop_editor
 from scripted_model import Call, ChatRequest, Keyed, Script, Text, ToolCalls
 
 from codeloop.services.diagnostics import DiagnosticsService
-from codeloop.services.sandbox import Sandbox
 from codeloop.services.sandbox import launcher as L
 from codeloop.tools.shell import SANDBOX_NOTE
-
-
-@pytest.fixture(scope="module")
-def bubblewrap(tmp_path_factory: pytest.TempPathFactory) -> None:
-    sb = Sandbox.probe("auto", tmp_path_factory.mktemp("probe"))
-    try:
-        if sb.backend != "bubblewrap" or not sb.auto_allow:
-            pytest.skip(f"bubblewrap does not work here: {sb.describe()}")
-    finally:
-        sb.close()
 
 
 def config_home(tmp_path: Path, settings: dict | None = None) -> dict[str, str]:
