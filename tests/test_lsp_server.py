@@ -535,10 +535,12 @@ async def test_a_conflict_found_at_apply_time_tells_the_model_the_current_text(e
     assert "row 10 TYPED AT APPLY TIME\n" in text and "row TEN" not in text
 
 
-async def test_an_edit_the_client_drops_while_saying_applied_is_detected_and_resent(editor_factory, tmp_path):
-    """Neovim answers a stale edit with applied: true and applies nothing."""
+async def _dropping_client(editor_factory, tmp_path):
+    """A plain client that drops stale edits while answering applied (as Neovim does) and
+    accepts every review; the model edits s.txt once. Returns (editor, seen): seen["result"]
+    is what the model was told."""
     (tmp_path / "s.txt").write_text(STALE_OLD)
-    seen = {}
+    seen: dict[str, str] = {}
 
     def after(req):
         seen["result"] = req.last_tool_results()[0]
@@ -550,6 +552,12 @@ async def test_an_edit_the_client_drops_while_saying_applied_is_detected_and_res
     editor, _ = await editor_factory(scenario, codeloop=None)
     editor.stale_edits = "drop"
     editor.on_message_request = lambda p: "Accept"
+    return editor, seen
+
+
+async def test_an_edit_the_client_drops_while_saying_applied_is_detected_and_resent(editor_factory, tmp_path):
+    """Neovim answers a stale edit with applied: true and applies nothing."""
+    editor, seen = await _dropping_client(editor_factory, tmp_path)
     editor.open("s.txt")
 
     def before_apply(raw):
@@ -567,19 +575,7 @@ async def test_an_edit_the_client_drops_while_saying_applied_is_detected_and_res
 
 
 async def test_a_client_that_says_applied_but_never_changes_the_document(editor_factory, tmp_path):
-    (tmp_path / "s.txt").write_text(STALE_OLD)
-    seen = {}
-
-    def after(req):
-        seen["result"] = req.last_tool_results()[0]
-        return Text("ok")
-
-    scenario = Script(
-        [ToolCalls([Call("edit_file", {"path": "s.txt", "old_string": "row 25\n", "new_string": "row 25!\n"})]), after]
-    )
-    editor, _ = await editor_factory(scenario, codeloop=None)
-    editor.stale_edits = "drop"
-    editor.on_message_request = lambda p: "Accept"
+    editor, seen = await _dropping_client(editor_factory, tmp_path)
     doc = editor.open("s.txt")
     editor.insert_line("s.txt", 0, "")  # a no-op change: the client's version is 2 from now on
     doc.version = 7  # ...but the client believes it is at 7: every versioned edit is "stale"
