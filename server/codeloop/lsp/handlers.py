@@ -194,7 +194,7 @@ def register(server: LanguageServer, host: Host) -> None:
 
     @server.feature(M.COMMAND_TABLE)
     async def command_table(params: Any) -> dict[str, Any]:
-        wire.parse(wire.CommandTableParams, params)
+        wire.parse(wire.EmptyParams, params)
         rows = await svc().sessions.command_table()
         return wire.dump(wire.CommandTableResult(commands=[wire.CommandInfo.model_validate(r) for r in rows]))
 

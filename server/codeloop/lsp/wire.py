@@ -182,10 +182,6 @@ class ContextResult(Wire):
 # -- slash commands ----------------------------------------------------------------------
 
 
-class CommandTableParams(Wire):
-    """``codeloop/commands`` takes no params (the workspace's commands)."""
-
-
 class CommandInfo(Wire):
     """A slash command, from the command table (``codeloop.commands.table.describe``)."""
 
@@ -214,7 +210,7 @@ class SandboxInfo(Wire):
 
 
 class EmptyParams(Wire):
-    """A request without params."""
+    """A request without params (``codeloop/commands``, ``codeloop/sandbox``)."""
 
 
 # -- processes and the terminal --------------------------------------------------------------
@@ -451,7 +447,7 @@ REQUESTS: dict[str, tuple[type[Wire], type[Wire]]] = {
     M.SESSION_OPEN: (SessionIdParams, SessionOpenResult),
     M.SESSION_TRANSCRIPT: (SessionIdParams, SessionTranscriptResult),
     M.CONTEXT_SHOW: (OptionalSessionParams, ContextResult),
-    M.COMMAND_TABLE: (CommandTableParams, CommandTableResult),
+    M.COMMAND_TABLE: (EmptyParams, CommandTableResult),
     M.REWIND_LIST: (SessionIdParams, RewindListResult),
     M.REWIND_PREVIEW: (RewindPreviewParams, RewindPreviewResult),
     M.REWIND_APPLY: (RewindApplyParams, RewindApplyResult),
