@@ -36,7 +36,7 @@ def test_tool_kinds_come_from_the_tools():
     assert kinds["read_file"] == "read" and kinds["list_dir"] == "read"
     assert kinds["grep"] == "search" and kinds["glob"] == "search"  # their activity
     assert kinds["edit_file"] == kinds["write_file"] == kinds["apply_patch"] == "edit"
-    assert kinds["run_command"] == kinds["start_process"] == "execute"
+    assert kinds["run_command"] == "execute"
     assert kinds["read_command_output"] == "read"  # no policy kind, read-only
     assert kinds["kill_process"] == "other"
     assert kinds["todo_write"] == "think"  # planning

@@ -236,7 +236,7 @@ def test_dev_server_started_read_and_killed(model_server, run_cli, tmp_path):
     def after_start(req):
         results = req.last_tool_results()[0]
         process_id = results.split("bg-")[1].split()[0].strip(".,:;)")
-        return ToolCalls([Call("read_process_logs", {"id": f"bg-{process_id}"})])
+        return ToolCalls([Call("read_command_output", {"id": f"bg-{process_id}", "offset": -50})])
 
     def after_logs(req):
         expect("logs", req, "Serving HTTP")
@@ -245,7 +245,8 @@ def test_dev_server_started_read_and_killed(model_server, run_cli, tmp_path):
 
     scenario = Script(
         [
-            ToolCalls([Call("start_process", {"command": f"python3 -u -m http.server 0 --bind 127.0.0.1 --directory {marker}"})]),
+            ToolCalls([Call("run_command", {"command": f"python3 -u -m http.server 0 --bind 127.0.0.1 --directory {marker}",
+                                            "background": True})]),
             after_start,
             after_logs,
             Text("The server ran and is stopped."),
@@ -261,7 +262,8 @@ def test_dev_server_started_read_and_killed(model_server, run_cli, tmp_path):
 def test_background_processes_are_cleaned_up_at_session_end(model_server, run_cli, tmp_path):
     marker = unique_marker("31.4159265")
     scenario = Script(
-        [ToolCalls([Call("start_process", {"command": f"sleep {marker}"})]), Text("Started; leaving it running.")]
+        [ToolCalls([Call("run_command", {"command": f"sleep {marker}", "background": True})]),
+         Text("Started; leaving it running.")]
     )
     server = model_server(scenario)
     result = run_cli(["run", "start something", "--cwd", str(tmp_path), "--yes"], server.base_url)

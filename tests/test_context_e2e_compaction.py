@@ -54,7 +54,7 @@ def turn_script(t: int) -> Script:
             calls = [Call("read_file", {"path": f"big_{f}.py", "offset": 1 + 7 * t}) for f in files]
             # The text, or (when the model still holds that range from an earlier read in
             # the same requests) the note saying it is unchanged, naming the file.
-            expected.append([(f"value_{f}_{1 + 7 * t} =", f"of big_{f}.py; that text is above") for f in files])
+            expected.append([(f"value_{f}_{1 + 7 * t} =", f"of big_{f}.py, above in this conversation") for f in files])
         elif i % 2 == 0:
             offset = 1 + 100 * i + 13 * t
             calls = [Call("read_file", {"path": f"big_{k}.py", "offset": offset})]

@@ -186,7 +186,7 @@ async def test_command_note_takes_the_id_from_the_tools_own_lines(tmp_path: Path
         note = elided_note("run_command", {"command": "make"}, text, pm)
         assert f'id="{second.id}"' in note and f'id="{first.id}"' not in note
         cut = f"head mentions {first.id}\n[... 10 lines cut; the full output is kept: call " \
-              f'read_command_output(id="{second.id}", offset=2, limit=200) to page through it]\ntail\nexit code: 0'
+              f'read_command_output(id="{second.id}", offset=2) to page through it]\ntail\nexit code: 0'
         assert f'id="{second.id}"' in elided_note("run_command", {"command": "make"}, cut, pm)
         page = elided_note("read_command_output", {"id": first.id}, f"1\tmentions {second.id}", pm)
         assert f'id="{first.id}"' in page

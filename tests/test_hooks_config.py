@@ -161,7 +161,8 @@ def test_matcher_semantics(matcher, name, hit):
 
 @pytest.mark.parametrize("matcher,tool,hit", [
     ("Bash", "run_command", True),
-    ("Bash", "start_process", True),
+    ("BashOutput", "read_command_output", True),
+    ("KillShell", "kill_process", True),
     ("Bash", "read_file", False),
     ("Edit|Write", "edit_file", True),
     ("Edit|Write", "write_file", True),
@@ -199,32 +200,35 @@ def test_each_tool_knows_its_claude_code_names_and_tool_lists_resolve_through_th
     assert TOOLS["run_command"].claude_names[0] == "Bash"
     assert TOOLS["edit_file"].names() == ("edit_file", "Edit", "MultiEdit")
     assert TOOLS["get_diagnostics"].names() == ("get_diagnostics",)
-    available = [TOOLS[n] for n in ("read_file", "grep", "glob", "list_dir", "run_command", "start_process",
-                                     "edit_file", "write_file", "apply_patch")]
+    available = [TOOLS[n] for n in ("read_file", "grep", "glob", "list_dir", "run_command",
+                                     "read_command_output", "edit_file", "write_file", "apply_patch")]
     tools, unknown = select_tools(["Read", "Grep", "Glob", "NotebookEdit"], available)
     assert [t.name for t in tools] == ["read_file", "grep", "glob"] and unknown == ["NotebookEdit"]
     tools, unknown = select_tools(["Bash", "edit_file"], available)
-    assert [t.name for t in tools] == ["run_command", "start_process", "edit_file"] and unknown == []
+    assert [t.name for t in tools] == ["run_command", "edit_file"] and unknown == []
+    tools, _ = select_tools(["BashOutput"], available)
+    assert [t.name for t in tools] == ["read_command_output"]
 
 
 def test_to_and_from_claude_inputs(tmp_path):
     root = tmp_path
     assert to_claude("run_command", {"command": "ls", "timeout": 1.5, "cwd": "src"}, root) == (
         "Bash", {"command": "ls", "timeout": 1500, "cwd": "src"})
-    assert to_claude("start_process", {"command": "npm run dev"}, root) == (
+    assert to_claude("run_command", {"command": "npm run dev", "background": True}, root) == (
         "Bash", {"command": "npm run dev", "run_in_background": True})
     assert to_claude("edit_file", {"path": "a/b.py", "old_string": "x", "new_string": "y"}, root) == (
         "Edit", {"file_path": str(root / "a" / "b.py"), "old_string": "x", "new_string": "y"})
     assert to_claude("grep", {"pattern": "x", "case_insensitive": True, "context": 2}, root) == (
         "Grep", {"pattern": "x", "-i": True, "-C": 2})
-    assert to_claude("read_process_logs", {"id": "bg-1", "lines": 5}, root) == ("BashOutput", {"bash_id": "bg-1", "lines": 5})
+    assert to_claude("read_command_output", {"id": "bg-1", "offset": -5}, root) == (
+        "BashOutput", {"bash_id": "bg-1", "offset": -5})
     assert to_claude("get_diagnostics", {"paths": []}, root) == ("get_diagnostics", {"paths": []})
     assert to_claude("mcp__s__t", {"q": 1}, root) == ("mcp__s__t", {"q": 1})
     # Back: paths inside the workspace become workspace paths again; outside ones stay absolute.
-    write, start, run = TOOLS["write_file"], TOOLS["start_process"], TOOLS["run_command"]
+    write, run = TOOLS["write_file"], TOOLS["run_command"]
     assert from_claude(write, {"file_path": str(root / "x.txt"), "content": "c"}, root) == {"path": "x.txt", "content": "c"}
     assert from_claude(write, {"file_path": "/etc/passwd", "content": "c"}, root) == {"path": "/etc/passwd", "content": "c"}
-    assert from_claude(start, {"command": "x", "run_in_background": True}, root) == {"command": "x"}
+    assert from_claude(run, {"command": "x", "run_in_background": True}, root) == {"command": "x", "background": True}
     assert from_claude(run, {"command": "x", "timeout": 2000}, root) == {"command": "x", "timeout": 2.0}
     # Changes only: the same file spelled differently is no change.
     orig = {"path": str(root / "a.py"), "content": "c"}

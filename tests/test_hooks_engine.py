@@ -321,7 +321,7 @@ async def test_a_claude_code_bash_config_matches_codeloop_tools(ws):
         "hooks": {"PreToolUse": [{"matcher": "Bash", "hooks": [{"type": "command", "command": str(hit)}]}]},
     }))
     engine = ws.engine()
-    for tool, args in [("run_command", {"command": "ls"}), ("start_process", {"command": "npm run dev"}),
+    for tool, args in [("run_command", {"command": "ls"}), ("run_command", {"command": "npm run dev", "background": True}),
                        ("read_file", {"path": "a"}), ("edit_file", {"path": "a", "old_string": "1", "new_string": "2"})]:
         await engine.run("PreToolUse", {"tool_name": tool, "tool_input": args})
     assert (ws.out / "hits").read_text().split() == ["Bash", "Bash"]

@@ -109,7 +109,7 @@ async def test_a_refusing_sandbox_starts_nothing_and_asks_nothing(tmp_path: Path
         assert RunCommand().permission(RunCommand.Input(command="touch x"), ctx) is None  # nothing to ask
         r = await call(ctx, "run_command", command="touch x")
         assert not r.ok and 'The sandbox is on (setting "sandbox": "on")' in r.text and not (tmp_path / "x").exists()
-        r = await call(ctx, "start_process", command="touch y")
+        r = await call(ctx, "run_command", command="touch y", background=True)
         assert not r.ok and "not run" in r.text and not (tmp_path / "y").exists()
         with pytest.raises(SandboxRefused):
             await pm.run("touch z", tmp_path, 10)

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from scripted_model import Call, ChatRequest, Error, Script, Text, ToolCalls, Usage
 
-MUTATING = {"run_command", "start_process", "write_file", "edit_file", "apply_patch", "kill_process"}
+MUTATING = {"run_command", "write_file", "edit_file", "apply_patch", "kill_process"}
 
 
 def is_child(req: ChatRequest, agent: str) -> bool:

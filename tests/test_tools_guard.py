@@ -100,7 +100,7 @@ def _calls_for(bad: str) -> list[tuple[str, dict]]:
         ("glob", {"pattern": "*", "path": bad}),
         ("list_dir", {"path": bad}),
         ("run_command", {"command": "true", "cwd": bad}),
-        ("start_process", {"command": "true", "cwd": bad}),
+        ("run_command", {"command": "true", "cwd": bad, "background": True}),
     ]
 
 
@@ -144,21 +144,29 @@ def test_malformed_calls_become_error_results() -> None:
     assert not isinstance(ok, ToolResult)
 
 
+SELF_DESCRIBING = {
+    ("grep", "pattern"), ("grep", "case_insensitive"), ("list_dir", "path"), ("write_file", "content"),
+    ("edit_file", "old_string"), ("edit_file", "new_string"), ("edit_file", "replace_all"), ("apply_patch", "patch"),
+    ("run_command", "command"), ("read_command_output", "id"), ("kill_process", "id"),
+}
+
+
 def test_registry_and_schemas() -> None:
     names = set(default_registry().names())
     assert names == {
         "read_file", "write_file", "edit_file", "apply_patch", "grep", "glob", "list_dir",
-        "run_command", "read_command_output", "start_process", "list_processes",
-        "read_process_logs", "kill_process", "get_diagnostics", "todo_write",
+        "run_command", "read_command_output", "kill_process", "get_diagnostics", "todo_write",
     }
     ro = {t.name for t in default_registry().all() if t.read_only}
-    assert ro == {"read_file", "grep", "glob", "list_dir", "read_command_output", "list_processes", "read_process_logs",
-                  "get_diagnostics", "todo_write"}
+    assert ro == {"read_file", "grep", "glob", "list_dir", "read_command_output", "get_diagnostics", "todo_write"}
     for schema in default_registry().schemas():
         fn = schema["function"]
         assert fn["description"]
-        for prop in fn["parameters"].get("properties", {}).values():
-            assert prop.get("description"), (fn["name"], prop)
+        for name, prop in fn["parameters"].get("properties", {}).items():
+            # Every argument is described, unless its name (and the tool's description) says it
+            # all: a description that repeats the name costs every request and tells nothing.
+            if (fn["name"], name) not in SELF_DESCRIBING:
+                assert prop.get("description"), (fn["name"], name, prop)
         json.dumps(schema)
 
 

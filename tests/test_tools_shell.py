@@ -1,4 +1,4 @@
-"""run_command, read_command_output and the background processes."""
+"""run_command (foreground and background), read_command_output and kill_process."""
 
 from __future__ import annotations
 
@@ -80,7 +80,7 @@ async def test_output_cap_head_tail_and_paging(tmp_path: Path, pm: ProcessManage
     assert lines[0] == alt(1) and lines[59] == alt(60)
     note = lines[60]
     assert note.startswith("[... 800 lines cut; the full output is kept")
-    assert 'read_command_output(id="cmd-1", offset=61, limit=200)' in note
+    assert 'read_command_output(id="cmd-1", offset=61)' in note
     assert lines[61] == alt(861) and lines[-2] == alt(1000) and lines[-1] == "exit code: 0"
 
     r = await call(ctx, "read_command_output", id="cmd-1", offset=201, limit=3)
@@ -110,14 +110,38 @@ async def test_runs_of_similar_lines_are_folded_and_can_be_paged(tmp_path: Path,
     r = await call(ctx, "run_command", command=script)
     lines = r.text.splitlines()
     assert lines[:2] == ["test_1 PASSED [0%]", "test_2 PASSED [0%]"]
-    assert lines[2] == ("[... 397 similar lines folded (lines 3-399 differ from these only in their numbers); "
-                        'read_command_output(id="cmd-1", offset=3, limit=200) shows them]')
+    assert lines[2] == ("[... 397 similar lines folded (lines 3-399, differing only in their numbers); "
+                        'read_command_output(id="cmd-1", offset=3) shows them]')
     assert lines[3:] == ["test_400 PASSED [100%]", "test_x FAILED", "end", "exit code: 0"], "what differs is shown"
     page = await call(ctx, "read_command_output", id="cmd-1", offset=3, limit=2)
     assert page.text.splitlines()[:2] == ["3\ttest_3 PASSED [0%]", "4\ttest_4 PASSED [1%]"]
     short = await call(ctx, "run_command", command="seq 1 7")  # a short run stays as it is
     assert short.text.splitlines()[:7] == [str(i) for i in range(1, 8)]
 
+
+
+async def test_a_test_runners_padded_percentages_fold_into_one_run(tmp_path: Path, pm: ProcessManager) -> None:
+    """pytest -v pads its progress ("[  9%]", "[ 10%]", "[100%]"): one run, not three."""
+    ctx = make_ctx(tmp_path, processes=pm)
+    script = ("for i in $(seq 0 199); do printf 'test_m.py::test_%d PASSED  [%3d%%]\\n' $i $((i / 2)); done; "
+              "echo 'test_m.py::test_x PASSED  [100%]'")
+    r = await call(ctx, "run_command", command=script)
+    lines = r.text.splitlines()
+    assert lines[:2] == ["test_m.py::test_0 PASSED  [  0%]", "test_m.py::test_1 PASSED  [  0%]"]
+    assert lines[2].startswith("[... 197 similar lines folded (lines 3-199,")
+    assert lines[3:] == ["test_m.py::test_199 PASSED  [ 99%]", "test_m.py::test_x PASSED  [100%]", "exit code: 0"]
+    page = await call(ctx, "read_command_output", id="cmd-1", offset=20, limit=1)
+    assert page.text.splitlines()[0] == "20\ttest_m.py::test_19 PASSED  [  9%]"
+    # indentation still tells lines apart: a nested block is not folded into its parent's run
+    nested = "for i in $(seq 1 10); do echo \"item $i\"; echo \"    detail $i\"; done"
+    r = await call(ctx, "run_command", command=nested)
+    assert "similar lines folded" not in r.text
+
+
+async def test_read_command_output_without_commands(tmp_path: Path, pm: ProcessManager) -> None:
+    ctx = make_ctx(tmp_path, processes=pm)
+    r = await call(ctx, "read_command_output")
+    assert r.ok and r.text == "No commands have run in this session."
 
 async def test_long_uncut_output_names_its_id(tmp_path: Path, pm: ProcessManager) -> None:
     ctx = make_ctx(tmp_path, processes=pm)
@@ -164,7 +188,7 @@ async def test_leftover_background_children_are_stopped(tmp_path: Path, pm: Proc
     start = time.monotonic()
     r = await call(ctx, "run_command", command="echo hi; sleep 100 &")
     assert time.monotonic() - start < 5
-    assert "hi" in r.text and "start_process" in r.text and r.text.endswith("exit code: 0")
+    assert "hi" in r.text and "background=true" in r.text and r.text.endswith("exit code: 0")
     assert await wait_dead(pm.get("cmd-1").pgid)
 
 
@@ -202,22 +226,33 @@ async def test_background_process_lifecycle(tmp_path: Path, pm: ProcessManager) 
     ctx = make_ctx(tmp_path, processes=pm, terminal=term)
     script = "import time\nfor i in range(10**6):\n    print('tick', i, flush=True)\n    time.sleep(0.05)\n"
     (tmp_path / "loop.py").write_text(script)
-    r = await call(ctx, "start_process", command=f"{sys.executable} loop.py")
+    r = await call(ctx, "run_command", command=f"{sys.executable} loop.py", background=True)
     assert r.ok
     assert r.text.startswith("Started bg-1 (pid ")
     assert "tick 0" in r.text and "is running" in r.text
+    assert 'read_command_output(id="bg-1", offset=-50)' in r.text and 'kill_process(id="bg-1")' in r.text
     await asyncio.sleep(0.3)
-    r = await call(ctx, "read_process_logs", id="bg-1", lines=3)
-    assert r.ok and r.text.startswith("bg-1: running")
-    assert len(re.findall(r"\ttick \d+", r.text)) == 3
-    r = await call(ctx, "list_processes")
-    assert "bg-1" in r.text and "running" in r.text
+    # its latest output: a negative offset counts from the end
+    r = await call(ctx, "read_command_output", id="bg-1", offset=-3)
+    assert r.ok and r.text.startswith("bg-1: running (pid ")
+    ticks = [int(n) for n in re.findall(r"\ttick (\d+)", r.text)]
+    assert len(ticks) == 3 and ticks == list(range(ticks[0], ticks[0] + 3)) and ticks[0] > 0
+    # from the start, paged like a command's output
+    r = await call(ctx, "read_command_output", id="bg-1", offset=1, limit=2)
+    assert re.findall(r"^(\d+)\ttick (\d+)$", r.text, re.M) == [("1", "0"), ("2", "1")]
+    r = await call(ctx, "read_command_output", id="bg-1", offset=0)
+    assert not r.ok and "offset 0" in r.text
+    # without an id: the processes and the recent commands
+    await call(ctx, "run_command", command="echo listed")
+    r = await call(ctx, "read_command_output")
+    assert r.ok and "Background processes:" in r.text and "bg-1" in r.text and "running" in r.text
+    assert "cmd-1" in r.text and "echo listed" in r.text
     rec = pm.get("bg-1")
     r = await call(ctx, "kill_process", id="bg-1")
     assert r.ok and r.text.startswith("Killed bg-1")
     assert await wait_dead(rec.pgid)
     assert not rec.running
-    r = await call(ctx, "read_process_logs", id="bg-1")
+    r = await call(ctx, "read_command_output", id="bg-1", offset=-50)
     assert "killed" in r.text
     assert ("started", "bg-1", f"{sys.executable} loop.py", str(tmp_path.resolve()), True) in term.events
     assert "tick 0" in term.text("bg-1")
@@ -229,7 +264,7 @@ async def test_background_process_lifecycle(tmp_path: Path, pm: ProcessManager) 
 
 async def test_background_process_that_exits(tmp_path: Path, pm: ProcessManager) -> None:
     ctx = make_ctx(tmp_path, processes=pm)
-    r = await call(ctx, "start_process", command="echo done; exit 2")
+    r = await call(ctx, "run_command", command="echo done; exit 2", background=True)
     assert "done" in r.text and "exited with code 2" in r.text
 
 
@@ -237,7 +272,7 @@ async def test_shutdown_kills_everything(tmp_path: Path) -> None:
     pm = ProcessManager(start_wait=0.1)
     ctx = make_ctx(tmp_path, processes=pm)
     for _ in range(2):
-        await call(ctx, "start_process", command="sleep 100 & sleep 100")
+        await call(ctx, "run_command", command="sleep 100 & sleep 100", background=True)
     fg = asyncio.create_task(call(ctx, "run_command", command="sleep 100"))
     while not pm.foreground_running():
         await asyncio.sleep(0.02)

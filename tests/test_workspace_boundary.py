@@ -248,7 +248,7 @@ COMMAND = "pwd -P; ls -a"
 def calls(draw: st.DrawFn) -> tuple[str, dict[str, Any]]:
     tool = draw(st.sampled_from([
         "read_file", "write_file", "edit_file", "apply_patch", "apply_patch_new", "list_dir", "grep", "glob",
-        "run_command", "start_process", "read_command_output", "get_diagnostics", "glob", "glob", "grep", "list_dir",
+        "run_command", "run_command_bg", "read_command_output", "get_diagnostics", "glob", "glob", "grep", "list_dir",
     ]))
     p = draw(paths())
     if tool == "read_file":
@@ -271,8 +271,10 @@ def calls(draw: st.DrawFn) -> tuple[str, dict[str, Any]]:
         return tool, args
     if tool == "glob":
         return tool, {"pattern": draw(globs()), "path": draw(st.sampled_from([".", ".", "src", "sub", p]))}
-    if tool in ("run_command", "start_process"):
+    if tool == "run_command":
         return tool, {"command": COMMAND, "cwd": p}
+    if tool == "run_command_bg":
+        return "run_command", {"command": COMMAND, "cwd": p, "background": True}
     if tool == "read_command_output":
         return tool, {"id": draw(st.sampled_from(["cmd-1", "bg-1", "cmd-99", "../x", "\x00", p]))}
     return tool, {"paths": [p]}
@@ -319,10 +321,10 @@ def check_result(w: World, name: str, args: dict[str, Any], result: ToolResult) 
     assert isinstance(text, str) and text, (name, args)
     assert SENT_TEXT not in text, ("outside content in a result", name, args, text[:2000])
     assert SENT_NAME not in text, ("an outside name in a result", name, args, text[:2000])
-    if name in ("run_command", "start_process") and result.ok:
+    if name == "run_command" and result.ok:
         # the command ran in a folder inside the workspace
         lines = [ln for ln in text.splitlines() if ln.startswith("/")]
-        assert lines or name == "start_process", text  # (a slow start may show no output yet)
+        assert lines or args.get("background"), text  # (a slow start may show no output yet)
         for line in lines[:1]:
             cwd = Path(line)
             assert cwd == w.root or w.root in cwd.parents, (args, text)
@@ -356,10 +358,10 @@ async def _run_steps(w: World, plan: list[tuple[str, Any]]) -> None:
                 result = await REGISTRY.run(tool, inp, ctx)  # never raises
             check_result(w, name, args, result)
             path_arg = args.get("path")
-            if name in ("run_command", "start_process"):
+            if name == "run_command":
                 path_arg = args.get("cwd")
-            if name in ("read_file", "write_file", "edit_file", "list_dir", "grep", "glob", "run_command",
-                        "start_process") and isinstance(path_arg, str) and path_arg.strip() not in ("", ".") \
+            if name in ("read_file", "write_file", "edit_file", "list_dir", "grep", "glob", "run_command") \
+                    and isinstance(path_arg, str) and path_arg.strip() not in ("", ".") \
                     and must_refuse(w, path_arg):
                 assert not result.ok and result.text.startswith("Error"), (name, args, result.text[:500])
         assert not errors.records, [r.getMessage() for r in errors.records]
@@ -595,7 +597,7 @@ async def test_paths_that_cannot_be_paths(world: World, raw: str, why: str) -> N
         ("read_file", {"path": raw}), ("write_file", {"path": raw, "content": "x"}),
         ("edit_file", {"path": raw, "old_string": "a", "new_string": "b"}), ("list_dir", {"path": raw}),
         ("grep", {"pattern": "x", "path": raw}), ("glob", {"pattern": "*", "path": raw}),
-        ("run_command", {"command": "true", "cwd": raw}), ("start_process", {"command": "true", "cwd": raw}),
+        ("run_command", {"command": "true", "cwd": raw}), ("run_command", {"command": "true", "cwd": raw, "background": True}),
         ("get_diagnostics", {"paths": [raw]}),
         ("apply_patch", {"patch": f"--- /dev/null\n+++ b/{raw}\n@@ -0,0 +1 @@\n+b\n"}),
     ]:
@@ -618,12 +620,12 @@ async def test_patterns_and_commands_that_cannot_be_passed(world: World) -> None
         ("grep", {"pattern": "a\x00b"}, "NUL byte"), ("grep", {"pattern": "\ud800"}, "lone surrogate"),
         ("grep", {"pattern": "a", "glob": "*\x00"}, "NUL byte"), ("glob", {"pattern": "*\x00"}, "NUL byte"),
         ("glob", {"pattern": "\ud800*"}, "lone surrogate"), ("grep", {"pattern": "a" * 200_000}, "could not run ripgrep"),
-        ("run_command", {"command": "echo a\x00b"}, "NUL byte"), ("start_process", {"command": "\x00"}, "NUL byte"),
+        ("run_command", {"command": "echo a\x00b"}, "NUL byte"), ("run_command", {"command": "\x00", "background": True}, "NUL byte"),
     ]:
         parsed = REGISTRY.parse(name, json.dumps(args))
         assert not isinstance(parsed, ToolResult)
         tool, inp = parsed
-        if name in ("run_command", "start_process"):
+        if name == "run_command":
             assert tool.permission(inp, ctx) is None
         r = await REGISTRY.run(tool, inp, ctx)
         assert not r.ok and why in r.text and "failed:" not in r.text, (name, r.text[:300])

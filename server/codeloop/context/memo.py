@@ -33,8 +33,7 @@ CONTEXT_LINES = 2
 MAX_DIFF_WORK = 4_000_000
 
 # How the model gets a range again in full; the tool that reads passes its own words.
-AGAIN = "to get this text again anyway, read it again asking for it fresh"
-OTHER_HINT = "To see other lines, ask with a different offset/limit; "
+AGAIN = "read it again asking for it fresh"  # how to get the text resent
 
 
 @dataclass
@@ -70,8 +69,8 @@ class FileReadMemo:
             if any(s is None for s in steps):
                 return None
             return (
-                f"(unchanged since your read at {_steps(steps)}: lines {first}-{last} of {shown}; "
-                f"that text is above in this conversation. {OTHER_HINT}{again}.)"
+                f"(unchanged since your read at {_steps(steps)}: lines {first}-{last} of {shown}, above in "
+                f"this conversation. To resend: {again}.)"
             )
 
         opcodes = _opcodes(memo.lines, lines)
@@ -102,14 +101,13 @@ class FileReadMemo:
             olds = [old_of_new[n] for n in range(first, last + 1)]
             if olds and olds[0] == first:
                 return (
-                    f"(unchanged since your read at {_steps(steps)}: lines {first}-{last} of {shown}; "
-                    f"that text is above in this conversation (other parts of the file changed). "
-                    f"{OTHER_HINT}{again}.)"
+                    f"(unchanged since your read at {_steps(steps)}: lines {first}-{last} of {shown}, above in "
+                    f"this conversation; other parts of the file changed. To resend: {again}.)"
                 )
             return (
                 f"(unchanged since your read at {_steps(steps)}: lines {first}-{last} of {shown} hold the text "
                 f"you read as lines {olds[0]}-{olds[-1]}; edits above it moved it by {first - olds[0]:+d} lines. "
-                f"{OTHER_HINT}{again}.)"
+                f"To resend: {again}.)"
             )
 
         budget = max(MIN_DIFF_LINES, int(DIFF_LINE_SHARE * len(rng)))

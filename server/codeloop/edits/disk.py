@@ -270,8 +270,10 @@ def fsync_dir(directory: Path) -> None:
         os.close(fd)
 
 
-# What codeloop keeps under a workspace's .codeloop/ that must never be committed.
-CODELOOP_IGNORED = ("settings.local.json", "sessions/", "checkpoints/", "mcp-logs/")
+# What codeloop keeps under a workspace's .codeloop/ that must never be committed. The file
+# lists itself too, so running codeloop leaves `git status` clean (commit it with `git add -f`
+# if the team wants it; codeloop writes it again wherever it runs).
+CODELOOP_IGNORED = (".gitignore", "settings.local.json", "sessions/", "checkpoints/", "mcp-logs/")
 
 
 def ensure_codeloop_gitignore(root: Path, extra: tuple[str, ...] = ()) -> None:

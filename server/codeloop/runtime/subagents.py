@@ -79,11 +79,11 @@ class Blueprint:
 
 
 BUILTIN = (
-    Blueprint("explore", "Reads and searches the code to answer a question (read-only; several run at "
-              "once). Use it for broad searches whose details you do not need in your own context.",
+    Blueprint("explore", "Reads and searches the code to answer a question (read-only): broad "
+              "searches whose details you do not need.",
               EXPLORE_PROMPT, None, read_only=True),
-    Blueprint("general", "Carries out a self-contained task with your tools and permissions (it may "
-              "edit files and run commands) and reports back.", GENERAL_PROMPT, None),
+    Blueprint("general", "Does a self-contained task with your tools and permissions (edits and "
+              "commands too) and reports back.", GENERAL_PROMPT, None),
 )
 
 
@@ -256,10 +256,9 @@ def _answer(bp: Blueprint, child: Agent, end: TurnEnd, cap: int) -> str:
 class TaskTool(Tool["TaskTool.Input"]):
     name = "task"
     base_description = (
-        "Run a sub-agent: a fresh conversation that does one task and returns only its final "
-        "answer, for wide searches or self-contained work that would fill your context. It sees "
-        "nothing of this conversation: the prompt must say everything (what, where, what to "
-        "report). Read-only agents called in one message run at once."
+        "Run a sub-agent: a fresh conversation that does one task and returns only its final answer, "
+        "for work that would fill your context. It sees nothing of this conversation: the prompt says "
+        "everything. Read-only agents called in one message run at once."
     )
     description = base_description
     # It changes nothing itself: each of its child's calls is decided by the policy, and the
@@ -272,8 +271,8 @@ class TaskTool(Tool["TaskTool.Input"]):
     guidance = "Delegate broad searches to task with subagent_type explore."
 
     class Input(ToolInput):
-        description: str = Field(description="A short (3-5 word) description of the task.")
-        prompt: str = Field(description="The complete task for the agent: what to do or find, and what to report.")
+        description: str = Field(description="The task in 3-5 words.")
+        prompt: str = Field(description="The whole task: what to do or find, and what to report.")
         subagent_type: str | None = Field(None, description="The agent to run (default: general).")
 
     def __init__(self, source: SubagentSource) -> None:

@@ -165,9 +165,6 @@ class BaseTool(ABC):
     # Input fields Claude Code spells differently: {field: (Claude Code's field, how)},
     # how = "same" (renamed), "path" (absolute there) or "ms" (seconds here, ms there).
     claude_fields: ClassVar[Mapping[str, tuple[str, str]]] = {}
-    # Fields Claude Code's tool has that this one does not take: added on the way out,
-    # dropped on the way back (``Bash`` with ``run_in_background`` for start_process).
-    claude_extra: ClassVar[Mapping[str, Any]] = {}
 
     # -- schema and arguments ------------------------------------------------------
 
@@ -208,11 +205,11 @@ class BaseTool(ABC):
 
     def claude_input(self, args: Mapping[str, Any], root: Path) -> dict[str, Any]:
         """The call's arguments (the JSON object) as Claude Code's tool takes them."""
-        return claude.to_claude(args, self.claude_fields, self.claude_extra, root)
+        return claude.to_claude(args, self.claude_fields, root)
 
     def from_claude_input(self, data: Mapping[str, Any], root: Path) -> dict[str, Any]:
         """Arguments in Claude Code's fields (a hook's ``updatedInput``) back in this tool's."""
-        return claude.from_claude(data, self.claude_fields, set(self.claude_extra), root)
+        return claude.from_claude(data, self.claude_fields, root)
 
     def same_argument(self, key: str, old: Any, new: Any, root: Path) -> bool:
         """Whether ``new`` says the same as ``old`` for argument ``key`` (a path given back

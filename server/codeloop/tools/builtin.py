@@ -14,14 +14,7 @@ from codeloop.tools.diagnostics import GetDiagnostics
 from codeloop.tools.files import EditFile, ReadFile, WriteFile
 from codeloop.tools.patch import ApplyPatch
 from codeloop.tools.search import SEARCH_TOOLS
-from codeloop.tools.shell import (
-    KillProcess,
-    ListProcesses,
-    ReadCommandOutput,
-    ReadProcessLogs,
-    RunCommand,
-    StartProcess,
-)
+from codeloop.tools.shell import KillProcess, ReadCommandOutput, RunCommand
 from codeloop.tools.todo import TodoWrite
 
 TOOL_CLASSES: list[type[BaseTool]] = [
@@ -32,9 +25,6 @@ TOOL_CLASSES: list[type[BaseTool]] = [
     ApplyPatch,
     RunCommand,
     ReadCommandOutput,
-    StartProcess,
-    ListProcesses,
-    ReadProcessLogs,
     KillProcess,
     GetDiagnostics,
     TodoWrite,

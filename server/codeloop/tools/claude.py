@@ -1,7 +1,7 @@
 """Claude Code's dialect of a tool call: its field names and units (pure, stdlib only).
 
-A tool says how Claude Code spells it (``BaseTool.claude_names``, ``claude_fields``,
-``claude_extra``); these helpers do the mapping both ways for ``BaseTool.claude_input``
+A tool says how Claude Code spells it (``BaseTool.claude_names``, ``claude_fields``);
+these helpers do the mapping both ways for ``BaseTool.claude_input``
 and ``BaseTool.from_claude_input``. Hooks written for Claude Code then see
 ``tool_name == "Bash"`` and ``tool_input.file_path`` and work unchanged.
 
@@ -49,7 +49,7 @@ def _is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
-def to_claude(args: Mapping[str, Any], spec: FieldSpec, extra: Mapping[str, Any], root: Path) -> dict[str, Any]:
+def to_claude(args: Mapping[str, Any], spec: FieldSpec, root: Path) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key, value in args.items():
         if key not in spec:
@@ -62,17 +62,13 @@ def to_claude(args: Mapping[str, Any], spec: FieldSpec, extra: Mapping[str, Any]
             ms = value * 1000
             value = int(ms) if float(ms).is_integer() else ms
         out[ckey] = value
-    out.update(extra)
     return out
 
 
-def from_claude(data: Mapping[str, Any], spec: FieldSpec, dropped: frozenset[str] | set[str],
-                root: Path) -> dict[str, Any]:
+def from_claude(data: Mapping[str, Any], spec: FieldSpec, root: Path) -> dict[str, Any]:
     back = {ckey: (key, how) for key, (ckey, how) in spec.items()}
     out: dict[str, Any] = {}
     for ckey, value in data.items():
-        if ckey in dropped:
-            continue
         if ckey not in back:
             out[ckey] = value
             continue

@@ -25,8 +25,8 @@ def _line(rel: str, d: DiagnosticInfo) -> str:
 class GetDiagnostics(Tool["GetDiagnostics.Input"]):
     name = "get_diagnostics"
     description = (
-        "Errors and warnings for files, from the editor's language servers or the check command. Use it "
-        "after editing. Without paths: the open files. Lines are 1-based."
+        "Errors and warnings from the editor's language servers or the check command (after editing, say). "
+        "Without paths: the open files. Lines are 1-based."
     )
     read_only = True
     kind = None

@@ -153,7 +153,7 @@ async def land(ctx: ToolContext, tool: str, changes: list[FileChange]) -> str:
 
 IMAGE_TYPES = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".gif": "image/gif", ".webp": "image/webp"}
 MAX_IMAGE_BYTES = 5 * 1024 * 1024
-AGAIN = 'call read_file with "fresh": true'
+AGAIN = 'read_file with "fresh": true'
 
 
 def _read_image(path: Path, display: str) -> tuple[bytes, int]:
@@ -169,9 +169,9 @@ def _read_image(path: Path, display: str) -> tuple[bytes, int]:
 class ReadFile(Tool["ReadFile.Input"]):
     name = "read_file"
     description = (
-        "Read a text file: numbered lines (`n\\ttext`; the numbers are not part of the file), at most "
-        "2000 lines per call (page with offset/limit). Shows the editor's unsaved buffer when the file is "
-        "open. Images are shown to models that take images."
+        "Read a file as numbered lines (`n\\ttext`; the numbers are not in the file), up to 2000 per call "
+        "(page with offset/limit), as the editor has it (unsaved edits included). Images too, for models "
+        "that take them."
     )
     read_only = True
     kind = "Read"
@@ -310,11 +310,10 @@ class WriteFile(Tool["WriteFile.Input"]):
     claude_names = ("Write",)
     claude_fields = {"path": ("file_path", "path")}
     large_arguments = ("content",)
-    guidance = "Use write_file only for new files or when you truly replace a whole file."
 
     class Input(ToolInput):
         path: str = Field(description="Relative to the workspace root.")
-        content: str = Field(description="The whole new content.")
+        content: str
 
     def permission(self, args: Input, ctx: ToolContext) -> PermissionRequest | None:
         return file_permission("Write", args.path, ctx)
@@ -401,16 +400,15 @@ class EditFile(Tool["EditFile.Input"]):
     claude_names = ("Edit", "MultiEdit")
     claude_fields = {"path": ("file_path", "path")}
     large_arguments = ("new_string", "old_string")
-    guidance = "Change existing files with edit_file (small, exact replacements)."
 
     def summary(self, args: "EditFile.Input") -> str:
         return args.path
 
     class Input(ToolInput):
         path: str = Field(description="Relative to the workspace root.")
-        old_string: str = Field(description="Exact text to replace.")
-        new_string: str = Field(description="Replacement text.")
-        replace_all: bool = Field(False, description="Replace every occurrence.")
+        old_string: str
+        new_string: str
+        replace_all: bool = False
 
     def permission(self, args: Input, ctx: ToolContext) -> PermissionRequest | None:
         return file_permission("Edit", args.path, ctx)

@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any
 
 import unidiff
-from pydantic import Field
 
 from codeloop.edits.change import FileChange
 from codeloop.policy.types import PermissionRequest
@@ -364,18 +363,16 @@ def build_changes(ctx: ToolContext, patch_text: str) -> list[FileChange]:
 class ApplyPatch(Tool["ApplyPatch.Input"]):
     name = "apply_patch"
     description = (
-        "Apply a unified diff to one or more files, all or nothing: '--- a/path' and '+++ b/path' "
-        "('--- /dev/null' creates a file), then hunks '@@ -l,n +l,n @@' of ' ', '-' and '+' lines with "
-        "~3 lines of context. Context and removed lines must match; line numbers may be off. No deletes "
-        "or renames (use run_command)."
+        "Apply a unified diff to one or more files, all or nothing: '--- a/path', '+++ b/path' ('--- "
+        "/dev/null' creates a file), hunks '@@ -l,n +l,n @@' with ~3 lines of context. Context and removed "
+        "lines must match; line numbers may be off. No deletes or renames (use run_command)."
     )
     read_only = False
     kind = "Edit"
     large_arguments = ("patch",)
-    guidance = "Use apply_patch to change several hunks or files at once."
 
     class Input(ToolInput):
-        patch: str = Field(description="The diff.")
+        patch: str
 
     # A patch edits and creates files: Claude Code's Edit (and Write) hooks see it, as an
     # Edit with the patch and every file it touches (``file_path`` too when there is one).

@@ -140,7 +140,7 @@ class ProcessManager:
         self.max_record_chars = max_record_chars
         self.kill_grace = kill_grace
         self.leftover_grace = leftover_grace
-        self.start_wait = start_wait  # how long start_process shows output before returning
+        self.start_wait = start_wait  # how long a background start shows output before returning
         self._records: dict[str, CommandRecord] = {}
         self._counters: dict[str, int] = {"cmd": 0, "bg": 0}
         self._tasks = Tasks("processes")

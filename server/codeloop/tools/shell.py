@@ -1,4 +1,4 @@
-"""Shell tools: run_command, read_command_output and the background processes."""
+"""Shell tools: run_command (foreground or background), read_command_output and kill_process."""
 
 from __future__ import annotations
 
@@ -28,7 +28,7 @@ HEAD_SHARE = 0.35
 NAME_ID_CHARS = 2_000
 MAX_LINE_CHARS = 2000
 PAGE_MAX_CHARS = 50_000
-START_WAIT = 1.0  # seconds of output start_process waits for
+START_WAIT = 1.0  # seconds of first output a background start waits for
 
 
 def _terminal(ctx: ToolContext) -> Terminal | None:
@@ -122,6 +122,14 @@ def cap_output(rec: CommandRecord) -> str:
 SIMILAR_RUN = 8
 SIMILAR_KEEP_HEAD = 2
 _DIGITS = re.compile(r"\d+")
+_SPACES = re.compile(r"\s+")
+
+
+def _shape(line: str) -> str:
+    """What a line looks like without its numbers: digits become 0 and runs of inner
+    spaces one space (a test runner pads its percentages: "[  9%]", "[ 10%]", "[100%]")."""
+    body = line.lstrip()
+    return line[: len(line) - len(body)] + _SPACES.sub(" ", _DIGITS.sub("0", body))
 
 
 def _collapse_similar(lines: list[str], first: int, rec_id: str) -> tuple[list[str], bool]:
@@ -129,7 +137,7 @@ def _collapse_similar(lines: list[str], first: int, rec_id: str) -> tuple[list[s
     out: list[str] = []
     folded = False
     i = 0
-    shapes = [_DIGITS.sub("0", line) for line in lines]
+    shapes = [_shape(line) for line in lines]
     while i < len(lines):
         j = i + 1
         while j < len(lines) and shapes[j] == shapes[i]:
@@ -139,8 +147,8 @@ def _collapse_similar(lines: list[str], first: int, rec_id: str) -> tuple[list[s
             start, end = first + i + keep, first + j - 2  # 1-based numbers of the folded lines
             out += lines[i : i + keep]
             out.append(
-                f"[... {end - start + 1} similar lines folded (lines {start}-{end} differ from these only in their "
-                f"numbers); read_command_output(id=\"{rec_id}\", offset={start}, limit=200) shows them]"
+                f"[... {end - start + 1} similar lines folded (lines {start}-{end}, differing only in their "
+                f"numbers); read_command_output(id=\"{rec_id}\", offset={start}) shows them]"
             )
             out.append(lines[j - 1])
             folded = True
@@ -180,19 +188,19 @@ def _capped(rec: CommandRecord) -> tuple[str, bool]:
         resume = first + _source_index(lines, len(head), first)
         note = (
             f"[... {cut} lines cut; the full output is kept: call "
-            f"read_command_output(id=\"{rec.id}\", offset={resume}, limit=200) to page through it]"
+            f"read_command_output(id=\"{rec.id}\", offset={resume}) to page through it]"
         )
     elif rec.dropped_lines:
         # the head we have is no longer the first lines of the output
         note = (
             f"[... {cut} lines cut (the first {rec.dropped_lines} are no longer kept); "
-            f"call read_command_output(id=\"{rec.id}\", offset={first + len(head)}, limit=200) "
+            f"call read_command_output(id=\"{rec.id}\", offset={first + len(head)}) "
             "to page through the rest]"
         )
     else:
         note = (
             f"[... {cut} lines cut; the full output is kept: call "
-            f"read_command_output(id=\"{rec.id}\", offset={len(head) + 1}, limit=200) to page through it]"
+            f"read_command_output(id=\"{rec.id}\", offset={len(head) + 1}) to page through it]"
         )
     return "\n".join([*head, note, *tail]), True
 
@@ -218,7 +226,7 @@ def describe_exit(rec: CommandRecord) -> str:
 
 
 # Where the shell tools' own lines name an output id: the cut-output note, the exit
-# line of a long output, start_process's first line. Only these: the output itself
+# line of a long output, a background start's first line. Only these: the output itself
 # may mention other ids.
 _OWN_ID = re.compile(
     r'^(?:\[\.\.\. .*read_command_output\(id="|exit code: .*\(output id |Started )((?:cmd|bg)-\d+)', re.M
@@ -272,28 +280,28 @@ class _ShellTool(Tool[I]):
 class RunCommand(_ShellTool["RunCommand.Input"]):
     name = "run_command"
     claude_names = ("Bash",)
-    claude_fields = {"timeout": ("timeout", "ms")}
+    claude_fields = {"timeout": ("timeout", "ms"), "background": ("run_in_background", "same")}
     description = (
-        "Run a bash command in the workspace; returns its output and exit code. No stdin (nothing "
-        "interactive). Long output is shortened; page the rest with read_command_output. Use "
-        "start_process for servers and watchers."
+        "Run a bash command in the workspace; returns its output and exit code. No stdin. Long output "
+        "is shortened (page it with read_command_output). Servers and watchers: background=true."
     )
     read_only = False
     kind = "Bash"
 
     class Input(ToolInput):
-        command: str = Field(description="The command line.")
+        command: str
         timeout: float | None = Field(None, gt=0, le=600, description="Seconds before it is killed (default 120).")
         cwd: str | None = Field(None, description="Folder to run in, relative to the root.")
+        background: bool = Field(False, description="Run in the background: returns its id and first output.")
 
     def permission(self, args: Input, ctx: ToolContext) -> PermissionRequest | None:
         return _command_permission(ctx, args.command, args.cwd)
 
     def summary(self, args: Input) -> str:
-        return args.command
+        return f"{args.command} (background)" if args.background else args.command
 
     def outcome(self, args: Input, result: ToolResult) -> str:
-        if not result.ok:
+        if not result.ok or args.background:
             return first_line(result.text)
         return _exit_summary(result.text)
 
@@ -309,6 +317,8 @@ class RunCommand(_ShellTool["RunCommand.Input"]):
         refused = pm.refusal()
         if refused is not None:
             raise ToolError(refused)
+        if args.background:
+            return await _start_background(ctx, pm, args.command, cwd)
         try:
             rec = await pm.run(args.command, cwd, timeout, terminal=_terminal(ctx), call_id=ctx.call_id)
         except (OSError, SandboxRefused) as e:
@@ -320,14 +330,14 @@ class RunCommand(_ShellTool["RunCommand.Input"]):
         if rec.timed_out:
             parts.append(
                 f"[Command timed out after {timeout_text}s; its process group was killed. "
-                "Use a larger timeout (max 600), or start_process for long-running programs.]"
+                "Use a larger timeout (max 600), or background=true for long-running programs.]"
             )
         elif rec.killed:
             parts.append("[Command was killed.]")
         if rec.leftovers_killed:
             parts.append(
                 "[The command left processes running in the background that kept its output "
-                "open; they were stopped. Use start_process for servers and other long-running programs.]"
+                "open; they were stopped. Run servers and other long-running programs with background=true.]"
             )
         if rec.sandboxed and _SANDBOX_SIGNS.search(out):
             parts.append(SANDBOX_NOTE)
@@ -342,20 +352,25 @@ class ReadCommandOutput(_ShellTool["ReadCommandOutput.Input"]):
     name = "read_command_output"
     claude_names = ("BashOutput",)
     claude_fields = {"id": ("bash_id", "same")}
-    description = "Page the full output of a command (\"cmd-3\") or background process (\"bg-1\")."
+    description = (
+        "Page the kept output of a command (\"cmd-3\") or background process (\"bg-1\") and its status; "
+        "without an id, list them."
+    )
     read_only = True
     kind = None
 
     class Input(ToolInput):
-        id: str = Field(description="The output id.")
-        offset: int = Field(1, ge=1, description="First line (1-based).")
+        id: str | None = None
+        offset: int = Field(1, description="First line (1-based); negative counts from the end (-50: the last 50).")
         limit: int = Field(200, ge=1, le=2000, description="Max lines.")
 
     def summary(self, args: Input) -> str:
-        return args.id
+        return args.id or "list"
 
     async def run(self, args: Input, ctx: ToolContext) -> str:
         pm = _processes(ctx)
+        if args.id is None or not args.id.strip():
+            return list_records(pm)
         rec = pm.get(args.id)
         if rec is None:
             known = ", ".join(r.id for r in pm.records()) or "none"
@@ -363,7 +378,20 @@ class ReadCommandOutput(_ShellTool["ReadCommandOutput.Input"]):
                 f"no stored output with id {args.id!r} (only the last {pm.max_records} commands are kept). "
                 f"Known ids: {known}."
             )
-        return page_output(rec, args.offset, args.limit)
+        if args.offset == 0:
+            raise ToolError("offset 0 is not a line: use 1 for the first line, -50 for the last 50")
+        await asyncio.sleep(0)  # let pending output land
+        offset = args.offset
+        limit = args.limit
+        if offset < 0:
+            offset = max(1, rec.line_count + offset + 1)
+            limit = min(limit, -args.offset)
+        head = ""
+        if rec.background:
+            head = f"{rec.id}: {rec.status()} (pid {rec.pid}, {rec.runtime():.0f}s): {_one_line(rec.command)}\n"
+            if rec.line_count == 0:
+                return head + "(no output yet)"
+        return head + page_output(rec, offset, limit)
 
 
 def page_output(rec: CommandRecord, offset: int, limit: int) -> str:
@@ -400,87 +428,45 @@ def page_output(rec: CommandRecord, offset: int, limit: int) -> str:
     return "\n".join(out)
 
 
-class StartProcess(_ShellTool["StartProcess.Input"]):
-    name = "start_process"
-    claude_names = ("Bash",)  # Claude Code's Bash with run_in_background
-    claude_extra = {"run_in_background": True}
-    description = (
-        "Start a long-running command (dev server, watcher) in the background; returns its id (\"bg-1\") "
-        "and first output. It stops with the session."
-    )
-    read_only = False
-    kind = "Bash"
-    guidance = "Start long-running programs (servers, watchers) with start_process, not run_command."
-
-    class Input(ToolInput):
-        command: str = Field(description="The command line.")
-        cwd: str | None = Field(None, description="Folder to run in, relative to the root.")
-
-    def permission(self, args: Input, ctx: ToolContext) -> PermissionRequest | None:
-        return _command_permission(ctx, args.command, args.cwd)
-
-    def summary(self, args: Input) -> str:
-        return args.command
-
-    async def run(self, args: Input, ctx: ToolContext) -> str:
-        if not args.command.strip():
-            raise ToolError("command is empty")
-        invalid = _invalid_input(ctx, args.command, args.cwd)
-        if invalid is not None:
-            raise ToolError(invalid)
-        cwd = _resolve_cwd(ctx, args.cwd)
-        pm = _processes(ctx)
-        refused = pm.refusal()
-        if refused is not None:
-            raise ToolError(refused)
-        try:
-            rec = await pm.start(args.command, cwd, terminal=_terminal(ctx))
-        except (OSError, SandboxRefused) as e:
-            raise _spawn_error(ctx, cwd, e) from None
-        ended = await pm.wait(rec, getattr(pm, "start_wait", START_WAIT))
-        out = cap_output(rec)
-        lines = [f"Started {rec.id} (pid {rec.pid}): {rec.command}"]
-        lines.append(out if out.strip() else "(no output yet)")
-        if ended:
-            lines.append(
-                f"[{rec.id} already {rec.status()}.]" + (f" {describe_exit(rec)}" if describe_exit(rec) else "")
-            )
-        else:
-            lines.append(
-                f"[{rec.id} is running. read_process_logs(id=\"{rec.id}\") shows new output; "
-                f"kill_process(id=\"{rec.id}\") stops it.]"
-            )
-        return "\n".join(lines)
+async def _start_background(ctx: ToolContext, pm: ProcessManager, command: str, cwd: Path) -> str:
+    """run_command with background=true: start it, show its first output, return its id."""
+    try:
+        rec = await pm.start(command, cwd, terminal=_terminal(ctx))
+    except (OSError, SandboxRefused) as e:
+        raise _spawn_error(ctx, cwd, e) from None
+    ended = await pm.wait(rec, getattr(pm, "start_wait", START_WAIT))
+    out = cap_output(rec)
+    lines = [f"Started {rec.id} (pid {rec.pid}): {rec.command}"]
+    lines.append(out if out.strip() else "(no output yet)")
+    if ended:
+        lines.append(f"[{rec.id} already {rec.status()}.]" + (f" {describe_exit(rec)}" if describe_exit(rec) else ""))
+    else:
+        lines.append(
+            f"[{rec.id} is running. read_command_output(id=\"{rec.id}\", offset=-50) shows its latest output; "
+            f"kill_process(id=\"{rec.id}\") stops it.]"
+        )
+    return "\n".join(lines)
 
 
-class ListProcesses(Tool["ListProcesses.Input"]):
-    name = "list_processes"
-    description = "List the background processes and recent commands."
-    read_only = True
-    kind = None
-
-    class Input(ToolInput):
-        pass
-
-    async def run(self, args: Input, ctx: ToolContext) -> str:
-        pm = _processes(ctx)
-        recs = pm.records()
-        if not recs:
-            return "No processes have been started in this session."
-        bg = [r for r in recs if r.background]
-        fg = [r for r in recs if not r.background]
-        out = []
-        if bg:
-            out.append("Background processes:")
-            for r in bg:
-                out.append(f"  {r.id}  pid {r.pid}  {r.status()}  {r.runtime():.0f}s  {r.command}")
-        else:
-            out.append("No background processes.")
-        if fg:
-            out.append("Recent commands (output kept for read_command_output):")
-            for r in fg[-10:]:
-                out.append(f"  {r.id}  {r.status()}  {r.line_count} lines  {_one_line(r.command)}")
-        return "\n".join(out)
+def list_records(pm: ProcessManager) -> str:
+    """The background processes and the recent commands (read_command_output without an id)."""
+    recs = pm.records()
+    if not recs:
+        return "No commands have run in this session."
+    bg = [r for r in recs if r.background]
+    fg = [r for r in recs if not r.background]
+    out = []
+    if bg:
+        out.append("Background processes:")
+        for r in bg:
+            out.append(f"  {r.id}  pid {r.pid}  {r.status()}  {r.runtime():.0f}s  {r.command}")
+    else:
+        out.append("No background processes.")
+    if fg:
+        out.append("Recent commands (their output is kept):")
+        for r in fg[-10:]:
+            out.append(f"  {r.id}  {r.status()}  {r.line_count} lines  {_one_line(r.command)}")
+    return "\n".join(out)
 
 
 def _one_line(command: str) -> str:
@@ -488,37 +474,6 @@ def _one_line(command: str) -> str:
     if len(first) > 100:
         first = first[:97] + "..."
     return first + (" ..." if "\n" in command.strip() else "")
-
-
-class ReadProcessLogs(_ShellTool["ReadProcessLogs.Input"]):
-    name = "read_process_logs"
-    claude_names = ("BashOutput",)
-    claude_fields = {"id": ("bash_id", "same")}
-    description = "Recent output and status of a background process or command."
-    read_only = True
-    kind = None
-
-    class Input(ToolInput):
-        id: str = Field(description="The process id.")
-        lines: int = Field(50, ge=1, le=2000, description="How many recent lines.")
-
-    def summary(self, args: Input) -> str:
-        return args.id
-
-    async def run(self, args: Input, ctx: ToolContext) -> str:
-        pm = _processes(ctx)
-        rec = pm.get(args.id)
-        if rec is None:
-            known = ", ".join(r.id for r in pm.records()) or "none"
-            raise ToolError(f"no process with id {args.id!r}. Known ids: {known}.")
-        await asyncio.sleep(0)  # let pending output land
-        total = rec.line_count
-        start = max(1, total - args.lines + 1)
-        head = f"{rec.id}: {rec.status()} (pid {rec.pid}, {rec.runtime():.0f}s): {_one_line(rec.command)}"
-        if total == 0:
-            return head + "\n(no output yet)"
-        body = page_output(rec, start, args.lines)
-        return head + "\n" + body
 
 
 class KillProcess(Tool["KillProcess.Input"]):
@@ -530,7 +485,7 @@ class KillProcess(Tool["KillProcess.Input"]):
     kind = None
 
     class Input(ToolInput):
-        id: str = Field(description="The process id.")
+        id: str
 
     def summary(self, args: Input) -> str:
         return args.id

@@ -16,9 +16,8 @@ from codeloop.tools.base import ArgumentsError, BaseTool, ToolContext, ToolError
 class TodoWrite(BaseTool):
     name = "todo_write"
     description = (
-        "The todo list of the current task, shown to the user. For work of three or more steps: "
-        "write the steps, mark one in_progress before starting it and completed when done, add "
-        "what you discover. Each call sends the whole list."
+        "The task's todo list, shown to the user, for work of 3+ steps: mark one in_progress before "
+        "starting it and completed when done; add what you discover."
     )
     read_only = True  # it changes the session's list, nothing in the workspace
     kind = None

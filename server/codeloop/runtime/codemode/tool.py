@@ -51,8 +51,8 @@ class RunCode(Tool["RunCode.Input"]):
     # prompt stays the same whether codeMode is on or off (prompt caches).
 
     class Input(ToolInput):
-        program: str = Field(description="The Python 3 program.")
-        timeout: float | None = Field(None, gt=0, description="Seconds of the program's own time (default and maximum: the setting).")
+        program: str
+        timeout: float | None = Field(None, gt=0, description="Seconds of its own time (default and most: the limit).")
 
     description = ""  # made from the session's tools and the settings (see ``schema``)
 
@@ -182,16 +182,14 @@ def describe(tools: list[BaseTool], s: CodeModeSettings) -> str:
         shown = ", ".join(f"{a} → {b}" for a, b in renamed[:8]) + (" …" if len(renamed) > 8 else "")
         renames = f" Names that are not Python identifiers are changed: {shown}."
     return (
-        "Run a Python 3 program whose functions are your tools: for many similar calls (read 30 "
-        "files, edit some) or when only part of a big output matters. Only what it prints and "
-        "returns comes back.\n\n"
+        "Run a Python 3 program whose functions are your tools, for many similar calls or when only "
+        "part of a big output matters: only what it prints and returns comes back.\n\n"
         f"    from {MODULE} import {name}   # every tool, same name\n"
-        f"    text = {example}   # keyword arguments, as in the schema\n\n"
-        "Calls are synchronous, return the tool's text and go through the same permission and "
-        f"review checks; a failed one raises {MODULE}.ToolError (ToolDenied if refused). The result "
-        "shows the output, the last expression's value (or `result`) as JSON, and each call. Limits: "
-        f"{s.timeout:g} s of its own time, {s.max_calls} calls, {s.memory >> 20} MB; python -I (stdlib "
-        f"only) in the sandbox: workspace read-only (edit with the tools), no network.{renames}"
+        f"    text = {example}   # keyword arguments; returns the tool's text\n\n"
+        "Calls go through the same permission and review checks; a failed one raises ToolError "
+        "(ToolDenied if refused). The result shows the output, the last expression's value (or "
+        f"`result`) as JSON and each call. Limits: {s.timeout:g} s, {s.max_calls} calls, "
+        f"{s.memory >> 20} MB; stdlib only, workspace read-only (edit with the tools), no network.{renames}"
     )
 
 

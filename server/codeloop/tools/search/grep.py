@@ -164,7 +164,7 @@ class Grep(Tool["Grep.Input"]):
     claude_fields = {"path": ("path", "path"), "case_insensitive": ("-i", "same"), "context": ("-C", "same")}
     description = (
         "Search file contents with a regex (ripgrep syntax), respecting .gitignore: `path:line:text` "
-        "lines, or the matching files, or counts per file."
+        "lines, the matching files or counts."
     )
     read_only = True
     kind = "Read"
@@ -172,11 +172,11 @@ class Grep(Tool["Grep.Input"]):
     guidance = "Search with grep, glob and list_dir rather than grep or find in run_command."
 
     class Input(ToolInput):
-        pattern: str = Field(description="The regex.")
+        pattern: str
         path: str = Field(".", description="File or folder to search.")
         glob: str | None = Field(None, description='Only files matching this glob ("*.py", "src/**/*.ts").')
         output_mode: GrepMode = Field("content", description="Lines, files or counts.")
-        case_insensitive: bool = Field(False, description="Ignore case.")
+        case_insensitive: bool = False
         context: int = Field(0, ge=0, le=20, description="Lines of context around each match.")
 
     def summary(self, args: Input) -> str:

@@ -86,7 +86,7 @@ class ListDir(Tool["ListDir.Input"]):
     kind = "Read"
 
     class Input(ToolInput):
-        path: str = Field(".", description="The folder.")
+        path: str = "."
         depth: int = Field(1, ge=1, le=5, description="Levels to show.")
 
     def summary(self, args: Input) -> str:
