@@ -1,4 +1,5 @@
 import json
+import subprocess
 import time
 from pathlib import Path
 
@@ -44,9 +45,26 @@ def test_gitignore_written_without_clobbering(tmp_path: Path):
     (tmp_path / ".codeloop" / ".gitignore").write_text("mine.txt")
     SessionStore(tmp_path).create("m").append({"role": "user", "content": "hi"})
     lines = (tmp_path / ".codeloop" / ".gitignore").read_text().splitlines()
-    assert lines == ["mine.txt", "settings.local.json", "sessions/", "checkpoints/", "mcp-logs/"]
+    assert lines == ["mine.txt", ".gitignore", "settings.local.json", "sessions/", "checkpoints/", "mcp-logs/"]
     SessionStore(tmp_path).create("m").append({"role": "user", "content": "again"})
     assert (tmp_path / ".codeloop" / ".gitignore").read_text().splitlines() == lines
+
+
+def test_codeloop_leaves_git_status_clean_but_project_settings_show(tmp_path: Path):
+    """What codeloop writes under .codeloop/ (its .gitignore included) never shows in git status;
+    a project settings file the team may commit does."""
+    git = ["git", "-C", str(tmp_path), "-c", "user.email=t@t", "-c", "user.name=t"]
+    subprocess.run([*git, "init", "-q"], check=True)
+    (tmp_path / "a.txt").write_text("a\n")
+    subprocess.run([*git, "add", "a.txt"], check=True)
+    subprocess.run([*git, "commit", "-qm", "init"], check=True)
+    SessionStore(tmp_path).create("m").append({"role": "user", "content": "hi"})
+    assert (tmp_path / ".codeloop" / "sessions").is_dir()
+    status = lambda: subprocess.run([*git, "status", "--porcelain", "-uall"], check=True,  # noqa: E731
+                                    capture_output=True, text=True).stdout
+    assert status() == ""
+    (tmp_path / ".codeloop" / "settings.json").write_text("{}")
+    assert status() == "?? .codeloop/settings.json\n"
 
 
 def test_user_storage_is_per_workspace(tmp_path: Path):
