@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 from conftest import CODELOOP, cli_env
-from mcp_helpers import WaitForTools, edge_entry, run_on_pty
+from mcp_helpers import WaitForTools, edge_entry
+from pty_cli import run_on_pty
 from scripted_model import Call, ChatRequest, Keyed, Script, Text, ToolCalls
 
 GIT = ["git", "-c", "user.name=t", "-c", "user.email=t@example.invalid", "-c", "commit.gpgsign=false"]

@@ -9,18 +9,13 @@ from __future__ import annotations
 
 import json
 import os
-import pty
-import select
-import subprocess
-import sys
-import termios
-import time
 from pathlib import Path
 
 import pytest
 from conftest import CODELOOP, cli_env
 from lsp_harness import Editor, start_editor, stop_editor
 from lsprotocol import types as lsp
+from pty_cli import run_on_pty
 from scripted_model import Call, ChatRequest, Keyed, Script, Text, ToolCalls
 
 MUTATING = {"write_file", "edit_file", "apply_patch"}
@@ -151,51 +146,6 @@ def test_plan_mode_by_slash_command_in_chat(model_server, run_cli, tmp_path):
 # ---------------------------------------------------------------------------
 
 
-def _run_cli_on_pty(args: list[str], base_url: str, lines: list[str], env_extra: dict[str, str],
-                    timeout: float = 60) -> tuple[int, str]:
-    """Run the CLI with a pseudo-terminal as stdin (so it asks), answering ``lines`` in order
-    as each prompt appears. stdout/stderr are a pipe. Returns (exit code, output)."""
-    master, slave = pty.openpty()
-    attrs = termios.tcgetattr(slave)
-    attrs[3] &= ~termios.ECHO  # no echo of our answers
-    termios.tcsetattr(slave, termios.TCSANOW, attrs)
-    proc = subprocess.Popen(
-        CODELOOP + args, stdin=slave, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-        env=cli_env(base_url, **env_extra), close_fds=True,
-    )
-    os.close(slave)
-    out = b""
-    pending = list(lines)
-    prompts_seen = 0
-    deadline = time.monotonic() + timeout
-    try:
-        assert proc.stdout is not None
-        fd = proc.stdout.fileno()
-        while True:
-            if time.monotonic() > deadline:
-                raise AssertionError(f"timed out; output so far:\n{out.decode(errors='replace')}")
-            ready, _, _ = select.select([fd], [], [], 0.1)
-            if ready:
-                chunk = os.read(fd, 65536)
-                if not chunk:
-                    break
-                out += chunk
-            text = out.decode(errors="replace")
-            # every prompt ends with ": " or "> " and waits for one line
-            prompts = text.count("> ") + text.count("reason to deny: ")
-            while prompts > prompts_seen:
-                prompts_seen += 1
-                answer = pending.pop(0) if pending else "\x04"  # ^D: end of input
-                os.write(master, (answer + "\n").encode() if answer != "\x04" else b"\x04")
-        proc.wait(timeout=10)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        os.close(master)
-    return proc.returncode, out.decode(errors="replace")
-
-
 def test_always_allow_in_the_cli_prompt_writes_a_rule_and_is_not_asked_again(model_server, tmp_path):
     def ran(req: ChatRequest):
         (res,) = req.last_tool_results()
@@ -209,7 +159,9 @@ def test_always_allow_in_the_cli_prompt_writes_a_rule_and_is_not_asked_again(mod
         }
     )
     server = model_server(scenario)
-    code, out = _run_cli_on_pty(["chat", "--cwd", str(tmp_path)], server.base_url, ["first", "a", "second"], _env(tmp_path))
+    # the chat's prompt is "> ", the approval's ends with "a reason to deny: "
+    code, out = run_on_pty(CODELOOP + ["chat", "--cwd", str(tmp_path)], cli_env(server.base_url, **_env(tmp_path)),
+                           [("> ", "first"), ("deny: ", "a"), ("> ", "second")], timeout=60, eof_at="> ")
     assert code == 0, out
     assert server.failures == [], server.failures
     assert out.count("? Run: echo hi") == 1, out
@@ -227,7 +179,8 @@ def test_cli_prompt_deny_with_a_reason_reaches_the_model(model_server, tmp_path)
         return Text("understood")
 
     server = model_server(Script([ToolCalls([Call("run_command", {"command": "touch made.txt"})]), denied]))
-    code, out = _run_cli_on_pty(["run", "make it", "--cwd", str(tmp_path)], server.base_url, ["not on my machine"], _env(tmp_path))
+    code, out = run_on_pty(CODELOOP + ["run", "make it", "--cwd", str(tmp_path)],
+                           cli_env(server.base_url, **_env(tmp_path)), [("deny: ", "not on my machine")], timeout=60)
     assert code == 0, out
     assert server.failures == []
     assert "understood" in out
