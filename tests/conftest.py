@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import subprocess
@@ -82,6 +83,17 @@ def run_cli() -> Callable[..., CliResult]:
         return CliResult(proc.returncode, proc.stdout, proc.stderr)
 
     return run
+
+
+def asking_user_settings(config_home: Path, **more: object) -> Path:
+    """Write ``<config_home>/codeloop/settings.json`` (the user settings, XDG_CONFIG_HOME) with
+    the sandbox's autoAllow off, plus ``more``. For tests of what the policy (or the trust)
+    asks: bubblewrap is active here, and a command it contains is not asked
+    (tests/test_sandbox_e2e.py covers that)."""
+    path = config_home / "codeloop" / "settings.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"sandbox": {"autoAllow": False}, **more}) + "\n")
+    return path
 
 
 def unique_marker(seconds: str) -> str:

@@ -1,6 +1,5 @@
 import json
 
-import pytest
 
 from codeloop.context.compaction import (
     ACK_TEXT,

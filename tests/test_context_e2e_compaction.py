@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import sys
-from pathlib import Path
 
 from scripted_model import Call, ChatRequest, Keyed, Script, Text, ToolCalls
 

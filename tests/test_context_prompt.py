@@ -1,4 +1,3 @@
-import asyncio
 import subprocess
 from pathlib import Path
 

@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import cli_env, processes_matching, unique_marker
+from conftest import asking_user_settings, cli_env, processes_matching, unique_marker
 from lsp_harness import start_editor, stop_editor
 from lsprotocol import types as lsp
 from scripted_model import Call, ChatRequest, Keyed, Script, Text, ToolCalls
@@ -23,9 +23,7 @@ PY = shlex.quote(sys.executable)
 
 def user_env(base_url: str, tmp: Path, hooks: dict | None = None) -> dict[str, str]:
     xdg, claude = tmp / "xdg", tmp / "claude-home"
-    (xdg / "codeloop").mkdir(parents=True, exist_ok=True)
-    # autoAllow off: these tests see what the policy asks (a command bubblewrap contains is not asked)
-    (xdg / "codeloop" / "settings.json").write_text(json.dumps({"sandbox": {"autoAllow": False}}))
+    asking_user_settings(xdg)
     claude.mkdir(exist_ok=True)
     if hooks is not None:
         (claude / "settings.json").write_text(json.dumps({"hooks": hooks}))

@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import CODELOOP, cli_env
+from conftest import CODELOOP, asking_user_settings, cli_env
 from mcp_helpers import WaitForTools, edge_entry
 from pty_cli import run_on_pty
 from scripted_model import Call, ChatRequest, Keyed, Script, Text, ToolCalls
@@ -31,10 +31,7 @@ def workspace(tmp_path: Path, *, user: dict | None = None, project: dict | None 
     root = tmp_path / "ws"
     root.mkdir()
     home = tmp_path / "home"
-    (home / "config" / "codeloop").mkdir(parents=True)
-    # autoAllow off: these tests see what the policy and the trust ask (a command bubblewrap
-    # contains would not be asked)
-    (home / "config" / "codeloop" / "settings.json").write_text(json.dumps({"sandbox": {"autoAllow": False}, **(user or {})}))
+    asking_user_settings(home / "config", **(user or {}))
     if project is not None:
         (root / ".mcp.json").write_text(json.dumps({"mcpServers": project}, indent=2))
     if settings is not None:

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import cli_env
+from conftest import asking_user_settings, cli_env
 from lsp_harness import Editor, _plain, start_editor, stop_editor
 from mcp_helpers import WaitForTools, edge_entry
 from scripted_model import Call, Keyed, Script, Text, ToolCalls
@@ -38,9 +38,7 @@ async def editor_factory(model_server, tmp_path):
         root = tmp_path / "ws"
         root.mkdir(exist_ok=True)
         home = tmp_path / "home"
-        (home / "config" / "codeloop").mkdir(parents=True, exist_ok=True)
-        # autoAllow off: the tests see what the policy and the trust ask
-        (home / "config" / "codeloop" / "settings.json").write_text(json.dumps({"sandbox": {"autoAllow": False}, **(user or {})}))
+        asking_user_settings(home / "config", **(user or {}))
         if project is not None or files:
             if project is not None:
                 (root / ".mcp.json").write_text(json.dumps({"mcpServers": project}))

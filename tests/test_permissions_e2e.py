@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 
 import pytest
-from conftest import CODELOOP, cli_env
+from conftest import CODELOOP, asking_user_settings, cli_env
 from lsp_harness import Editor, start_editor, stop_editor
 from lsprotocol import types as lsp
 from pty_cli import run_on_pty
@@ -23,14 +23,11 @@ PLAN_TEXT = "You are in plan mode"
 
 
 def _env(tmp_path: Path) -> dict[str, str]:
-    """A config home of the test's own. Its user settings turn the sandbox's autoAllow off: these
-    tests are about what the policy asks, and a sandboxed unknown command is not asked
-    (tests/test_sandbox_e2e.py covers that)."""
+    """A config home of the test's own, with the sandbox's autoAllow off (these tests are about
+    what the policy asks)."""
     cfg = tmp_path.parent / (tmp_path.name + "-xdg")
-    (cfg / "codeloop").mkdir(parents=True, exist_ok=True)
-    user = cfg / "codeloop" / "settings.json"
-    if not user.exists():
-        user.write_text(json.dumps({"sandbox": {"autoAllow": False}}) + "\n")
+    if not (cfg / "codeloop" / "settings.json").exists():
+        asking_user_settings(cfg)
     return {"XDG_CONFIG_HOME": str(cfg)}
 
 

@@ -15,7 +15,6 @@ import sys
 import time
 from pathlib import Path
 
-import pytest
 from conftest import CODELOOP, cli_env, processes_matching, unique_marker, words
 from scripted_model import Call, ChatRequest, Keyed, Script, Text, ToolCalls
 
