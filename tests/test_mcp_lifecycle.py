@@ -102,6 +102,8 @@ async def test_the_start_up_timeout(tmp_path: Path) -> None:
 async def test_a_crash_in_the_middle_of_a_call_is_reported_and_the_server_restarted(tmp_path: Path) -> None:
     child = marker("child")
     m = McpManager([edge("crashy", "--spawn-child", child)], root=tmp_path, backoff=0.2)
+    states: list = []
+    m.subscribe(lambda e: states.append((e.state.status, e.state.pid, e.state.last_error)))
     try:
         await m.start()
         await wait_for(lambda: m.state("crashy").status == "ready", 30)
@@ -112,6 +114,9 @@ async def test_a_crash_in_the_middle_of_a_call_is_reported_and_the_server_restar
         assert "the server exited with code 7" in r.text and "crashing now, on purpose" in r.text
         # The child the server left behind (same process group) is killed with it.
         await wait_for(lambda: m.state("crashy").restarts == 1 and m.state("crashy").status == "ready", 30)
+        # the crash is reported as a failure with its reason in the event that withdraws the tools
+        assert ("failed", None, "stopped: the server exited with code 7") in states, states
+        assert all(pid is not None for status, pid, _ in states if status == "ready"), states
         st = m.state("crashy")
         assert st.restarts == 1 and st.pid != first_pid
         assert st.last_error == "stopped: the server exited with code 7"
@@ -141,14 +146,22 @@ async def test_close_kills_whole_process_groups_even_stubborn_ones(tmp_path: Pat
 async def test_restart_replaces_the_process(tmp_path: Path) -> None:
     mark = marker("restart")
     m = McpManager([edge("srv", label=mark)], root=tmp_path)
+    events: list = []
+    m.subscribe(lambda e: events.append((e.kind, e.state.status, e.state.pid, e.state.tool_count)))
     try:
         await m.start()
         await wait_for(lambda: m.state("srv").status == "ready", 30)
         old = m.state("srv").pid
+        events.clear()
         await m.restart("srv")
         await wait_for(lambda: m.state("srv").status == "ready" and m.state("srv").pid not in (None, old), 30)
         assert processes_matching(mark) == [m.state("srv").pid]
         assert m.state("srv").restarts == 1
+        # What a panel sees: the old process withdrawn as "starting", then the new one ready;
+        # never "ready" without a process or its tools.
+        assert events[0][:2] == ("state", "starting") and events[0][3] == 0, events
+        assert all(pid is not None and count > 0 for _, status, pid, count in events if status == "ready"), events
+        assert events[-1][1] == "ready" and events[-1][2] not in (None, old), events
     finally:
         await m.close()
 

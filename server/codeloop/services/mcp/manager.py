@@ -448,9 +448,15 @@ class McpManager:
                 st.conn = None
                 if conn.process is None or conn.process.finished:
                     self._connections.remove(conn)
-                if st.tools:
-                    st.tools = []
-                    if was_ready and not self._closing:
+                withdrawn = bool(st.tools)
+                st.tools = []
+                if was_ready and not self._closing:
+                    if st.status == "ready" and (st.restart_requested or error is not None):
+                        # Gone: the event that withdraws its tools says what comes next (never
+                        # "ready" without a process).
+                        self._set(st, "starting" if st.restart_requested else "failed",
+                                  error=error if error is not None else _KEEP)
+                    elif withdrawn:
                         self._emit("tools", st)
             if self._closing or st.status == "disabled":
                 break
