@@ -161,3 +161,47 @@ export function tempDir() {
 export function cleanDir(dir) {
   try { rmSync(dir, { recursive: true, force: true }); } catch { /* ignore */ }
 }
+
+/** What every suite does to the workbench of `getPage()` (called each time: suites set their
+ * page in `before`): the chat panel's frame, the command palette, quick open, sending a chat
+ * message, and polling for a condition. */
+export function workbenchHelpers(getPage) {
+  const chat = () => getPage().frameLocator('iframe.webview[src*="extensionId=codeloop.codeloop"]').frameLocator("iframe#active-frame");
+  async function palette(text) {
+    const page = getPage();
+    await page.keyboard.press("F1");
+    const box = page.locator(".quick-input-widget input.input");
+    await box.waitFor({ state: "visible", timeout: 10_000 });
+    await box.fill(text);
+    return box;
+  }
+  async function runCommand(title) {
+    await palette(`>${title}`);
+    await getPage().locator(".quick-input-list .monaco-list-row").first().waitFor({ timeout: 10_000 });
+    await getPage().keyboard.press("Enter");
+  }
+  /** Open a workspace file by name and wait for its editor tab. */
+  async function quickOpen(name) {
+    await palette(name);
+    await getPage().locator(".quick-input-list .monaco-list-row", { hasText: name }).first().waitFor({ timeout: 10_000 });
+    await getPage().keyboard.press("Enter");
+    await getPage().locator(".tab", { hasText: name.split("/").pop() }).first().waitFor({ timeout: 15_000 });
+  }
+  async function send(text) {
+    const input = chat().locator("textarea.input");
+    await input.fill(text);
+    await input.press("Enter");
+  }
+  return { chat, palette, runCommand, quickOpen, send, waitFor };
+}
+
+/** Poll `cond` every 200 ms until it gives something truthy (returned) or `timeout` ms pass. */
+export async function waitFor(cond, timeout, what) {
+  const deadline = Date.now() + timeout;
+  for (;;) {
+    const v = await cond();
+    if (v) return v;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}

@@ -7,8 +7,7 @@ import assert from "node:assert/strict";
 import { mkdirSync, readFileSync, existsSync } from "node:fs";
 import { join } from "node:path";
 import {
-  ARTIFACTS, PYTHON, ROOT, closeWorkbench, missingPrerequisites, openWorkbench, startCodeServer, startModel, tempDir,
-} from "./harness.mjs";
+  ARTIFACTS, PYTHON, ROOT, closeWorkbench, missingPrerequisites, openWorkbench, startCodeServer, startModel, tempDir, workbenchHelpers } from "./harness.mjs";
 
 const missing = missingPrerequisites();
 const skip = missing.length ? `missing ${missing.join(", ")}: run scripts/install-vscode-test-env.sh` : false;
@@ -16,26 +15,9 @@ const EDGE = join(ROOT, "tests/mcp_servers/edge_server.py");
 
 let dir, model, cs, browser, page;
 const shot = (name) => page.screenshot({ path: join(ARTIFACTS, `mcp-${name}.png`) });
-const chat = () => page.frameLocator('iframe.webview[src*="extensionId=codeloop.codeloop"]').frameLocator("iframe#active-frame");
+const { chat, runCommand, waitFor } = workbenchHelpers(() => page);
 
-async function runCommand(title) {
-  await page.keyboard.press("F1");
-  const box = page.locator(".quick-input-widget input.input");
-  await box.waitFor({ state: "visible", timeout: 10_000 });
-  await box.fill(`>${title}`);
-  await page.locator(".quick-input-list .monaco-list-row").first().waitFor({ timeout: 10_000 });
-  await page.keyboard.press("Enter");
-}
 
-async function waitFor(cond, timeout, what) {
-  const deadline = Date.now() + timeout;
-  for (;;) {
-    const v = await cond();
-    if (v) return v;
-    if (Date.now() > deadline) assert.fail(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
-}
 
 describe("MCP servers in the VS Code panel", { skip, timeout: 300_000 }, () => {
   before(async () => {

@@ -9,8 +9,7 @@ import assert from "node:assert/strict";
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import {
-  ARTIFACTS, PYTHON, closeWorkbench, missingPrerequisites, openWorkbench, recordedRequests, startCodeServer, startModel, tempDir,
-} from "./harness.mjs";
+  ARTIFACTS, PYTHON, closeWorkbench, missingPrerequisites, openWorkbench, recordedRequests, startCodeServer, startModel, tempDir, workbenchHelpers } from "./harness.mjs";
 
 const missing = missingPrerequisites();
 const skip = missing.length ? `missing ${missing.join(", ")}: run scripts/install-vscode-test-env.sh` : false;
@@ -25,34 +24,12 @@ const SUMMARIZE_MD = "---\ndescription: Summarize a file in one line\nargument-h
 
 let dir, model, cs, browser, page;
 const shot = (name) => page.screenshot({ path: join(ARTIFACTS, `pn-${name}.png`) });
-const chat = () => page.frameLocator('iframe.webview[src*="extensionId=codeloop.codeloop"]').frameLocator("iframe#active-frame");
+const { chat, runCommand, send, waitFor } = workbenchHelpers(() => page);
 const viewAction = (label) => page.locator(`.part.sidebar .title-actions a.action-label[aria-label^="${label}"]`).first();
 const toolResults = () => recordedRequests(model.record).flatMap((r) => (r.body?.messages ?? []).filter((m) => m.role === "tool").map((m) => String(m.content)));
 
-async function runCommand(title) {
-  await page.keyboard.press("F1");
-  const box = page.locator(".quick-input-widget input.input");
-  await box.waitFor({ state: "visible", timeout: 10_000 });
-  await box.fill(`>${title}`);
-  await page.locator(".quick-input-list .monaco-list-row").first().waitFor({ timeout: 10_000 });
-  await page.keyboard.press("Enter");
-}
 
-async function send(text) {
-  const input = chat().locator("textarea.input");
-  await input.fill(text);
-  await input.press("Enter");
-}
 
-async function waitFor(cond, timeout, what) {
-  const deadline = Date.now() + timeout;
-  for (;;) {
-    const v = await cond();
-    if (v) return v;
-    if (Date.now() > deadline) assert.fail(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
-}
 
 const turnEnds = () => chat().locator(".log > .item.turnEnd");
 /** Waits for the turn started after `before` turns had ended. */

@@ -10,8 +10,7 @@ import assert from "node:assert/strict";
 import { mkdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import {
-  ARTIFACTS, closeWorkbench, missingPrerequisites, openWorkbench, recordedRequests, startCodeServer, startModel, tempDir,
-} from "./harness.mjs";
+  ARTIFACTS, closeWorkbench, missingPrerequisites, openWorkbench, recordedRequests, startCodeServer, startModel, tempDir, workbenchHelpers } from "./harness.mjs";
 
 const missing = missingPrerequisites();
 const skip = missing.length ? `missing ${missing.join(", ")}: run scripts/install-vscode-test-env.sh` : false;
@@ -25,16 +24,9 @@ const UPPER_NAMES_PY = 'names = ["ADA", "GRACE"]\nprint(names)\n';
 
 let dir, model, cs, browser, page;
 const shot = (name) => page.screenshot({ path: join(ARTIFACTS, `qf-${name}.png`) });
-const chat = () => page.frameLocator('iframe.webview[src*="extensionId=codeloop.codeloop"]').frameLocator("iframe#active-frame");
+const { chat, palette, waitFor } = workbenchHelpers(() => page);
 const menuItem = (text) => page.locator(".action-widget .monaco-list-row", { hasText: text }).first();
 
-async function palette(text) {
-  await page.keyboard.press("F1");
-  const box = page.locator(".quick-input-widget input.input");
-  await box.waitFor({ state: "visible", timeout: 10_000 });
-  await box.fill(text);
-  return box;
-}
 
 async function openFile(file) {
   await palette(file);
@@ -74,15 +66,6 @@ async function choose(item) {
   assert.fail(`could not select "${item}" in the code-action menu`);
 }
 
-async function waitFor(cond, timeout, what) {
-  const deadline = Date.now() + timeout;
-  for (;;) {
-    const v = await cond();
-    if (v) return v;
-    if (Date.now() > deadline) assert.fail(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
-}
 
 const turnEnds = () => chat().locator(".item.turnEnd");
 const userMessages = (n) => recordedRequests(model.record).map((r) => (r.body?.messages ?? []).filter((m) => m.role === "user").pop()?.content ?? "").slice(0, n);

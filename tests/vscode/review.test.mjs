@@ -6,8 +6,7 @@ import assert from "node:assert/strict";
 import { mkdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import {
-  ARTIFACTS, closeWorkbench, missingPrerequisites, openWorkbench, recordedRequests, startCodeServer, startModel, tempDir,
-} from "./harness.mjs";
+  ARTIFACTS, closeWorkbench, missingPrerequisites, openWorkbench, recordedRequests, startCodeServer, startModel, tempDir, workbenchHelpers } from "./harness.mjs";
 
 const missing = missingPrerequisites();
 const skip = missing.length ? `missing ${missing.join(", ")}: run scripts/install-vscode-test-env.sh` : false;
@@ -30,38 +29,12 @@ const lastUserContent = () => recordedRequests(model.record).map((r) => (r.body?
 
 let dir, model, cs, browser, page;
 const shot = (name) => page.screenshot({ path: join(ARTIFACTS, `rv-${name}.png`) });
-const chat = () => page.frameLocator('iframe.webview[src*="extensionId=codeloop.codeloop"]').frameLocator("iframe#active-frame");
+const { chat, palette, runCommand, send, waitFor } = workbenchHelpers(() => page);
 const modifiedLine = (text) => page.locator(".monaco-diff-editor .editor.modified .view-line", { hasText: text }).first();
 
-async function palette(text) {
-  await page.keyboard.press("F1");
-  const box = page.locator(".quick-input-widget input.input");
-  await box.waitFor({ state: "visible", timeout: 10_000 });
-  await box.fill(text);
-  return box;
-}
 
-async function runCommand(title) {
-  await palette(`>${title}`);
-  await page.locator(".quick-input-list .monaco-list-row").first().waitFor({ timeout: 10_000 });
-  await page.keyboard.press("Enter");
-}
 
-async function send(text) {
-  const input = chat().locator("textarea.input");
-  await input.fill(text);
-  await input.press("Enter");
-}
 
-async function waitFor(cond, timeout, what) {
-  const deadline = Date.now() + timeout;
-  for (;;) {
-    const v = await cond();
-    if (v) return v;
-    if (Date.now() > deadline) assert.fail(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
-}
 
 const turnEnds = () => chat().locator(".item.turnEnd");
 async function waitTurnEnds(n, timeout = 30_000) {

@@ -8,8 +8,7 @@ import assert from "node:assert/strict";
 import { existsSync, mkdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import {
-  ARTIFACTS, closeWorkbench, missingPrerequisites, openWorkbench, startCodeServer, startModel, tempDir,
-} from "./harness.mjs";
+  ARTIFACTS, closeWorkbench, missingPrerequisites, openWorkbench, startCodeServer, startModel, tempDir, workbenchHelpers } from "./harness.mjs";
 
 const missing = missingPrerequisites();
 const skip = missing.length ? `missing ${missing.join(", ")}: run scripts/install-vscode-test-env.sh` : false;
@@ -19,39 +18,13 @@ const FILES = { "notes.txt": "first line\nsecond line\n", "later.txt": "later = 
 
 let dir, model, cs, browser, page;
 const shot = (name) => page.screenshot({ path: join(ARTIFACTS, `rw-${name}.png`) });
-const chat = () => page.frameLocator('iframe.webview[src*="extensionId=codeloop.codeloop"]').frameLocator("iframe#active-frame");
+const { chat, palette, runCommand, quickOpen, waitFor } = workbenchHelpers(() => page);
 const file = (name) => join(cs.ws, name);
 const read = (name) => (existsSync(file(name)) ? readFileSync(file(name), "utf8") : null);
 
-async function palette(text) {
-  await page.keyboard.press("F1");
-  const box = page.locator(".quick-input-widget input.input");
-  await box.waitFor({ state: "visible", timeout: 10_000 });
-  await box.fill(text);
-}
 
-async function runCommand(title) {
-  await palette(`>${title}`);
-  await page.locator(".quick-input-list .monaco-list-row").first().waitFor({ timeout: 10_000 });
-  await page.keyboard.press("Enter");
-}
 
-async function quickOpen(name) {
-  await palette(name);
-  await page.locator(".quick-input-list .monaco-list-row", { hasText: name }).first().waitFor({ timeout: 10_000 });
-  await page.keyboard.press("Enter");
-  await page.locator(".tab", { hasText: name }).first().waitFor({ timeout: 15_000 });
-}
 
-async function waitFor(cond, timeout, what) {
-  const deadline = Date.now() + timeout;
-  for (;;) {
-    const v = await cond();
-    if (v) return v;
-    if (Date.now() > deadline) assert.fail(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
-}
 
 describe("rewind from the codeloop panel", { skip, timeout: 300_000 }, () => {
   before(async () => {

@@ -6,8 +6,7 @@ import assert from "node:assert/strict";
 import { mkdirSync, readFileSync, existsSync, readdirSync, readlinkSync, realpathSync } from "node:fs";
 import { join } from "node:path";
 import {
-  ARTIFACTS, closeWorkbench, missingPrerequisites, openWorkbench, recordedRequests, startCodeServer, startModel, tempDir,
-} from "./harness.mjs";
+  ARTIFACTS, closeWorkbench, missingPrerequisites, openWorkbench, recordedRequests, startCodeServer, startModel, tempDir, workbenchHelpers } from "./harness.mjs";
 
 const missing = missingPrerequisites();
 const skip = missing.length ? `missing ${missing.join(", ")}: run scripts/install-vscode-test-env.sh` : false;
@@ -22,31 +21,10 @@ let dir, model, cs, browser, page;
 const shot = (name) => page.screenshot({ path: join(ARTIFACTS, `${name}.png`) });
 /** An action in the chat view's title bar (New Chat, Chat History): VS Code's own buttons. */
 const viewAction = (label) => page.locator(`.part.sidebar .title-actions a.action-label[aria-label^="${label}"]`).first();
-const chat = () => page.frameLocator('iframe.webview[src*="extensionId=codeloop.codeloop"]').frameLocator("iframe#active-frame");
+const { chat, runCommand, quickOpen, send, waitFor } = workbenchHelpers(() => page);
 
-async function runCommand(title) {
-  await page.keyboard.press("F1");
-  const box = page.locator(".quick-input-widget input.input");
-  await box.waitFor({ state: "visible", timeout: 10_000 });
-  await box.fill(`>${title}`);
-  await page.locator(".quick-input-list .monaco-list-row").first().waitFor({ timeout: 10_000 });
-  await page.keyboard.press("Enter");
-}
 
-async function quickOpen(file) {
-  await page.keyboard.press("F1");
-  const box = page.locator(".quick-input-widget input.input");
-  await box.waitFor({ state: "visible", timeout: 10_000 });
-  await box.fill(file);
-  await page.locator(".quick-input-list .monaco-list-row", { hasText: file }).first().waitFor({ timeout: 10_000 });
-  await page.keyboard.press("Enter");
-}
 
-async function send(text) {
-  const input = chat().locator("textarea.input");
-  await input.fill(text);
-  await input.press("Enter");
-}
 
 const turnEnds = () => chat().locator(".item.turnEnd");
 async function waitTurnEnds(n, timeout = 30_000) {
@@ -68,15 +46,6 @@ function serverPids(folder) {
   return pids;
 }
 
-async function waitFor(cond, timeout, what) {
-  const deadline = Date.now() + timeout;
-  for (;;) {
-    const v = await cond();
-    if (v) return v;
-    if (Date.now() > deadline) assert.fail(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
-}
 
 describe("codeloop in VS Code", { skip, timeout: 300_000 }, () => {
   before(async () => {
