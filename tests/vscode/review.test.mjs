@@ -22,6 +22,8 @@ function twoHunks(name) {
 const [TWEAK_PY] = twoHunks("tweak");
 const [LENS_PY] = twoHunks("lens");
 const [KEYS_PY] = twoHunks("keys");
+const [WHOLE_PY, WHOLE_PROPOSED] = twoHunks("whole");
+const [NOPE_PY] = twoHunks("nope");
 // an 8x8 red PNG
 const RED_PNG = "iVBORw0KGgoAAAANSUhEUgAAAAgAAAAICAYAAADED76LAAAAEklEQVR4nGP4z8DwHx9mGBkKAMLXf4EvceABAAAAAElFTkSuQmCC";
 /** The last user message the model received (its content: a string or parts). */
@@ -50,7 +52,7 @@ describe("codeloop review and approvals in VS Code", { skip, timeout: 300_000 },
     dir = tempDir();
     model = await startModel(dir, "scenarios:review");
     // the scripted model takes images (codeloop.images: "on"; "auto" would leave them out for its name)
-    cs = await startCodeServer({ dir, baseUrl: model.baseUrl, files: { "tweak.py": TWEAK_PY, "lens.py": LENS_PY, "keys.py": KEYS_PY }, settings: { "codeloop.images": "on", "codeloop.sandbox": { mode: "auto", autoAllow: false } } });
+    cs = await startCodeServer({ dir, baseUrl: model.baseUrl, files: { "tweak.py": TWEAK_PY, "lens.py": LENS_PY, "keys.py": KEYS_PY, "whole.py": WHOLE_PY, "nope.py": NOPE_PY }, settings: { "codeloop.images": "on", "codeloop.sandbox": { mode: "auto", autoAllow: false } } });
     ({ browser, page } = await openWorkbench(cs));
     await runCommand("codeloop: Open Chat");
     await chat().locator("textarea.input").waitFor({ timeout: 30_000 });
@@ -257,5 +259,70 @@ describe("codeloop review and approvals in VS Code", { skip, timeout: 300_000 },
     assert.ok(ctx, "the file is a context part");
     assert.ok(ctx.text.includes("TWEAK_TOP = 'proposed top'  # tweaked"), "with the file's text as it is now");
     await shot("06b-mention-sent");
+  });
+
+  it("7. an image dropped on the composer is attached and reaches the model as an image part", async () => {
+    const c = chat();
+    // what the composer receives when a file is dropped on it: a drop event carrying the file
+    // (no dragover: the workbench would take it for a drag over the editor area and cover the page)
+    await c.locator(".composer").evaluate((el, b64) => {
+      const bytes = Uint8Array.from(atob(b64), (ch) => ch.charCodeAt(0));
+      const data = new DataTransfer();
+      data.items.add(new File([bytes], "dropped.png", { type: "image/png" }));
+      el.dispatchEvent(new DragEvent("drop", { dataTransfer: data, bubbles: true, cancelable: true }));
+    }, RED_PNG);
+    await c.locator(".attachments .attachment img").waitFor({ timeout: 5_000 });
+    const input = c.locator("textarea.input");
+    await input.click();
+    await input.pressSequentially("what is in this screenshot, dropped?");
+    await shot("07a-dropped-image");
+    await page.keyboard.press("Enter");
+    await waitTurnEnds(9);
+    const content = lastUserContent();
+    assert.ok(Array.isArray(content), "the message has content parts");
+    const image = content.find((p) => p.type === "image_url");
+    assert.ok(image && /^data:image\/png;base64,/.test(image.image_url.url), "a PNG image part");
+    const png = Buffer.from(image.image_url.url.split(",")[1], "base64");
+    assert.deepEqual([png.readUInt32BE(16), png.readUInt32BE(20)], [8, 8], "the dropped 8x8 image");
+  });
+
+  it("8. Ctrl+Alt+Y accepts a whole proposal and Ctrl+Alt+N rejects one (with a reason), from the diff editor", async () => {
+    const c = chat();
+    await send("edit whole.py please");
+    await c.locator('.proposal-card[data-status="pending"]').waitFor({ timeout: 20_000 });
+    await modifiedLine("WHOLE_TOP = 'proposed top'").waitFor({ timeout: 15_000 });
+    await modifiedLine("WHOLE_TOP = 'proposed top'").click();
+    await shot("08a-reviewing-whole");
+    await page.keyboard.press("Control+Alt+Y");
+    await waitTurnEnds(10);
+    assert.equal(readFileSync(join(cs.ws, "whole.py"), "utf8"), WHOLE_PROPOSED, "every hunk landed");
+    await c.locator('.proposal-card[data-status="applied"]').last().waitFor({ timeout: 5_000 });
+    assert.ok(toolResults().some((t) => t.includes("whole.py: the user accepted your change")), "the model was told");
+
+    await send("edit nope.py please");
+    await c.locator('.proposal-card[data-status="pending"]').waitFor({ timeout: 20_000 });
+    await modifiedLine("NOPE_TOP = 'proposed top'").waitFor({ timeout: 15_000 });
+    await modifiedLine("NOPE_TOP = 'proposed top'").click();
+    await page.keyboard.press("Control+Alt+N");
+    // it asks why (optional); the reason goes to the model
+    const why = page.locator(".quick-input-widget input.input");
+    await why.waitFor({ state: "visible", timeout: 10_000 });
+    await why.fill("keep nope.py as it is");
+    await page.keyboard.press("Enter");
+    await waitTurnEnds(11);
+    assert.equal(readFileSync(join(cs.ws, "nope.py"), "utf8"), NOPE_PY, "nothing changed");
+    await c.locator('.proposal-card[data-status="rejected"]').last().waitFor({ timeout: 5_000 });
+    assert.ok(toolResults().some((t) => /rejected/.test(t) && t.includes("keep nope.py as it is")), "the model was told why");
+    await shot("08b-rejected-by-key");
+    // The panel at its default width in the side bar (about 300 px): nothing runs off its right
+    // edge, the cards with their diffs included (long lines scroll inside their own box).
+    const fit = await c.locator("body").evaluate(() => ({
+      width: window.innerWidth, scroll: document.documentElement.scrollWidth,
+      over: [...document.querySelectorAll(".card, .composer, .composer-row button, .hunk")]
+        .filter((e) => e.getBoundingClientRect().right > window.innerWidth + 1).map((e) => e.className),
+    }));
+    assert.ok(fit.width <= 340, `the panel is narrow here (${fit.width} px)`);
+    assert.ok(fit.scroll <= fit.width, `no horizontal scroll (${fit.scroll} > ${fit.width})`);
+    assert.deepEqual(fit.over, [], "nothing past the right edge");
   });
 });

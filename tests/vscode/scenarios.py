@@ -150,6 +150,8 @@ def _two_hunks(name: str) -> tuple[str, str]:
 TWEAK_PY, TWEAK_PROPOSED = _two_hunks("tweak")
 LENS_PY, LENS_PROPOSED = _two_hunks("lens")
 KEYS_PY, KEYS_PROPOSED = _two_hunks("keys")
+WHOLE_PY, WHOLE_PROPOSED = _two_hunks("whole")
+NOPE_PY, NOPE_PROPOSED = _two_hunks("nope")
 
 
 def review(**_kwargs):
@@ -158,6 +160,8 @@ def review(**_kwargs):
             "edit tweak.py": two_steps(Call("write_file", {"path": "tweak.py", "content": TWEAK_PROPOSED}), "Edited tweak.py."),
             "edit lens.py": two_steps(Call("write_file", {"path": "lens.py", "content": LENS_PROPOSED}), "Edited lens.py."),
             "edit keys.py": two_steps(Call("write_file", {"path": "keys.py", "content": KEYS_PROPOSED}), "Edited keys.py."),
+            "edit whole.py": two_steps(Call("write_file", {"path": "whole.py", "content": WHOLE_PROPOSED}), "Edited whole.py."),
+            "edit nope.py": two_steps(Call("write_file", {"path": "nope.py", "content": NOPE_PROPOSED}), "Edited nope.py."),
             "run two commands": two_steps(
                 Call("run_command", {"command": "echo first-approved && echo second-approved"}), "Both ran."
             ),
