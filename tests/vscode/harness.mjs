@@ -1,5 +1,6 @@
 // Helpers for the VS Code UI tests: the scripted model, code-server with the packaged
 // extension, and Chromium driven by playwright-core. Nothing here downloads anything.
+import assert from "node:assert/strict";
 import { spawn, execFileSync } from "node:child_process";
 import { createServer } from "node:net";
 import { existsSync, mkdirSync, mkdtempSync, writeFileSync, readFileSync, rmSync } from "node:fs";
@@ -164,7 +165,7 @@ export function cleanDir(dir) {
 
 /** What every suite does to the workbench of `getPage()` (called each time: suites set their
  * page in `before`): the chat panel's frame, the command palette, quick open, sending a chat
- * message, and polling for a condition. */
+ * message, the turns that ended, and polling for a condition. */
 export function workbenchHelpers(getPage) {
   const chat = () => getPage().frameLocator('iframe.webview[src*="extensionId=codeloop.codeloop"]').frameLocator("iframe#active-frame");
   async function palette(text) {
@@ -192,7 +193,12 @@ export function workbenchHelpers(getPage) {
     await input.fill(text);
     await input.press("Enter");
   }
-  return { chat, palette, runCommand, quickOpen, send, waitFor };
+  const turnEnds = () => chat().locator(".item.turnEnd");
+  /** Waits until `n` turns have ended. */
+  async function waitTurnEnds(n, timeout = 30_000) {
+    await assert.doesNotReject(turnEnds().nth(n - 1).waitFor({ timeout }), `turn ${n} did not end`);
+  }
+  return { chat, palette, runCommand, quickOpen, send, turnEnds, waitTurnEnds, waitFor };
 }
 
 /** Poll `cond` every 200 ms until it gives something truthy (returned) or `timeout` ms pass. */

@@ -24,7 +24,7 @@ const UPPER_NAMES_PY = 'names = ["ADA", "GRACE"]\nprint(names)\n';
 
 let dir, model, cs, browser, page;
 const shot = (name) => page.screenshot({ path: join(ARTIFACTS, `qf-${name}.png`) });
-const { chat, palette, waitFor } = workbenchHelpers(() => page);
+const { chat, palette, waitFor, turnEnds } = workbenchHelpers(() => page);
 const menuItem = (text) => page.locator(".action-widget .monaco-list-row", { hasText: text }).first();
 
 
@@ -67,7 +67,6 @@ async function choose(item) {
 }
 
 
-const turnEnds = () => chat().locator(".item.turnEnd");
 const userMessages = (n) => recordedRequests(model.record).map((r) => (r.body?.messages ?? []).filter((m) => m.role === "user").pop()?.content ?? "").slice(0, n);
 
 describe("codeloop code actions in VS Code", { skip, timeout: 240_000 }, () => {

@@ -31,17 +31,13 @@ const lastUserContent = () => recordedRequests(model.record).map((r) => (r.body?
 
 let dir, model, cs, browser, page;
 const shot = (name) => page.screenshot({ path: join(ARTIFACTS, `rv-${name}.png`) });
-const { chat, palette, runCommand, send, waitFor } = workbenchHelpers(() => page);
+const { chat, palette, runCommand, send, waitFor, turnEnds, waitTurnEnds } = workbenchHelpers(() => page);
 const modifiedLine = (text) => page.locator(".monaco-diff-editor .editor.modified .view-line", { hasText: text }).first();
 
 
 
 
 
-const turnEnds = () => chat().locator(".item.turnEnd");
-async function waitTurnEnds(n, timeout = 30_000) {
-  await assert.doesNotReject(turnEnds().nth(n - 1).waitFor({ timeout }), `turn ${n} did not end`);
-}
 const lines = (text) => text.split("\n");
 /** The tool results the model received, all requests. */
 const toolResults = () => recordedRequests(model.record).flatMap((r) => (r.body?.messages ?? []).filter((m) => m.role === "tool").map((m) => String(m.content)));

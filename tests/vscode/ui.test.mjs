@@ -21,15 +21,11 @@ let dir, model, cs, browser, page;
 const shot = (name) => page.screenshot({ path: join(ARTIFACTS, `${name}.png`) });
 /** An action in the chat view's title bar (New Chat, Chat History): VS Code's own buttons. */
 const viewAction = (label) => page.locator(`.part.sidebar .title-actions a.action-label[aria-label^="${label}"]`).first();
-const { chat, runCommand, quickOpen, send, waitFor } = workbenchHelpers(() => page);
+const { chat, runCommand, quickOpen, send, waitFor, turnEnds, waitTurnEnds } = workbenchHelpers(() => page);
 
 
 
 
-const turnEnds = () => chat().locator(".item.turnEnd");
-async function waitTurnEnds(n, timeout = 30_000) {
-  await assert.doesNotReject(turnEnds().nth(n - 1).waitFor({ timeout }), `turn ${n} did not end`);
-}
 
 /** Pids of the `python -m codeloop lsp` processes serving `folder` (their cwd). */
 function serverPids(folder) {
